@@ -1,0 +1,173 @@
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import type { z } from "zod";
+import { SETTINGS, type Settings } from "./settings.js";
+import { regionListSchema, type RegionConfig } from "./regions.js";
+
+export interface Config extends Settings {
+  regions: RegionConfig[];
+  /** Where the file came from, if any (for messages). */
+  configFile?: string;
+}
+
+export interface ConfigProblem {
+  /** Variable or field path, e.g. "WORKFORCE_CONCURRENCY" or "regions[1].capacity (in /etc/wf.yaml)". */
+  where: string;
+  /** What was expected and, unless secret, what was given. */
+  message: string;
+}
+
+/** Bad configuration. The daemon exits 2 on it. */
+export class ConfigError extends Error {
+  readonly code = "ConfigError";
+  constructor(readonly problems: ConfigProblem[]) {
+    super(
+      `invalid configuration:\n${problems.map((problem) => `  - ${problem.where}: ${problem.message}`).join("\n")}`,
+    );
+    this.name = "ConfigError";
+  }
+}
+
+export interface LoadOptions {
+  /** Environment to read (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Regions used when neither the file nor WORKFORCE_REGIONS gives any (e.g. the embedded demo). */
+  defaultRegions?: unknown[];
+  /** Skip the "at least one region" rule (for commands like `plan` and `push`). */
+  regionsOptional?: boolean;
+}
+
+const FILE_ENV = "WORKFORCE_CONFIG";
+/** Field names whose values are never echoed back. */
+const SECRET_FIELD = /connectionstring|key|secret|token|password|sas/i;
+const REGIONS_ENV = "WORKFORCE_REGIONS";
+
+function describeValue(value: unknown): string {
+  if (value === undefined) return "nothing";
+  const text = typeof value === "string" ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.map((part) => (typeof part === "number" ? `[${part}]` : `.${String(part)}`)).join("");
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let current: unknown = root;
+  for (const part of path) {
+    if (current === null || typeof current !== "object") return undefined;
+    current = (current as Record<PropertyKey, unknown>)[part];
+  }
+  return current;
+}
+
+function issueMessages(
+  error: z.ZodError,
+  input: unknown,
+  where: (path: string) => string,
+  secret: boolean,
+): ConfigProblem[] {
+  return error.issues.map((issue) => {
+    const hidden = secret || issue.path.some((part) => SECRET_FIELD.test(String(part)));
+    const given = hidden ? "" : `; given ${describeValue(valueAt(input, issue.path))}`;
+    return { where: where(formatPath(issue.path)), message: `${issue.message}${given}` };
+  });
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new ConfigError([
+      { where: FILE_ENV, message: `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? error}` },
+    ]);
+  }
+  let parsed: unknown;
+  try {
+    // YAML is a superset of JSON, so one parser serves both.
+    parsed = parseYaml(text);
+  } catch (error) {
+    throw new ConfigError([{ where: path, message: `not valid YAML or JSON: ${(error as Error).message}` }]);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new ConfigError([{ where: path, message: `expected a mapping of settings; given ${describeValue(parsed)}` }]);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * Settings come from an optional file (WORKFORCE_CONFIG, YAML or JSON) and from WORKFORCE_* variables;
+ * a variable overrides the file. Every problem is collected, then reported at once.
+ */
+export function loadConfig(options: LoadOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const filePath = env[FILE_ENV] || undefined;
+  const file = filePath ? readConfigFile(filePath) : {};
+  const problems: ConfigProblem[] = [];
+  const settings: Record<string, unknown> = {};
+
+  const knownKeys = new Set<string>([...SETTINGS.map((spec) => spec.key), "regions"]);
+  for (const key of Object.keys(file)) {
+    if (!knownKeys.has(key)) {
+      problems.push({
+        where: `${key} (in ${filePath})`,
+        message: `unknown setting; expected one of ${[...knownKeys].join(", ")}`,
+      });
+    }
+  }
+
+  for (const spec of SETTINGS) {
+    const fromEnv = env[spec.env];
+    const useEnv = fromEnv !== undefined && fromEnv !== "";
+    const raw = useEnv ? fromEnv : file[spec.key];
+    if (raw === undefined || raw === null) {
+      settings[spec.key] = spec.default;
+      continue;
+    }
+    const result = (spec.schema as z.ZodType).safeParse(raw);
+    if (result.success) {
+      settings[spec.key] = result.data;
+    } else {
+      const where = useEnv ? spec.env : `${spec.key} (in ${filePath})`;
+      const detail = result.error.issues.map((issue) => issue.message).join("; ");
+      const given = spec.secret ? "" : `; given ${describeValue(raw)}`;
+      problems.push({ where, message: `${detail}${given}` });
+    }
+  }
+
+  let regionsInput: unknown = file.regions;
+  let regionsWhere = (path: string) => `regions${path} (in ${filePath})`;
+  const regionsEnv = env[REGIONS_ENV];
+  if (regionsEnv) {
+    regionsWhere = (path: string) => `${REGIONS_ENV}${path}`;
+    try {
+      regionsInput = JSON.parse(regionsEnv);
+    } catch (error) {
+      problems.push({ where: REGIONS_ENV, message: `expected a JSON array of regions: ${(error as Error).message}` });
+      regionsInput = undefined;
+    }
+  }
+  if (regionsInput === undefined && options.defaultRegions) {
+    regionsInput = options.defaultRegions;
+    regionsWhere = (path: string) => `default regions${path}`;
+  }
+
+  let regions: RegionConfig[] = [];
+  if (regionsInput === undefined) {
+    if (!options.regionsOptional) {
+      problems.push({
+        where: REGIONS_ENV,
+        message: `no regions: set ${REGIONS_ENV} (JSON) or "regions" in the file named by ${FILE_ENV}`,
+      });
+    }
+  } else {
+    const result = regionListSchema.safeParse(regionsInput);
+    if (result.success) regions = result.data;
+    else problems.push(...issueMessages(result.error, regionsInput, regionsWhere, false));
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { ...(settings as Settings), regions, ...(filePath ? { configFile: filePath } : {}) };
+}

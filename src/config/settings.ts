@@ -1,0 +1,219 @@
+import { z } from "zod";
+
+/**
+ * Every scalar setting of the daemon, once: its environment variable, its key in the config file, its
+ * schema, default and meaning. The loader, the README's settings table and the Helm chart's wiring test are
+ * all derived from this list, so they cannot drift apart.
+ */
+export interface SettingSpec<S extends z.ZodType = z.ZodType> {
+  /** Key in the config file and in the parsed Settings object. */
+  key: string;
+  /** Environment variable that overrides the file. */
+  env: string;
+  schema: S;
+  /** Default, already in parsed form; undefined means "unset". */
+  default?: z.output<S>;
+  description: string;
+  /** Never echoed in errors, logs or metrics. */
+  secret?: boolean;
+}
+
+const boolFromEnv = z.union([
+  z.boolean(),
+  z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) => v === "true" || v === "1" || v === "yes"),
+]);
+const int = (min: number) => z.coerce.number().int().min(min);
+const seconds = (min: number) => z.coerce.number().min(min);
+
+// Overloads keep the key literal and remember whether a default exists, so Settings below is exact.
+function setting<const K extends string, S extends z.ZodType>(
+  spec: SettingSpec<S> & { key: K; default: z.output<S> },
+): SettingSpec<S> & { key: K; default: z.output<S> };
+function setting<const K extends string, S extends z.ZodType>(
+  spec: SettingSpec<S> & { key: K; default?: undefined },
+): SettingSpec<S> & { key: K; default?: undefined };
+function setting(spec: SettingSpec): SettingSpec {
+  return spec;
+}
+
+export const SETTINGS = [
+  setting({
+    key: "queue",
+    env: "WORKFORCE_QUEUE",
+    schema: z.string().min(1),
+    description:
+      "Task queue: `ACCOUNT/QUEUE` (Storage), `sb://NAMESPACE/QUEUE` (Service Bus), a queue URL, or a bare queue name with WORKFORCE_QUEUE_CONNECTION_STRING.",
+  }),
+  setting({
+    key: "queueConnectionString",
+    env: "WORKFORCE_QUEUE_CONNECTION_STRING",
+    schema: z.string().min(1),
+    secret: true,
+    description: "Connection string for the task queue (Storage or Service Bus). Without it, Azure AD is used.",
+  }),
+  setting({
+    key: "concurrency",
+    env: "WORKFORCE_CONCURRENCY",
+    schema: int(1),
+    default: 1,
+    description: "Tasks one worker runs at once (ai4s-jobq's `--num-workers`).",
+  }),
+  setting({
+    key: "policy",
+    env: "WORKFORCE_POLICY",
+    schema: z.enum(["step", "proportional"]),
+    default: "step",
+    description: "Built-in scaling policy: `step` (ai4s-jobq's) or `proportional` (ceil(queue / concurrency)).",
+  }),
+  setting({
+    key: "policyModule",
+    env: "WORKFORCE_POLICY_MODULE",
+    schema: z.string().min(1),
+    description: "Path of an ES module exporting a custom policy function; replaces WORKFORCE_POLICY.",
+  }),
+  setting({
+    key: "maxWorkers",
+    env: "WORKFORCE_MAX_WORKERS",
+    schema: int(0),
+    default: 50000,
+    description: "Ceiling on active workers (running + pending) over all regions.",
+  }),
+  setting({
+    key: "minWorkers",
+    env: "WORKFORCE_MIN_WORKERS",
+    schema: int(0),
+    default: 0,
+    description: "Floor on the target while the queue is non-empty.",
+  }),
+  setting({
+    key: "rampFactor",
+    env: "WORKFORCE_RAMP_FACTOR",
+    schema: z.coerce.number().positive(),
+    default: 10,
+    description: "The target never exceeds rampFactor x (running + 1).",
+  }),
+  setting({
+    key: "scaleDownDelaySeconds",
+    env: "WORKFORCE_SCALE_DOWN_DELAY_SECONDS",
+    schema: seconds(0),
+    default: 300,
+    description: "Shrink only to the highest target seen in this window (growing is immediate).",
+  }),
+  setting({
+    key: "intervalSeconds",
+    env: "WORKFORCE_INTERVAL_SECONDS",
+    schema: z.coerce.number().positive(),
+    default: 60,
+    description: "Time between reconcile ticks.",
+  }),
+  setting({
+    key: "jitter",
+    env: "WORKFORCE_JITTER",
+    schema: z.coerce.number().min(0).max(1),
+    default: 0.1,
+    description: "Random spread of the interval, as a fraction (0.1 = +/-10%).",
+  }),
+  setting({
+    key: "callTimeoutSeconds",
+    env: "WORKFORCE_CALL_TIMEOUT_SECONDS",
+    schema: z.coerce.number().positive(),
+    default: 30,
+    description: "Deadline of each queue or region call within a tick.",
+  }),
+  setting({
+    key: "readConcurrency",
+    env: "WORKFORCE_READ_CONCURRENCY",
+    schema: int(1),
+    default: 16,
+    description: "Regions observed at once.",
+  }),
+  setting({
+    key: "staleTicks",
+    env: "WORKFORCE_STALE_TICKS",
+    schema: int(0),
+    default: 3,
+    description: "Ticks a region's last good observation may stand in for a failed read (no hires meanwhile).",
+  }),
+  setting({
+    key: "dryRun",
+    env: "WORKFORCE_DRY_RUN",
+    schema: boolFromEnv,
+    default: false,
+    description: "Plan and log, but hire, cancel and drain nothing.",
+  }),
+  setting({
+    key: "drainOperation",
+    env: "WORKFORCE_DRAIN_OPERATION",
+    schema: z.enum(["graceful-downscale", "do-not-accept-new-tasks"]),
+    default: "graceful-downscale",
+    description:
+      "Control message sent to drain a worker over the back channel (see 'Graceful downscale' for what Python workers do with each).",
+  }),
+  setting({
+    key: "drainTimeoutSeconds",
+    env: "WORKFORCE_DRAIN_TIMEOUT_SECONDS",
+    schema: seconds(1),
+    default: 3600,
+    description: "How long a drain request counts as in flight before the worker may be asked again.",
+  }),
+  setting({
+    key: "controlMessageTtlSeconds",
+    env: "WORKFORCE_CONTROL_MESSAGE_TTL_SECONDS",
+    schema: seconds(1),
+    default: 120,
+    description: "Time-to-live of control messages: one nobody takes must not stop a worker hired later.",
+  }),
+  setting({
+    key: "stateConnectionString",
+    env: "WORKFORCE_STATE_CONNECTION_STRING",
+    schema: z.string().min(1),
+    secret: true,
+    description:
+      "Storage connection string for the daemon's own state (drain ledger, leader lease). Defaults to the queue's storage account.",
+  }),
+  setting({
+    key: "stateContainer",
+    env: "WORKFORCE_STATE_CONTAINER",
+    schema: z.string().min(3),
+    default: "workforce-autoscaler",
+    description: "Blob container for the drain ledger and the leader lease.",
+  }),
+  setting({
+    key: "leaderElection",
+    env: "WORKFORCE_LEADER_ELECTION",
+    schema: boolFromEnv,
+    default: false,
+    description: "Hold a blob lease so that only one replica acts (for replicas > 1).",
+  }),
+  setting({
+    key: "metricsPort",
+    env: "WORKFORCE_METRICS_PORT",
+    schema: int(0).max(65535),
+    default: 9464,
+    description: "Port of /metrics, /healthz and /readyz (0 = any free port).",
+  }),
+  setting({
+    key: "metricsHost",
+    env: "WORKFORCE_METRICS_HOST",
+    schema: z.string().min(1),
+    default: "0.0.0.0",
+    description: "Address the metrics server binds to.",
+  }),
+  setting({
+    key: "logLevel",
+    env: "WORKFORCE_LOG_LEVEL",
+    schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+    default: "info",
+    description: "pino log level.",
+  }),
+] as const;
+
+type SettingsList = typeof SETTINGS;
+type SpecOf<K extends SettingsList[number]["key"]> = Extract<SettingsList[number], { key: K }>;
+
+/** The parsed scalar settings. Keys without a default may be undefined. */
+export type Settings = {
+  [K in SettingsList[number]["key"]]: SpecOf<K> extends { default: NonNullable<unknown> }
+    ? z.output<SpecOf<K>["schema"]>
+    : z.output<SpecOf<K>["schema"]> | undefined;
+};

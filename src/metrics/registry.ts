@@ -1,0 +1,171 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/**
+ * The daemon's metrics. Names and labels are a contract with the Grafana dashboard and the alerts in
+ * deploy/: change them only together. One instance per process, passed in (never a global), so tests can
+ * read it.
+ */
+export interface WorkforceMetrics {
+  registry: Registry;
+  queueDepth: Gauge;
+  queueReadErrors: Counter;
+  targetWorkers: Gauge;
+  /** Target before scale-down stabilization: shows what the policy wants right now. */
+  desiredWorkers: Gauge;
+  workers: Gauge<"region" | "state">;
+  regionCapacity: Gauge<"region">;
+  /** Seconds since the region's observation was read (0 when fresh; grows while a stale one stands in). */
+  regionObservationAge: Gauge<"region">;
+  hired: Counter<"region">;
+  cancelled: Counter<"region">;
+  drainRequests: Counter<"region">;
+  regionErrors: Counter<"region" | "operation">;
+  reconcileDuration: Histogram;
+  reconcilePhaseDuration: Histogram<"phase">;
+  reconcileTotal: Counter<"outcome">;
+  lastReconcileSuccess: Gauge;
+  dryRun: Gauge;
+  isLeader: Gauge;
+  info: Gauge<"version" | "policy" | "queue">;
+}
+
+export const WORKER_STATES = ["running", "pending", "draining"] as const;
+export type WorkerState = (typeof WORKER_STATES)[number];
+
+/** Operations a region error is counted under. */
+export const REGION_OPERATIONS = ["observe", "hire", "cancel", "drain"] as const;
+export type RegionOperation = (typeof REGION_OPERATIONS)[number];
+
+/** Outcomes of a tick: ok, degraded (some region failed or held), held (queue unreadable), error. */
+export const RECONCILE_OUTCOMES = ["ok", "degraded", "held", "error"] as const;
+export type ReconcileOutcome = (typeof RECONCILE_OUTCOMES)[number];
+
+export interface MetricsOptions {
+  registry?: Registry;
+  /** Node process metrics (CPU, memory, event loop); on by default. */
+  processMetrics?: boolean;
+}
+
+export function createMetrics(options: MetricsOptions = {}): WorkforceMetrics {
+  const registry = options.registry ?? new Registry();
+  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: "workforce_process_" });
+  const registers = [registry];
+
+  const metrics: WorkforceMetrics = {
+    registry,
+    queueDepth: new Gauge({
+      name: "workforce_queue_depth",
+      help: "Tasks waiting or in flight in the task queue, at the last successful read.",
+      registers,
+    }),
+    queueReadErrors: new Counter({
+      name: "workforce_queue_read_errors_total",
+      help: "Failed reads of the queue depth (the tick then holds: no hire, no shrink).",
+      registers,
+    }),
+    targetWorkers: new Gauge({
+      name: "workforce_target_workers",
+      help: "Active workers (running + pending) the controller aims for, after stabilization.",
+      registers,
+    }),
+    desiredWorkers: new Gauge({
+      name: "workforce_desired_workers",
+      help: "Active workers the policy asks for this tick, before scale-down stabilization.",
+      registers,
+    }),
+    workers: new Gauge({
+      name: "workforce_workers",
+      help: "Workers by region and state (running, pending, draining).",
+      labelNames: ["region", "state"] as const,
+      registers,
+    }),
+    regionCapacity: new Gauge({
+      name: "workforce_region_capacity",
+      help: "Workers the region can still place (may be negative when over-committed).",
+      labelNames: ["region"] as const,
+      registers,
+    }),
+    regionObservationAge: new Gauge({
+      name: "workforce_region_observation_age_seconds",
+      help: "Age of the region observation used by the last tick (0 when read fresh).",
+      labelNames: ["region"] as const,
+      registers,
+    }),
+    hired: new Counter({
+      name: "workforce_hired_total",
+      help: "Workers hired (jobs submitted or processes started).",
+      labelNames: ["region"] as const,
+      registers,
+    }),
+    cancelled: new Counter({
+      name: "workforce_cancelled_total",
+      help: "Pending workers cancelled.",
+      labelNames: ["region"] as const,
+      registers,
+    }),
+    drainRequests: new Counter({
+      name: "workforce_drain_requests_total",
+      help: "Running workers asked to finish their task and leave.",
+      labelNames: ["region"] as const,
+      registers,
+    }),
+    regionErrors: new Counter({
+      name: "workforce_region_errors_total",
+      help: "Failed region calls by operation (observe, hire, cancel, drain).",
+      labelNames: ["region", "operation"] as const,
+      registers,
+    }),
+    reconcileDuration: new Histogram({
+      name: "workforce_reconcile_duration_seconds",
+      help: "Duration of a whole reconcile tick.",
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers,
+    }),
+    reconcilePhaseDuration: new Histogram({
+      name: "workforce_reconcile_phase_duration_seconds",
+      help: "Duration of each tick phase (observe, decide, act).",
+      labelNames: ["phase"] as const,
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers,
+    }),
+    reconcileTotal: new Counter({
+      name: "workforce_reconcile_total",
+      help: "Reconcile ticks by outcome (ok, degraded, held, error).",
+      labelNames: ["outcome"] as const,
+      registers,
+    }),
+    lastReconcileSuccess: new Gauge({
+      name: "workforce_last_reconcile_success_timestamp_seconds",
+      help: "Unix time of the last tick that read the queue and acted (or planned, in dry-run).",
+      registers,
+    }),
+    dryRun: new Gauge({
+      name: "workforce_dry_run",
+      help: "1 when the daemon plans but does not act.",
+      registers,
+    }),
+    isLeader: new Gauge({
+      name: "workforce_leader",
+      help: "1 when this replica holds the leader lease (always 1 without leader election).",
+      registers,
+    }),
+    info: new Gauge({
+      name: "workforce_info",
+      help: "Build and configuration facts, value 1.",
+      labelNames: ["version", "policy", "queue"] as const,
+      registers,
+    }),
+  };
+  // Counters that dashboards rate() must exist from the start, even at zero.
+  for (const outcome of RECONCILE_OUTCOMES) metrics.reconcileTotal.inc({ outcome }, 0);
+  return metrics;
+}
+
+/** Make every per-region series exist at zero, so rate() and absent() behave from the first scrape. */
+export function initRegionSeries(metrics: WorkforceMetrics, region: string): void {
+  for (const state of WORKER_STATES) metrics.workers.set({ region, state }, 0);
+  metrics.hired.inc({ region }, 0);
+  metrics.cancelled.inc({ region }, 0);
+  metrics.drainRequests.inc({ region }, 0);
+  for (const operation of REGION_OPERATIONS) metrics.regionErrors.inc({ region, operation }, 0);
+}

@@ -1,0 +1,27 @@
+import { z } from "zod";
+import { regionCommonShape } from "../common-config.js";
+
+/** Workers are processes on this machine, started from an argv template (no shell). */
+export const localRegionSchema = z
+  .object({
+    ...regionCommonShape,
+    kind: z.literal("local"),
+    /** How many workers this machine may run at once. */
+    capacity: z.number().int().min(0),
+    /**
+     * argv of one worker. Placeholders: {queue}, {concurrency}, {workerId}, {node} (this Node binary),
+     * {workforce} (this package's CLI entry).
+     */
+    command: z.array(z.string().min(1)).min(1),
+    /** Where PID files and worker state live; a restarted daemon finds its workers here. */
+    stateDir: z.string().min(1),
+    /** Signal that asks a running worker to finish its task and leave. */
+    drainSignal: z.string().regex(/^SIG[A-Z0-9]+$/, "a signal name such as SIGINT").default("SIGINT"),
+    /** Extra environment for workers. */
+    env: z.record(z.string(), z.string()).default({}),
+    /** Simulated node start-up: a hired worker stays pending this long before its process starts. */
+    startupDelaySeconds: z.number().min(0).default(0),
+  })
+  .strict();
+
+export type LocalRegionConfig = z.output<typeof localRegionSchema>;

@@ -1,0 +1,64 @@
+/**
+ * A region is one place where workers run: an AzureML workspace + cluster + experiment, or this machine.
+ * Adapters translate; they never decide how many workers there should be (that is src/policy's job).
+ */
+
+/** What a region looks like right now. */
+export interface RegionObservation {
+  /** Workers executing, not asked to leave. These are the ones a drain may target. */
+  running: number;
+  /** Workers hired but not yet running (queued, preparing, starting...). Cancelling one loses no work. */
+  pending: number;
+  /** Running workers already asked to finish their task and leave. Neither capacity nor surplus. */
+  draining: number;
+  /** How many more workers the region can place now (may be negative when over-committed). */
+  capacity: number;
+}
+
+/** Every call takes a signal: the controller time-boxes each one. */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+export interface HireResult {
+  /** Workers actually submitted. */
+  hired: number;
+  /** Errors met on the way (the rest of the batch may have gone through). */
+  errors: Error[];
+}
+
+export interface CancelResult {
+  cancelled: number;
+  errors: Error[];
+}
+
+export interface DrainResult {
+  /** Drain requests delivered (signals sent, or control messages accepted by the broker). */
+  drained: number;
+  errors: Error[];
+}
+
+export interface Region {
+  readonly name: string;
+  /** The adapter's kind, e.g. "local" or "azureml". */
+  readonly kind: string;
+  /** Relative share when spreading hires (default 1). */
+  readonly weight: number;
+  /** Optional per-region ceiling on active workers. */
+  readonly maxWorkers?: number;
+
+  observe(options?: CallOptions): Promise<RegionObservation>;
+  /** Start `count` new workers. */
+  hire(count: number, options?: CallOptions): Promise<HireResult>;
+  /** Cancel up to `count` workers that have not started work (oldest / least advanced first). */
+  cancelPending(count: number, options?: CallOptions): Promise<CancelResult>;
+  /** Ask up to `count` running workers to finish the task in hand and leave. Never the same worker twice. */
+  drain(count: number, options?: CallOptions): Promise<DrainResult>;
+  /**
+   * Stop up to `count` running workers at once, losing the task in hand. Only for an operator's explicit
+   * `lay-off --cancel-running`; the controller never calls it.
+   */
+  cancelRunning?(count: number, options?: CallOptions): Promise<CancelResult>;
+  /** Release connections, timers, child handles. */
+  close?(): Promise<void>;
+}

@@ -1,0 +1,1 @@
+export { startAzurite, AZURITE_ACCOUNT, AZURITE_KEY, type AzuriteInstance } from "../../src/demo/azurite.js";

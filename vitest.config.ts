@@ -1,0 +1,15 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Integration tests start servers and child processes; two cores here, so keep the pool small.
+    maxWorkers: 2,
+    env: {
+      // Never let DefaultAzureCredential probe the instance-metadata address.
+      AZURE_TOKEN_CREDENTIALS: "EnvironmentCredential",
+    },
+  },
+});
