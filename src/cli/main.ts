@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Command, CommanderError } from "commander";
+import { ConfigError } from "../config/load.js";
+import { redactText } from "../logging/logger.js";
+import { packageVersion } from "./version.js";
+
+/** Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage. */
+export const EXIT_CONFIG = 2;
+
+/**
+ * Each command lives in src/cli/commands/<name>.ts and exports a `register` function; add one import
+ * and one line below to plug a new command in.
+ */
+export function buildProgram(): Command {
+  const program = new Command()
+    .name("workforce")
+    .description("Keeps a fleet of batch workers sized to the work waiting in a queue, across regions.")
+    .version(packageVersion())
+    .showHelpAfterError()
+    .exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version come through here with exit code 0.
+      return error.exitCode === 0 ? 0 : EXIT_CONFIG;
+    }
+    if (error instanceof ConfigError) {
+      process.stderr.write(`workforce: ${error.message}\n`);
+      return EXIT_CONFIG;
+    }
+    process.stderr.write(`workforce: ${redactText((error as Error)?.message ?? String(error))}\n`);
+    return 1;
+  }
+}
+
+// Run when executed directly (not when imported by tests or the library).
+function isEntryPoint(): boolean {
+  if (!process.argv[1]) return false;
+  try {
+    // npm's bin shim is a symlink: compare real paths.
+    return realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  main(process.argv).then((code) => process.exit(code));
+}
