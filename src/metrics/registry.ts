@@ -48,7 +48,14 @@ export interface MetricsOptions {
 
 export function createMetrics(options: MetricsOptions = {}): WorkforceMetrics {
   const registry = options.registry ?? new Registry();
-  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: "workforce_process_" });
+  if (options.processMetrics ?? true) {
+    collectDefaultMetrics({ register: registry, prefix: "workforce_process_" });
+    // prom-client's gauges named *_total break Prometheus naming rules (`promtool check metrics` rejects
+    // them); the per-type gauges without the suffix carry the same counts.
+    for (const kind of ["handles", "requests", "resources"]) {
+      registry.removeSingleMetric(`workforce_process_nodejs_active_${kind}_total`);
+    }
+  }
   const registers = [registry];
 
   const metrics: WorkforceMetrics = {
