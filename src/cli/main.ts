@@ -5,6 +5,13 @@ import { Command, CommanderError } from "commander";
 import { ConfigError } from "../config/load.js";
 import { redactText } from "../logging/logger.js";
 import { packageVersion } from "./version.js";
+import { register as registerRun } from "./commands/run.js";
+import { register as registerOnce } from "./commands/once.js";
+import { register as registerStatus } from "./commands/status.js";
+import { register as registerPlan } from "./commands/plan.js";
+import { register as registerWorkforceOps } from "./commands/workforce-ops.js";
+import { register as registerPush } from "./commands/push.js";
+import { register as registerWorker } from "./commands/worker.js";
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage. */
 export const EXIT_CONFIG = 2;
@@ -20,6 +27,13 @@ export function buildProgram(): Command {
     .version(packageVersion())
     .showHelpAfterError()
     .exitOverride();
+  registerRun(program);
+  registerOnce(program);
+  registerStatus(program);
+  registerPlan(program);
+  registerWorkforceOps(program);
+  registerPush(program);
+  registerWorker(program);
   return program;
 }
 

@@ -1,0 +1,63 @@
+import type { Command } from "commander";
+import { BUILTIN_POLICIES } from "../../controller/policy-loader.js";
+import { rampLimit, stepSize } from "../../policy/step.js";
+import { parseCount } from "../context.js";
+
+/** `workforce plan`: the policy alone, no I/O. What would the target be for this state of the world? */
+export function register(program: Command): void {
+  program
+    .command("plan")
+    .description("Print the target the policy gives for a queue and workforce (no I/O)")
+    .requiredOption("--queue <n>", "tasks in the queue (waiting + in flight)")
+    .requiredOption("--running <n>", "workers running now")
+    .option("--concurrency <n>", "tasks one worker runs at once", "1")
+    .option("--pending <n>", "workers hired but not running yet", "0")
+    .option("--max <n>", "maxWorkers cap", "50000")
+    .option("--min <n>", "minWorkers floor while the queue is non-empty", "0")
+    .option("--ramp-factor <n>", "target <= ramp factor x (running + 1)", "10")
+    .option("--policy <name>", "step | proportional", "step")
+    .option("--json", "print JSON")
+    .action((options: Record<string, string | boolean | undefined>) => {
+      const policyName = String(options.policy);
+      const policy = BUILTIN_POLICIES[policyName as keyof typeof BUILTIN_POLICIES];
+      if (!policy) throw new Error(`--policy must be one of ${Object.keys(BUILTIN_POLICIES).join(", ")}; given "${policyName}"`);
+      const concurrency = parseCount(String(options.concurrency), "--concurrency");
+      if (concurrency < 1) throw new Error("--concurrency must be >= 1");
+      const rampFactor = Number(options.rampFactor);
+      if (!(rampFactor > 0)) throw new Error(`--ramp-factor must be a number > 0; given ${JSON.stringify(options.rampFactor)}`);
+      const input = {
+        queueDepth: parseCount(String(options.queue), "--queue"),
+        concurrency,
+        running: parseCount(String(options.running), "--running"),
+        pending: parseCount(String(options.pending), "--pending"),
+        maxWorkers: parseCount(String(options.max), "--max"),
+        minWorkers: parseCount(String(options.min), "--min"),
+        rampFactor,
+      };
+      const target = policy(input);
+      const active = input.running + input.pending;
+      const delta = target - active;
+      const result = {
+        policy: policyName,
+        target,
+        delta,
+        action: delta > 0 ? `hire ${delta}` : delta < 0 ? `shrink by ${-delta} (pending first; running only if surplus)` : "none",
+        limits: {
+          ramp: rampLimit(input),
+          step: policyName === "step" ? stepSize(Math.floor(input.queueDepth / concurrency)) : undefined,
+          queue: input.queueDepth,
+          maxWorkers: input.maxWorkers,
+        },
+        input,
+      };
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      } else {
+        process.stdout.write(
+          `target ${target} (${policyName}; ramp limit ${result.limits.ramp}` +
+            `${result.limits.step !== undefined ? `, step ${result.limits.step}` : ""}, queue ${input.queueDepth}, max ${input.maxWorkers})\n` +
+            `active ${active} (running ${input.running}, pending ${input.pending}) -> ${result.action}\n`,
+        );
+      }
+    });
+}

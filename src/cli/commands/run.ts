@@ -1,0 +1,19 @@
+import type { Command } from "commander";
+import { startDaemon } from "../../controller/daemon.js";
+import { createLogger } from "../../logging/logger.js";
+import { cliConfig } from "../context.js";
+
+/** `workforce run`: the daemon. SIGTERM/SIGINT finish the tick in flight, then exit 0. */
+export function register(program: Command): void {
+  program
+    .command("run")
+    .description("Run the autoscaler daemon (configured by WORKFORCE_* variables and WORKFORCE_CONFIG)")
+    .option("--dry-run", "plan and log, but act on nothing")
+    .action(async (options: { dryRun?: boolean }) => {
+      const config = cliConfig();
+      if (options.dryRun) config.dryRun = true;
+      const logger = createLogger({ level: config.logLevel });
+      const daemon = await startDaemon({ config, logger, handleSignals: true });
+      await daemon.done;
+    });
+}

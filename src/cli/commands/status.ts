@@ -1,0 +1,59 @@
+import type { Command } from "commander";
+import type { TickReport } from "../../controller/reconciler.js";
+import { cliConfig, cliLogger, withWorkforce } from "../context.js";
+
+function pad(value: string | number, width: number): string {
+  return String(value).padStart(width);
+}
+
+/** A human-readable status: one row per region, the queue, and what the next tick would do. */
+export function formatStatus(report: TickReport): string {
+  const lines: string[] = [];
+  const { snapshot, plan } = report;
+  lines.push(
+    snapshot.queue.depth !== undefined ? `queue depth: ${snapshot.queue.depth}` : `queue depth: UNKNOWN (${snapshot.queue.error})`,
+  );
+  const header = `${"REGION".padEnd(20)}${pad("RUNNING", 9)}${pad("PENDING", 9)}${pad("DRAINING", 10)}${pad("CAPACITY", 10)}  NEXT TICK`;
+  lines.push(header);
+  for (const reading of snapshot.regions) {
+    const o = reading.observation;
+    const regionPlan = plan.regions.find((candidate) => candidate.region === reading.name);
+    const actions = regionPlan
+      ? [
+          regionPlan.hire ? `hire ${regionPlan.hire}` : "",
+          regionPlan.cancel ? `cancel ${regionPlan.cancel}` : "",
+          regionPlan.drain ? `drain ${regionPlan.drain}` : "",
+        ].filter(Boolean)
+      : [];
+    const note = reading.error ? ` [read failed: ${reading.error}${o ? `; using a reading ${reading.ageTicks} tick(s) old` : ""}]` : "";
+    lines.push(
+      `${reading.name.padEnd(20)}${pad(o?.running ?? "?", 9)}${pad(o?.pending ?? "?", 9)}${pad(o?.draining ?? "?", 10)}${pad(o?.capacity ?? "?", 10)}  ${actions.join(", ") || "nothing"}${note}`,
+    );
+  }
+  lines.push(
+    plan.hold
+      ? `next tick: hold (${plan.hold})`
+      : `next tick: want ${plan.desired}, shrink floor ${plan.target}, active ${plan.totals.running + plan.totals.pending}, surplus ${plan.surplus}`,
+  );
+  return `${lines.join("\n")}\n`;
+}
+
+export function register(program: Command): void {
+  program
+    .command("status")
+    .description("Show each region's workers, the queue depth, and what the next tick would do (acts on nothing)")
+    .option("--json", "print JSON")
+    .action(async (options: { json?: boolean }) => {
+      const config = cliConfig();
+      const logger = cliLogger(config, "warn");
+      const report = await withWorkforce(config, logger, (workforce) => workforce.reconciler.preview(), { dryRun: true });
+      if (options.json) {
+        process.stdout.write(
+          `${JSON.stringify({ queue: report.snapshot.queue, regions: report.snapshot.regions, plan: report.plan }, null, 2)}\n`,
+        );
+      } else {
+        process.stdout.write(formatStatus(report));
+      }
+      if (report.snapshot.queue.depth === undefined) process.exitCode = 1;
+    });
+}

@@ -1,0 +1,43 @@
+import { loadConfig, type Config, type LoadOptions } from "../config/load.js";
+import { createLogger, type Logger } from "../logging/logger.js";
+import { buildWorkforce, type Workforce } from "../controller/workforce.js";
+import type { Region } from "../regions/types.js";
+
+/** Load and validate config for a CLI command (a ConfigError makes main exit 2). */
+export function cliConfig(options: LoadOptions = {}): Config {
+  return loadConfig(options);
+}
+
+/** Logs of one-shot commands go to stderr, so stdout stays clean for tables and JSON. */
+export function cliLogger(config: Pick<Config, "logLevel">, level?: string): Logger {
+  return createLogger({ level: level ?? config.logLevel, destination: process.stderr });
+}
+
+/** Build the workforce for a one-shot command, run `fn`, and always release connections. */
+export async function withWorkforce<T>(
+  config: Config,
+  logger: Logger,
+  fn: (workforce: Workforce) => Promise<T>,
+  options: { dryRun?: boolean } = {},
+): Promise<T> {
+  const workforce = await buildWorkforce(config, { logger, ...options });
+  try {
+    return await fn(workforce);
+  } finally {
+    await workforce.close();
+  }
+}
+
+export function findRegion(workforce: Workforce, name: string): Region {
+  const region = workforce.regions.find((candidate) => candidate.name === name);
+  if (!region) {
+    throw new Error(`no region named "${name}"; configured: ${workforce.regions.map((r) => r.name).join(", ")}`);
+  }
+  return region;
+}
+
+export function parseCount(value: string, what = "count"): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 0) throw new Error(`${what} must be a whole number >= 0; given ${JSON.stringify(value)}`);
+  return parsed;
+}

@@ -1,0 +1,75 @@
+import pLimit from "p-limit";
+import type { Region } from "../regions/types.js";
+import type { Plan, RegionPlan } from "../policy/decide.js";
+import type { Logger } from "../logging/logger.js";
+import type { RegionOperation } from "../metrics/registry.js";
+import { withDeadline } from "./deadline.js";
+import { describeError } from "./snapshot.js";
+
+export interface RegionOutcome {
+  region: string;
+  hired: number;
+  cancelled: number;
+  drained: number;
+  errors: Array<{ operation: RegionOperation; message: string }>;
+}
+
+export interface ActOptions {
+  /** Deadline of one region's whole action (hires of many workers take a while). */
+  actTimeoutMs: number;
+  concurrency: number;
+  dryRun: boolean;
+  logger: Logger;
+  signal?: AbortSignal;
+}
+
+function emptyOutcome(region: string): RegionOutcome {
+  return { region, hired: 0, cancelled: 0, drained: 0, errors: [] };
+}
+
+/**
+ * Carry out a plan, region by region and independently: one region's failure or slowness does not touch
+ * the others. Within a region: cancel pending workers first, then drain, then hire.
+ */
+export async function carryOut(plan: Plan, regions: readonly Region[], options: ActOptions): Promise<RegionOutcome[]> {
+  const byName = new Map(regions.map((region) => [region.name, region]));
+  const limit = pLimit(options.concurrency);
+  return Promise.all(
+    plan.regions.map((regionPlan) =>
+      limit(async () => {
+        const region = byName.get(regionPlan.region);
+        if (!region || options.dryRun || plan.hold) return emptyOutcome(regionPlan.region);
+        return actOnRegion(region, regionPlan, options);
+      }),
+    ),
+  );
+}
+
+async function actOnRegion(region: Region, plan: RegionPlan, options: ActOptions): Promise<RegionOutcome> {
+  const outcome = emptyOutcome(region.name);
+  const log = options.logger.child({ region: region.name });
+  const step = async (
+    operation: RegionOperation,
+    count: number,
+    call: (signal: AbortSignal) => Promise<{ errors: Error[]; hired?: number; cancelled?: number; drained?: number }>,
+    field: "hired" | "cancelled" | "drained",
+  ) => {
+    if (count <= 0) return;
+    try {
+      const result = await withDeadline(`region ${region.name} ${operation}`, options.actTimeoutMs, call, options.signal);
+      const done = Number(result[field] ?? 0);
+      outcome[field] = Number.isFinite(done) ? done : 0;
+      for (const error of result.errors ?? []) outcome.errors.push({ operation, message: describeError(error) });
+      if (outcome[field] < count || (result.errors?.length ?? 0) > 0) {
+        log.warn({ operation, requested: count, done: outcome[field], errors: result.errors?.map(describeError) }, `${operation} partly done`);
+      }
+    } catch (error) {
+      outcome.errors.push({ operation, message: describeError(error) });
+      log.error({ operation, requested: count, err: error }, `${operation} failed`);
+    }
+  };
+  await step("cancel", plan.cancel, (signal) => region.cancelPending(plan.cancel, { signal }), "cancelled");
+  await step("drain", plan.drain, (signal) => region.drain(plan.drain, { signal }), "drained");
+  await step("hire", plan.hire, (signal) => region.hire(plan.hire, { signal }), "hired");
+  return outcome;
+}

@@ -1,0 +1,247 @@
+import type { QueueProbe } from "../queue/types.js";
+import type { Region } from "../regions/types.js";
+import type { Logger } from "../logging/logger.js";
+import type { PolicyFunction } from "../policy/types.js";
+import { decide, type DecideParameters, type Plan } from "../policy/decide.js";
+import type { TargetSample } from "../policy/stabilize.js";
+import { initRegionSeries, type ReconcileOutcome, type WorkforceMetrics } from "../metrics/registry.js";
+import { takeSnapshot, describeError, type LastGood, type Snapshot } from "./snapshot.js";
+import { carryOut, type RegionOutcome } from "./act.js";
+
+export interface ReconcilerOptions {
+  queue: QueueProbe;
+  regions: readonly Region[];
+  policy: PolicyFunction;
+  parameters: DecideParameters;
+  callTimeoutMs: number;
+  /** Deadline of one region's actions in a tick. */
+  actTimeoutMs: number;
+  readConcurrency: number;
+  staleTicks: number;
+  dryRun: boolean;
+  logger: Logger;
+  metrics?: WorkforceMetrics;
+  now?: () => number;
+}
+
+/** What one tick saw, decided and did: a plain object to log, test and print. */
+export interface TickReport {
+  snapshot: Snapshot;
+  plan: Plan;
+  outcomes: RegionOutcome[];
+  result: ReconcileOutcome;
+  dryRun: boolean;
+  durations: { observeMs: number; decideMs: number; actMs: number; totalMs: number };
+  /** Set when the tick failed as a whole (e.g. the policy threw). */
+  error?: string;
+}
+
+/**
+ * The level-triggered reconcile: read the world, compare with the wish, act. It can run at any moment,
+ * twice in a row or after a crash, without harm. What it keeps between ticks is only an optimisation or a
+ * damper (the stabilization window, the last good region readings), never needed for correctness.
+ */
+export class Reconciler {
+  private history: TargetSample[] = [];
+  private readonly lastGood = new Map<string, LastGood>();
+  private readonly now: () => number;
+
+  constructor(private readonly options: ReconcilerOptions) {
+    this.now = options.now ?? Date.now;
+    for (const region of options.regions) options.metrics && initRegionSeries(options.metrics, region.name);
+    options.metrics?.dryRun.set(options.dryRun ? 1 : 0);
+  }
+
+  get regions(): readonly Region[] {
+    return this.options.regions;
+  }
+
+  /** One full tick. Never throws: failures become the report's result and error. */
+  async tick(signal?: AbortSignal): Promise<TickReport> {
+    return this.run({ act: !this.options.dryRun, commit: true, signal });
+  }
+
+  /** Observe and plan, but act on nothing and keep no state: for `workforce status`. */
+  async preview(signal?: AbortSignal): Promise<TickReport> {
+    return this.run({ act: false, commit: false, signal });
+  }
+
+  private async run(mode: { act: boolean; commit: boolean; signal?: AbortSignal }): Promise<TickReport> {
+    const { options } = this;
+    const started = this.now();
+    const lastGood = mode.commit ? this.lastGood : new Map([...this.lastGood].map(([k, v]) => [k, { ...v }]));
+    const snapshot = await takeSnapshot(options.queue, options.regions, {
+      callTimeoutMs: options.callTimeoutMs,
+      readConcurrency: options.readConcurrency,
+      staleTicks: options.staleTicks,
+      lastGood,
+      signal: mode.signal,
+      now: this.now,
+    });
+    const observed = this.now();
+
+    let plan: Plan;
+    let error: string | undefined;
+    try {
+      const decision = decide({
+        queueDepth: snapshot.queue.depth,
+        regions: snapshot.regions.map((reading) => {
+          const region = options.regions.find((candidate) => candidate.name === reading.name);
+          return {
+            name: reading.name,
+            observation: reading.observation,
+            fresh: reading.fresh,
+            weight: region?.weight ?? 1,
+            maxWorkers: region?.maxWorkers,
+          };
+        }),
+        policy: options.policy,
+        parameters: options.parameters,
+        history: this.history,
+        now: observed,
+      });
+      plan = decision.plan;
+      if (mode.commit) this.history = decision.history;
+    } catch (failure) {
+      error = describeError(failure);
+      plan = {
+        hold: `decision failed: ${error}`,
+        desired: 0,
+        target: 0,
+        totals: { running: 0, pending: 0, draining: 0, capacity: 0 },
+        hire: 0,
+        surplus: 0,
+        busyWorkers: 0,
+        regions: options.regions.map((region) => ({ region: region.name, hire: 0, cancel: 0, drain: 0 })),
+      };
+    }
+    const decided = this.now();
+
+    const outcomes = await carryOut(plan, options.regions, {
+      actTimeoutMs: options.actTimeoutMs,
+      concurrency: options.readConcurrency,
+      dryRun: !mode.act,
+      logger: options.logger,
+      signal: mode.signal,
+    });
+    const finished = this.now();
+
+    const result = this.classify(snapshot, outcomes, error);
+    const report: TickReport = {
+      snapshot,
+      plan,
+      outcomes,
+      result,
+      dryRun: !mode.act,
+      durations: {
+        observeMs: observed - started,
+        decideMs: decided - observed,
+        actMs: finished - decided,
+        totalMs: finished - started,
+      },
+      ...(error ? { error } : {}),
+    };
+    if (mode.commit) {
+      this.record(report);
+      this.logSummary(report);
+    }
+    return report;
+  }
+
+  private classify(snapshot: Snapshot, outcomes: RegionOutcome[], error: string | undefined): ReconcileOutcome {
+    if (error) return "error";
+    if (snapshot.queue.depth === undefined) return "held";
+    const regionTrouble =
+      snapshot.regions.some((reading) => !reading.fresh) || outcomes.some((outcome) => outcome.errors.length > 0);
+    return regionTrouble ? "degraded" : "ok";
+  }
+
+  private record(report: TickReport): void {
+    const metrics = this.options.metrics;
+    if (!metrics) return;
+    const { snapshot, plan } = report;
+    if (snapshot.queue.depth !== undefined) metrics.queueDepth.set(snapshot.queue.depth);
+    else metrics.queueReadErrors.inc();
+    if (!plan.hold) {
+      metrics.targetWorkers.set(plan.target);
+      metrics.desiredWorkers.set(plan.desired);
+    }
+    for (const reading of snapshot.regions) {
+      const region = reading.name;
+      if (reading.error) metrics.regionErrors.inc({ region, operation: "observe" });
+      metrics.regionObservationAge.set({ region }, reading.ageMs / 1000);
+      const observation = reading.observation;
+      if (!observation) continue;
+      metrics.workers.set({ region, state: "running" }, observation.running);
+      metrics.workers.set({ region, state: "pending" }, observation.pending);
+      metrics.workers.set({ region, state: "draining" }, observation.draining);
+      metrics.regionCapacity.set({ region }, observation.capacity);
+    }
+    for (const outcome of report.outcomes) {
+      const region = outcome.region;
+      if (outcome.hired) metrics.hired.inc({ region }, outcome.hired);
+      if (outcome.cancelled) metrics.cancelled.inc({ region }, outcome.cancelled);
+      if (outcome.drained) metrics.drainRequests.inc({ region }, outcome.drained);
+      for (const failure of outcome.errors) metrics.regionErrors.inc({ region, operation: failure.operation });
+    }
+    metrics.reconcileDuration.observe(report.durations.totalMs / 1000);
+    metrics.reconcilePhaseDuration.observe({ phase: "observe" }, report.durations.observeMs / 1000);
+    metrics.reconcilePhaseDuration.observe({ phase: "decide" }, report.durations.decideMs / 1000);
+    metrics.reconcilePhaseDuration.observe({ phase: "act" }, report.durations.actMs / 1000);
+    metrics.reconcileTotal.inc({ outcome: report.result });
+    // A tick succeeds when it read the queue and could decide; a degraded region does not make it fail.
+    if (report.result === "ok" || report.result === "degraded") {
+      metrics.lastReconcileSuccess.set(this.now() / 1000);
+    }
+  }
+
+  private logSummary(report: TickReport): void {
+    const { plan, snapshot, outcomes } = report;
+    const sum = (field: "hired" | "cancelled" | "drained") => outcomes.reduce((total, o) => total + o[field], 0);
+    const line = {
+      result: report.result,
+      dryRun: report.dryRun,
+      queueDepth: snapshot.queue.depth ?? null,
+      want: plan.desired,
+      target: plan.target,
+      have: plan.totals.running + plan.totals.pending,
+      running: plan.totals.running,
+      pending: plan.totals.pending,
+      draining: plan.totals.draining,
+      capacity: plan.totals.capacity,
+      surplus: plan.surplus,
+      planned: { hire: plan.hire, cancel: sumPlan(plan, "cancel"), drain: sumPlan(plan, "drain") },
+      hired: sum("hired"),
+      cancelled: sum("cancelled"),
+      drained: sum("drained"),
+      durationsMs: report.durations,
+      ...(plan.hold ? { hold: plan.hold } : {}),
+      ...(snapshot.queue.error ? { queueError: snapshot.queue.error } : {}),
+      ...(this.regionProblems(report).length ? { regionProblems: this.regionProblems(report) } : {}),
+    };
+    const level = report.result === "ok" ? "info" : report.result === "degraded" ? "warn" : "error";
+    this.options.logger[level](line, "tick");
+  }
+
+  private regionProblems(report: TickReport): Array<Record<string, unknown>> {
+    const problems: Array<Record<string, unknown>> = [];
+    for (const reading of report.snapshot.regions) {
+      if (reading.error) {
+        problems.push({
+          region: reading.name,
+          operation: "observe",
+          error: reading.error,
+          using: reading.observation ? `last good reading, ${reading.ageTicks} tick(s) old` : "nothing (no hires)",
+        });
+      }
+    }
+    for (const outcome of report.outcomes) {
+      for (const failure of outcome.errors) problems.push({ region: outcome.region, ...failure });
+    }
+    return problems;
+  }
+}
+
+function sumPlan(plan: Plan, field: "hire" | "cancel" | "drain"): number {
+  return plan.regions.reduce((total, region) => total + region[field], 0);
+}

@@ -1,0 +1,98 @@
+import type { TokenCredential } from "@azure/core-auth";
+import type { Config } from "../config/load.js";
+import type { Logger } from "../logging/logger.js";
+import type { QueueProbe } from "../queue/types.js";
+import type { Region } from "../regions/types.js";
+import type { WorkforceMetrics } from "../metrics/registry.js";
+import type { RegionContext } from "../regions/context.js";
+import { createQueueProbe, parseQueueSpec } from "../queue/index.js";
+import { createRegion } from "../regions/factory.js";
+import { ConfigError } from "../config/load.js";
+import { lazyCredential } from "./credential.js";
+import { loadPolicy } from "./policy-loader.js";
+import { Reconciler } from "./reconciler.js";
+import { createDrainChannelFactory } from "./drain-channels.js";
+
+export interface WorkforceDeps {
+  logger: Logger;
+  metrics?: WorkforceMetrics;
+  /** Azure credential for every Azure call; default DefaultAzureCredential, built on first use only. */
+  credential?: TokenCredential;
+  /** Extra CA certificates (PEM) for Azure endpoints (emulators, private clouds). */
+  tlsCa?: string;
+  /** Prebuilt regions / queue probe, instead of building them from the config. */
+  regions?: Region[];
+  queue?: QueueProbe;
+  /** Force dry-run regardless of the config. */
+  dryRun?: boolean;
+}
+
+/** The assembled pieces: what the daemon and the one-shot CLI commands work with. */
+export interface Workforce {
+  queue: QueueProbe;
+  regions: Region[];
+  reconciler: Reconciler;
+  close(): Promise<void>;
+}
+
+export function buildQueueProbe(config: Config, credential: () => TokenCredential): QueueProbe {
+  if (!config.queue) {
+    throw new ConfigError([{ where: "WORKFORCE_QUEUE", message: "required: the task queue to watch" }]);
+  }
+  let spec;
+  try {
+    spec = parseQueueSpec(config.queue, { connectionString: config.queueConnectionString });
+  } catch (error) {
+    throw new ConfigError([{ where: "WORKFORCE_QUEUE", message: (error as Error).message }]);
+  }
+  return createQueueProbe(spec, { connectionString: config.queueConnectionString, credential });
+}
+
+/** Build queue probe, regions, policy and reconciler from a validated config. */
+export async function buildWorkforce(config: Config, deps: WorkforceDeps): Promise<Workforce> {
+  const credential = deps.credential ? () => deps.credential as TokenCredential : lazyCredential();
+  const policy = await loadPolicy(config);
+  const queue = deps.queue ?? buildQueueProbe(config, credential);
+  const createDrainChannel = createDrainChannelFactory(config, { logger: deps.logger, credential, tlsCa: deps.tlsCa });
+  const regions =
+    deps.regions ??
+    config.regions.map((regionConfig) => {
+      const context: RegionContext = {
+        logger: deps.logger.child({ region: regionConfig.name }),
+        settings: config,
+        credential,
+        ...(deps.tlsCa ? { tlsCa: deps.tlsCa } : {}),
+        ...(createDrainChannel ? { createDrainChannel } : {}),
+      };
+      return createRegion(regionConfig, context);
+    });
+  const dryRun = deps.dryRun ?? config.dryRun;
+  const reconciler = new Reconciler({
+    queue,
+    regions,
+    policy,
+    parameters: {
+      concurrency: config.concurrency,
+      maxWorkers: config.maxWorkers,
+      minWorkers: config.minWorkers,
+      rampFactor: config.rampFactor,
+      scaleDownDelayMs: config.scaleDownDelaySeconds * 1000,
+    },
+    callTimeoutMs: config.callTimeoutSeconds * 1000,
+    // Hiring many workers takes a while (ARM write limits); give actions a whole interval.
+    actTimeoutMs: Math.max(config.callTimeoutSeconds, config.intervalSeconds) * 1000,
+    readConcurrency: config.readConcurrency,
+    staleTicks: config.staleTicks,
+    dryRun,
+    logger: deps.logger,
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
+  });
+  return {
+    queue,
+    regions,
+    reconciler,
+    close: async () => {
+      await Promise.allSettled([queue.close?.(), ...regions.map((region) => region.close?.())]);
+    },
+  };
+}
