@@ -1,0 +1,167 @@
+import { describe, expect, test } from "vitest";
+import { Writable } from "node:stream";
+import { Reconciler, type ReconcilerOptions } from "../../src/controller/reconciler.js";
+import { createLogger } from "../../src/logging/logger.js";
+import { createMetrics } from "../../src/metrics/registry.js";
+import { stepPolicy } from "../../src/policy/step.js";
+import { MemoryQueue, MemoryRegion } from "../support/memory-region.js";
+
+function logCapture() {
+  const lines: Array<Record<string, unknown>> = [];
+  const destination = new Writable({
+    write(chunk, _encoding, callback) {
+      for (const line of chunk.toString().split("\n").filter(Boolean)) lines.push(JSON.parse(line));
+      callback();
+    },
+  });
+  return { lines, logger: createLogger({ level: "debug", destination }) };
+}
+
+function reconciler(regions: MemoryRegion[], queue: MemoryQueue, overrides: Partial<ReconcilerOptions> = {}) {
+  const { lines, logger } = logCapture();
+  const metrics = createMetrics({ processMetrics: false });
+  const instance = new Reconciler({
+    queue,
+    regions,
+    policy: stepPolicy,
+    parameters: { concurrency: 1, maxWorkers: 50000, minWorkers: 0, rampFactor: 10, scaleDownDelayMs: 0 },
+    callTimeoutMs: 200,
+    actTimeoutMs: 200,
+    readConcurrency: 4,
+    staleTicks: 2,
+    dryRun: false,
+    logger,
+    metrics,
+    ...overrides,
+  });
+  return { instance, lines, metrics };
+}
+
+async function metricValue(metrics: ReturnType<typeof createMetrics>, name: string, labels: Record<string, string> = {}) {
+  const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
+  const value = metric?.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l));
+  return value?.value;
+}
+
+describe("reconciler", () => {
+  test("hires the ramp from nothing and logs one summary line per tick", async () => {
+    const queue = new MemoryQueue();
+    queue.depthValue = 500;
+    const a = new MemoryRegion("a");
+    const { instance, lines, metrics } = reconciler([a], queue);
+    const report = await instance.tick();
+    expect(report.result).toBe("ok");
+    expect(a.pending).toBe(10);
+    const ticks = lines.filter((line) => line.msg === "tick");
+    expect(ticks).toHaveLength(1);
+    expect(ticks[0]).toMatchObject({ want: 10, have: 0, hired: 10, queueDepth: 500 });
+    expect(await metricValue(metrics, "workforce_hired_total", { region: "a" })).toBe(10);
+    expect(await metricValue(metrics, "workforce_target_workers")).toBe(10);
+  });
+
+  test("a failed queue read is not an empty queue: nothing is hired or shrunk", async () => {
+    const queue = new MemoryQueue();
+    queue.fail = new Error("connection reset");
+    const a = new MemoryRegion("a");
+    a.running = 5;
+    a.pending = 5;
+    const { instance, metrics } = reconciler([a], queue);
+    const report = await instance.tick();
+    expect(report.result).toBe("held");
+    expect(a.calls.filter((call) => call.operation !== "observe")).toEqual([]);
+    expect(await metricValue(metrics, "workforce_queue_read_errors_total")).toBe(1);
+  });
+
+  test("a hanging region does not hold the others, and gets nothing while stale", async () => {
+    const queue = new MemoryQueue();
+    queue.depthValue = 1000;
+    const slow = new MemoryRegion("slow");
+    const ok = new MemoryRegion("ok");
+    const { instance } = reconciler([slow, ok], queue);
+    await instance.tick(); // both healthy: 10 hired, spread 5/5
+    slow.start();
+    ok.start();
+    await instance.tick(); // both read with 5 running each
+    slow.hang.observe = true;
+    const started = Date.now();
+    const report = await instance.tick();
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(report.result).toBe("degraded");
+    const slowReading = report.snapshot.regions.find((r) => r.name === "slow");
+    expect(slowReading?.fresh).toBe(false);
+    expect(slowReading?.observation?.running).toBe(5); // last good reading stands in
+    expect(report.plan.regions.find((r) => r.region === "slow")?.hire).toBe(0);
+    expect(report.plan.regions.find((r) => r.region === "ok")?.hire).toBeGreaterThan(0);
+  });
+
+  test("a failing region's last good reading stands in for at most staleTicks ticks", async () => {
+    const queue = new MemoryQueue();
+    queue.depthValue = 10;
+    const a = new MemoryRegion("a");
+    a.running = 3;
+    const { instance } = reconciler([a], queue, { staleTicks: 2 });
+    await instance.tick();
+    a.fail.observe = new Error("503 Service Unavailable");
+    const ages = [];
+    for (let i = 0; i < 3; i++) {
+      const report = await instance.tick();
+      ages.push(report.snapshot.regions[0]?.observation ? report.snapshot.regions[0].ageTicks : "none");
+    }
+    expect(ages).toEqual([1, 2, "none"]);
+  });
+
+  test("a failing hire in one region does not stop another region's hire", async () => {
+    const queue = new MemoryQueue();
+    queue.depthValue = 1000;
+    const broken = new MemoryRegion("broken");
+    broken.fail.hire = new Error("429 Too Many Requests");
+    const ok = new MemoryRegion("ok");
+    const { instance, metrics } = reconciler([broken, ok], queue);
+    const report = await instance.tick();
+    expect(ok.pending).toBe(5);
+    expect(report.outcomes.find((o) => o.region === "broken")?.errors[0]?.operation).toBe("hire");
+    expect(await metricValue(metrics, "workforce_region_errors_total", { region: "broken", operation: "hire" })).toBe(1);
+  });
+
+  test("dry-run plans but acts on nothing", async () => {
+    const queue = new MemoryQueue();
+    queue.depthValue = 1000;
+    const a = new MemoryRegion("a");
+    const { instance, metrics } = reconciler([a], queue, { dryRun: true });
+    const report = await instance.tick();
+    expect(report.plan.hire).toBe(10);
+    expect(a.pending).toBe(0);
+    expect(await metricValue(metrics, "workforce_dry_run")).toBe(1);
+  });
+
+  test("shrinks by cancelling pending first, then drains only surplus, and never asks twice", async () => {
+    const queue = new MemoryQueue();
+    queue.depthValue = 3;
+    const a = new MemoryRegion("a");
+    a.running = 6;
+    a.pending = 2;
+    const { instance } = reconciler([a], queue);
+    const first = await instance.tick();
+    // Target for 3 tasks is 1, but 3 tasks keep 3 workers busy: cancel 2 pending, drain 6 - 3 = 3.
+    expect(first.outcomes[0]).toMatchObject({ cancelled: 2, drained: 3 });
+    const second = await instance.tick();
+    expect(second.outcomes[0]).toMatchObject({ cancelled: 0, drained: 0 });
+    expect(a.draining).toBe(3);
+  });
+
+  test("preview (status) acts on nothing and keeps no stabilization state", async () => {
+    const queue = new MemoryQueue();
+    queue.depthValue = 1000;
+    const a = new MemoryRegion("a");
+    a.running = 50;
+    const { instance } = reconciler([a], queue, {
+      parameters: { concurrency: 1, maxWorkers: 50000, minWorkers: 0, rampFactor: 10, scaleDownDelayMs: 600_000 },
+    });
+    await instance.preview();
+    queue.depthValue = 0;
+    const report = await instance.tick();
+    // Had preview recorded its target of 400, stabilization would keep all 50 workers.
+    expect(report.plan.target).toBe(0);
+    expect(a.draining).toBe(50);
+  });
+});
