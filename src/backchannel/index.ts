@@ -1,0 +1,255 @@
+import { randomUUID } from "node:crypto";
+import type { TokenCredential } from "@azure/core-auth";
+import type { Logger } from "../logging/logger.js";
+import type { Settings } from "../config/settings.js";
+import type { CallOptions, DrainResult } from "../regions/types.js";
+import type { BackChannelConfig } from "./config.js";
+import type { DrainChannel } from "./types.js";
+import { evaluateLedger, recordDrain, settleDrain, type DrainLedger } from "./ledger.js";
+import {
+  createBlobLedgerStore,
+  createMemoryLedgerStore,
+  LedgerConflictError,
+  type LedgerStore,
+} from "./ledger-store.js";
+import {
+  createControlSender,
+  createTopologyCache,
+  type ControlSender,
+  type TopologyCache,
+} from "./sender.js";
+import type { ServiceBusClientDeps } from "./clients.js";
+
+export { backChannelSchema, SHUTDOWN_SUBSCRIPTION, type BackChannelConfig } from "./config.js";
+export type { DrainChannel } from "./types.js";
+export * from "./message.js";
+export * from "./ledger.js";
+export * from "./ledger-store.js";
+export * from "./sender.js";
+export {
+  createServiceBusClient,
+  createAdministrationClient,
+  namespaceOf,
+  type ServiceBusTarget,
+} from "./clients.js";
+
+export type DrainSettings = Pick<
+  Settings,
+  "drainOperation" | "drainTimeoutSeconds" | "controlMessageTtlSeconds"
+>;
+
+export interface DrainChannelDeps {
+  settings: DrainSettings;
+  /** The region's logger. */
+  logger: Logger;
+  /** Where the region's ledger lives. */
+  store: LedgerStore;
+  /** Sends the control messages; by default built from `config` (tests inject their own). */
+  sender?: ControlSender;
+  /** For the default sender: Azure AD credential (namespace configs) and extra CA for the admin endpoint. */
+  clientDeps?: ServiceBusClientDeps;
+  topology?: TopologyCache;
+  now?: () => number;
+  newId?: () => string;
+}
+
+/** Conflicting ledger writes (another replica) are re-read and retried this many times. */
+const LEDGER_ATTEMPTS = 3;
+
+async function withLedger<T>(
+  store: LedgerStore,
+  region: string,
+  options: CallOptions | undefined,
+  change: (ledger: DrainLedger) => { next: DrainLedger; result: T } | { result: T },
+): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    const { ledger, version } = await store.load(region, options);
+    const outcome = change(ledger);
+    if (!("next" in outcome)) return outcome.result;
+    try {
+      await store.save(region, outcome.next, version, options);
+      return outcome.result;
+    } catch (error) {
+      if (!(error instanceof LedgerConflictError) || attempt >= LEDGER_ATTEMPTS) throw error;
+    }
+  }
+}
+
+/**
+ * A region's drain channel: control messages on its back-channel topic, recorded in its ledger.
+ *
+ * Order matters for restarts: the ledger entry is written *before* the messages are sent and corrected
+ * after a failed send. A crash in between leaves a phantom entry (under-drain until the drain timeout),
+ * never a sent but unrecorded drain (which would drain extra workers after the restart).
+ */
+export function createDrainChannel(
+  regionName: string,
+  config: BackChannelConfig,
+  deps: DrainChannelDeps,
+): DrainChannel {
+  const now = deps.now ?? Date.now;
+  const newId = deps.newId ?? randomUUID;
+  const logger = deps.logger;
+  const timeoutMs = deps.settings.drainTimeoutSeconds * 1000;
+  const sender =
+    deps.sender ??
+    createControlSender({
+      target: {
+        ...(config.connectionString ? { connectionString: config.connectionString } : {}),
+        ...(config.fullyQualifiedNamespace
+          ? { fullyQualifiedNamespace: config.fullyQualifiedNamespace }
+          : {}),
+        ...(config.adminEndpoint ? { adminEndpoint: config.adminEndpoint } : {}),
+        topic: config.topic,
+        subscription: config.subscription,
+        autoCreate: config.autoCreate,
+      },
+      ttlSeconds: deps.settings.controlMessageTtlSeconds,
+      logger,
+      labels: { region: regionName },
+      ...(deps.clientDeps ? { clientDeps: deps.clientDeps } : {}),
+      ...(deps.topology ? { topology: deps.topology } : {}),
+      now,
+    });
+
+  return {
+    async inFlight(running, options) {
+      const { ledger } = await deps.store.load(regionName, options);
+      return evaluateLedger(ledger, running, now()).inFlight;
+    },
+
+    async requestDrain(count, running, options): Promise<DrainResult> {
+      if (!Number.isInteger(count) || count <= 0) return { drained: 0, errors: [] };
+      const id = newId();
+      // Reserve: never more than the running workers not already asked.
+      const reserved = await withLedger(deps.store, regionName, options, (ledger) => {
+        const at = now();
+        const { inFlight } = evaluateLedger(ledger, running, at);
+        const toSend = Math.min(count, Math.max(0, new Set(running).size - inFlight));
+        if (toSend === 0) return { result: { toSend, inFlight } };
+        return {
+          next: recordDrain(ledger, running, toSend, { id, now: at, timeoutMs }),
+          result: { toSend, inFlight },
+        };
+      });
+      if (reserved.toSend === 0) {
+        logger.info(
+          { requested: count, inFlight: reserved.inFlight, running: running.length },
+          "drain skipped: every running worker is already asked to leave",
+        );
+        return { drained: 0, errors: [] };
+      }
+      const operation = deps.settings.drainOperation;
+      const { sent, errors } = await sender.send(operation, reserved.toSend, options);
+      if (sent < reserved.toSend) {
+        try {
+          await withLedger(deps.store, regionName, options, (ledger) => ({
+            next: settleDrain(ledger, id, sent),
+            result: undefined,
+          }));
+        } catch (error) {
+          // The entry stays too big: under-drain until the drain timeout, which is the safe side.
+          errors.push(
+            new Error(`drain ledger not corrected after a failed send: ${(error as Error).message}`),
+          );
+        }
+      }
+      const log = errors.length > 0 ? logger.warn.bind(logger) : logger.info.bind(logger);
+      log(
+        {
+          operation,
+          requested: count,
+          sent,
+          inFlightBefore: reserved.inFlight,
+          running: running.length,
+          ...(errors[0] ? { err: errors[0] } : {}),
+        },
+        `drain requested: ${sent} control message(s) sent`,
+      );
+      return { drained: sent, errors };
+    },
+
+    close: () => sender.close(),
+  };
+}
+
+export interface DrainChannelFactoryDeps {
+  settings: DrainSettings;
+  /** The daemon's logger; channels log through a child with { region }. */
+  logger: Logger;
+  /** Built on first use only (namespace configs); connection-string configs never call it. */
+  credential?: () => TokenCredential;
+  /** Shared by every region's channel (see ledgerStoreFromSettings). */
+  stateStore: LedgerStore;
+  /** Extra CA (PEM) for the Service Bus administration endpoint. */
+  tlsCa?: string;
+}
+
+/**
+ * What the daemon puts in RegionContext.createDrainChannel: one topology cache for the process, so each
+ * topic is made sure of once.
+ */
+export function drainChannelFactory(
+  deps: DrainChannelFactoryDeps,
+): (regionName: string, config: BackChannelConfig) => DrainChannel {
+  const topology = createTopologyCache();
+  return (regionName, config) =>
+    createDrainChannel(regionName, config, {
+      settings: deps.settings,
+      logger: deps.logger.child({ region: regionName }),
+      store: deps.stateStore,
+      topology,
+      clientDeps: {
+        ...(deps.credential ? { credential: deps.credential } : {}),
+        ...(deps.tlsCa ? { tlsCa: deps.tlsCa } : {}),
+      },
+    });
+}
+
+/** Builds the real credential on the first getToken only. */
+function lazyCredential(build: () => TokenCredential): TokenCredential {
+  let inner: TokenCredential | undefined;
+  return { getToken: (scopes, options) => (inner ??= build()).getToken(scopes, options) };
+}
+
+/** A Storage (not Service Bus) connection string: it names an account or a blob endpoint. */
+function isStorageConnectionString(value: string | undefined): value is string {
+  return !!value && /(^|;)\s*(AccountName|BlobEndpoint|UseDevelopmentStorage)\s*=/i.test(value);
+}
+
+export interface LedgerStoreFromSettingsOptions {
+  logger: Logger;
+  /** For a Storage account reached with Azure AD (no connection string): its blob endpoint. */
+  accountUrl?: string;
+  credential?: () => TokenCredential;
+  tlsCa?: string;
+}
+
+/**
+ * The daemon's ledger store: blobs in `stateContainer` of the account named by `stateConnectionString`, or by
+ * the queue's Storage connection string, or `accountUrl` with Azure AD. Without any, ledgers are kept in
+ * memory and a warning says that a restart may drain extra workers.
+ */
+export function ledgerStoreFromSettings(
+  settings: Pick<Settings, "stateConnectionString" | "queueConnectionString" | "stateContainer">,
+  options: LedgerStoreFromSettingsOptions,
+): LedgerStore {
+  const connectionString =
+    settings.stateConnectionString ??
+    (isStorageConnectionString(settings.queueConnectionString) ? settings.queueConnectionString : undefined);
+  const tls = options.tlsCa ? { tlsCa: options.tlsCa } : {};
+  if (connectionString)
+    return createBlobLedgerStore({ connectionString, container: settings.stateContainer, ...tls });
+  if (options.accountUrl && options.credential) {
+    return createBlobLedgerStore({
+      accountUrl: options.accountUrl,
+      credential: lazyCredential(options.credential),
+      container: settings.stateContainer,
+      ...tls,
+    });
+  }
+  options.logger.warn(
+    "no Storage account for the drain ledger (set WORKFORCE_STATE_CONNECTION_STRING): drains in flight are kept in memory, and a restart may drain extra workers",
+  );
+  return createMemoryLedgerStore();
+}
