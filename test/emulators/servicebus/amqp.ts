@@ -1,0 +1,396 @@
+import { createRequire } from "node:module";
+import type { AddressInfo, Server } from "node:net";
+import type { Socket } from "node:net";
+import type { Connection, Container, Delivery, EventContext, Message, Receiver, Sender } from "rhea";
+import type { Faults } from "./faults.js";
+import { bytesToUuid, deliveryTagToLockToken, lockTokenToDeliveryTag } from "./lock-token.js";
+import { entityPathOf, type Entity, type MessageSource, type SettleOutcome, type Store, type StoredMessage } from "./store.js";
+
+// rhea is CommonJS whose export is a container instance: named ESM imports would be undefined at run time.
+const rhea = createRequire(import.meta.url)("rhea") as typeof import("rhea");
+/** Outcome constructors rhea has at run time but leaves out of its typings. */
+const outcomes = rhea.message as unknown as {
+  accepted(): { described(): unknown };
+  rejected(fields: { error?: { condition: string; description?: string } }): { described(): unknown };
+};
+
+/** The client's own outcome (modified, released), described for echoing back settled. */
+function echo(state: Record<string, unknown>): unknown {
+  const described = (state as { described?: () => unknown }).described;
+  return typeof described === "function" ? described.call(state) : undefined;
+}
+
+/** Format of a batch: one outer message whose data sections each hold an encoded message. */
+export const BATCH_FORMAT = 0x80013700;
+const CBS = "$cbs";
+const MANAGEMENT_SUFFIX = "/$management";
+const LOCK_LOST = "com.microsoft:message-lock-lost";
+
+export interface AmqpBrokerOptions {
+  host: string;
+  port: number;
+  /** Offered on every attach; the client sizes its batches by it. */
+  maxMessageSize: number;
+  store: Store;
+  faults: Faults;
+}
+
+type ReceiveMode = "peek-lock" | "receive-and-delete";
+
+interface Consumer {
+  sender: Sender;
+  source: MessageSource;
+  mode: ReceiveMode;
+}
+
+/** Fields of the attach frame the broker sends back (rhea keeps them in `local.attach`). */
+function localAttach(link: Sender | Receiver): Record<string, unknown> {
+  return (link as unknown as { local: { attach: Record<string, unknown> } }).local.attach;
+}
+
+function socketOf(connection: Connection): Socket | undefined {
+  return (connection as unknown as { socket?: Socket }).socket;
+}
+
+function asBuffer(value: unknown): Buffer | undefined {
+  if (Buffer.isBuffer(value)) return value;
+  if (value instanceof Uint8Array) return Buffer.from(value);
+  return undefined;
+}
+
+function lockTokenOf(value: unknown): string {
+  const bytes = asBuffer(value);
+  if (bytes && bytes.length === 16) return bytesToUuid(bytes);
+  return String(value).toLowerCase();
+}
+
+export class AmqpBroker {
+  private readonly container: Container;
+  private server: Server | undefined;
+  private readonly connections = new Set<Connection>();
+  private readonly consumers: Consumer[] = [];
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private readonly unsubscribe: () => void;
+
+  constructor(private readonly options: AmqpBrokerOptions) {
+    this.container = rhea.create_container({
+      id: "servicebus-emulator",
+      // The broker decides when to accept and settle; rhea must not do it on its own.
+      autoaccept: false,
+      treat_modified_as_released: false,
+    } as Parameters<typeof rhea.create_container>[0]);
+    this.container.on("connection_open", (ctx: EventContext) => this.connections.add(ctx.connection));
+    this.container.on("disconnected", (ctx: EventContext) => this.forget(ctx.connection));
+    this.container.on("connection_close", (ctx: EventContext) => this.forget(ctx.connection));
+    this.container.on("error", () => undefined); // a client's bad frame must not crash the test process
+    this.container.on("sender_open", (ctx: EventContext) => this.onSenderOpen(ctx));
+    this.container.on("receiver_open", (ctx: EventContext) => this.onReceiverOpen(ctx));
+    this.container.on("sender_close", (ctx: EventContext) => this.removeConsumer(ctx.sender));
+    this.container.on("message", (ctx: EventContext) => this.onMessage(ctx));
+    this.container.on("sendable", (ctx: EventContext) => this.pumpConsumer(ctx.sender));
+    this.container.on("sender_draining", (ctx: EventContext) => this.onDraining(ctx));
+    for (const outcome of ["accepted", "rejected", "modified", "released"] as const) {
+      this.container.on(outcome, (ctx: EventContext) => this.onDisposition(ctx, outcome));
+    }
+    this.unsubscribe = options.store.onAvailable((entity) => this.pump(entity));
+  }
+
+  async start(): Promise<number> {
+    const server = this.container.listen({ host: this.options.host, port: this.options.port }) as unknown as Server;
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("listening", resolve);
+      server.once("error", reject);
+    });
+    // Locks and time-to-live expire on the clock, not on traffic.
+    this.sweepTimer = setInterval(() => this.tick(), 50);
+    this.sweepTimer.unref();
+    return (server.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.unsubscribe();
+    this.dropConnections();
+    const server = this.server;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** Destroys every client socket: what a network failure looks like to the client. */
+  dropConnections(): number {
+    const count = this.connections.size;
+    for (const connection of [...this.connections]) {
+      socketOf(connection)?.destroy();
+      this.forget(connection);
+    }
+    return count;
+  }
+
+  private forget(connection: Connection): void {
+    this.connections.delete(connection);
+    for (let i = this.consumers.length - 1; i >= 0; i--) {
+      if ((this.consumers[i] as Consumer).sender.connection === connection) this.consumers.splice(i, 1);
+    }
+  }
+
+  private tick(): void {
+    this.options.store.sweep();
+    for (const entity of new Set(this.consumers.map((c) => c.source.entity))) this.pump(entity);
+  }
+
+  // ---- links ----
+
+  /** The client opens a receiver: the broker's end is a sender. */
+  private onSenderOpen(ctx: EventContext): void {
+    const sender = ctx.sender as Sender;
+    const address = sender.source?.address ?? "";
+    this.mirrorAttach(sender);
+    if (address === CBS || address.endsWith(MANAGEMENT_SUFFIX)) return; // reply link of a request/response pair
+    const source = this.options.store.resolveSource(address);
+    if (!source) {
+      sender.close({ condition: "amqp:not-found", description: `The messaging entity '${entityPathOf(address)}' could not be found.` });
+      return;
+    }
+    // Peek-lock clients attach with rcv-settle-mode second; receive-and-delete with snd-settle-mode settled.
+    const mode: ReceiveMode = sender.snd_settle_mode === 1 ? "receive-and-delete" : "peek-lock";
+    this.consumers.push({ sender, source, mode });
+  }
+
+  /** The client opens a sender: the broker's end is a receiver. */
+  private onReceiverOpen(ctx: EventContext): void {
+    const receiver = ctx.receiver as Receiver;
+    const address = receiver.target?.address ?? "";
+    this.mirrorAttach(receiver);
+    if (address === CBS || address.endsWith(MANAGEMENT_SUFFIX)) return;
+    const entity = this.options.store.get(address);
+    if (!entity || entity.kind === "subscription") {
+      receiver.close({ condition: "amqp:not-found", description: `The messaging entity '${entityPathOf(address)}' could not be found.` });
+    }
+  }
+
+  private mirrorAttach(link: Sender | Receiver): void {
+    if (link.source) link.set_source(link.source);
+    if (link.target) link.set_target(link.target);
+    const attach = localAttach(link);
+    attach.snd_settle_mode = link.snd_settle_mode;
+    attach.rcv_settle_mode = link.rcv_settle_mode;
+    attach.max_message_size = this.options.maxMessageSize;
+  }
+
+  private removeConsumer(sender: Sender | undefined): void {
+    const index = this.consumers.findIndex((c) => c.sender === sender);
+    if (index >= 0) this.consumers.splice(index, 1);
+  }
+
+  // ---- incoming messages ----
+
+  private onMessage(ctx: EventContext): void {
+    const receiver = ctx.receiver as Receiver;
+    const delivery = ctx.delivery as Delivery;
+    const address = receiver.target?.address ?? "";
+    if (address === CBS) return this.onPutToken(ctx);
+    if (address.endsWith(MANAGEMENT_SUFFIX)) return this.onManagement(ctx, address.slice(0, -MANAGEMENT_SUFFIX.length));
+    const format = (ctx as EventContext & { format?: number }).format ?? 0;
+    let messages: Message[];
+    try {
+      messages = format === BATCH_FORMAT ? this.unbatch(ctx.message as unknown as Buffer) : [ctx.message as Message];
+    } catch (error) {
+      delivery.update(true, outcomes.rejected({ error: { condition: "amqp:decode-error", description: String(error) } }).described());
+      return;
+    }
+    this.options.faults.afterAckDelay(() => {
+      try {
+        for (const message of messages) this.options.store.enqueue(address, message);
+        delivery.update(true, outcomes.accepted().described());
+      } catch (error) {
+        const description = error instanceof Error ? error.message : String(error);
+        delivery.update(true, outcomes.rejected({ error: { condition: "amqp:not-found", description } }).described());
+      }
+    });
+  }
+
+  private unbatch(payload: Buffer): Message[] {
+    const outer = rhea.message.decode(payload) as unknown as Message;
+    const body = outer.body as { typecode?: number; content?: unknown; multiple?: boolean } | undefined;
+    if (!body || body.typecode !== 0x75) throw new Error("a batch must carry data sections");
+    const parts = (body.multiple ? body.content : [body.content]) as unknown[];
+    return parts.map((part) => {
+      const bytes = asBuffer(part);
+      if (!bytes) throw new Error("a batch data section must be binary");
+      return rhea.message.decode(bytes) as unknown as Message;
+    });
+  }
+
+  // ---- request/response nodes ($cbs, ENTITY/$management) ----
+
+  private reply(ctx: EventContext, node: string, request: Message, properties: Record<string, unknown>, body?: unknown): void {
+    const replyTo = request.reply_to;
+    const connection = ctx.connection;
+    const sender =
+      (connection.find_sender((s: Sender) => s.source?.address === node && s.target?.address === replyTo) as Sender | undefined) ??
+      (connection.find_sender((s: Sender) => s.source?.address === node) as Sender | undefined);
+    ctx.delivery?.update(true, outcomes.accepted().described());
+    if (!sender) return;
+    const response = { correlation_id: request.message_id, to: replyTo, application_properties: properties } as Message;
+    if (body !== undefined) response.body = body;
+    sender.send(response);
+  }
+
+  private onPutToken(ctx: EventContext): void {
+    const request = ctx.message as Message;
+    const refused = this.options.faults.takePutTokenRefusal();
+    this.reply(ctx, CBS, request, {
+      "status-code": refused ? 401 : 202,
+      "status-description": refused ? "Unauthorized: token refused (emulator fault injection)" : "Accepted",
+    });
+  }
+
+  private onManagement(ctx: EventContext, entityPath: string): void {
+    const request = ctx.message as Message;
+    const node = `${entityPath}${MANAGEMENT_SUFFIX}`;
+    const operation = String(request.application_properties?.operation ?? "");
+    const body = (request.body ?? {}) as Record<string, unknown>;
+    const tokens = (Array.isArray(body["lock-tokens"]) ? body["lock-tokens"] : []).map(lockTokenOf);
+    const store = this.options.store;
+    const lockLost = (): void =>
+      this.reply(ctx, node, request, {
+        statusCode: 410,
+        statusDescription: "The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue.",
+        errorCondition: LOCK_LOST,
+      });
+
+    if (operation === "com.microsoft:renew-lock") {
+      const expirations: Date[] = [];
+      for (const token of tokens) {
+        const until = store.renewLock(token);
+        if (!until) return lockLost();
+        expirations.push(until);
+      }
+      return this.reply(ctx, node, request, { statusCode: 200 }, { expirations });
+    }
+    if (operation === "com.microsoft:update-disposition") {
+      const status = String(body["disposition-status"] ?? "");
+      for (const token of tokens) {
+        const outcome = this.settleByStatus(token, status, body);
+        if (outcome === "lock-lost") return lockLost();
+      }
+      return this.reply(ctx, node, request, { statusCode: 200 });
+    }
+    this.reply(ctx, node, request, {
+      statusCode: 501,
+      statusDescription: `The emulator does not implement ${operation || "(no operation)"}.`,
+      errorCondition: "amqp:not-implemented",
+    });
+  }
+
+  private settleByStatus(token: string, status: string, body: Record<string, unknown>): SettleOutcome {
+    const store = this.options.store;
+    switch (status) {
+      case "completed":
+        return store.complete(token);
+      case "abandoned":
+        return store.abandon(token);
+      case "defered":
+      case "deferred":
+        return store.defer(token);
+      case "suspended":
+        return store.deadLetter(token, body["deadletter-reason"] as string | undefined, body["deadletter-description"] as string | undefined);
+      default:
+        return "lock-lost";
+    }
+  }
+
+  // ---- deliveries to receivers ----
+
+  private pump(entity: Entity): void {
+    const consumers = this.consumers.filter((c) => c.source.entity === entity);
+    let progress = true;
+    while (progress) {
+      progress = false;
+      for (const consumer of consumers) {
+        if (this.deliverOne(consumer)) progress = true;
+      }
+    }
+  }
+
+  private pumpConsumer(sender: Sender | undefined): void {
+    const consumer = this.consumers.find((c) => c.sender === sender);
+    if (consumer) while (this.deliverOne(consumer)) {
+      // keep sending while there is credit and a message
+    }
+  }
+
+  private deliverOne(consumer: Consumer): boolean {
+    const { sender, source, mode } = consumer;
+    if (!sender.is_open() || !sender.sendable()) return false;
+    const stored = this.options.store.acquire(source, mode);
+    if (!stored) return false;
+    const tag = stored.lockToken ? lockTokenToDeliveryTag(stored.lockToken) : Buffer.alloc(0);
+    sender.send(this.outgoing(stored, source), tag);
+    return true;
+  }
+
+  /** The stored message plus what the broker adds on delivery. */
+  private outgoing(stored: StoredMessage, source: MessageSource): Message {
+    const annotations: Record<string, unknown> = {
+      ...(stored.amqp.message_annotations ?? {}),
+      "x-opt-sequence-number": stored.sequenceNumber,
+      "x-opt-enqueued-time": new Date(stored.enqueuedAt),
+    };
+    if (stored.lockedUntil !== undefined) annotations["x-opt-locked-until"] = new Date(stored.lockedUntil);
+    const message: Message = { ...stored.amqp, delivery_count: stored.deliveryCount, message_annotations: annotations };
+    if (source.deadLetter) {
+      message.application_properties = {
+        ...(stored.amqp.application_properties ?? {}),
+        ...(stored.deadLetterReason !== undefined ? { DeadLetterReason: stored.deadLetterReason } : {}),
+        ...(stored.deadLetterDescription !== undefined ? { DeadLetterErrorDescription: stored.deadLetterDescription } : {}),
+      };
+    }
+    return message;
+  }
+
+  private onDraining(ctx: EventContext): void {
+    const sender = ctx.sender as Sender;
+    this.pumpConsumer(sender);
+    // Nothing more to send: give the remaining credit back so the client's drain completes.
+    sender.set_drained(true);
+  }
+
+  private onDisposition(ctx: EventContext, outcome: "accepted" | "rejected" | "modified" | "released"): void {
+    const delivery = ctx.delivery as Delivery;
+    const lockToken = deliveryTagToLockToken(delivery.tag);
+    if (!lockToken) return;
+    const state = (delivery as unknown as { remote_state?: Record<string, unknown> }).remote_state ?? {};
+    this.options.faults.afterAckDelay(() => {
+      const store = this.options.store;
+      let result: SettleOutcome;
+      if (outcome === "accepted") {
+        result = store.complete(lockToken);
+      } else if (outcome === "rejected") {
+        const error = (state.error ?? {}) as { description?: string; info?: Record<string, unknown> };
+        const info = error.info ?? {};
+        result = store.deadLetter(
+          lockToken,
+          (info.DeadLetterReason as string | undefined) ?? undefined,
+          (info.DeadLetterErrorDescription as string | undefined) ?? error.description,
+        );
+      } else if (outcome === "modified" && state.undeliverable_here === true) {
+        result = store.defer(lockToken);
+      } else {
+        result = store.abandon(lockToken);
+      }
+      const final =
+        result === "ok"
+          ? outcomes.accepted().described()
+          : outcomes
+              .rejected({ error: { condition: LOCK_LOST, description: "The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue." } })
+              .described();
+      // Settle with a final state. The client reads any `error` in it as a failed settlement, so a
+      // successful dead-letter is answered `rejected` without one.
+      let answer: unknown = final;
+      if (result === "ok" && outcome === "rejected") answer = outcomes.rejected({}).described();
+      else if (result === "ok" && outcome !== "accepted") answer = echo(state) ?? final;
+      delivery.update(true, answer);
+    });
+  }
+}
