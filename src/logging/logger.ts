@@ -29,7 +29,7 @@ const REDACT_PATHS = SECRET_KEYS.flatMap((key) => [key, `*.${key}`, `*.*.${key}`
  */
 const SECRET_TEXT_PATTERNS: Array<[RegExp, string]> = [
   [/(AccountKey|SharedAccessKey|SharedAccessSignature)=([^;"'\s]+)/gi, "$1=[REDACTED]"],
-  [/([?&](?:sig|se|skn|sr|sv|sp)=)[^&"'\s]+/gi, "$1[REDACTED]"],
+  [/((?:^|[?&;\s])sig=)[^&"'\s;]+/gi, "$1[REDACTED]"],
   [/(Bearer\s+)[A-Za-z0-9._~+/=-]+/g, "$1[REDACTED]"],
   [/("?(?:access_?token|client_?secret|password)"?\s*[:=]\s*"?)[^"',\s}]+/gi, "$1[REDACTED]"],
 ];
