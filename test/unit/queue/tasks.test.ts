@@ -29,7 +29,7 @@ describe("task messages are byte-identical to Python's json.dumps", () => {
   ];
   for (const c of cases) {
     it(c.name, () => {
-      const task = shellTask({ cmd: c.cmd, env: c.env, cwd: c.cwd, numRetries: c.numRetries, id: "abc123" });
+      const task = shellTask({ cmd: c.cmd, env: c.env as Record<string, string>, cwd: c.cwd, numRetries: c.numRetries, id: "abc123" });
       const expected = python(
         PY_SERIALIZE,
         JSON.stringify({ kwargs: task.kwargs, num_retries: c.numRetries, reply_requested: false, id: "abc123" }),
