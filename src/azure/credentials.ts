@@ -1,0 +1,73 @@
+import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth";
+import { z } from "zod";
+
+/** Public-cloud ARM endpoint; sovereign clouds and the emulator override it per region. */
+export const PUBLIC_ARM_ENDPOINT = "https://management.azure.com";
+
+/** The token scope for an ARM endpoint: its origin + "/.default" (public cloud: management.azure.com). */
+export function armScope(endpoint: string): string {
+  return `${new URL(endpoint).origin}/.default`;
+}
+
+/**
+ * How a region gets its Azure token. Default: the daemon's credential (DefaultAzureCredential: workload
+ * identity, managed identity, ...). A region may name its own user-assigned managed identity, workload
+ * identity client, or the Azure CLI login (for a person running the daemon from a laptop).
+ */
+export const credentialConfigSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("default") }).strict(),
+  z.object({ type: z.literal("managedIdentity"), clientId: z.string().min(1).optional() }).strict(),
+  z
+    .object({
+      type: z.literal("workloadIdentity"),
+      clientId: z.string().min(1).optional(),
+      tenantId: z.string().min(1).optional(),
+    })
+    .strict(),
+  z.object({ type: z.literal("azureCli"), tenantId: z.string().min(1).optional() }).strict(),
+]);
+export type CredentialConfig = z.output<typeof credentialConfigSchema>;
+
+/**
+ * A credential that builds the real one on first getToken only: nothing is constructed (and no network
+ * is probed) for a region that is never called.
+ */
+export class LazyCredential implements TokenCredential {
+  private inner: Promise<TokenCredential> | undefined;
+  constructor(private readonly build: () => TokenCredential | Promise<TokenCredential>) {}
+
+  async getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
+    this.inner ??= Promise.resolve().then(this.build);
+    return (await this.inner).getToken(scopes, options);
+  }
+}
+
+/** The credential for one region: its own if configured, else the daemon's (`fallback`). */
+export function regionCredential(config: CredentialConfig | undefined, fallback: () => TokenCredential): TokenCredential {
+  if (!config || config.type === "default") return new LazyCredential(fallback);
+  return new LazyCredential(async () => {
+    // @azure/identity is loaded only when a region asks for its own credential.
+    const identity = await import("@azure/identity");
+    switch (config.type) {
+      case "managedIdentity":
+        return config.clientId
+          ? new identity.ManagedIdentityCredential({ clientId: config.clientId })
+          : new identity.ManagedIdentityCredential();
+      case "workloadIdentity":
+        return new identity.WorkloadIdentityCredential({
+          ...(config.clientId ? { clientId: config.clientId } : {}),
+          ...(config.tenantId ? { tenantId: config.tenantId } : {}),
+        });
+      case "azureCli":
+        return new identity.AzureCliCredential(config.tenantId ? { tenantId: config.tenantId } : {});
+    }
+  });
+}
+
+/** A fixed token, for tests and the emulator (which accepts any bearer token). */
+export class StaticTokenCredential implements TokenCredential {
+  constructor(private readonly token = "test-token") {}
+  async getToken(): Promise<AccessToken> {
+    return { token: this.token, expiresOnTimestamp: Date.now() + 3_600_000 };
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Token bucket for ARM writes. ARM allows about 200 writes in a burst and 10 per second per principal and
+ * region; submits from every region of one subscription share one bucket, so a big hire spread over many
+ * workspaces does not run into a 429 storm.
+ */
+export interface WriteRateLimiterOptions {
+  /** Bucket size (default 200). */
+  burst?: number;
+  /** Refill per second (default 10). */
+  perSecond?: number;
+  /** Clock in ms (tests and the bench may pass their own). */
+  now?: () => number;
+}
+
+export class WriteRateLimiter {
+  readonly burst: number;
+  readonly perSecond: number;
+  private tokens: number;
+  private last: number;
+  private readonly now: () => number;
+  /** Waiters are served in order, so a burst of submits cannot starve one region. */
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(options: WriteRateLimiterOptions = {}) {
+    this.burst = options.burst ?? 200;
+    this.perSecond = options.perSecond ?? 10;
+    if (!(this.burst >= 1)) throw new Error(`write rate limiter: burst must be >= 1; given ${this.burst}`);
+    if (!(this.perSecond > 0)) throw new Error(`write rate limiter: perSecond must be > 0; given ${this.perSecond}`);
+    this.now = options.now ?? Date.now;
+    this.tokens = this.burst;
+    this.last = this.now();
+  }
+
+  private refill(): void {
+    const now = this.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond);
+    this.last = now;
+  }
+
+  /** Take one token, waiting for it if needed. Rejects with the signal's reason if aborted meanwhile. */
+  acquire(signal?: AbortSignal): Promise<void> {
+    const turn = this.queue.then(() => this.take(signal));
+    // The next waiter queues behind this one whatever its outcome.
+    this.queue = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async take(signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      signal?.throwIfAborted();
+      this.refill();
+      if (this.tokens >= 1) {
+        this.tokens -= 1;
+        return;
+      }
+      const waitMs = Math.ceil(((1 - this.tokens) / this.perSecond) * 1000);
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => {
+          clearTimeout(timer);
+          reject(signal!.reason);
+        };
+        const timer = setTimeout(() => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        }, waitMs);
+        signal?.addEventListener("abort", onAbort, { once: true });
+      });
+    }
+  }
+}
+
+/** One limiter per key (subscription + ARM endpoint). Pass one pool to every region of a process. */
+export class WriteLimiterPool {
+  private readonly limiters = new Map<string, WriteRateLimiter>();
+  constructor(private readonly options: WriteRateLimiterOptions = {}) {}
+
+  get(key: string): WriteRateLimiter {
+    let limiter = this.limiters.get(key);
+    if (!limiter) {
+      limiter = new WriteRateLimiter(this.options);
+      this.limiters.set(key, limiter);
+    }
+    return limiter;
+  }
+}
+
+/**
+ * The process's pool: ARM's limit is per principal, and the daemon has one principal, so regions built
+ * separately by the region factory must still share it. Tests and the bench pass their own pool.
+ */
+export const processWriteLimiters = new WriteLimiterPool();

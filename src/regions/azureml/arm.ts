@@ -1,0 +1,196 @@
+import { rootCertificates } from "node:tls";
+import type { TokenCredential } from "@azure/core-auth";
+import { AzureMachineLearningWorkspaces, getContinuationToken, type JobBase } from "@azure/arm-machinelearning";
+import type { Logger } from "../../logging/logger.js";
+import { armScope } from "../../azure/credentials.js";
+import { withRetry, statusOf } from "../../azure/retry.js";
+import type { WriteRateLimiter } from "../../azure/rate-limiter.js";
+import type { WorkspaceRef } from "./names.js";
+
+/** One job as the region needs it. */
+export interface JobSummary {
+  name: string;
+  status: string | undefined;
+  createdAt: number;
+  experiment: string | undefined;
+  isArchived: boolean;
+  /** The resource as listed, to send back when retiring it. */
+  resource: JobBase;
+}
+
+export interface ComputeSummary {
+  maxNodeCount: number;
+  targetNodeCount: number;
+  currentNodeCount: number;
+}
+
+export interface ListQuery {
+  listViewType: "ActiveOnly" | "ArchivedOnly" | "All";
+  tag?: string;
+  jobType?: string;
+}
+
+/** Counts of ARM requests (attempts, retries included), for the bench and the flat-cost test. */
+export interface ArmCallCounts {
+  reads: number;
+  writes: number;
+}
+
+export interface ArmWorkspaceOptions extends WorkspaceRef {
+  endpoint: string;
+  credential: TokenCredential;
+  tlsCa?: string;
+  retries: number;
+  attemptTimeoutMs: number;
+  writeLimiter: WriteRateLimiter;
+  logger: Logger;
+}
+
+/**
+ * The ARM calls of one workspace, each under the one retry policy (src/azure/retry.ts), with the caller's
+ * signal, and writes through the subscription's rate limiter. The SDK client is built on first use.
+ */
+export class ArmWorkspace {
+  readonly counts: ArmCallCounts = { reads: 0, writes: 0 };
+  private client: AzureMachineLearningWorkspaces | undefined;
+
+  constructor(private readonly options: ArmWorkspaceOptions) {}
+
+  private sdk(): AzureMachineLearningWorkspaces {
+    this.client ??= new AzureMachineLearningWorkspaces(this.options.credential, this.options.subscriptionId, {
+      endpoint: this.options.endpoint,
+      credentialScopes: [armScope(this.options.endpoint)],
+      // Retries live in withRetry (one policy, Retry-After honoured); the SDK's own would multiply them.
+      retryOptions: { maxRetries: 0 },
+      userAgentOptions: { userAgentPrefix: "workforce-autoscaler" },
+      // Extra CA (emulator, private cloud) on top of the public roots, never instead of them.
+      ...(this.options.tlsCa ? { tlsOptions: { ca: [...rootCertificates, this.options.tlsCa].join("\n") } } : {}),
+    });
+    return this.client;
+  }
+
+  private call<T>(kind: "read" | "write", what: string, run: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return withRetry(
+      async (attemptSignal) => {
+        if (kind === "write") await this.options.writeLimiter.acquire(attemptSignal);
+        if (kind === "write") this.counts.writes++;
+        else this.counts.reads++;
+        return run(attemptSignal);
+      },
+      {
+        retries: this.options.retries,
+        attemptTimeoutMs: this.options.attemptTimeoutMs,
+        ...(signal ? { signal } : {}),
+        onRetry: ({ error, attempt, delayMs }) =>
+          this.options.logger.debug(
+            { call: what, attempt, delayMs, status: statusOf(error), code: (error as { code?: unknown }).code },
+            "retrying ARM call",
+          ),
+      },
+    );
+  }
+
+  /** One page of the job list; `token` is the previous page's nextLink. */
+  async listJobsPage(query: ListQuery, token: string | undefined, signal?: AbortSignal): Promise<{ jobs: JobSummary[]; next?: string }> {
+    const { resourceGroup, workspace } = this.options;
+    const page = await this.call(
+      "read",
+      "jobs.list",
+      async (attemptSignal) => {
+        const pages = this.sdk()
+          .jobs.list(resourceGroup, workspace, { ...query, abortSignal: attemptSignal })
+          .byPage(token ? { continuationToken: token } : undefined);
+        const result = await pages.next();
+        return result.done ? [] : result.value;
+      },
+      signal,
+    );
+    const next = getContinuationToken(page);
+    return { jobs: page.map(summarize), ...(next ? { next } : {}) };
+  }
+
+  async getCompute(name: string, signal?: AbortSignal): Promise<ComputeSummary> {
+    const { resourceGroup, workspace } = this.options;
+    const resource = await this.call(
+      "read",
+      "computes.get",
+      (attemptSignal) => this.sdk().computeOperations.get(resourceGroup, workspace, name, { abortSignal: attemptSignal }),
+      signal,
+    );
+    // AmlCompute keeps its numbers one level down: properties.properties.
+    const inner = (resource.properties as { properties?: Record<string, unknown> } | undefined)?.properties;
+    const scale = inner?.scaleSettings as { maxNodeCount?: unknown } | undefined;
+    const num = (value: unknown, field: string): number => {
+      if (typeof value !== "number" || !Number.isFinite(value)) {
+        throw new Error(`compute ${name}: expected a number at properties.properties.${field}; given ${JSON.stringify(value)}`);
+      }
+      return value;
+    };
+    return {
+      maxNodeCount: num(scale?.maxNodeCount, "scaleSettings.maxNodeCount"),
+      targetNodeCount: num(inner?.targetNodeCount ?? 0, "targetNodeCount"),
+      currentNodeCount: num(inner?.currentNodeCount ?? 0, "currentNodeCount"),
+    };
+  }
+
+  async putJob(name: string, body: JobBase, signal?: AbortSignal): Promise<void> {
+    const { resourceGroup, workspace } = this.options;
+    await this.call(
+      "write",
+      "jobs.createOrUpdate",
+      (attemptSignal) => this.sdk().jobs.createOrUpdate(resourceGroup, workspace, name, body, { abortSignal: attemptSignal }),
+      signal,
+    );
+  }
+
+  /** Start a cancel; the long-running operation is not awaited (the job shows CancelRequested at once). */
+  async beginCancel(name: string, signal?: AbortSignal): Promise<void> {
+    const { resourceGroup, workspace } = this.options;
+    await this.call(
+      "write",
+      "jobs.cancel",
+      async (attemptSignal) => {
+        await this.sdk().jobs.beginCancel(resourceGroup, workspace, name, { abortSignal: attemptSignal });
+      },
+      signal,
+    );
+  }
+
+  async putEnvironmentVersion(name: string, version: string, image: string, description: string | undefined, signal?: AbortSignal): Promise<string> {
+    const { resourceGroup, workspace } = this.options;
+    const result = await this.call(
+      "write",
+      "environmentVersions.createOrUpdate",
+      (attemptSignal) =>
+        this.sdk().environmentVersions.createOrUpdate(
+          resourceGroup,
+          workspace,
+          name,
+          version,
+          { properties: { image, ...(description ? { description } : {}) } },
+          { abortSignal: attemptSignal },
+        ),
+      signal,
+    );
+    return result.id ?? "";
+  }
+}
+
+function summarize(resource: JobBase): JobSummary {
+  const created = resource.systemData?.createdAt;
+  return {
+    name: resource.name ?? "",
+    status: resource.properties?.status,
+    createdAt: created instanceof Date ? created.getTime() : created ? Date.parse(String(created)) : 0,
+    experiment: resource.properties?.experimentName,
+    isArchived: resource.properties?.isArchived === true,
+    resource,
+  };
+}
+
+/** The inner code AzureML gives a second create of an existing job (our own transport retry's echo). */
+export function isJobPropertyImmutable(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown; response?: { bodyAsText?: unknown } } | undefined;
+  const texts = [e?.code, e?.message, e?.response?.bodyAsText];
+  return texts.some((text) => typeof text === "string" && text.includes("JobPropertyImmutable"));
+}
