@@ -10,6 +10,11 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
+/** Lines of stdin, read only once iterated: a readline made earlier emits lines nobody listens to yet. */
+async function* stdinLines(): AsyncGenerator<string> {
+  yield* createInterface({ input: process.stdin, crlfDelay: Infinity });
+}
+
 export function register(program: Command): void {
   program
     .command("push")
@@ -44,7 +49,7 @@ export function register(program: Command): void {
         if (eq <= 0) throw new ConfigError([{ where: "--env", message: `expected KEY=VALUE, got "${pair}"` }]);
         env[pair.slice(0, eq)] = pair.slice(eq + 1);
       }
-      const commands = opts.command.length > 0 ? opts.command : createInterface({ input: process.stdin, crlfDelay: Infinity });
+      const commands = opts.command.length > 0 ? opts.command : stdinLines();
       const result = await pushTasks({
         spec,
         connectionString,
