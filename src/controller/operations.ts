@@ -24,7 +24,7 @@ export async function workforceState(regions: readonly Region[], options: Operat
       try {
         return { region: region.name, ...(await region.observe({ signal: options.signal })) };
       } catch (error) {
-        throw new Error(`region ${region.name}: observe failed: ${(error as Error).message}`);
+        throw new Error(`region ${region.name}: observe failed: ${(error as Error).message}`, { cause: error });
       }
     }),
   );

@@ -48,7 +48,7 @@ export class Reconciler {
 
   constructor(private readonly options: ReconcilerOptions) {
     this.now = options.now ?? Date.now;
-    for (const region of options.regions) options.metrics && initRegionSeries(options.metrics, region.name);
+    if (options.metrics) for (const region of options.regions) initRegionSeries(options.metrics, region.name);
     options.metrics?.dryRun.set(options.dryRun ? 1 : 0);
   }
 
