@@ -12,6 +12,8 @@ import { register as registerPlan } from "./commands/plan.js";
 import { register as registerWorkforceOps } from "./commands/workforce-ops.js";
 import { register as registerPush } from "./commands/push.js";
 import { register as registerWorker } from "./commands/worker.js";
+import { register as registerAgent } from "./commands/agent.js";
+import { register as registerSignal } from "./commands/signal.js";
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage. */
 export const EXIT_CONFIG = 2;
@@ -34,6 +36,8 @@ export function buildProgram(): Command {
   registerWorkforceOps(program);
   registerPush(program);
   registerWorker(program);
+  registerAgent(program);
+  registerSignal(program);
   return program;
 }
 

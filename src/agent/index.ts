@@ -1,0 +1,232 @@
+import type { TokenCredential } from "@azure/core-auth";
+import type { ServiceBusReceiver } from "@azure/service-bus";
+import { constants } from "node:os";
+import { ConfigError, type ConfigProblem } from "../config/load.js";
+import type { Logger } from "../logging/logger.js";
+import { createServiceBusClient, namespaceOf } from "../backchannel/clients.js";
+import { SHUTDOWN_SUBSCRIPTION } from "../backchannel/config.js";
+import { CONTROL_OPERATIONS, isControlOperation, type ControlOperation } from "../backchannel/message.js";
+import { listenForControl, type ControlOutcome } from "./listener.js";
+import { chooseTargets, scanPidDir } from "./pids.js";
+import { startWrappedWorker, type WrappedWorker } from "./wrap.js";
+
+export {
+  chooseTargets,
+  judgePidFile,
+  scanPidDir,
+  processInfo,
+  type PidFileState,
+  type PidFileVerdict,
+} from "./pids.js";
+export { listenForControl, type ListenOptions, type ListenResult } from "./listener.js";
+export { startWrappedWorker, exitCodeOf, type WrappedWorker } from "./wrap.js";
+
+/** Env vars, as ai4s-jobq names them. */
+export const AGENT_ENV = {
+  namespace: "WORKFORCE_BACK_CHANNEL_FULLY_QUALIFIED_NAMESPACE",
+  connectionString: "WORKFORCE_BACK_CHANNEL_CONNECTION_STRING",
+  topic: "WORKFORCE_CONTROL_TOPIC_NAME",
+  pidDir: "JOBQ_PID_DIR",
+} as const;
+
+/** Where the agent listens; undefined when the back channel is not configured (wrap mode then only waits). */
+export interface AgentChannel {
+  connectionString?: string;
+  fullyQualifiedNamespace?: string;
+  topic: string;
+  subscription: string;
+}
+
+/** The back channel named by the environment, or undefined when none is; a half-set one is a ConfigError. */
+export function agentChannelFromEnv(
+  env: NodeJS.ProcessEnv,
+  subscription = SHUTDOWN_SUBSCRIPTION,
+): AgentChannel | undefined {
+  const namespace = env[AGENT_ENV.namespace] || undefined;
+  const connectionString = env[AGENT_ENV.connectionString] || undefined;
+  const topic = env[AGENT_ENV.topic] || undefined;
+  if (!namespace && !connectionString && !topic) return undefined;
+  const problems: ConfigProblem[] = [];
+  if (!topic)
+    problems.push({
+      where: AGENT_ENV.topic,
+      message: "the control topic name is required with a back channel",
+    });
+  if (!namespace && !connectionString) {
+    problems.push({
+      where: AGENT_ENV.namespace,
+      message: `set it (or ${AGENT_ENV.connectionString}) to listen on ${topic}`,
+    });
+  }
+  if (namespace && !/^[A-Za-z0-9.-]+(:\d+)?$/.test(namespace.replace(/^sb:\/\//, "").replace(/\/$/, ""))) {
+    problems.push({
+      where: AGENT_ENV.namespace,
+      message: `expected a host name such as NAME.servicebus.windows.net; given "${namespace}"`,
+    });
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    // A connection string wins: it is what local runs and emulators use.
+    ...(connectionString
+      ? { connectionString }
+      : { fullyQualifiedNamespace: namespace!.replace(/^sb:\/\//, "").replace(/\/$/, "") }),
+    topic: topic!,
+    subscription,
+  };
+}
+
+/** Which signal each operation delivers. Default SIGINT for both (the seed's behaviour). */
+export type SignalPlan = Record<ControlOperation, NodeJS.Signals>;
+
+export function parseSignalName(text: string, where: string): NodeJS.Signals {
+  const upper = text.trim().toUpperCase();
+  const name = (upper.startsWith("SIG") ? upper : `SIG${upper}`) as NodeJS.Signals;
+  if (!(name in constants.signals) || name === "SIGKILL" || name === "SIGSTOP") {
+    throw new ConfigError([
+      { where, message: `expected a catchable signal name such as SIGINT, SIGUSR1; given "${text}"` },
+    ]);
+  }
+  return name;
+}
+
+/** `--signal` for every operation, then `--signal-for OP=SIG` overrides. */
+export function signalPlan(defaultSignal = "SIGINT", overrides: readonly string[] = []): SignalPlan {
+  const base = parseSignalName(defaultSignal, "--signal");
+  const plan = Object.fromEntries(CONTROL_OPERATIONS.map((operation) => [operation, base])) as SignalPlan;
+  for (const override of overrides) {
+    const [operation, signal] = override.split("=", 2);
+    if (!isControlOperation(operation) || !signal) {
+      throw new ConfigError([
+        {
+          where: "--signal-for",
+          message: `expected OPERATION=SIGNAL with OPERATION one of ${CONTROL_OPERATIONS.join(", ")}; given "${override}"`,
+        },
+      ]);
+    }
+    plan[operation] = parseSignalName(signal, `--signal-for ${operation}`);
+  }
+  return plan;
+}
+
+export interface AgentOptions {
+  channel: AgentChannel | undefined;
+  /** Needed for a namespace without a connection string (managed identity on the node). */
+  credential?: () => TokenCredential;
+  pidDir: string;
+  signals: SignalPlan;
+  logger: Logger;
+  /** Wrap mode: the worker to start and watch. */
+  wrap?: { argv: string[]; workerId: string; pidFileGraceMs?: number };
+  /** Stops the agent from outside (tests); SIGTERM/SIGINT do so in standalone mode. */
+  signal?: AbortSignal;
+  /** Longest wait of one receive call (default 60 s). */
+  maxWaitMs?: number;
+}
+
+function deliver(pid: number, signal: NodeJS.Signals, logger: Logger): boolean {
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch (error) {
+    logger.warn({ pid, signal, code: (error as NodeJS.ErrnoException).code }, "could not signal worker");
+    return false;
+  }
+}
+
+/**
+ * The node agent. Listens on the back channel; on a control message, signals every live worker of this
+ * node and stops listening (so the next message goes to another node). Standalone it then exits 0; in wrap
+ * mode it waits for its worker and exits with the worker's code.
+ */
+export async function runAgent(options: AgentOptions): Promise<number> {
+  const { logger, pidDir } = options;
+  const stop = new AbortController();
+  const stopNow = () => stop.abort();
+  options.signal?.addEventListener("abort", stopNow, { once: true });
+
+  let worker: WrappedWorker | undefined;
+  const standaloneSignals: NodeJS.Signals[] = ["SIGTERM", "SIGINT"];
+  if (options.wrap) {
+    worker = startWrappedWorker({ ...options.wrap, pidDir, logger });
+    // The worker left on its own (empty queue, failure): nothing to listen for any more.
+    void worker.exited.then(stopNow);
+  } else {
+    for (const signal of standaloneSignals) process.on(signal, stopNow);
+  }
+
+  const onControl = (operation: ControlOperation): ControlOutcome => {
+    const states = scanPidDir(pidDir);
+    for (const state of states) {
+      if (state.verdict.status !== "live")
+        logger.info({ pidFile: state.path, ...state.verdict }, "PID file skipped");
+    }
+    const targets = chooseTargets(states, worker?.pid);
+    if (targets.length === 0) return { kind: "nothing-here" };
+    const signal = options.signals[operation];
+    return {
+      kind: "act",
+      act: () => {
+        const signalled = targets.filter((pid) => deliver(pid, signal, logger));
+        logger.info(
+          { operation, signal, pids: signalled },
+          `control message taken: signalled ${signalled.length} worker process(es)`,
+        );
+      },
+    };
+  };
+
+  try {
+    if (!options.channel) {
+      if (!worker)
+        throw new Error(
+          "the agent needs a back channel (WORKFORCE_CONTROL_TOPIC_NAME and a namespace or connection string)",
+        );
+      logger.info("back channel not configured: running the worker without listening");
+    } else if (!stop.signal.aborted) {
+      const channel = options.channel;
+      const client = createServiceBusClient(
+        channel,
+        options.credential ? { credential: options.credential } : {},
+      );
+      let receiver: ServiceBusReceiver | undefined;
+      try {
+        receiver = client.createReceiver(channel.topic, channel.subscription, {
+          receiveMode: "peekLock",
+          // The raw bytes: decoded under the Python listener's rules, not the SDK's.
+          skipParsingBodyAsJson: true,
+          maxAutoLockRenewalDurationInMs: 0,
+        });
+        logger.info(
+          {
+            namespace: namespaceOf(channel),
+            topic: channel.topic,
+            subscription: channel.subscription,
+            pidDir,
+          },
+          "listening for control messages",
+        );
+        const result = await listenForControl({
+          receiver,
+          logger,
+          onControl,
+          signal: stop.signal,
+          ...(options.maxWaitMs !== undefined ? { maxWaitMs: options.maxWaitMs } : {}),
+        });
+        if (result.kind === "acted")
+          logger.info({ operation: result.operation }, "stopped listening: this node is leaving");
+      } finally {
+        // Closing the receiver is what makes the next message go to another node.
+        await receiver?.close().catch(() => undefined);
+        await client.close().catch(() => undefined);
+      }
+    }
+    if (!worker) return 0;
+    const code = await worker.exited;
+    logger.info({ exitCode: code }, "worker exited");
+    return code;
+  } finally {
+    worker?.dispose();
+    options.signal?.removeEventListener("abort", stopNow);
+    for (const signal of standaloneSignals) process.off(signal, stopNow);
+  }
+}

@@ -1,0 +1,113 @@
+import type { ServiceBusReceivedMessage, ServiceBusReceiver } from "@azure/service-bus";
+import type { Logger } from "../logging/logger.js";
+import { decodeControlMessage, type ControlOperation, type ReceivedBody } from "../backchannel/message.js";
+
+/** What the node did about a control message. */
+export type ControlOutcome =
+  /** Workers were found: the message is ours (complete it), then `act` signals them. */
+  | { kind: "act"; act: () => void }
+  /** Nothing here to stop: give the message back so that another node takes it. */
+  | { kind: "nothing-here" };
+
+export interface ListenOptions {
+  receiver: ServiceBusReceiver;
+  logger: Logger;
+  /** Decides what a valid control message means for this node. */
+  onControl: (operation: ControlOperation) => ControlOutcome;
+  /** Stops listening (the agent is shutting down or its wrapped worker left). */
+  signal: AbortSignal;
+  /** Longest wait of one receive call (default 60 s); short in tests. */
+  maxWaitMs?: number;
+  /** After giving a message back, wait this long before taking another (default 2 s). */
+  pauseAfterAbandonMs?: number;
+  /** Longest pause between retries after a failed receive (default 30 s). */
+  maxBackoffMs?: number;
+}
+
+export type ListenResult = { kind: "acted"; operation: ControlOperation } | { kind: "stopped" };
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+function bodyOf(message: ServiceBusReceivedMessage): ReceivedBody {
+  const bodyType = message._rawAmqpMessage?.bodyType ?? "data";
+  return { bodyType, body: message.body };
+}
+
+/**
+ * Takes control messages one at a time in peek-lock mode until one is acted upon. A malformed message is
+ * dead-lettered with the reason and listening goes on. A receive that fails (dropped connection, refused
+ * token) is retried with backoff; the SDK re-opens its connection and link on the next call.
+ *
+ * The message is completed *before* the workers are signalled: if completing fails (lock lost), another
+ * node gets the message and this one must not act too, or two nodes would leave for one request.
+ */
+export async function listenForControl(options: ListenOptions): Promise<ListenResult> {
+  const { receiver, logger, signal } = options;
+  const maxWaitTimeInMs = options.maxWaitMs ?? 60_000;
+  const maxBackoffMs = options.maxBackoffMs ?? 30_000;
+  let backoffMs = 500;
+  while (!signal.aborted) {
+    let messages: ServiceBusReceivedMessage[];
+    try {
+      messages = await receiver.receiveMessages(1, { maxWaitTimeInMs, abortSignal: signal });
+      backoffMs = 500;
+    } catch (error) {
+      if (signal.aborted) break;
+      logger.warn({ err: error, retryInMs: backoffMs }, "receiving control messages failed; retrying");
+      await sleep(backoffMs, signal);
+      backoffMs = Math.min(backoffMs * 2, maxBackoffMs);
+      continue;
+    }
+    for (const message of messages) {
+      const decoded = decodeControlMessage(bodyOf(message));
+      const messageId = message.messageId === undefined ? undefined : String(message.messageId);
+      if ("problem" in decoded) {
+        const { reason, description } = decoded.problem;
+        logger.warn({ messageId, reason, description }, "control message dead-lettered");
+        try {
+          await receiver.deadLetterMessage(message, {
+            deadLetterReason: reason,
+            deadLetterErrorDescription: description,
+          });
+        } catch (error) {
+          logger.warn({ err: error, messageId }, "could not dead-letter a malformed control message");
+        }
+        continue;
+      }
+      const outcome = options.onControl(decoded.operation);
+      if (outcome.kind === "nothing-here") {
+        logger.info(
+          { messageId, operation: decoded.operation },
+          "no live worker on this node; control message given back",
+        );
+        try {
+          await receiver.abandonMessage(message);
+        } catch (error) {
+          logger.warn({ err: error, messageId }, "could not give back a control message");
+        }
+        await sleep(options.pauseAfterAbandonMs ?? 2_000, signal);
+        continue;
+      }
+      try {
+        await receiver.completeMessage(message);
+      } catch (error) {
+        logger.warn({ err: error, messageId }, "could not complete the control message; not acting on it");
+        continue;
+      }
+      outcome.act();
+      return { kind: "acted", operation: decoded.operation };
+    }
+  }
+  return { kind: "stopped" };
+}

@@ -1,0 +1,180 @@
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+
+/**
+ * Worker PID files, as ai4s-jobq writes them: `{JOBQ_PID_DIR}/{worker_id}.pid`, the PID as decimal text.
+ *
+ * A PID file can outlive its process, and the kernel reuses PIDs: signalling a stale PID could stop an
+ * unrelated process. A file is trusted only when its process is alive and *started before the file was
+ * last written* (a worker writes its PID file after it starts; a process that reused the PID started after
+ * the worker died, so after the file was written). Start times come from /proc/PID/stat (boot-relative
+ * clock ticks + the boot time from /proc/stat), compared with the file's mtime with a small tolerance for
+ * clock granularity. The command line is not compared: wrappers (python -m, shells, conda run) make it
+ * an unreliable identity, while the start time is exact.
+ */
+
+/** /proc's boot time has whole seconds and tick rounding: a process may look this much younger than it is. */
+export const START_TIME_TOLERANCE_MS = 2_000;
+
+export interface ProcessInfo {
+  pid: number;
+  ppid: number;
+  /** One-letter state from /proc (R, S, D, Z, T...). */
+  state: string;
+  /** Wall-clock start time, epoch ms. */
+  startedAtMs: number;
+}
+
+export type PidFileVerdict =
+  | { status: "live"; pid: number }
+  | { status: "invalid"; reason: string }
+  | { status: "gone"; pid: number }
+  | { status: "reused"; pid: number; reason: string }
+  | { status: "not-permitted"; pid: number };
+
+export interface PidFileState {
+  path: string;
+  workerId: string;
+  /** File mtime, epoch ms. */
+  writtenAtMs: number;
+  verdict: PidFileVerdict;
+}
+
+let cachedClockTicks: number | undefined;
+function clockTicksPerSecond(): number {
+  if (cachedClockTicks === undefined) {
+    try {
+      cachedClockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+    } catch {
+      cachedClockTicks = 100;
+    }
+  }
+  return cachedClockTicks;
+}
+
+let cachedBootTimeMs: number | undefined;
+function bootTimeMs(): number | undefined {
+  if (cachedBootTimeMs === undefined) {
+    try {
+      const match = /^btime\s+(\d+)/m.exec(readFileSync("/proc/stat", "utf8"));
+      if (match) cachedBootTimeMs = Number(match[1]) * 1000;
+    } catch {
+      return undefined;
+    }
+  }
+  return cachedBootTimeMs;
+}
+
+/** What /proc says about a process, or undefined when it does not exist (or there is no /proc). */
+export function processInfo(pid: number): ProcessInfo | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return undefined;
+  }
+  // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const boot = bootTimeMs();
+  const startTicks = Number(fields[19]);
+  if (boot === undefined || !Number.isFinite(startTicks)) return undefined;
+  return {
+    pid,
+    state: fields[0] ?? "?",
+    ppid: Number(fields[1]),
+    startedAtMs: boot + (startTicks * 1000) / clockTicksPerSecond(),
+  };
+}
+
+/** Whether /proc is there to check start times (Linux); elsewhere only liveness is checked. */
+export function hasProcfs(): boolean {
+  return processInfo(process.pid) !== undefined;
+}
+
+function exists(pid: number): "yes" | "no" | "not-permitted" {
+  try {
+    process.kill(pid, 0);
+    return "yes";
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM" ? "not-permitted" : "no";
+  }
+}
+
+/** Judge one PID file (see the module comment). */
+export function judgePidFile(text: string, writtenAtMs: number): PidFileVerdict {
+  const trimmed = text.trim();
+  if (!/^\d+$/.test(trimmed)) return { status: "invalid", reason: "not a decimal PID" };
+  const pid = Number(trimmed);
+  if (pid <= 1 || pid === process.pid) return { status: "invalid", reason: `PID ${pid} is never a worker` };
+  const alive = exists(pid);
+  if (alive === "no") return { status: "gone", pid };
+  if (alive === "not-permitted") return { status: "not-permitted", pid };
+  const info = processInfo(pid);
+  if (info === undefined) {
+    // No /proc (not Linux) or it vanished meanwhile: liveness is all we can check.
+    return hasProcfs() ? { status: "gone", pid } : { status: "live", pid };
+  }
+  if (info.state === "Z" || info.state === "X") return { status: "gone", pid };
+  if (info.startedAtMs > writtenAtMs + START_TIME_TOLERANCE_MS) {
+    const late = Math.round((info.startedAtMs - writtenAtMs) / 1000);
+    return {
+      status: "reused",
+      pid,
+      reason: `process ${pid} started ${late} s after the PID file was written`,
+    };
+  }
+  return { status: "live", pid };
+}
+
+/** Every `*.pid` file in the folder and what it is worth; a missing folder has none. */
+export function scanPidDir(dir: string): PidFileState[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const states: PidFileState[] = [];
+  for (const name of names.filter((entry) => entry.endsWith(".pid")).sort()) {
+    const path = join(dir, name);
+    try {
+      const writtenAtMs = statSync(path).mtimeMs;
+      const text = readFileSync(path, "utf8");
+      states.push({
+        path,
+        workerId: name.slice(0, -4),
+        writtenAtMs,
+        verdict: judgePidFile(text, writtenAtMs),
+      });
+    } catch {
+      // Removed while we looked: its worker has just left.
+    }
+  }
+  return states;
+}
+
+/** True when `pid` is `ancestor` or runs below it (following parent PIDs through /proc). */
+export function isSelfOrDescendant(pid: number, ancestor: number): boolean {
+  let current: number | undefined = pid;
+  for (let depth = 0; current !== undefined && current > 1 && depth < 64; depth += 1) {
+    if (current === ancestor) return true;
+    current = processInfo(current)?.ppid;
+  }
+  return false;
+}
+
+/**
+ * The processes to signal: every live PID file, plus (wrap mode) the wrapped child when no live PID file
+ * is the child or runs below it. A PID file for the child itself is dropped when another one runs below
+ * it (the real worker wrote its own, and signalling the wrapper too would deliver the signal twice).
+ */
+export function chooseTargets(states: readonly PidFileState[], childPid?: number): number[] {
+  const live = [
+    ...new Set(states.flatMap((state) => (state.verdict.status === "live" ? [state.verdict.pid] : []))),
+  ];
+  if (childPid === undefined) return live;
+  const belowChild = live.filter((pid) => pid !== childPid && isSelfOrDescendant(pid, childPid));
+  if (belowChild.length > 0) return live.filter((pid) => pid !== childPid);
+  return live.includes(childPid) ? live : [...live, childPid];
+}
