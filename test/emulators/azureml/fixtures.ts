@@ -1,0 +1,60 @@
+import { loadConfig } from "../../../src/config/load.js";
+import { createLogger, type Logger } from "../../../src/logging/logger.js";
+import { StaticTokenCredential } from "../../../src/azure/credentials.js";
+import { WriteLimiterPool } from "../../../src/azure/rate-limiter.js";
+import { azuremlRegionSchema, createAzuremlRegion, type AzuremlRegion, type AzuremlRegionInput } from "../../../src/regions/azureml/index.js";
+import type { RegionContext } from "../../../src/regions/context.js";
+import type { ArmEmulator } from "./server.js";
+
+export const SUBSCRIPTION = "00000000-0000-4000-8000-000000000001";
+export const RESOURCE_GROUP = "rg-workforce";
+
+/** A CLI v2 command job, as users write it for `az ml job create`. */
+export const CLI_TEMPLATE = {
+  $schema: "https://azuremlschemas.azureedge.net/latest/commandJob.schema.json",
+  type: "command",
+  command: "workforce worker --queue $QUEUE",
+  environment: "azureml:jobq-worker:3",
+  compute: "azureml:ignored-the-region-sets-it",
+  environment_variables: { QUEUE: "tasks" },
+  identity: { type: "managed" },
+  resources: { instance_count: 1, shm_size: "8g" },
+  limits: { timeout: 7200 },
+  tags: { team: "science" },
+};
+
+export function testContext(emulator: ArmEmulator, logger: Logger = createLogger({ level: "silent" })): RegionContext {
+  const settings = loadConfig({ env: { WORKFORCE_QUEUE: "acct/tasks" }, regionsOptional: true });
+  const credential = new StaticTokenCredential();
+  return { logger, settings, credential: () => credential, tlsCa: emulator.ca };
+}
+
+/** A region config for workspace `ws` of the emulator, with cluster `cluster`. */
+export function regionInput(emulator: ArmEmulator, ws: string, overrides: Partial<AzuremlRegionInput> = {}): AzuremlRegionInput {
+  return {
+    name: ws,
+    kind: "azureml",
+    subscriptionId: SUBSCRIPTION,
+    resourceGroup: RESOURCE_GROUP,
+    workspace: ws,
+    experiment: `exp-${ws}`,
+    compute: "cluster",
+    template: CLI_TEMPLATE,
+    armEndpoint: emulator.url,
+    requestTimeoutSeconds: 2,
+    ...overrides,
+  };
+}
+
+/** Workspace + cluster in the emulator, and the region that drives it. */
+export function makeRegion(
+  emulator: ArmEmulator,
+  ws: string,
+  maxNodeCount: number,
+  overrides: Partial<AzuremlRegionInput> = {},
+  limiters = new WriteLimiterPool({ burst: 10_000, perSecond: 10_000 }),
+): AzuremlRegion {
+  emulator.workspace(SUBSCRIPTION, RESOURCE_GROUP, ws).addCluster("cluster", maxNodeCount);
+  const config = azuremlRegionSchema.parse(regionInput(emulator, ws, overrides));
+  return createAzuremlRegion(config, testContext(emulator), { writeLimiters: limiters });
+}
