@@ -26,7 +26,9 @@ export function parseDuration(text: string | undefined): number | undefined {
   const match = /^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$/.exec(text.trim());
   if (!match) return undefined;
   const [, d, h, m, s] = match;
-  return Math.round(((Number(d ?? 0) * 24 + Number(h ?? 0)) * 60 + Number(m ?? 0)) * 60_000 + Number(s ?? 0) * 1000);
+  return Math.round(
+    ((Number(d ?? 0) * 24 + Number(h ?? 0)) * 60 + Number(m ?? 0)) * 60_000 + Number(s ?? 0) * 1000,
+  );
 }
 
 export function formatDuration(ms: number | undefined): string {
@@ -212,15 +214,18 @@ export class AdminServer {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks).toString("utf8");
-    if (!req.headers.authorization) return this.error(res, 401, "MissingToken: the Authorization header is required.");
+    if (!req.headers.authorization)
+      return this.error(res, 401, "MissingToken: the Authorization header is required.");
     const url = new URL(req.url ?? "/", this.base());
     const path = decodeURIComponent(url.pathname).replace(/^\/+|\/+$/g, "");
     const store = this.options.store;
     const subscriptionList = /^([^/]+)\/Subscriptions$/i.exec(path);
 
     if (req.method === "GET") {
-      if (/^\$Resources\/Queues$/i.test(path)) return this.send(res, 200, this.feed("Queues", store.list("queue")));
-      if (/^\$Resources\/Topics$/i.test(path)) return this.send(res, 200, this.feed("Topics", store.list("topic")));
+      if (/^\$Resources\/Queues$/i.test(path))
+        return this.send(res, 200, this.feed("Queues", store.list("queue")));
+      if (/^\$Resources\/Topics$/i.test(path))
+        return this.send(res, 200, this.feed("Topics", store.list("topic")));
       if (subscriptionList) {
         const topic = store.get(subscriptionList[1] as string);
         return this.send(res, 200, this.feed(path, topic ? [...topic.subscriptions.values()] : []));
@@ -238,7 +243,12 @@ export class AdminServer {
           : /QueueDescription/.test(body)
             ? "queue"
             : undefined;
-      if (!kind) return this.error(res, 400, "The request body must hold a QueueDescription, TopicDescription or SubscriptionDescription.");
+      if (!kind)
+        return this.error(
+          res,
+          400,
+          "The request body must hold a QueueDescription, TopicDescription or SubscriptionDescription.",
+        );
       const existing = store.get(path);
       if (req.headers["if-match"] === "*") {
         if (!existing) return this.error(res, 404, `The messaging entity '${path}' was not found.`);

@@ -4,7 +4,14 @@ import type { Socket } from "node:net";
 import type { Connection, Container, Delivery, EventContext, Message, Receiver, Sender } from "rhea";
 import type { Faults } from "./faults.js";
 import { bytesToUuid, deliveryTagToLockToken, lockTokenToDeliveryTag } from "./lock-token.js";
-import { entityPathOf, type Entity, type MessageSource, type SettleOutcome, type Store, type StoredMessage } from "./store.js";
+import {
+  entityPathOf,
+  type Entity,
+  type MessageSource,
+  type SettleOutcome,
+  type Store,
+  type StoredMessage,
+} from "./store.js";
 
 // rhea is CommonJS whose export is a container instance: named ESM imports would be undefined at run time.
 const rhea = createRequire(import.meta.url)("rhea") as typeof import("rhea");
@@ -96,7 +103,10 @@ export class AmqpBroker {
   }
 
   async start(): Promise<number> {
-    const server = this.container.listen({ host: this.options.host, port: this.options.port }) as unknown as Server;
+    const server = this.container.listen({
+      host: this.options.host,
+      port: this.options.port,
+    }) as unknown as Server;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once("listening", resolve);
@@ -148,7 +158,10 @@ export class AmqpBroker {
     if (address === CBS || address.endsWith(MANAGEMENT_SUFFIX)) return; // reply link of a request/response pair
     const source = this.options.store.resolveSource(address);
     if (!source) {
-      sender.close({ condition: "amqp:not-found", description: `The messaging entity '${entityPathOf(address)}' could not be found.` });
+      sender.close({
+        condition: "amqp:not-found",
+        description: `The messaging entity '${entityPathOf(address)}' could not be found.`,
+      });
       return;
     }
     // Peek-lock clients attach with rcv-settle-mode second; receive-and-delete with snd-settle-mode settled.
@@ -164,7 +177,10 @@ export class AmqpBroker {
     if (address === CBS || address.endsWith(MANAGEMENT_SUFFIX)) return;
     const entity = this.options.store.get(address);
     if (!entity || entity.kind === "subscription") {
-      receiver.close({ condition: "amqp:not-found", description: `The messaging entity '${entityPathOf(address)}' could not be found.` });
+      receiver.close({
+        condition: "amqp:not-found",
+        description: `The messaging entity '${entityPathOf(address)}' could not be found.`,
+      });
     }
   }
 
@@ -189,13 +205,20 @@ export class AmqpBroker {
     const delivery = ctx.delivery as Delivery;
     const address = receiver.target?.address ?? "";
     if (address === CBS) return this.onPutToken(ctx);
-    if (address.endsWith(MANAGEMENT_SUFFIX)) return this.onManagement(ctx, address.slice(0, -MANAGEMENT_SUFFIX.length));
+    if (address.endsWith(MANAGEMENT_SUFFIX))
+      return this.onManagement(ctx, address.slice(0, -MANAGEMENT_SUFFIX.length));
     const format = (ctx as EventContext & { format?: number }).format ?? 0;
     let messages: Message[];
     try {
-      messages = format === BATCH_FORMAT ? this.unbatch(ctx.message as unknown as Buffer) : [ctx.message as Message];
+      messages =
+        format === BATCH_FORMAT ? this.unbatch(ctx.message as unknown as Buffer) : [ctx.message as Message];
     } catch (error) {
-      delivery.update(true, outcomes.rejected({ error: { condition: "amqp:decode-error", description: String(error) } }).described());
+      delivery.update(
+        true,
+        outcomes
+          .rejected({ error: { condition: "amqp:decode-error", description: String(error) } })
+          .described(),
+      );
       return;
     }
     this.options.faults.afterAckDelay(() => {
@@ -204,7 +227,10 @@ export class AmqpBroker {
         delivery.update(true, outcomes.accepted().described());
       } catch (error) {
         const description = error instanceof Error ? error.message : String(error);
-        delivery.update(true, outcomes.rejected({ error: { condition: "amqp:not-found", description } }).described());
+        delivery.update(
+          true,
+          outcomes.rejected({ error: { condition: "amqp:not-found", description } }).described(),
+        );
       }
     });
   }
@@ -223,15 +249,26 @@ export class AmqpBroker {
 
   // ---- request/response nodes ($cbs, ENTITY/$management) ----
 
-  private reply(ctx: EventContext, node: string, request: Message, properties: Record<string, unknown>, body?: unknown): void {
+  private reply(
+    ctx: EventContext,
+    node: string,
+    request: Message,
+    properties: Record<string, unknown>,
+    body?: unknown,
+  ): void {
     const replyTo = request.reply_to;
     const connection = ctx.connection;
     const sender =
-      (connection.find_sender((s: Sender) => s.source?.address === node && s.target?.address === replyTo) as Sender | undefined) ??
+      (connection.find_sender((s: Sender) => s.source?.address === node && s.target?.address === replyTo) as
+        Sender | undefined) ??
       (connection.find_sender((s: Sender) => s.source?.address === node) as Sender | undefined);
     ctx.delivery?.update(true, outcomes.accepted().described());
     if (!sender) return;
-    const response = { correlation_id: request.message_id, to: replyTo, application_properties: properties } as Message;
+    const response = {
+      correlation_id: request.message_id,
+      to: replyTo,
+      application_properties: properties,
+    } as Message;
     if (body !== undefined) response.body = body;
     sender.send(response);
   }
@@ -255,7 +292,8 @@ export class AmqpBroker {
     const lockLost = (): void =>
       this.reply(ctx, node, request, {
         statusCode: 410,
-        statusDescription: "The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue.",
+        statusDescription:
+          "The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue.",
         errorCondition: LOCK_LOST,
       });
 
@@ -294,7 +332,11 @@ export class AmqpBroker {
       case "deferred":
         return store.defer(token);
       case "suspended":
-        return store.deadLetter(token, body["deadletter-reason"] as string | undefined, body["deadletter-description"] as string | undefined);
+        return store.deadLetter(
+          token,
+          body["deadletter-reason"] as string | undefined,
+          body["deadletter-description"] as string | undefined,
+        );
       default:
         return "lock-lost";
     }
@@ -315,9 +357,10 @@ export class AmqpBroker {
 
   private pumpConsumer(sender: Sender | undefined): void {
     const consumer = this.consumers.find((c) => c.sender === sender);
-    if (consumer) while (this.deliverOne(consumer)) {
-      // keep sending while there is credit and a message
-    }
+    if (consumer)
+      while (this.deliverOne(consumer)) {
+        // keep sending while there is credit and a message
+      }
   }
 
   private deliverOne(consumer: Consumer): boolean {
@@ -338,12 +381,18 @@ export class AmqpBroker {
       "x-opt-enqueued-time": new Date(stored.enqueuedAt),
     };
     if (stored.lockedUntil !== undefined) annotations["x-opt-locked-until"] = new Date(stored.lockedUntil);
-    const message: Message = { ...stored.amqp, delivery_count: stored.deliveryCount, message_annotations: annotations };
+    const message: Message = {
+      ...stored.amqp,
+      delivery_count: stored.deliveryCount,
+      message_annotations: annotations,
+    };
     if (source.deadLetter) {
       message.application_properties = {
         ...(stored.amqp.application_properties ?? {}),
         ...(stored.deadLetterReason !== undefined ? { DeadLetterReason: stored.deadLetterReason } : {}),
-        ...(stored.deadLetterDescription !== undefined ? { DeadLetterErrorDescription: stored.deadLetterDescription } : {}),
+        ...(stored.deadLetterDescription !== undefined
+          ? { DeadLetterErrorDescription: stored.deadLetterDescription }
+          : {}),
       };
     }
     return message;
@@ -383,7 +432,13 @@ export class AmqpBroker {
         result === "ok"
           ? outcomes.accepted().described()
           : outcomes
-              .rejected({ error: { condition: LOCK_LOST, description: "The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue." } })
+              .rejected({
+                error: {
+                  condition: LOCK_LOST,
+                  description:
+                    "The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue.",
+                },
+              })
               .described();
       // Settle with a final state. The client reads any `error` in it as a failed settlement, so a
       // successful dead-letter is answered `rejected` without one.

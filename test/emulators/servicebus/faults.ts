@@ -26,7 +26,8 @@ export class Faults implements ServiceBusFaults {
   }
 
   refuseNextPutTokens(count: number): void {
-    if (!Number.isInteger(count) || count < 0) throw new Error(`refuseNextPutTokens: expected a count >= 0, got ${count}`);
+    if (!Number.isInteger(count) || count < 0)
+      throw new Error(`refuseNextPutTokens: expected a count >= 0, got ${count}`);
     this.refusals = count;
   }
 

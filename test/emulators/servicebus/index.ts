@@ -2,7 +2,13 @@ import { loadTestTls } from "../tls/index.js";
 import { AdminServer } from "./admin.js";
 import { AmqpBroker } from "./amqp.js";
 import { Faults, type ServiceBusFaults } from "./faults.js";
-import { Store, type EntitySettings, type MessageState, type ReceivedRecord, type StoredMessage } from "./store.js";
+import {
+  Store,
+  type EntitySettings,
+  type MessageState,
+  type ReceivedRecord,
+  type StoredMessage,
+} from "./store.js";
 
 /**
  * A Service Bus emulator for tests: an AMQP 1.0 broker (plain AMQP, SASL ANONYMOUS) that the real
@@ -94,7 +100,13 @@ function inspect(stored: StoredMessage): InspectedMessage {
   const raw = stored.amqp.body as { typecode?: number; content?: unknown; multiple?: boolean } | undefined;
   let body: unknown = raw;
   let bodyBytes: Buffer | undefined;
-  if (raw && typeof raw === "object" && raw.typecode === 0x75 && !raw.multiple && Buffer.isBuffer(raw.content)) {
+  if (
+    raw &&
+    typeof raw === "object" &&
+    raw.typecode === 0x75 &&
+    !raw.multiple &&
+    Buffer.isBuffer(raw.content)
+  ) {
     bodyBytes = raw.content;
     try {
       body = JSON.parse(bodyBytes.toString("utf8"));
@@ -119,7 +131,9 @@ function inspect(stored: StoredMessage): InspectedMessage {
   };
 }
 
-export async function startServiceBusEmulator(options: ServiceBusEmulatorOptions = {}): Promise<ServiceBusEmulator> {
+export async function startServiceBusEmulator(
+  options: ServiceBusEmulatorOptions = {},
+): Promise<ServiceBusEmulator> {
   const host = options.host ?? "127.0.0.1";
   const key = options.sharedAccessKey ?? "emulator-key";
   const tls = loadTestTls();
@@ -129,9 +143,17 @@ export async function startServiceBusEmulator(options: ServiceBusEmulatorOptions
   for (const name of options.topics ?? []) store.create("topic", name, settings);
   for (const path of options.subscriptions ?? []) store.create("subscription", path, settings);
 
-  let broker: AmqpBroker | undefined;
-  const faults = new Faults(() => broker?.dropConnections() ?? 0);
-  broker = new AmqpBroker({ host, port: options.amqpPort ?? 0, maxMessageSize: options.maxMessageSize ?? 256 * 1024, store, faults });
+  // The faults' drop switch and the broker refer to each other; the switch is only used after start.
+  const brokerRef: { current?: AmqpBroker } = {};
+  const faults = new Faults(() => brokerRef.current?.dropConnections() ?? 0);
+  const broker = new AmqpBroker({
+    host,
+    port: options.amqpPort ?? 0,
+    maxMessageSize: options.maxMessageSize ?? 256 * 1024,
+    store,
+    faults,
+  });
+  brokerRef.current = broker;
   const admin = new AdminServer({ host, port: options.adminPort ?? 0, tls, store });
   const amqpPort = await broker.start();
   let adminPort: number;
@@ -161,7 +183,8 @@ export async function startServiceBusEmulator(options: ServiceBusEmulatorOptions
     faults,
     createQueue: (name, s) => void store.create("queue", name, { ...settings, ...s }),
     createTopic: (name, s) => void store.create("topic", name, { ...settings, ...s }),
-    createSubscription: (topic, name, s) => void store.create("subscription", `${topic}/Subscriptions/${name}`, { ...settings, ...s }),
+    createSubscription: (topic, name, s) =>
+      void store.create("subscription", `${topic}/Subscriptions/${name}`, { ...settings, ...s }),
     messages(entity) {
       store.sweep();
       const { entity: e, deadLetter } = source(entity);
@@ -183,12 +206,13 @@ export async function startServiceBusEmulator(options: ServiceBusEmulatorOptions
       const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
       while (!predicate()) {
         if (opts.signal?.aborted) throw opts.signal.reason;
-        if (Date.now() > deadline) throw new Error(`servicebus emulator: condition not met within ${opts.timeoutMs ?? 10_000} ms`);
+        if (Date.now() > deadline)
+          throw new Error(`servicebus emulator: condition not met within ${opts.timeoutMs ?? 10_000} ms`);
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     },
     async stop() {
-      await Promise.all([broker?.stop(), admin.stop()]);
+      await Promise.all([broker.stop(), admin.stop()]);
     },
   };
 }

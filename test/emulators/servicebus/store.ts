@@ -161,7 +161,8 @@ export class Store {
     const entity = this.get(path);
     if (!entity) return false;
     for (const sub of entity.subscriptions.values()) this.delete(sub.path);
-    for (const m of [...entity.messages, ...entity.deadLetters]) if (m.lockToken) this.locks.delete(m.lockToken);
+    for (const m of [...entity.messages, ...entity.deadLetters])
+      if (m.lockToken) this.locks.delete(m.lockToken);
     this.entities.delete(key(entity.path));
     if (entity.kind === "subscription") {
       const topic = this.get(entity.path.split("/")[0] as string);
@@ -185,13 +186,19 @@ export class Store {
   enqueue(address: string, amqp: Message): string {
     const entity = this.get(address);
     if (!entity || entity.kind === "subscription") throw new Error(`cannot send to ${address}`);
-    const messageId = amqp.message_id === undefined || amqp.message_id === null ? randomUUID() : String(amqp.message_id);
+    const messageId =
+      amqp.message_id === undefined || amqp.message_id === null ? randomUUID() : String(amqp.message_id);
     const withId: Message = { ...amqp, message_id: amqp.message_id ?? messageId };
     const targets = entity.kind === "topic" ? [...entity.subscriptions.values()] : [entity];
     entity.accessedAt = new Date(this.now());
     for (const target of targets) {
       const stored = this.store(target, withId, messageId);
-      this.received.push({ entity: target.path, messageId, sequenceNumber: stored.sequenceNumber, at: new Date(stored.enqueuedAt) });
+      this.received.push({
+        entity: target.path,
+        messageId,
+        sequenceNumber: stored.sequenceNumber,
+        at: new Date(stored.enqueuedAt),
+      });
       this.notify(target);
     }
     if (targets.length === 0) {
@@ -327,7 +334,12 @@ export class Store {
     this.notify(source.entity);
   }
 
-  private moveToDeadLetter(source: MessageSource, message: StoredMessage, reason?: string, description?: string): void {
+  private moveToDeadLetter(
+    source: MessageSource,
+    message: StoredMessage,
+    reason?: string,
+    description?: string,
+  ): void {
     this.remove(source, message);
     if (source.deadLetter) return; // a dead-lettered message dead-lettered again just goes away, as in Azure
     message.state = "active";
@@ -346,10 +358,16 @@ export class Store {
     for (const entity of this.entities.values()) {
       if (entity.kind === "topic") continue;
       for (const message of [...entity.messages]) {
-        if (message.expiresAt === undefined || message.expiresAt > now || message.state === "locked") continue;
+        if (message.expiresAt === undefined || message.expiresAt > now || message.state === "locked")
+          continue;
         const source = { entity, deadLetter: false };
         if (entity.settings.deadLetteringOnMessageExpiration) {
-          this.moveToDeadLetter(source, message, "TTLExpiredException", "The message expired and was dead lettered.");
+          this.moveToDeadLetter(
+            source,
+            message,
+            "TTLExpiredException",
+            "The message expired and was dead lettered.",
+          );
         } else {
           this.remove(source, message);
         }
