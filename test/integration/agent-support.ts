@@ -1,0 +1,88 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createLogger, type Logger } from "../../src/logging/logger.js";
+
+/** Helpers shared by the agent tests: the worker stub and a quiet logger. */
+
+export const STUB_PATH = join(dirname(fileURLToPath(import.meta.url)), "agent-worker-stub.mjs");
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `wf-${prefix}-`));
+}
+
+export function quietLogger(): Logger {
+  return createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+}
+
+export interface StubOptions {
+  dir: string;
+  name: string;
+  taskMs?: number;
+  /** Signals the stub traps (default SIGINT); "" traps none. */
+  trap?: string;
+  exitCode?: number;
+  /** Write its own PID file here, as a jobq worker does. */
+  pidDir?: string;
+}
+
+export interface Stub {
+  child: ChildProcess;
+  pid: number;
+  logPath: string;
+  lines(): string[];
+  exited: Promise<number | null>;
+}
+
+export function stubEnv(options: StubOptions): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    STUB_LOG: join(options.dir, `${options.name}.log`),
+    STUB_TASK_MS: String(options.taskMs ?? 300),
+    STUB_TRAP: options.trap ?? "SIGINT",
+    STUB_EXIT_CODE: String(options.exitCode ?? 0),
+    ...(options.pidDir ? { STUB_WORKER_ID: options.name, JOBQ_PID_DIR: options.pidDir } : {}),
+  };
+}
+
+export function readLines(path: string): string[] {
+  return existsSync(path) ? readFileSync(path, "utf8").split("\n").filter(Boolean) : [];
+}
+
+export async function waitUntil(
+  predicate: () => boolean,
+  timeoutMs = 10_000,
+  what = "condition",
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+export async function startStub(options: StubOptions): Promise<Stub> {
+  const env = stubEnv(options);
+  const logPath = env.STUB_LOG!;
+  const child = spawn(process.execPath, [STUB_PATH], { env, stdio: "ignore" });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  await waitUntil(
+    () => readLines(logPath).some((line) => line.startsWith("ready")),
+    10_000,
+    `stub ${options.name} to start`,
+  );
+  return { child, pid: child.pid!, logPath, lines: () => readLines(logPath), exited };
+}
+
+/** True when every task the stub started, it also finished: no task was interrupted. */
+export function noTaskInterrupted(lines: string[]): boolean {
+  const started = lines.filter((line) => line.startsWith("start ")).length;
+  const done = lines.filter((line) => line.startsWith("done ")).length;
+  return started > 0 && started === done;
+}
+
+export function killQuietly(child: ChildProcess): void {
+  if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+}

@@ -1,0 +1,164 @@
+import { execFileSync } from "node:child_process";
+import { ServiceBusAdministrationClient } from "@azure/service-bus";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startServiceBusEmulator, type ServiceBusEmulator } from "../emulators/servicebus/index.js";
+import {
+  createDrainChannel,
+  createMemoryLedgerStore,
+  createControlSender,
+  drainChannelFactory,
+} from "../../src/backchannel/index.js";
+import { backChannelSchema } from "../../src/backchannel/config.js";
+import { quietLogger } from "./agent-support.js";
+
+const settings = {
+  drainOperation: "graceful-downscale" as const,
+  drainTimeoutSeconds: 3600,
+  controlMessageTtlSeconds: 120,
+};
+const running = ["w1", "w2", "w3", "w4", "w5"];
+
+let emulator: ServiceBusEmulator;
+beforeAll(async () => {
+  emulator = await startServiceBusEmulator();
+});
+afterAll(async () => {
+  await emulator?.stop();
+});
+
+function backChannel(topic: string) {
+  return backChannelSchema.parse({
+    connectionString: emulator.connectionString,
+    topic,
+    adminEndpoint: emulator.adminEndpoint,
+  });
+}
+
+const pythonBytes = (operation: string) =>
+  execFileSync("python3", [
+    "-c",
+    `import json,sys; sys.stdout.write(json.dumps({"operation": "${operation}"}))`,
+  ]);
+
+describe("drain channel over Service Bus", () => {
+  it("creates the topic and its shutdown subscription, then sends k messages with a TTL and a JSON-object body", async () => {
+    const channel = createDrainChannel("r1", backChannel("wf-r1"), {
+      settings,
+      logger: quietLogger(),
+      store: createMemoryLedgerStore(),
+      clientDeps: { tlsCa: emulator.ca },
+    });
+    try {
+      const result = await channel.requestDrain(3, running);
+      expect(result).toEqual({ drained: 3, errors: [] });
+      const admin = new ServiceBusAdministrationClient(emulator.adminConnectionString, {
+        tlsOptions: { ca: emulator.ca },
+      });
+      expect(await admin.subscriptionExists("wf-r1", "shutdown")).toBe(true);
+      const messages = emulator.messages("wf-r1/Subscriptions/shutdown");
+      expect(messages).toHaveLength(3);
+      for (const message of messages) {
+        expect(message.timeToLiveMs).toBe(120_000);
+        expect(message.bodyBytes?.equals(pythonBytes("graceful-downscale"))).toBe(true);
+        expect(message.body).toEqual({ operation: "graceful-downscale" });
+        expect(message.applicationProperties.region).toBe("r1");
+      }
+    } finally {
+      await channel.close?.();
+    }
+  });
+
+  it("does not ask again for workers already asked: the next request only sends the difference", async () => {
+    const channel = createDrainChannel("r2", backChannel("wf-r2"), {
+      settings: { ...settings, drainOperation: "do-not-accept-new-tasks" },
+      logger: quietLogger(),
+      store: createMemoryLedgerStore(),
+      clientDeps: { tlsCa: emulator.ca },
+    });
+    try {
+      expect((await channel.requestDrain(2, running)).drained).toBe(2);
+      expect(await channel.inFlight(running)).toBe(2);
+      // Five running, two already asked: at most three more.
+      expect((await channel.requestDrain(5, running)).drained).toBe(3);
+      expect((await channel.requestDrain(1, running)).drained).toBe(0);
+      // Two of them left: two requests are done, three are still in flight.
+      expect(await channel.inFlight(["w3", "w4", "w5"])).toBe(3);
+      const messages = emulator.messages("wf-r2/Subscriptions/shutdown");
+      expect(messages).toHaveLength(5);
+      expect(
+        messages.every((message) => message.bodyBytes?.equals(pythonBytes("do-not-accept-new-tasks"))),
+      ).toBe(true);
+    } finally {
+      await channel.close?.();
+    }
+  });
+
+  it("a failed send leaves no drain in flight, so the next tick may ask again", async () => {
+    const channel = createDrainChannel("r3", backChannel("wf-r3"), {
+      settings,
+      logger: quietLogger(),
+      store: createMemoryLedgerStore(),
+      clientDeps: { tlsCa: emulator.ca, retry: { maxRetries: 0, timeoutInMs: 5_000 } },
+    });
+    try {
+      // Topic first (its own connection), then refuse the sender's tokens.
+      await channel.requestDrain(1, running);
+      await channel.close?.();
+      emulator.faults.refuseNextPutTokens(10);
+      const failed = await channel.requestDrain(2, running);
+      expect(failed.drained).toBe(0);
+      expect(failed.errors.length).toBeGreaterThan(0);
+      expect(await channel.inFlight(running)).toBe(1);
+    } finally {
+      emulator.faults.reset();
+      await channel.close?.();
+    }
+  });
+
+  it("the factory gives each region its own channel and ledger", async () => {
+    const make = drainChannelFactory({
+      settings,
+      logger: quietLogger(),
+      stateStore: createMemoryLedgerStore(),
+      tlsCa: emulator.ca,
+    });
+    const a = make("fa", backChannel("wf-shared"));
+    const b = make("fb", backChannel("wf-shared"));
+    try {
+      expect((await a.requestDrain(1, ["x1"])).drained).toBe(1);
+      expect((await b.requestDrain(1, ["y1"])).drained).toBe(1);
+      // Separate ledgers per region: region fa's request does not count in region fb.
+      expect(await b.inFlight(["y1", "y2"])).toBe(1);
+      expect(
+        emulator.messages("wf-shared/Subscriptions/shutdown").map((m) => m.applicationProperties.region),
+      ).toEqual(["fa", "fb"]);
+    } finally {
+      await a.close?.();
+      await b.close?.();
+    }
+  });
+
+  it("sends nothing for a count of zero and rejects a negative count", async () => {
+    const sender = createControlSender({
+      target: {
+        connectionString: emulator.connectionString,
+        adminEndpoint: emulator.adminNamespace,
+        topic: "wf-zero",
+        subscription: "shutdown",
+        autoCreate: true,
+      },
+      ttlSeconds: 60,
+      logger: quietLogger(),
+      clientDeps: { tlsCa: emulator.ca },
+    });
+    try {
+      expect(await sender.send("graceful-downscale", 0)).toEqual({ sent: 0, errors: [] });
+      await expect(sender.send("graceful-downscale", -1)).rejects.toThrow(/>= 0/);
+      // Many messages go in batches, and all arrive.
+      expect((await sender.send("graceful-downscale", 250)).sent).toBe(250);
+      expect(emulator.counts("wf-zero/Subscriptions/shutdown").active).toBe(250);
+    } finally {
+      await sender.close();
+    }
+  });
+});
