@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- rendered manifests are untyped YAML, read by path */
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -27,7 +28,9 @@ function valuesWith(change: (values: Record<string, any>) => void): Record<strin
 }
 
 function schemaErrors(values: unknown): string[] {
-  return validate(values) ? [] : (validate.errors ?? []).map((error) => `${error.instancePath} ${error.message}`);
+  return validate(values)
+    ? []
+    : (validate.errors ?? []).map((error) => `${error.instancePath} ${error.message}`);
 }
 
 function render(values: Record<string, any>) {
@@ -65,7 +68,13 @@ const OVERRIDES: Record<string, string | number | boolean> = {
   logLevel: "debug",
 };
 
-const LOCAL_REGION = { name: "lab", kind: "local", capacity: 2, command: ["{node}", "worker.js"], stateDir: "/tmp/wf" };
+const LOCAL_REGION = {
+  name: "lab",
+  kind: "local",
+  capacity: 2,
+  command: ["{node}", "worker.js"],
+  stateDir: "/tmp/wf",
+};
 
 const scratch = mkdtempSync(join(tmpdir(), "wf-chart-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -74,7 +83,10 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
  * What the daemon would load in the rendered pod: the container's env (secretKeyRef resolved from the
  * given Secrets) and the ConfigMap's file at the path WORKFORCE_CONFIG names.
  */
-function loadAsDaemon(rendered: ReturnType<typeof render>, secrets: Record<string, Record<string, string>> = {}) {
+function loadAsDaemon(
+  rendered: ReturnType<typeof render>,
+  secrets: Record<string, Record<string, string>> = {},
+) {
   const env: Record<string, string> = {};
   for (const entry of rendered.container.env as any[]) {
     if (entry.valueFrom) {
@@ -104,7 +116,10 @@ describe("values.schema.json", () => {
       ["bad enum", (v) => (v.config.policy = "greedy")],
       ["wrong type", (v) => (v.config.concurrency = "four")],
       ["port 0", (v) => (v.config.metricsPort = 0)],
-      ["secret given inline", (v) => (v.secrets.queueConnectionString = "DefaultEndpointsProtocol=https;...")],
+      [
+        "secret given inline",
+        (v) => (v.secrets.queueConnectionString = "DefaultEndpointsProtocol=https;..."),
+      ],
       ["secret name without key", (v) => (v.secrets.stateConnectionString = { name: "wf", key: "" })],
       ["workload identity without client id", (v) => (v.azureWorkloadIdentity.enabled = true)],
       ["region without kind", (v) => (v.regions = [{ name: "eastus" }])],
@@ -114,11 +129,16 @@ describe("values.schema.json", () => {
   });
 
   it("has one entry per setting, with the daemon's enums and defaults", () => {
-    expect(Object.keys(schema.properties.config.properties).sort()).toEqual(plainSettings.map((s) => s.key).sort());
-    expect(Object.keys(schema.properties.secrets.properties).sort()).toEqual(secretSettings.map((s) => s.key).sort());
+    expect(Object.keys(schema.properties.config.properties).sort()).toEqual(
+      plainSettings.map((s) => s.key).sort(),
+    );
+    expect(Object.keys(schema.properties.secrets.properties).sort()).toEqual(
+      secretSettings.map((s) => s.key).sort(),
+    );
     for (const spec of plainSettings) {
       const zodEnum = spec.schema as unknown as { def: { type: string }; options: unknown[] };
-      if (zodEnum.def.type === "enum") expect(schema.properties.config.properties[spec.key].enum, spec.key).toEqual(zodEnum.options);
+      if (zodEnum.def.type === "enum")
+        expect(schema.properties.config.properties[spec.key].enum, spec.key).toEqual(zodEnum.options);
       // values.yaml documents the daemon's defaults; "" stands for "unset".
       expect(defaultValues.config[spec.key], `values.yaml config.${spec.key}`).toEqual(spec.default ?? "");
     }
@@ -131,7 +151,9 @@ describe("Helm chart wiring", () => {
     const templates = readdirSync(join(CHART_DIR, "templates"))
       .map((file) => readFileSync(join(CHART_DIR, "templates", file), "utf8"))
       .join("\n");
-    const missing = SETTINGS.map((spec) => spec.env).filter((env) => !new RegExp(`\\b${env}\\b`).test(templates));
+    const missing = SETTINGS.map((spec) => spec.env).filter(
+      (env) => !new RegExp(`\\b${env}\\b`).test(templates),
+    );
     expect(missing, "settings not wired into helm/workforce-autoscaler/templates").toEqual([]);
   });
 
@@ -153,7 +175,8 @@ describe("Helm chart wiring", () => {
       "wf-queue": { connection: "UseDevelopmentStorage=true;queue" },
       "wf-state": { connection: "UseDevelopmentStorage=true;state" },
     });
-    for (const spec of plainSettings) expect((config as any)[spec.key], spec.key).toEqual(OVERRIDES[spec.key]);
+    for (const spec of plainSettings)
+      expect((config as any)[spec.key], spec.key).toEqual(OVERRIDES[spec.key]);
     expect(config.queueConnectionString).toBe("UseDevelopmentStorage=true;queue");
     expect(config.stateConnectionString).toBe("UseDevelopmentStorage=true;state");
     expect(config.regions.map((r) => r.name)).toEqual(["lab"]);
@@ -210,7 +233,9 @@ describe("Helm chart wiring", () => {
     expect(service.metadata.labels).toMatchObject(monitor.spec.selector.matchLabels);
     expect(monitor.metadata.labels.release).toBe("kube-prometheus-stack");
     expect(monitor.spec.namespaceSelector.matchNames).toEqual([release.namespace]);
-    expect(service.spec.ports).toEqual([{ name: "metrics", port: 9464, targetPort: "metrics", protocol: "TCP" }]);
+    expect(service.spec.ports).toEqual([
+      { name: "metrics", port: 9464, targetPort: "metrics", protocol: "TCP" },
+    ]);
     expect(monitor.spec.endpoints).toMatchObject([{ port: "metrics", path: "/metrics" }]);
     expect(pdb.spec.maxUnavailable).toBe(1);
   });
@@ -218,7 +243,9 @@ describe("Helm chart wiring", () => {
   it("uses Azure workload identity when enabled", () => {
     const plain = render(defaultValues);
     expect(plain.pod.metadata.labels["azure.workload.identity/use"]).toBeUndefined();
-    const values = valuesWith((v) => (v.azureWorkloadIdentity = { enabled: true, clientId: "00000000-1111", tenantId: "" }));
+    const values = valuesWith(
+      (v) => (v.azureWorkloadIdentity = { enabled: true, clientId: "00000000-1111", tenantId: "" }),
+    );
     const { byKind, pod } = render(values);
     const account = byKind("ServiceAccount")[0]!;
     expect(pod.spec.serviceAccountName).toBe(account.metadata.name);

@@ -6,6 +6,7 @@
  * with $i, $v :=), define, include, variables, pipelines, parentheses, and the Sprig functions listed in
  * FUNCTIONS.
  */
+/* eslint-disable @typescript-eslint/no-explicit-any -- rendered manifests are untyped YAML, read by path */
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -110,14 +111,17 @@ function parsePipeline(words: string[], where: string): Pipeline {
         if (words[end] === ")") depth--;
       }
       if (depth !== 0) throw new Error(`${where}: unbalanced parentheses`);
-      commands.at(-1)!.push({ kind: "pipeline", pipeline: parsePipeline(words.slice(cursor + 1, end - 1), where) });
+      commands
+        .at(-1)!
+        .push({ kind: "pipeline", pipeline: parsePipeline(words.slice(cursor + 1, end - 1), where) });
       cursor = end;
       continue;
     }
     commands.at(-1)!.push(parseArg(word, where));
     cursor++;
   }
-  if (commands.some((command) => command.length === 0)) throw new Error(`${where}: empty command in pipeline`);
+  if (commands.some((command) => command.length === 0))
+    throw new Error(`${where}: empty command in pipeline`);
   return { declare, commands };
 }
 
@@ -302,7 +306,8 @@ function renderNodes(chart: Chart, nodes: Node[], scope: Scope, where: string): 
       case "action": {
         const value = evalPipeline(chart, node.pipeline, scope, where);
         if (node.pipeline.declare.length > 0) break;
-        if (value === undefined) throw new Error(`${where}: prints a missing value (${describe(node.pipeline)})`);
+        if (value === undefined)
+          throw new Error(`${where}: prints a missing value (${describe(node.pipeline)})`);
         out += goString(value);
         break;
       }
@@ -346,7 +351,9 @@ function renderNodes(chart: Chart, nodes: Node[], scope: Scope, where: string): 
 }
 
 function describe(pipeline: Pipeline): string {
-  return JSON.stringify(pipeline.commands.map((command) => command.map((arg) => ("path" in arg ? arg.path.join(".") : arg.kind))));
+  return JSON.stringify(
+    pipeline.commands.map((command) => command.map((arg) => ("path" in arg ? arg.path.join(".") : arg.kind))),
+  );
 }
 
 function lookup(base: Value, path: string[], where: string): Value {
@@ -420,7 +427,9 @@ function callFunction(chart: Chart, name: string, args: Value[], scope: Scope, w
     case "default":
       return truthy(args[1]) ? args[1] : args[0];
     case "quote":
-      return args.map((arg) => (arg === undefined || arg === null ? "" : JSON.stringify(goString(arg)))).join(" ");
+      return args
+        .map((arg) => (arg === undefined || arg === null ? "" : JSON.stringify(goString(arg))))
+        .join(" ");
     case "toYaml":
       return args[0] === undefined || args[0] === null ? "null" : toYamlText(args[0]).replace(/\n$/, "");
     case "nindent":
@@ -458,6 +467,8 @@ function callFunction(chart: Chart, name: string, args: Value[], scope: Scope, w
       if (!truthy(args[1])) throw new Error(`${where}: required: ${str(0)}`);
       return args[1];
     default:
-      throw new Error(`${where}: function "${name}" is not supported by the test renderer (add it to deploy-gotemplate.ts)`);
+      throw new Error(
+        `${where}: function "${name}" is not supported by the test renderer (add it to deploy-gotemplate.ts)`,
+      );
   }
 }
