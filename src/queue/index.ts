@@ -1,17 +1,26 @@
 import type { TokenCredential } from "@azure/core-auth";
 import type { QueueProbe } from "./types.js";
-import { describeQueueSpec, type QueueSpec } from "./spec.js";
+import type { QueueSpec } from "./spec.js";
 import { StorageQueueProbe } from "./storage-queue.js";
+import { createServiceBusQueueProbe, type ServiceBusQueueProbeOptions } from "./servicebus-queue.js";
 
 export * from "./spec.js";
 export * from "./types.js";
 export { createQueueClient, StorageQueueProbe, type QueueClientOptions } from "./storage-queue.js";
+export {
+  createServiceBusAdministrationClient,
+  createServiceBusQueueProbe,
+  ServiceBusQueueProbe,
+  type ServiceBusQueueProbeOptions,
+} from "./servicebus-queue.js";
 
 export interface QueueProbeOptions {
   /** Storage or Service Bus connection string; when given, no Azure credential is built. */
   connectionString?: string;
   /** Built on first use only, and only without a connection string. */
   credential?: () => TokenCredential;
+  /** Service Bus only: a separate admin (ATOM) endpoint and client options such as `tlsOptions`. */
+  serviceBus?: Pick<ServiceBusQueueProbeOptions, "adminEndpoint" | "clientOptions">;
 }
 
 /** The probe for a parsed queue spec: one case per kind of queue. */
@@ -20,8 +29,11 @@ export function createQueueProbe(spec: QueueSpec, options: QueueProbeOptions): Q
     case "storage":
       return new StorageQueueProbe(spec, options);
     case "servicebus":
-      // The Service Bus probe (runtime activeMessageCount) plugs in here.
-      throw new Error(`queue ${describeQueueSpec(spec)}: Service Bus queues are not supported yet`);
+      return createServiceBusQueueProbe(spec, {
+        ...options.serviceBus,
+        ...(options.connectionString ? { connectionString: options.connectionString } : {}),
+        ...(options.credential ? { credential: options.credential } : {}),
+      });
     default: {
       const unknown: never = spec;
       throw new Error(`unknown queue kind ${JSON.stringify(unknown)}`);

@@ -205,6 +205,15 @@ describe("queues", () => {
     expect(new Set(received.map((m) => m.messageId)).size).toBe(3);
   });
 
+  it("locks only as many messages as the receiver gave credit for", async () => {
+    const q = queue();
+    await track(client.createSender(q)).sendMessages([1, 2, 3, 4].map((body) => ({ body })));
+    const receiver = track(client.createReceiver(q));
+    const taken = await receiver.receiveMessages(2, { maxWaitTimeInMs: 1000 });
+    expect(taken.map((m) => m.body)).toEqual([1, 2]);
+    expect(emulator.messages(q).map((m) => m.state)).toEqual(["locked", "locked", "active", "active"]);
+  });
+
   it("receive-and-delete removes the message on delivery", async () => {
     const q = queue();
     await track(client.createSender(q)).sendMessages({ body: "once" });

@@ -257,6 +257,10 @@ export class AdminServer {
         return this.send(res, 200, this.entry(existing));
       }
       if (existing) return this.error(res, 409, `The messaging entity '${path}' already exists.`);
+      const topicName = /^([^/]+)\/Subscriptions\/[^/]+$/i.exec(path)?.[1];
+      if (kind === "subscription" && (!topicName || store.get(topicName)?.kind !== "topic")) {
+        return this.error(res, 404, `The messaging entity '${topicName ?? path}' could not be found.`);
+      }
       try {
         const entity = store.create(kind, path, settingsFrom(body));
         return this.send(res, 201, this.entry(entity));

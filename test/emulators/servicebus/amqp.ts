@@ -48,6 +48,8 @@ interface Consumer {
   sender: Sender;
   source: MessageSource;
   mode: ReceiveMode;
+  /** Deliveries handed to rhea that it has not written yet (rhea spends credit only when it writes). */
+  queued: Delivery[];
 }
 
 /** Fields of the attach frame the broker sends back (rhea keeps them in `local.attach`). */
@@ -166,7 +168,7 @@ export class AmqpBroker {
     }
     // Peek-lock clients attach with rcv-settle-mode second; receive-and-delete with snd-settle-mode settled.
     const mode: ReceiveMode = sender.snd_settle_mode === 1 ? "receive-and-delete" : "peek-lock";
-    this.consumers.push({ sender, source, mode });
+    this.consumers.push({ sender, source, mode, queued: [] });
   }
 
   /** The client opens a sender: the broker's end is a receiver. */
@@ -363,13 +365,28 @@ export class AmqpBroker {
       }
   }
 
+  /**
+   * Credit the client has given and the broker has not used yet. rhea lowers `credit` only when it writes
+   * a transfer (later, on its own tick), so deliveries queued in this tick count against it here; without
+   * that, one flow would lock every message in the entity.
+   */
+  private unusedCredit(consumer: Consumer): number {
+    const internals = consumer.sender as unknown as {
+      credit?: number;
+      session: { outgoing: { next_pending_delivery: number } };
+    };
+    const written = internals.session.outgoing.next_pending_delivery;
+    consumer.queued = consumer.queued.filter((d) => d.id >= written);
+    return (internals.credit ?? 0) - consumer.queued.length;
+  }
+
   private deliverOne(consumer: Consumer): boolean {
     const { sender, source, mode } = consumer;
-    if (!sender.is_open() || !sender.sendable()) return false;
+    if (!sender.is_open() || !sender.sendable() || this.unusedCredit(consumer) <= 0) return false;
     const stored = this.options.store.acquire(source, mode);
     if (!stored) return false;
     const tag = stored.lockToken ? lockTokenToDeliveryTag(stored.lockToken) : Buffer.alloc(0);
-    sender.send(this.outgoing(stored, source), tag);
+    consumer.queued.push(sender.send(this.outgoing(stored, source), tag));
     return true;
   }
 
