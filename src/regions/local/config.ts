@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { regionCommonShape } from "../common-config.js";
+import { backChannelSchema } from "../../backchannel/config.js";
 
 /** Workers are processes on this machine, started from an argv template (no shell). */
 export const localRegionSchema = z
@@ -21,6 +22,13 @@ export const localRegionSchema = z
     env: z.record(z.string(), z.string()).default({}),
     /** Simulated node start-up: a hired worker stays pending this long before its process starts. */
     startupDelaySeconds: z.number().min(0).default(0),
+    /** After an explicit stop (lay-off of running workers, demo shutdown), SIGKILL what is still alive. */
+    killGraceSeconds: z.number().min(0).default(10),
+    /**
+     * Drain through a Service Bus topic (workers wrapped by `workforce agent`) instead of signals; worker ids
+     * are the names the channel tracks.
+     */
+    backChannel: backChannelSchema.optional(),
   })
   .strict();
 
