@@ -214,6 +214,18 @@ describe("queues", () => {
     expect(emulator.messages(q).map((m) => m.state)).toEqual(["locked", "locked", "active", "active"]);
   });
 
+  it("peeks at messages, locked ones included, without taking them", async () => {
+    const q = queue();
+    await track(client.createSender(q)).sendMessages([1, 2, 3].map((body) => ({ body })));
+    const receiver = track(client.createReceiver(q));
+    await receiveOne(receiver); // locks the first
+    const peeked = await receiver.peekMessages(10);
+    expect(peeked.map((m) => m.body)).toEqual([1, 2, 3]);
+    expect(peeked.map((m) => m.sequenceNumber!.toNumber())).toEqual([1, 2, 3]);
+    expect(await receiver.peekMessages(10)).toEqual([]); // the client continues after the last peeked one
+    expect(emulator.messages(q).map((m) => m.state)).toEqual(["locked", "active", "active"]);
+  });
+
   it("receive-and-delete removes the message on delivery", async () => {
     const q = queue();
     await track(client.createSender(q)).sendMessages({ body: "once" });

@@ -67,6 +67,14 @@ function asBuffer(value: unknown): Buffer | undefined {
   return undefined;
 }
 
+/** An AMQP long arrives as a number, or as 8 big-endian bytes when rhea keeps it exact. */
+function numberOf(value: unknown): number | undefined {
+  if (typeof value === "number") return value;
+  const bytes = asBuffer(value);
+  if (bytes && bytes.length === 8) return Number(bytes.readBigInt64BE(0));
+  return undefined;
+}
+
 function lockTokenOf(value: unknown): string {
   const bytes = asBuffer(value);
   if (bytes && bytes.length === 16) return bytesToUuid(bytes);
@@ -307,6 +315,22 @@ export class AmqpBroker {
         expirations.push(until);
       }
       return this.reply(ctx, node, request, { statusCode: 200 }, { expirations });
+    }
+    if (operation === "com.microsoft:peek-message") {
+      const source = store.resolveSource(entityPath);
+      if (!source) {
+        return this.reply(ctx, node, request, {
+          statusCode: 404,
+          statusDescription: `The messaging entity '${entityPath}' could not be found.`,
+          errorCondition: "amqp:not-found",
+        });
+      }
+      const from = numberOf(body["from-sequence-number"]) ?? 1;
+      const count = numberOf(body["message-count"]) ?? 1;
+      const found = store.peek(source, from, count);
+      if (found.length === 0) return this.reply(ctx, node, request, { statusCode: 204 });
+      const messages = found.map((m) => ({ message: rhea.message.encode(this.outgoing(m, source)) }));
+      return this.reply(ctx, node, request, { statusCode: 200 }, { messages });
     }
     if (operation === "com.microsoft:update-disposition") {
       const status = String(body["disposition-status"] ?? "");

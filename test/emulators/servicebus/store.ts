@@ -227,6 +227,14 @@ export class Store {
     return message;
   }
 
+  /** Messages from `fromSequenceNumber` on, locked ones included, without taking them (peek). */
+  peek(source: MessageSource, fromSequenceNumber: number, count: number): StoredMessage[] {
+    this.sweep();
+    return this.listOf(source)
+      .filter((m) => m.sequenceNumber >= fromSequenceNumber)
+      .slice(0, Math.max(0, count));
+  }
+
   private listOf(source: MessageSource): StoredMessage[] {
     return source.deadLetter ? source.entity.deadLetters : source.entity.messages;
   }
