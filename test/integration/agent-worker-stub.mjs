@@ -8,6 +8,8 @@
 // a jobq worker does).
 import { appendFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import process from "node:process";
+import { setTimeout as sleep } from "node:timers/promises";
 
 const log = process.env.STUB_LOG;
 if (!log) throw new Error("STUB_LOG is required");
@@ -34,7 +36,7 @@ for (const signal of trapped) {
 note(`ready ${process.pid}`);
 for (let task = 1; !stopping; task += 1) {
   note(`start ${task}`);
-  await new Promise((resolve) => setTimeout(resolve, taskMs));
+  await sleep(taskMs);
   note(`done ${task}`);
 }
 if (pidFile) rmSync(pidFile, { force: true });

@@ -1,0 +1,222 @@
+import { utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ServiceBusClient, type AmqpAnnotatedMessage, type ServiceBusMessage } from "@azure/service-bus";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { startServiceBusEmulator, type ServiceBusEmulator } from "../emulators/servicebus/index.js";
+import { runAgent, signalPlan, type AgentOptions } from "../../src/agent/index.js";
+import { encodeControlMessage } from "../../src/backchannel/message.js";
+import {
+  killQuietly,
+  noTaskInterrupted,
+  quietLogger,
+  startStub,
+  tempDir,
+  waitUntil,
+  type Stub,
+} from "./agent-support.js";
+
+let emulator: ServiceBusEmulator;
+const stubs: Stub[] = [];
+let topicCounter = 0;
+
+beforeAll(async () => {
+  emulator = await startServiceBusEmulator();
+});
+afterEach(() => stubs.splice(0).forEach((stub) => killQuietly(stub.child)));
+afterAll(async () => {
+  await emulator?.stop();
+});
+
+function newTopic(): string {
+  topicCounter += 1;
+  const topic = `agent-${topicCounter}`;
+  emulator.createTopic(topic);
+  emulator.createSubscription(topic, "shutdown");
+  return topic;
+}
+
+async function send(
+  topic: string,
+  ...messages: Array<ServiceBusMessage | AmqpAnnotatedMessage>
+): Promise<void> {
+  const client = new ServiceBusClient(emulator.connectionString);
+  try {
+    const sender = client.createSender(topic);
+    await sender.sendMessages(messages);
+  } finally {
+    await client.close();
+  }
+}
+
+const control = (operation: "graceful-downscale" | "do-not-accept-new-tasks"): ServiceBusMessage => ({
+  body: encodeControlMessage(operation),
+  timeToLive: 60_000,
+});
+
+function agent(topic: string, pidDir: string, extra: Partial<AgentOptions> = {}) {
+  const stop = new AbortController();
+  const done = runAgent({
+    channel: { connectionString: emulator.connectionString, topic, subscription: "shutdown" },
+    pidDir,
+    signals: signalPlan("SIGINT"),
+    logger: quietLogger(),
+    signal: stop.signal,
+    // Long enough that a send never races the end of a receive call (the SDK may then lock a message it
+    // does not hand over; Service Bus frees it when the lock expires).
+    maxWaitMs: 5_000,
+    ...extra,
+  });
+  return { done, stop: () => stop.abort() };
+}
+
+async function stub(
+  dir: string,
+  name: string,
+  options: { pidDir?: string; trap?: string } = {},
+): Promise<Stub> {
+  const started = await startStub({ dir, name, taskMs: 400, ...options });
+  stubs.push(started);
+  return started;
+}
+
+describe("node agent", () => {
+  it("on a control message signals only live workers whose PID file is theirs, which finish their task and exit", async () => {
+    const topic = newTopic();
+    const dir = tempDir("agent-live");
+    const pidDir = join(dir, "pids");
+    // Two workers that write their own PID files, as jobq workers do.
+    const a = await stub(dir, "a", { pidDir });
+    const b = await stub(dir, "b", { pidDir });
+    // A process whose PID sits in a file written before it started: a reused PID, never signalled.
+    const bystander = await stub(dir, "bystander");
+    writeFileSync(join(pidDir, "old-worker.pid"), String(bystander.pid));
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    utimesSync(join(pidDir, "old-worker.pid"), hourAgo, hourAgo);
+    writeFileSync(join(pidDir, "gone.pid"), "999999");
+
+    const running = agent(topic, pidDir);
+    await send(topic, control("graceful-downscale"));
+    expect(await running.done).toBe(0);
+
+    expect(await a.exited).toBe(0);
+    expect(await b.exited).toBe(0);
+    for (const worker of [a, b]) {
+      expect(worker.lines()).toContain("signal SIGINT");
+      expect(noTaskInterrupted(worker.lines())).toBe(true);
+    }
+    expect(bystander.lines()).not.toContain("signal SIGINT");
+    expect(bystander.child.exitCode).toBeNull();
+    // The message is consumed: it will not stop another node.
+    expect(emulator.counts(`${topic}/Subscriptions/shutdown`)).toMatchObject({ active: 0, deadLetter: 0 });
+  });
+
+  it("takes one message and stops listening, so the next one goes to another node", async () => {
+    const topic = newTopic();
+    const dir = tempDir("agent-one");
+    const pidDir = join(dir, "pids");
+    await stub(dir, "w", { pidDir });
+    const running = agent(topic, pidDir);
+    await send(topic, control("graceful-downscale"), control("graceful-downscale"));
+    expect(await running.done).toBe(0);
+    const left = emulator.messages(`${topic}/Subscriptions/shutdown`);
+    expect(left).toHaveLength(1);
+    expect(left[0]!.state).toBe("active");
+    expect(left[0]!.deliveryCount).toBe(0);
+  });
+
+  it("delivers the per-operation signal", async () => {
+    const topic = newTopic();
+    const dir = tempDir("agent-op");
+    const pidDir = join(dir, "pids");
+    const worker = await stub(dir, "w", { pidDir, trap: "SIGINT,SIGUSR1" });
+    const running = agent(topic, pidDir, {
+      signals: signalPlan("SIGINT", ["do-not-accept-new-tasks=SIGUSR1"]),
+    });
+    await send(topic, control("do-not-accept-new-tasks"));
+    expect(await running.done).toBe(0);
+    await worker.exited;
+    expect(worker.lines()).toContain("signal SIGUSR1");
+    expect(worker.lines()).not.toContain("signal SIGINT");
+  });
+
+  it("dead-letters malformed and unknown messages with a reason and keeps listening", async () => {
+    const topic = newTopic();
+    const dir = tempDir("agent-bad");
+    const pidDir = join(dir, "pids");
+    const worker = await stub(dir, "w", { pidDir });
+    const running = agent(topic, pidDir);
+    await send(
+      topic,
+      { body: Buffer.from("shut down please") },
+      { body: Buffer.from('{"operation": "explode"}') },
+      { body: Buffer.from('["graceful-downscale"]') },
+      // A JS string body: the SDK JSON-encodes it, so it arrives as a JSON string, not an object.
+      { body: '{"operation": "graceful-downscale"}' },
+      { body: { operation: "graceful-downscale" }, bodyType: "value" } as AmqpAnnotatedMessage,
+    );
+    const deadLetters = `${topic}/Subscriptions/shutdown/$DeadLetterQueue`;
+    await emulator.waitFor(() => emulator.messages(deadLetters).length === 5, { timeoutMs: 20_000 });
+    // Still listening: a good message is acted upon.
+    expect(worker.lines()).not.toContain("signal SIGINT");
+    await send(topic, control("graceful-downscale"));
+    expect(await running.done).toBe(0);
+    await worker.exited;
+    expect(worker.lines()).toContain("signal SIGINT");
+    const reasons = emulator
+      .messages(deadLetters)
+      .map((message) => [message.deadLetterReason, message.deadLetterDescription]);
+    expect(reasons).toEqual([
+      ["MalformedControlMessage", expect.stringMatching(/not JSON/)],
+      ["UnknownOperation", expect.stringMatching(/"explode"/)],
+      ["MalformedControlMessage", expect.stringMatching(/an array/)],
+      ["MalformedControlMessage", expect.stringMatching(/JSON string/)],
+      ["MalformedControlMessage", expect.stringMatching(/AMQP value section/)],
+    ]);
+  });
+
+  it("gives a message back when no worker on this node is alive", async () => {
+    const topic = newTopic();
+    const pidDir = join(tempDir("agent-empty"), "pids");
+    const running = agent(topic, pidDir);
+    await send(topic, control("graceful-downscale"));
+    await emulator.waitFor(
+      () => (emulator.messages(`${topic}/Subscriptions/shutdown`)[0]?.deliveryCount ?? 0) >= 1,
+      { timeoutMs: 10_000 },
+    );
+    running.stop();
+    expect(await running.done).toBe(0);
+    const [message] = emulator.messages(`${topic}/Subscriptions/shutdown`);
+    expect(message?.state).toBe("active");
+  });
+
+  it("survives a dropped connection: it reconnects and still acts on the next message", async () => {
+    const topic = newTopic();
+    const dir = tempDir("agent-drop");
+    const pidDir = join(dir, "pids");
+    const worker = await stub(dir, "w", { pidDir });
+    const running = agent(topic, pidDir);
+    // Let it connect and start receiving, then cut every connection.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(emulator.faults.dropConnections()).toBeGreaterThan(0);
+    await send(topic, control("graceful-downscale"));
+    expect(await running.done).toBe(0);
+    await worker.exited;
+    expect(worker.lines()).toContain("signal SIGINT");
+  });
+
+  it("survives a refused token at connect and keeps trying", async () => {
+    const topic = newTopic();
+    const dir = tempDir("agent-token");
+    const pidDir = join(dir, "pids");
+    const worker = await stub(dir, "w", { pidDir });
+    await send(topic, control("graceful-downscale"));
+    emulator.faults.refuseNextPutTokens(2);
+    try {
+      const running = agent(topic, pidDir);
+      expect(await running.done).toBe(0);
+      await waitUntil(() => worker.lines().includes("signal SIGINT"), 10_000, "the worker to be signalled");
+    } finally {
+      emulator.faults.reset();
+    }
+  });
+});
