@@ -124,6 +124,17 @@ describe("values.schema.json", () => {
       ["workload identity without client id", (v) => (v.azureWorkloadIdentity.enabled = true)],
       ["region without kind", (v) => (v.regions = [{ name: "eastus" }])],
       ["region name unusable as a label", (v) => (v.regions = [{ name: "east us", kind: "azureml" }])],
+      [
+        "a secret in the region list (it would land in a ConfigMap)",
+        (v) =>
+          (v.regions = [
+            { ...LOCAL_REGION, backChannel: { connectionString: "Endpoint=sb://x/;SharedAccessKey=k" } },
+          ]),
+      ],
+      [
+        "an extra file that would replace config.yaml",
+        (v) => (v.configFiles = { "config.yaml": "regions: []" }),
+      ],
     ];
     for (const [why, change] of bad) expect(schemaErrors(valuesWith(change)), why).not.toEqual([]);
   });
@@ -229,6 +240,8 @@ describe("Helm chart wiring", () => {
     const monitor = byKind("ServiceMonitor")[0]!;
     const pdb = byKind("PodDisruptionBudget")[0]!;
     expect(pod.metadata.labels).toMatchObject(service.spec.selector);
+    // A daemon that fails its ticks is not ready, and that is when its metrics matter most.
+    expect(service.spec.publishNotReadyAddresses).toBe(true);
     expect(pod.metadata.labels).toMatchObject(pdb.spec.selector.matchLabels);
     expect(service.metadata.labels).toMatchObject(monitor.spec.selector.matchLabels);
     expect(monitor.metadata.labels.release).toBe("kube-prometheus-stack");
@@ -260,6 +273,21 @@ describe("Helm chart wiring", () => {
     const alerts = parseYaml(readFileSync(join(REPO_ROOT, "deploy", "prometheus", "alerts.yaml"), "utf8"));
     expect(rule.spec).toEqual(alerts);
     expect(rule.spec.groups[0].rules.length).toBeGreaterThanOrEqual(4);
+  });
+
+  it("mounts extra config files next to config.yaml, or an existing Secret instead of the ConfigMap", () => {
+    const template = "command: python train.py\n";
+    const withFile = render(valuesWith((v) => (v.configFiles = { "job.yaml": template })));
+    const configMap = withFile.byKind("ConfigMap")[0]!;
+    expect(configMap.data["job.yaml"]).toBe(template);
+    const mount = (withFile.container.volumeMounts as any[]).find((m) => m.name === "config");
+    const configPath = (withFile.container.env as any[]).find((e) => e.name === "WORKFORCE_CONFIG").value;
+    expect(configPath).toBe(`${mount.mountPath}/config.yaml`);
+
+    const fromSecret = render(valuesWith((v) => (v.existingConfigSecret = "wf-config")));
+    expect(fromSecret.byKind("ConfigMap")).toEqual([]);
+    const volume = (fromSecret.pod.spec.volumes as any[]).find((v) => v.name === "config");
+    expect(volume).toEqual({ name: "config", secret: { secretName: "wf-config" } });
   });
 
   it("rolls the pod when the region list changes", () => {

@@ -144,6 +144,11 @@ describe("Dockerfile", () => {
 });
 
 describe("what the image runs", () => {
+  it("has a `run` command for the image's default CMD", async () => {
+    const { buildProgram } = await import("../../src/cli/main.js");
+    expect(buildProgram().commands.map((command) => command.name())).toContain("run");
+  });
+
   // The image has no devDependencies: anything the CLI imports at load time must be a dependency.
   it("imports only production dependencies and files under src/ from the CLI entry point", () => {
     const allowed = new Set([...Object.keys(pkg.dependencies), ...builtinModules]);
