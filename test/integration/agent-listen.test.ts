@@ -1,6 +1,6 @@
 import { utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ServiceBusClient, type AmqpAnnotatedMessage, type ServiceBusMessage } from "@azure/service-bus";
+import { ServiceBusClient, type ServiceBusMessage, type ServiceBusSender } from "@azure/service-bus";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServiceBusEmulator, type ServiceBusEmulator } from "../emulators/servicebus/index.js";
 import { runAgent, signalPlan, type AgentOptions } from "../../src/agent/index.js";
@@ -14,6 +14,9 @@ import {
   waitUntil,
   type Stub,
 } from "./agent-support.js";
+
+/** A message or an AMQP annotated message (the only way to send an AMQP value body). */
+type Outgoing = Extract<Parameters<ServiceBusSender["sendMessages"]>[0], unknown[]>[number];
 
 let emulator: ServiceBusEmulator;
 const stubs: Stub[] = [];
@@ -35,14 +38,11 @@ function newTopic(): string {
   return topic;
 }
 
-async function send(
-  topic: string,
-  ...messages: Array<ServiceBusMessage | AmqpAnnotatedMessage>
-): Promise<void> {
+async function send(topic: string, ...messages: Outgoing[]): Promise<void> {
   const client = new ServiceBusClient(emulator.connectionString);
   try {
     const sender = client.createSender(topic);
-    await sender.sendMessages(messages);
+    await sender.sendMessages(messages as ServiceBusMessage[]);
   } finally {
     await client.close();
   }
@@ -152,7 +152,7 @@ describe("node agent", () => {
       { body: Buffer.from('["graceful-downscale"]') },
       // A JS string body: the SDK JSON-encodes it, so it arrives as a JSON string, not an object.
       { body: '{"operation": "graceful-downscale"}' },
-      { body: { operation: "graceful-downscale" }, bodyType: "value" } as AmqpAnnotatedMessage,
+      { body: { operation: "graceful-downscale" }, bodyType: "value" } as Outgoing,
     );
     const deadLetters = `${topic}/Subscriptions/shutdown/$DeadLetterQueue`;
     await emulator.waitFor(() => emulator.messages(deadLetters).length === 5, { timeoutMs: 20_000 });
