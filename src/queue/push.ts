@@ -33,20 +33,28 @@ export interface PushResult {
  * {"cmd", "bg_dirsync_to": null, "env"}; a line starting with "{" is a JSON job spec whose env is merged
  * with the common one and whose bg_dirsync_to defaults to null.
  */
-export function taskFromLine(line: string, options: Pick<PushOptions, "numRetries" | "env" | "cwd"> = {}): TaskMessage {
+export function taskFromLine(
+  line: string,
+  options: Pick<PushOptions, "numRetries" | "env" | "cwd"> = {},
+): TaskMessage {
   const env = options.env ?? {};
   if (line.startsWith("{")) {
     let spec: unknown;
     try {
       spec = JSON.parse(line);
     } catch (error) {
-      throw new Error(`push: a line starting with "{" must be a JSON job spec: ${(error as Error).message}`);
+      throw new Error(`push: a line starting with "{" must be a JSON job spec: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
-    if (typeof spec !== "object" || spec === null || Array.isArray(spec)) throw new Error("push: a JSON job spec must be an object");
+    if (typeof spec !== "object" || spec === null || Array.isArray(spec))
+      throw new Error("push: a JSON job spec must be an object");
     const kwargs = spec as Record<string, unknown>;
     const ownEnv = kwargs.env;
     if (ownEnv !== undefined && (typeof ownEnv !== "object" || ownEnv === null || Array.isArray(ownEnv))) {
-      throw new Error(`push: field "env" of a JSON job spec must be an object, got ${JSON.stringify(ownEnv)}`);
+      throw new Error(
+        `push: field "env" of a JSON job spec must be an object, got ${JSON.stringify(ownEnv)}`,
+      );
     }
     kwargs.env = { ...((ownEnv as Record<string, unknown> | undefined) ?? {}), ...env };
     if (!("bg_dirsync_to" in kwargs)) kwargs.bg_dirsync_to = null;
@@ -62,7 +70,10 @@ export async function pushTasks(options: PushOptions): Promise<PushResult> {
   if (!Number.isInteger(numRetries) || numRetries < 0) {
     throw new Error(`push: num-retries must be an integer >= 0, got ${numRetries}`);
   }
-  const client = createQueueClient(options.spec, { connectionString: options.connectionString, credential: options.credential });
+  const client = createQueueClient(options.spec, {
+    connectionString: options.connectionString,
+    credential: options.credential,
+  });
   await client.createIfNotExists({ abortSignal: options.signal });
   const limit = pLimit(options.parallelism ?? 10);
   const ids: string[] = [];
@@ -73,7 +84,13 @@ export async function pushTasks(options: PushOptions): Promise<PushResult> {
     const task = taskFromLine(line, { numRetries, env: options.env, cwd: options.cwd });
     ids.push(task.id);
     // Plain JSON text, never expiring, as upstream sends it.
-    const send = limit(async () => void (await client.sendMessage(encodeTask(task), { messageTimeToLive: -1, abortSignal: options.signal })));
+    const send = limit(
+      async () =>
+        void (await client.sendMessage(encodeTask(task), {
+          messageTimeToLive: -1,
+          abortSignal: options.signal,
+        })),
+    );
     // Handled below by Promise.all; the no-op keeps a failure while stdin is still being read from crashing.
     send.catch(() => undefined);
     sends.push(send);

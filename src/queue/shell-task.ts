@@ -25,7 +25,10 @@ export interface RunShellTaskOptions {
  * Run a shell task with `sh -c`, its kwargs' env and cwd, in its own process group: a Ctrl-C (SIGINT to the
  * worker's foreground group) must not kill a task the worker means to finish. Output lines go to the log.
  */
-export function runShellTask(kwargs: ShellTaskKwargs, options: RunShellTaskOptions): Promise<ShellTaskResult> {
+export function runShellTask(
+  kwargs: ShellTaskKwargs,
+  options: RunShellTaskOptions,
+): Promise<ShellTaskResult> {
   const { taskId, logger } = options;
   return new Promise((resolve) => {
     const child = spawn("sh", ["-c", kwargs.cmd], {

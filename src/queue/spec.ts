@@ -67,7 +67,10 @@ function checkStorageQueueName(spec: string, name: string): string {
 
 function checkStorageAccount(spec: string, account: string): string {
   if (!STORAGE_ACCOUNT.test(account)) {
-    fail(spec, `account "${account}" is not a valid Storage account name (expected 3-24 lowercase letters or digits)`);
+    fail(
+      spec,
+      `account "${account}" is not a valid Storage account name (expected 3-24 lowercase letters or digits)`,
+    );
   }
   return account;
 }
@@ -94,7 +97,9 @@ export function parseQueueSpec(spec: string, options: ParseQueueSpecOptions = {}
     if (!SERVICE_BUS_QUEUE_NAME.test(queueName)) {
       fail(spec, `queue name "${queueName}" is not a valid Service Bus queue name`);
     }
-    const fullyQualifiedNamespace = namespace.includes(".") ? namespace : `${namespace}.servicebus.windows.net`;
+    const fullyQualifiedNamespace = namespace.includes(".")
+      ? namespace
+      : `${namespace}.servicebus.windows.net`;
     return { kind: "servicebus", queueName, fullyQualifiedNamespace };
   }
 
@@ -105,7 +110,10 @@ export function parseQueueSpec(spec: string, options: ParseQueueSpecOptions = {}
   const parts = text.split("/");
   if (parts.length === 1) {
     if (!options.connectionString) {
-      fail(spec, `a bare queue name needs a connection string (WORKFORCE_QUEUE_CONNECTION_STRING); ${EXPECTED}`);
+      fail(
+        spec,
+        `a bare queue name needs a connection string (WORKFORCE_QUEUE_CONNECTION_STRING); ${EXPECTED}`,
+      );
     }
     if (isServiceBusConnectionString(options.connectionString)) {
       if (!SERVICE_BUS_QUEUE_NAME.test(text)) fail(spec, `"${text}" is not a valid Service Bus queue name`);
@@ -127,7 +135,10 @@ function parseQueueUrl(spec: string, text: string): StorageQueueSpec {
     fail(spec, `not a valid URL; ${EXPECTED}`);
   }
   if (url.search || url.hash) {
-    fail(spec, "a queue URL must not carry a query (SAS tokens go in the connection string, never in the spec)");
+    fail(
+      spec,
+      "a queue URL must not carry a query (SAS tokens go in the connection string, never in the spec)",
+    );
   }
   const segments = url.pathname.split("/").filter((s) => s !== "");
   const origin = `${url.protocol}//${url.host}`;
@@ -151,12 +162,16 @@ function parseQueueUrl(spec: string, text: string): StorageQueueSpec {
       accountUrl: origin,
     };
   }
-  fail(spec, "expected a URL of the form http(s)://HOST[:PORT]/ACCOUNT/QUEUE or https://ACCOUNT.queue.core.windows.net/QUEUE");
+  fail(
+    spec,
+    "expected a URL of the form http(s)://HOST[:PORT]/ACCOUNT/QUEUE or https://ACCOUNT.queue.core.windows.net/QUEUE",
+  );
 }
 
 /** Secret-free text for logs and metrics, e.g. "storage:devstoreaccount1/tasks". */
 export function describeQueueSpec(spec: QueueSpec): string {
-  if (spec.kind === "servicebus") return `servicebus:${spec.fullyQualifiedNamespace ?? "(connection string)"}/${spec.queueName}`;
+  if (spec.kind === "servicebus")
+    return `servicebus:${spec.fullyQualifiedNamespace ?? "(connection string)"}/${spec.queueName}`;
   return `storage:${spec.account ?? "(connection string)"}/${spec.queueName}`;
 }
 

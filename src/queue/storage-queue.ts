@@ -56,7 +56,9 @@ export class StorageQueueProbe implements QueueProbe {
     const properties = await this.client.getProperties({ abortSignal: options.signal });
     const count = properties.approximateMessagesCount;
     if (typeof count !== "number" || !Number.isFinite(count) || count < 0) {
-      throw new Error(`queue ${this.description}: getProperties returned no approximateMessagesCount (got ${String(count)})`);
+      throw new Error(
+        `queue ${this.description}: getProperties returned no approximateMessagesCount (got ${String(count)})`,
+      );
     }
     return count;
   }

@@ -102,7 +102,10 @@ export function decodeTask(body: string): TaskMessage {
   try {
     kwargs = JSON.parse(envelope.kwargs);
   } catch (error) {
-    throw new TaskFormatError(`task message: field "kwargs": not JSON text (${(error as Error).message})`, "kwargs");
+    throw new TaskFormatError(
+      `task message: field "kwargs": not JSON text (${(error as Error).message})`,
+      "kwargs",
+    );
   }
   if (typeof kwargs !== "object" || kwargs === null || Array.isArray(kwargs)) {
     throw new TaskFormatError(

@@ -79,7 +79,14 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   const client = createQueueClient(options.spec, clientOptions);
   const failedQueueName = `${options.spec.queueName}-failed`;
   const failedClient = createQueueClient(options.spec, clientOptions, failedQueueName);
-  const summary: WorkerSummary = { succeeded: 0, retried: 0, failed: 0, malformed: 0, released: 0, reason: "idle" };
+  const summary: WorkerSummary = {
+    succeeded: 0,
+    retried: 0,
+    failed: 0,
+    malformed: 0,
+    released: 0,
+    reason: "idle",
+  };
   const stop = options.stop ?? new AbortController().signal;
   const abort = options.abort ?? new AbortController().signal;
   const leaving = () => stop.aborted || abort.aborted;
@@ -87,10 +94,12 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
 
   let failedQueueReady: Promise<unknown> | undefined;
   const sendToFailedQueue = async (body: string) => {
-    failedQueueReady ??= failedClient.createIfNotExists({ abortSignal: timeout() }).catch((error: unknown) => {
-      failedQueueReady = undefined;
-      throw error;
-    });
+    failedQueueReady ??= failedClient
+      .createIfNotExists({ abortSignal: timeout() })
+      .catch((error: unknown) => {
+        failedQueueReady = undefined;
+        throw error;
+      });
     await failedQueueReady;
     await failedClient.sendMessage(body, { messageTimeToLive: -1, abortSignal: timeout() });
   };
@@ -103,7 +112,10 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   }
 
   const pidFile = options.pidDir ? await writePidFile(options.pidDir, workerId) : undefined;
-  log.info({ pid: process.pid, pidFile, concurrency: options.concurrency, visibility, idleSeconds: idleMs / 1000 }, "worker started");
+  log.info(
+    { pid: process.pid, pidFile, concurrency: options.concurrency, visibility, idleSeconds: idleMs / 1000 },
+    "worker started",
+  );
 
   const handle = async (message: DequeuedMessageItem) => {
     const lease = new Lease(client, message, visibility, callTimeoutMs, log);
@@ -112,11 +124,23 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     try {
       task = decodeTask(message.messageText);
       const kwargs = shellTaskKwargs(task);
-      if (task.minVersion) log.warn({ taskId: task.id, minVersion: task.minVersion }, "min_version is a Python package requirement; running the task anyway");
+      if (task.minVersion)
+        log.warn(
+          { taskId: task.id, minVersion: task.minVersion },
+          "min_version is a Python package requirement; running the task anyway",
+        );
       if (kwargs.bg_dirsync_to) log.warn({ taskId: task.id }, "bg_dirsync_to is not supported; ignored");
-      log.info({ taskId: task.id, messageId: message.messageId, numRetries: task.numRetries }, "task started");
+      log.info(
+        { taskId: task.id, messageId: message.messageId, numRetries: task.numRetries },
+        "task started",
+      );
       const started = Date.now();
-      const result = await runShellTask(kwargs, { taskId: task.id, logger: log, abort, killGraceMs: options.killGraceMs });
+      const result = await runShellTask(kwargs, {
+        taskId: task.id,
+        logger: log,
+        abort,
+        killGraceMs: options.killGraceMs,
+      });
       await lease.stopHeartbeat();
       const seconds = (Date.now() - started) / 1000;
       if (result.aborted) {
@@ -136,12 +160,18 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
         if (task.numRetries > 0) {
           await lease.update(encodeTask({ ...task, numRetries: task.numRetries - 1 }), 0);
           summary.retried++;
-          log.warn({ taskId: task.id, seconds, why, retriesLeft: task.numRetries - 1 }, "task failed; put back for a retry");
+          log.warn(
+            { taskId: task.id, seconds, why, retriesLeft: task.numRetries - 1 },
+            "task failed; put back for a retry",
+          );
         } else {
           await sendToFailedQueue(encodeTask(task));
           await lease.delete();
           summary.failed++;
-          log.error({ taskId: task.id, seconds, why, failedQueue: failedQueueName }, "task failed, no retries left; moved to the failed queue");
+          log.error(
+            { taskId: task.id, seconds, why, failedQueue: failedQueueName },
+            "task failed, no retries left; moved to the failed queue",
+          );
         }
       }
     } catch (error) {
@@ -152,14 +182,23 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
           await sendToFailedQueue(message.messageText);
           await lease.delete();
           summary.malformed++;
-          log.error({ messageId: message.messageId, reason: error.message, failedQueue: failedQueueName }, "malformed message moved to the failed queue");
+          log.error(
+            { messageId: message.messageId, reason: error.message, failedQueue: failedQueueName },
+            "malformed message moved to the failed queue",
+          );
         } catch (moveError) {
-          log.error({ err: moveError, messageId: message.messageId, reason: error.message }, "malformed message could not be moved; it will reappear");
+          log.error(
+            { err: moveError, messageId: message.messageId, reason: error.message },
+            "malformed message could not be moved; it will reappear",
+          );
         }
         return;
       }
       // A failed delete/update: the message reappears after its visibility timeout and runs again.
-      log.error({ err: error, messageId: message.messageId }, "could not settle the message; it will reappear after its visibility timeout");
+      log.error(
+        { err: error, messageId: message.messageId },
+        "could not settle the message; it will reappear after its visibility timeout",
+      );
     }
   };
 
@@ -170,14 +209,21 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       let message: DequeuedMessageItem | undefined;
       try {
         // No abort signal here: a receive cut short may still hide a message for the whole visibility timeout.
-        const response = await client.receiveMessages({ numberOfMessages: 1, visibilityTimeout: visibility, abortSignal: timeout() });
+        const response = await client.receiveMessages({
+          numberOfMessages: 1,
+          visibilityTimeout: visibility,
+          abortSignal: timeout(),
+        });
         message = response.receivedMessageItems[0];
         receiveErrors = 0;
       } catch (error) {
         receiveErrors++;
         log.warn({ err: error, slot: index, attempt: receiveErrors }, "receive failed");
-        if (receiveErrors >= MAX_RECEIVE_ERRORS) throw new Error(`worker: ${receiveErrors} receives in a row failed; giving up`, { cause: error });
-        await sleep(Math.min(2 ** receiveErrors, 30) * 1000, undefined, { signal: stop }).catch(() => undefined);
+        if (receiveErrors >= MAX_RECEIVE_ERRORS)
+          throw new Error(`worker: ${receiveErrors} receives in a row failed; giving up`, { cause: error });
+        await sleep(Math.min(2 ** receiveErrors, 30) * 1000, undefined, { signal: stop }).catch(
+          () => undefined,
+        );
         continue;
       }
       if (!message) {
@@ -189,7 +235,9 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       emptySince = undefined;
       if (leaving()) {
         // Received just as we were told to leave: hand it straight back.
-        await new Lease(client, message, visibility, callTimeoutMs, log).update(undefined, 0).catch(() => undefined);
+        await new Lease(client, message, visibility, callTimeoutMs, log)
+          .update(undefined, 0)
+          .catch(() => undefined);
         summary.released++;
         return;
       }
@@ -244,9 +292,15 @@ class Lease {
 
   private async extend(timeoutMs: number): Promise<void> {
     if (!this.heartbeat) return;
-    const response = await this.client.updateMessage(this.message.messageId, this.popReceipt, undefined, this.visibility, {
-      abortSignal: AbortSignal.timeout(Math.min(timeoutMs, this.callTimeoutMs)),
-    });
+    const response = await this.client.updateMessage(
+      this.message.messageId,
+      this.popReceipt,
+      undefined,
+      this.visibility,
+      {
+        abortSignal: AbortSignal.timeout(Math.min(timeoutMs, this.callTimeoutMs)),
+      },
+    );
     if (response.popReceipt) this.popReceipt = response.popReceipt;
     this.log.debug({ messageId: this.message.messageId }, "heartbeat");
   }
@@ -260,16 +314,24 @@ class Lease {
   /** New content (undefined keeps it) and visibility; visibility 0 puts it back at once. */
   update(content: string | undefined, visibility: number): Promise<void> {
     return this.enqueue(async () => {
-      const response = await this.client.updateMessage(this.message.messageId, this.popReceipt, content, visibility, {
-        abortSignal: AbortSignal.timeout(this.callTimeoutMs),
-      });
+      const response = await this.client.updateMessage(
+        this.message.messageId,
+        this.popReceipt,
+        content,
+        visibility,
+        {
+          abortSignal: AbortSignal.timeout(this.callTimeoutMs),
+        },
+      );
       if (response.popReceipt) this.popReceipt = response.popReceipt;
     });
   }
 
   delete(): Promise<void> {
     return this.enqueue(async () => {
-      await this.client.deleteMessage(this.message.messageId, this.popReceipt, { abortSignal: AbortSignal.timeout(this.callTimeoutMs) });
+      await this.client.deleteMessage(this.message.messageId, this.popReceipt, {
+        abortSignal: AbortSignal.timeout(this.callTimeoutMs),
+      });
     });
   }
 }

@@ -18,48 +18,71 @@ async function* stdinLines(): AsyncGenerator<string> {
 export function register(program: Command): void {
   program
     .command("push")
-    .description("Enqueue ai4s-jobq shell tasks: one per -c, or one per line of stdin (a line starting with '{' is a JSON job spec).")
+    .description(
+      "Enqueue ai4s-jobq shell tasks: one per -c, or one per line of stdin (a line starting with '{' is a JSON job spec).",
+    )
     .argument("[queue]", "queue spec (default WORKFORCE_QUEUE)")
     .option("-c, --command <cmd>", "a shell command (repeatable)", collect, [])
     .addOption(
-      new Option("--num-retries <n>", "retries per task (upstream's default: 0)").default(0).argParser((value) => {
-        const n = Number(value);
-        if (!Number.isInteger(n) || n < 0) throw new ConfigError([{ where: "--num-retries", message: `expected an integer >= 0, got "${value}"` }]);
-        return n;
-      }),
+      new Option("--num-retries <n>", "retries per task (upstream's default: 0)")
+        .default(0)
+        .argParser((value) => {
+          const n = Number(value);
+          if (!Number.isInteger(n) || n < 0)
+            throw new ConfigError([
+              { where: "--num-retries", message: `expected an integer >= 0, got "${value}"` },
+            ]);
+          return n;
+        }),
     )
     .option("-e, --env <KEY=VALUE>", "environment variable for every task (repeatable)", collect, [])
     .option("--cwd <dir>", "working directory of every task")
-    .action(async (queueArg: string | undefined, opts: { command: string[]; numRetries: number; env: string[]; cwd?: string }) => {
-      const connectionString = process.env.WORKFORCE_QUEUE_CONNECTION_STRING || undefined;
-      const specText = queueArg ?? process.env.WORKFORCE_QUEUE;
-      if (!specText) throw new ConfigError([{ where: "QUEUE (or WORKFORCE_QUEUE)", message: "a queue spec is required" }]);
-      let spec;
-      try {
-        spec = parseQueueSpec(specText, { connectionString });
-      } catch (error) {
-        throw new ConfigError([{ where: "QUEUE", message: (error as Error).message }]);
-      }
-      if (spec.kind !== "storage") {
-        throw new ConfigError([{ where: "QUEUE", message: `${describeQueueSpec(spec)}: push writes to Storage queues only` }]);
-      }
-      const env: Record<string, string> = {};
-      for (const pair of opts.env) {
-        const eq = pair.indexOf("=");
-        if (eq <= 0) throw new ConfigError([{ where: "--env", message: `expected KEY=VALUE, got "${pair}"` }]);
-        env[pair.slice(0, eq)] = pair.slice(eq + 1);
-      }
-      const commands = opts.command.length > 0 ? opts.command : stdinLines();
-      const result = await pushTasks({
-        spec,
-        connectionString,
-        credential: lazyDefaultCredential(),
-        commands,
-        numRetries: opts.numRetries,
-        env,
-        ...(opts.cwd ? { cwd: opts.cwd } : {}),
-        logger: createLogger({ level: process.env.WORKFORCE_LOG_LEVEL || "warn", destination: process.stderr as never }),
-      });
-      process.stdout.write(`${JSON.stringify({ queue: describeQueueSpec(spec), pushed: result.pushed })}\n`);
-    });
+    .action(
+      async (
+        queueArg: string | undefined,
+        opts: { command: string[]; numRetries: number; env: string[]; cwd?: string },
+      ) => {
+        const connectionString = process.env.WORKFORCE_QUEUE_CONNECTION_STRING || undefined;
+        const specText = queueArg ?? process.env.WORKFORCE_QUEUE;
+        if (!specText)
+          throw new ConfigError([
+            { where: "QUEUE (or WORKFORCE_QUEUE)", message: "a queue spec is required" },
+          ]);
+        let spec;
+        try {
+          spec = parseQueueSpec(specText, { connectionString });
+        } catch (error) {
+          throw new ConfigError([{ where: "QUEUE", message: (error as Error).message }]);
+        }
+        if (spec.kind !== "storage") {
+          throw new ConfigError([
+            { where: "QUEUE", message: `${describeQueueSpec(spec)}: push writes to Storage queues only` },
+          ]);
+        }
+        const env: Record<string, string> = {};
+        for (const pair of opts.env) {
+          const eq = pair.indexOf("=");
+          if (eq <= 0)
+            throw new ConfigError([{ where: "--env", message: `expected KEY=VALUE, got "${pair}"` }]);
+          env[pair.slice(0, eq)] = pair.slice(eq + 1);
+        }
+        const commands = opts.command.length > 0 ? opts.command : stdinLines();
+        const result = await pushTasks({
+          spec,
+          connectionString,
+          credential: lazyDefaultCredential(),
+          commands,
+          numRetries: opts.numRetries,
+          env,
+          ...(opts.cwd ? { cwd: opts.cwd } : {}),
+          logger: createLogger({
+            level: process.env.WORKFORCE_LOG_LEVEL || "warn",
+            destination: process.stderr as never,
+          }),
+        });
+        process.stdout.write(
+          `${JSON.stringify({ queue: describeQueueSpec(spec), pushed: result.pushed })}\n`,
+        );
+      },
+    );
 }

@@ -20,7 +20,9 @@ export function unknownPlaceholders(template: readonly string[]): string[] {
 /** Fill the argv template; no shell is involved, so values need no quoting. */
 export function expandCommand(template: readonly string[], values: PlaceholderValues): string[] {
   return template.map((arg) =>
-    arg.replace(PLACEHOLDER, (whole, name: string) => (name in values ? values[name as keyof PlaceholderValues] : whole)),
+    arg.replace(PLACEHOLDER, (whole, name: string) =>
+      name in values ? values[name as keyof PlaceholderValues] : whole,
+    ),
   );
 }
 

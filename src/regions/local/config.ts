@@ -17,7 +17,10 @@ export const localRegionSchema = z
     /** Where PID files and worker state live; a restarted daemon finds its workers here. */
     stateDir: z.string().min(1),
     /** Signal that asks a running worker to finish its task and leave. */
-    drainSignal: z.string().regex(/^SIG[A-Z0-9]+$/, "a signal name such as SIGINT").default("SIGINT"),
+    drainSignal: z
+      .string()
+      .regex(/^SIG[A-Z0-9]+$/, "a signal name such as SIGINT")
+      .default("SIGINT"),
     /** Extra environment for workers. */
     env: z.record(z.string(), z.string()).default({}),
     /** Simulated node start-up: a hired worker stays pending this long before its process starts. */

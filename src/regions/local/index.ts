@@ -96,7 +96,9 @@ export class LocalRegion implements Region {
 
   /** Every worker with its state, after starting due delayed workers and forgetting exited ones. */
   async workers(): Promise<LocalWorker[]> {
-    return this.exclusive(async () => (await this.sync()).map(({ record, state }) => describe(record, state)));
+    return this.exclusive(async () =>
+      (await this.sync()).map(({ record, state }) => describe(record, state)),
+    );
   }
 
   async observe(options: CallOptions = {}): Promise<RegionObservation> {
@@ -121,7 +123,11 @@ export class LocalRegion implements Region {
       const active = (await this.sync()).length;
       const room = Math.max(0, this.config.capacity - active);
       if (count > room) {
-        errors.push(new Error(`region ${this.name}: asked to hire ${count}, room for ${room} (capacity ${this.config.capacity})`));
+        errors.push(
+          new Error(
+            `region ${this.name}: asked to hire ${count}, room for ${room} (capacity ${this.config.capacity})`,
+          ),
+        );
       }
       let hired = 0;
       for (let i = 0; i < Math.min(count, room); i++) {
@@ -186,7 +192,11 @@ export class LocalRegion implements Region {
     return this.exclusive(async () => {
       const running = (await this.sync()).filter((w) => w.state === "running");
       if (this.drainChannel) {
-        return this.drainChannel.requestDrain(count, running.map((w) => w.record.id), options);
+        return this.drainChannel.requestDrain(
+          count,
+          running.map((w) => w.record.id),
+          options,
+        );
       }
       let drained = 0;
       const errors: Error[] = [];
@@ -216,7 +226,8 @@ export class LocalRegion implements Region {
       const workers = await this.sync();
       const running = workers.filter((w) => w.state === "running").reverse();
       const chosen = running.slice(0, Math.max(0, count)).map((w) => w.record);
-      for (const record of chosen) await this.records.write({ ...record, stopRequestedAt: new Date().toISOString() });
+      for (const record of chosen)
+        await this.records.write({ ...record, stopRequestedAt: new Date().toISOString() });
       await this.stopProcesses(chosen, this.config.killGraceSeconds * 1000, options.signal);
       for (const record of chosen) await this.forgetIfGone(record);
       if (chosen.length > 0) this.log.warn({ cancelled: chosen.length }, "running workers stopped");
@@ -232,7 +243,10 @@ export class LocalRegion implements Region {
     return this.exclusive(async () => {
       for (const id of this.timers.keys()) this.unschedule(id);
       const records = await this.records.list();
-      const live = records.filter((r) => r.pid !== undefined && r.processStartTime !== undefined && isSameProcess(r.pid, r.processStartTime));
+      const live = records.filter(
+        (r) =>
+          r.pid !== undefined && r.processStartTime !== undefined && isSameProcess(r.pid, r.processStartTime),
+      );
       await this.stopProcesses(live, graceMs);
       for (const record of records) await this.forget(record);
     });
@@ -338,18 +352,36 @@ export class LocalRegion implements Region {
       const child = spawn(argv[0]!, argv.slice(1), {
         detached: true,
         stdio: ["ignore", logFd, logFd],
-        env: { ...process.env, ...this.config.env, JOBQ_PID_DIR: this.pidDir, WORKFORCE_WORKER_ID: record.id },
+        env: {
+          ...process.env,
+          ...this.config.env,
+          JOBQ_PID_DIR: this.pidDir,
+          WORKFORCE_WORKER_ID: record.id,
+        },
       });
-      child.on("error", (error) => this.log.error({ err: error, workerId: record.id }, "worker process error"));
+      child.on("error", (error) =>
+        this.log.error({ err: error, workerId: record.id }, "worker process error"),
+      );
       child.unref();
       pid = child.pid;
     } finally {
       closeSync(logFd);
     }
-    if (pid === undefined) throw new Error(`region ${this.name}: could not start ${JSON.stringify(argv[0])} for worker ${record.id}`);
+    if (pid === undefined)
+      throw new Error(
+        `region ${this.name}: could not start ${JSON.stringify(argv[0])} for worker ${record.id}`,
+      );
     const identity = readProcessIdentity(pid);
-    if (!identity) throw new Error(`region ${this.name}: worker ${record.id} (PID ${pid}) exited at once; see ${join(this.logDir, `${record.id}.log`)}`);
-    const updated: WorkerRecord = { ...record, pid, processStartTime: identity.startTime, startedAt: new Date().toISOString() };
+    if (!identity)
+      throw new Error(
+        `region ${this.name}: worker ${record.id} (PID ${pid}) exited at once; see ${join(this.logDir, `${record.id}.log`)}`,
+      );
+    const updated: WorkerRecord = {
+      ...record,
+      pid,
+      processStartTime: identity.startTime,
+      startedAt: new Date().toISOString(),
+    };
     await this.records.write(updated);
     this.log.info({ workerId: record.id, pid }, "worker process started");
     return updated;
@@ -379,7 +411,8 @@ export class LocalRegion implements Region {
   }
 
   private async forgetIfGone(record: WorkerRecord): Promise<void> {
-    if (record.pid === undefined || !isSameProcess(record.pid, record.processStartTime!)) await this.forget(record);
+    if (record.pid === undefined || !isSameProcess(record.pid, record.processStartTime!))
+      await this.forget(record);
   }
 
   /** Drop the record and a PID file left behind by a worker that died without cleaning up. */
@@ -395,7 +428,12 @@ export class LocalRegion implements Region {
 }
 
 function describe(record: WorkerRecord, state: LocalWorkerState): LocalWorker {
-  return { id: record.id, state, hiredAt: record.hiredAt, ...(record.pid !== undefined ? { pid: record.pid } : {}) };
+  return {
+    id: record.id,
+    state,
+    hiredAt: record.hiredAt,
+    ...(record.pid !== undefined ? { pid: record.pid } : {}),
+  };
 }
 
 function asError(error: unknown): Error {

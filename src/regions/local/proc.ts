@@ -28,7 +28,9 @@ export function readProcessIdentity(pid: number): ProcessIdentity | undefined {
       process.kill(pid, 0);
       return { startTime: "unknown", zombie: false };
     } catch (error) {
-      return (error as NodeJS.ErrnoException).code === "EPERM" ? { startTime: "unknown", zombie: false } : undefined;
+      return (error as NodeJS.ErrnoException).code === "EPERM"
+        ? { startTime: "unknown", zombie: false }
+        : undefined;
     }
   }
   let stat: string;

@@ -17,7 +17,11 @@ export interface RunningCli {
 /** Run the built CLI in its own process group (so a test can send a Ctrl-C to the whole group). */
 export function startCli(args: string[], env: NodeJS.ProcessEnv, input?: string): RunningCli {
   const [node, ...rest] = workforceArgv(...args);
-  const child = spawn(node!, rest, { env: { ...process.env, ...env }, detached: true, stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn(node!, rest, {
+    env: { ...process.env, ...env },
+    detached: true,
+    stdio: ["pipe", "pipe", "pipe"],
+  });
   let output = "";
   child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
@@ -46,7 +50,11 @@ export async function drainMessages(client: QueueClient): Promise<string[]> {
   }
 }
 
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 20_000, what = "condition"): Promise<void> {
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 20_000,
+  what = "condition",
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

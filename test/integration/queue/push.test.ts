@@ -25,14 +25,21 @@ describe("workforce push", () => {
     const client = new QueueClient(azurite.connectionString, name);
     const peeked = await client.peekMessages({ numberOfMessages: 32 });
     // Never expires: TTL -1 shows as the far-future expiry.
-    for (const item of peeked.peekedMessageItems) expect(item.expiresOn.getUTCFullYear()).toBeGreaterThan(9000);
+    for (const item of peeked.peekedMessageItems)
+      expect(item.expiresOn.getUTCFullYear()).toBeGreaterThan(9000);
     const bodies = await drainMessages(client);
     // Plain JSON text (not base64), upstream's key order.
-    expect(bodies.every((b) => b.startsWith('{"version": 1, "reply_requested": false, "kwargs": '))).toBe(true);
+    expect(bodies.every((b) => b.startsWith('{"version": 1, "reply_requested": false, "kwargs": '))).toBe(
+      true,
+    );
     const tasks = bodies.map(decodeTask);
     expect(tasks.map((t) => shellTaskKwargs(t).cmd).sort()).toEqual(["echo 'two'", "echo one"]);
     expect(tasks.every((t) => t.numRetries === 3)).toBe(true);
-    expect(tasks.map((t) => t.kwargs)).toContainEqual({ cmd: "echo one", bg_dirsync_to: null, env: { A: "1" } });
+    expect(tasks.map((t) => t.kwargs)).toContainEqual({
+      cmd: "echo one",
+      bg_dirsync_to: null,
+      env: { A: "1" },
+    });
   });
 
   it("reads commands from stdin, one per line, skipping blank lines, with upstream's default of 0 retries", async () => {
@@ -42,7 +49,11 @@ describe("workforce push", () => {
     const tasks = (await drainMessages(new QueueClient(azurite.connectionString, name))).map(decodeTask);
     expect(tasks.map((t) => shellTaskKwargs(t).cmd).sort()).toEqual(["echo a", "echo b", "echo c"]);
     expect(tasks.every((t) => t.numRetries === 0)).toBe(true);
-    expect(tasks.find((t) => t.kwargs.cmd === "echo c")?.kwargs).toEqual({ cmd: "echo c", env: { X: "y" }, bg_dirsync_to: null });
+    expect(tasks.find((t) => t.kwargs.cmd === "echo c")?.kwargs).toEqual({
+      cmd: "echo c",
+      env: { X: "y" },
+      bg_dirsync_to: null,
+    });
   });
 
   it("rejects a bad --num-retries with exit code 2", async () => {

@@ -50,9 +50,12 @@ describe("Storage queue depth", () => {
   });
 
   it("a missing queue is an error, not an empty queue", async () => {
-    const probe = createQueueProbe(parseQueueSpec("no-such-queue", { connectionString: azurite.connectionString }), {
-      connectionString: azurite.connectionString,
-    });
+    const probe = createQueueProbe(
+      parseQueueSpec("no-such-queue", { connectionString: azurite.connectionString }),
+      {
+        connectionString: azurite.connectionString,
+      },
+    );
     await expect(probe.depth()).rejects.toThrow();
   });
 });

@@ -19,7 +19,10 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function queueWith(prefix: string, bodies: string[]): Promise<{ name: string; client: QueueClient; failed: QueueClient }> {
+async function queueWith(
+  prefix: string,
+  bodies: string[],
+): Promise<{ name: string; client: QueueClient; failed: QueueClient }> {
   const name = uniqueQueueName(prefix);
   const client = new QueueClient(azurite.connectionString, name);
   await client.create();
@@ -39,8 +42,13 @@ const task = (cmd: string, numRetries = 0) => encodeTask(shellTask({ cmd, numRet
 describe("workforce worker", () => {
   it("runs tasks, deletes them on success and exits 0 when the queue is empty", async () => {
     const out = join(dir, "success");
-    const { name, client } = await queueWith("ok", [1, 2, 3].map((i) => task(`echo $GREETING-${i} > ${out}-${i}`)));
-    const env = { ...shellTask({ cmd: `echo "$GREETING $JOBQ_TASK_ID" > ${out}-env`, env: { GREETING: "hello" } }) };
+    const { name, client } = await queueWith(
+      "ok",
+      [1, 2, 3].map((i) => task(`echo $GREETING-${i} > ${out}-${i}`)),
+    );
+    const env = {
+      ...shellTask({ cmd: `echo "$GREETING $JOBQ_TASK_ID" > ${out}-env`, env: { GREETING: "hello" } }),
+    };
     await client.sendMessage(encodeTask(env));
     const run = worker(name, ["--concurrency", "2"]);
     expect((await run.exit).code, run.output()).toBe(0);
@@ -69,12 +77,17 @@ describe("workforce worker", () => {
     expect(await depth(client)).toBe(0);
     const parked = await drainMessages(failed);
     expect(parked).toHaveLength(1);
-    expect(decodeTask(parked[0]!)).toMatchObject({ numRetries: 0, kwargs: { cmd: `echo run >> ${count}; exit 3` } });
+    expect(decodeTask(parked[0]!)).toMatchObject({
+      numRetries: 0,
+      kwargs: { cmd: `echo run >> ${count}; exit 3` },
+    });
   });
 
   it("a task that fails once and then succeeds is not parked", async () => {
     const flag = join(dir, "flaky-flag");
-    const { name, client, failed } = await queueWith("flaky", [task(`if [ -f ${flag} ]; then exit 0; fi; touch ${flag}; exit 1`, 1)]);
+    const { name, client, failed } = await queueWith("flaky", [
+      task(`if [ -f ${flag} ]; then exit 0; fi; touch ${flag}; exit 1`, 1),
+    ]);
     const run = worker(name);
     expect((await run.exit).code, run.output()).toBe(0);
     expect(await depth(client)).toBe(0);
@@ -98,7 +111,10 @@ describe("workforce worker", () => {
     const done = join(dir, "sigint-done");
     const second = join(dir, "sigint-second");
     const pidDir = join(dir, "sigint-pids");
-    const { name, client } = await queueWith("sigint", [task(`touch ${started}; sleep 2; touch ${done}`), task(`touch ${second}`)]);
+    const { name, client } = await queueWith("sigint", [
+      task(`touch ${started}; sleep 2; touch ${done}`),
+      task(`touch ${second}`),
+    ]);
     const run = startCli(["worker", name, "--worker-id", "w-1"], {
       WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString,
       JOBQ_PID_DIR: pidDir,
@@ -129,5 +145,28 @@ describe("workforce worker", () => {
     const run = worker("Not_A_Queue/x");
     expect((await run.exit).code).toBe(2);
     expect(run.output()).toMatch(/queue spec "Not_A_Queue\/x"/);
+  });
+});
+
+describe("workforce worker, aborted", () => {
+  it("on SIGUSR2 stops the task and puts its message back untouched, exiting 130", async () => {
+    const started = join(dir, "abort-started");
+    const done = join(dir, "abort-done");
+    const body = task(`echo $$ > ${started}; sleep 30; touch ${done}`, 2);
+    const { name, client } = await queueWith("abort", [body]);
+    const run = worker(name);
+    await waitFor(
+      () => existsSync(started) && readFileSync(started, "utf8").trim() !== "",
+      20_000,
+      "the task to start",
+    );
+    const taskPid = Number(readFileSync(started, "utf8"));
+    process.kill(run.child.pid!, "SIGUSR2");
+    expect((await run.exit).code, run.output()).toBe(130);
+    expect(existsSync(done)).toBe(false);
+    expect(() => process.kill(taskPid, 0)).toThrow();
+    // Back in the queue at once, with its retries intact (an interruption is not a failure).
+    const { receivedMessageItems } = await client.receiveMessages();
+    expect(receivedMessageItems[0]?.messageText).toBe(body);
   });
 });

@@ -33,8 +33,12 @@ afterEach(async () => {
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 function context(queue = "unused"): RegionContext {
-  const regionsList = JSON.stringify([{ kind: "local", name: "x", capacity: 1, stateDir: root, command: ["x"] }]);
-  const settings = loadConfig({ env: { WORKFORCE_QUEUE: queue, WORKFORCE_CONCURRENCY: "2", WORKFORCE_REGIONS: regionsList } });
+  const regionsList = JSON.stringify([
+    { kind: "local", name: "x", capacity: 1, stateDir: root, command: ["x"] },
+  ]);
+  const settings = loadConfig({
+    env: { WORKFORCE_QUEUE: queue, WORKFORCE_CONCURRENCY: "2", WORKFORCE_REGIONS: regionsList },
+  });
   return {
     logger,
     settings,
@@ -72,17 +76,29 @@ const signalsOf = (dir: string, id: string): string[] => {
 /** Signals are logged by the worker a moment after delivery: wait for them, then check nothing more came. */
 async function expectSignals(dir: string, ids: string[], expected: string[][]): Promise<void> {
   const read = () => JSON.stringify(ids.map((id) => signalsOf(dir, id)));
-  await waitFor(() => read() === JSON.stringify(expected), 5_000, `signals ${JSON.stringify(expected)} (got ${read()})`).catch(() => undefined);
+  await waitFor(
+    () => read() === JSON.stringify(expected),
+    5_000,
+    `signals ${JSON.stringify(expected)} (got ${read()})`,
+  ).catch(() => undefined);
   await new Promise((r) => setTimeout(r, 200));
   expect(ids.map((id) => signalsOf(dir, id))).toEqual(expected);
 }
 
-async function until(region: LocalRegion, wanted: Partial<RegionObservation>, what = JSON.stringify(wanted)): Promise<RegionObservation> {
+async function until(
+  region: LocalRegion,
+  wanted: Partial<RegionObservation>,
+  what = JSON.stringify(wanted),
+): Promise<RegionObservation> {
   let last: RegionObservation | undefined;
-  await waitFor(async () => {
-    last = await region.observe();
-    return Object.entries(wanted).every(([key, value]) => last![key as keyof RegionObservation] === value);
-  }, 20_000, `${what} (last ${JSON.stringify(last)})`);
+  await waitFor(
+    async () => {
+      last = await region.observe();
+      return Object.entries(wanted).every(([key, value]) => last![key as keyof RegionObservation] === value);
+    },
+    20_000,
+    `${what} (last ${JSON.stringify(last)})`,
+  );
   return last!;
 }
 
@@ -114,7 +130,16 @@ describe("local region with the real worker", () => {
       name: "real",
       capacity: 3,
       stateDir: join(dir, "state"),
-      command: ["{node}", "{workforce}", "worker", "{queue}", "--concurrency", "{concurrency}", "--idle-timeout", "60"],
+      command: [
+        "{node}",
+        "{workforce}",
+        "worker",
+        "{queue}",
+        "--concurrency",
+        "{concurrency}",
+        "--idle-timeout",
+        "60",
+      ],
       env: { WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString },
     });
     const region = new LocalRegion(config, context(queue));
@@ -165,7 +190,9 @@ describe("local region states and signals", () => {
     // The oldest one is left; the two newest were asked to leave with the drain signal.
     expect((await region.workers()).map((w) => w.id)).toEqual([before[0]!.id]);
     // (A process that has not even installed its handlers yet simply dies of the SIGINT: it held no task.)
-    expect(before.filter((w) => w.pid !== undefined && alive(w.pid)).map((w) => w.id)).toEqual([before[0]!.id]);
+    expect(before.filter((w) => w.pid !== undefined && alive(w.pid)).map((w) => w.id)).toEqual([
+      before[0]!.id,
+    ]);
   });
 
   it("a restarted region finds the same workers and can drain them", async () => {
@@ -195,7 +222,14 @@ describe("local region states and signals", () => {
     const now = new Date().toISOString();
     writeFileSync(
       join(recordDir, "local-reused.json"),
-      JSON.stringify({ id: "local-reused", hiredAt: now, startAt: now, pid: process.pid, processStartTime: "1", startedAt: now }),
+      JSON.stringify({
+        id: "local-reused",
+        hiredAt: now,
+        startAt: now,
+        pid: process.pid,
+        processStartTime: "1",
+        startedAt: now,
+      }),
     );
     let signalled = 0;
     const onSignal = () => signalled++;
@@ -252,7 +286,13 @@ describe("local region states and signals", () => {
   });
 
   it("an unknown placeholder in the command is a clear error", () => {
-    const config = localRegionSchema.parse({ kind: "local", name: "bad", capacity: 1, stateDir: root, command: ["{node}", "{wrong}"] });
+    const config = localRegionSchema.parse({
+      kind: "local",
+      name: "bad",
+      capacity: 1,
+      stateDir: root,
+      command: ["{node}", "{wrong}"],
+    });
     expect(() => new LocalRegion(config, context())).toThrow(/command: unknown placeholder \{wrong\}/);
   });
 });

@@ -1,16 +1,53 @@
 import { describe, expect, it } from "vitest";
 import { parseQueueSpec, QueueSpecError } from "../../../src/queue/spec.js";
 
-const CONN = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;QueueEndpoint=http://127.0.0.1:1/devstoreaccount1;";
-const SB_CONN = "Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=x;SharedAccessKey=y;UseDevelopmentEmulator=true;";
+const CONN =
+  "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;QueueEndpoint=http://127.0.0.1:1/devstoreaccount1;";
+const SB_CONN =
+  "Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=x;SharedAccessKey=y;UseDevelopmentEmulator=true;";
 
 describe("queue specs", () => {
   const valid: Array<[string, string | undefined, object]> = [
-    ["myaccount/tasks", undefined, { kind: "storage", account: "myaccount", queueName: "tasks", accountUrl: "https://myaccount.queue.core.windows.net" }],
-    ["sb://myns/tasks", undefined, { kind: "servicebus", queueName: "tasks", fullyQualifiedNamespace: "myns.servicebus.windows.net" }],
-    ["sb://bus.example.org/jobs", undefined, { kind: "servicebus", queueName: "jobs", fullyQualifiedNamespace: "bus.example.org" }],
-    ["http://127.0.0.1:10001/devstoreaccount1/tasks", undefined, { kind: "storage", account: "devstoreaccount1", queueName: "tasks", accountUrl: "http://127.0.0.1:10001/devstoreaccount1" }],
-    ["https://acct.queue.core.windows.net/work-items", undefined, { kind: "storage", account: "acct", queueName: "work-items", accountUrl: "https://acct.queue.core.windows.net" }],
+    [
+      "myaccount/tasks",
+      undefined,
+      {
+        kind: "storage",
+        account: "myaccount",
+        queueName: "tasks",
+        accountUrl: "https://myaccount.queue.core.windows.net",
+      },
+    ],
+    [
+      "sb://myns/tasks",
+      undefined,
+      { kind: "servicebus", queueName: "tasks", fullyQualifiedNamespace: "myns.servicebus.windows.net" },
+    ],
+    [
+      "sb://bus.example.org/jobs",
+      undefined,
+      { kind: "servicebus", queueName: "jobs", fullyQualifiedNamespace: "bus.example.org" },
+    ],
+    [
+      "http://127.0.0.1:10001/devstoreaccount1/tasks",
+      undefined,
+      {
+        kind: "storage",
+        account: "devstoreaccount1",
+        queueName: "tasks",
+        accountUrl: "http://127.0.0.1:10001/devstoreaccount1",
+      },
+    ],
+    [
+      "https://acct.queue.core.windows.net/work-items",
+      undefined,
+      {
+        kind: "storage",
+        account: "acct",
+        queueName: "work-items",
+        accountUrl: "https://acct.queue.core.windows.net",
+      },
+    ],
     ["tasks", CONN, { kind: "storage", queueName: "tasks" }],
     ["tasks", SB_CONN, { kind: "servicebus", queueName: "tasks" }],
   ];
