@@ -70,6 +70,8 @@ describe("queues", () => {
     const [stored] = emulator.messages(q);
     expect(stored?.messageId).toBe(message.messageId);
     expect(stored?.state).toBe("locked");
+    expect(stored?.lockToken).toBe(message.lockToken);
+    expect(stored?.lockedUntil?.getTime()).toBe(message.lockedUntilUtc?.getTime());
 
     await receiver.completeMessage(message);
     expect(emulator.counts(q)).toEqual({ active: 0, locked: 0, deadLetter: 0, total: 0 });
@@ -224,6 +226,24 @@ describe("queues", () => {
     expect(peeked.map((m) => m.sequenceNumber!.toNumber())).toEqual([1, 2, 3]);
     expect(await receiver.peekMessages(10)).toEqual([]); // the client continues after the last peeked one
     expect(emulator.messages(q).map((m) => m.state)).toEqual(["locked", "active", "active"]);
+  });
+
+  it("gives each message to one of several competing receivers", async () => {
+    const q = queue();
+    await track(client.createSender(q)).sendMessages(Array.from({ length: 10 }, (_, i) => ({ body: i })));
+    const receivers = [track(client.createReceiver(q)), track(client.createReceiver(q))];
+    const seen: number[] = [];
+    for (let round = 0; seen.length < 10 && round < 20; round++) {
+      const batches = await Promise.all(receivers.map((r) => r.receiveMessages(3, { maxWaitTimeInMs: 300 })));
+      for (const [i, batch] of batches.entries()) {
+        for (const m of batch) {
+          seen.push(m.body as number);
+          await receivers[i]!.completeMessage(m);
+        }
+      }
+    }
+    expect(seen.sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(emulator.counts(q).active).toBe(0);
   });
 
   it("receive-and-delete removes the message on delivery", async () => {

@@ -57,6 +57,8 @@ export interface InspectedMessage {
   timeToLiveMs: number | undefined;
   expiresAt: Date | undefined;
   lockedUntil: Date | undefined;
+  /** The lock token a peek-lock receiver holds (as the client reports it in `message.lockToken`). */
+  lockToken: string | undefined;
   deadLetterReason: string | undefined;
   deadLetterDescription: string | undefined;
 }
@@ -126,6 +128,7 @@ function inspect(stored: StoredMessage): InspectedMessage {
     timeToLiveMs: typeof stored.amqp.ttl === "number" ? stored.amqp.ttl : undefined,
     expiresAt: stored.expiresAt === undefined ? undefined : new Date(stored.expiresAt),
     lockedUntil: stored.lockedUntil === undefined ? undefined : new Date(stored.lockedUntil),
+    lockToken: stored.lockToken,
     deadLetterReason: stored.deadLetterReason,
     deadLetterDescription: stored.deadLetterDescription,
   };
