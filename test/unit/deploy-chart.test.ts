@@ -290,6 +290,32 @@ describe("Helm chart wiring", () => {
     expect(volume).toEqual({ name: "config", secret: { secretName: "wf-config" } });
   });
 
+  it("renders valid manifests when optional maps and lists are emptied", () => {
+    const values = valuesWith((v) => {
+      for (const key of [
+        "livenessProbe",
+        "readinessProbe",
+        "resources",
+        "podSecurityContext",
+        "securityContext",
+      ])
+        v[key] = {};
+      v.serviceMonitor.enabled = true;
+      v.prometheusRule.enabled = true;
+    });
+    const { container, manifests } = render(values);
+    expect(container.livenessProbe).toEqual({ httpGet: { path: "/healthz", port: "metrics" } });
+    expect(manifests.map((manifest) => manifest.kind).sort()).toEqual([
+      "ConfigMap",
+      "Deployment",
+      "PodDisruptionBudget",
+      "PrometheusRule",
+      "Service",
+      "ServiceAccount",
+      "ServiceMonitor",
+    ]);
+  });
+
   it("rolls the pod when the region list changes", () => {
     const checksum = (regions: unknown[]) =>
       render(valuesWith((v) => (v.regions = regions))).pod.metadata.annotations["checksum/config"];
