@@ -97,11 +97,17 @@ export class ServiceBusQueueProbe implements QueueProbe {
       });
       count = properties.activeMessageCount;
     } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      if (code === "MessageEntityNotFoundError") {
-        throw new Error(`queue ${this.description}: the Service Bus queue does not exist`, { cause: error });
-      }
-      throw error;
+      if (options.signal?.aborted) throw error; // the caller's deadline, not a queue problem
+      const { code, statusCode } = error as { code?: unknown; statusCode?: unknown };
+      const why =
+        code === "MessageEntityNotFoundError"
+          ? "the Service Bus queue does not exist"
+          : `reading its runtime properties failed: ${error instanceof Error ? error.message : String(error)}`;
+      // Keep the SDK's code and status so callers can tell a missing queue from a throttled call.
+      throw Object.assign(new Error(`queue ${this.description}: ${why}`, { cause: error }), {
+        code,
+        statusCode,
+      });
     }
     if (typeof count !== "number" || !Number.isFinite(count) || count < 0) {
       throw new Error(

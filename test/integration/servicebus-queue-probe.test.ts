@@ -1,4 +1,5 @@
 import type { AccessToken, TokenCredential } from "@azure/core-auth";
+import { createServer, type AddressInfo } from "node:net";
 import { ServiceBusClient } from "@azure/service-bus";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createQueueProbe, parseQueueSpec, type ServiceBusQueueSpec } from "../../src/queue/index.js";
@@ -99,6 +100,23 @@ describe("ServiceBusQueueProbe", () => {
     expect((error as Error).message).toContain("servicebus:emulator.servicebus.windows.net/nope");
     expect((error as Error).message).toContain("does not exist");
     expect((error as Error).message).not.toContain("emulator-key");
+    expect(error).toMatchObject({ code: "MessageEntityNotFoundError" });
+  });
+
+  it("names the queue when the admin endpoint refuses the call", async () => {
+    // Nothing listens on a port just freed: the call fails, and the error says which queue and what failed.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const probe = createServiceBusQueueProbe(spec("tasks"), {
+      connectionString: emulator.connectionString,
+      adminEndpoint: `127.0.0.1:${port}`,
+      clientOptions: { tlsOptions: { ca: emulator.ca }, retryOptions: { maxRetries: 0 } },
+    });
+    await expect(probe.depth()).rejects.toThrow(
+      /^queue servicebus:emulator\.servicebus\.windows\.net\/tasks: reading its runtime properties failed: /,
+    );
   });
 
   it("honours an abort signal", async () => {
