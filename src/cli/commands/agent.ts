@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Command, Option } from "commander";
@@ -75,12 +75,14 @@ export function register(program: Command): void {
       const signals = signalPlan(opts.signal, opts.signalFor);
       const wrap = command.length > 0;
       let pidDir = opts.pidDir ?? (process.env[AGENT_ENV.pidDir] || undefined);
+      let ownPidDir = false;
       if (!pidDir) {
         if (!wrap)
           throw new ConfigError([
             { where: AGENT_ENV.pidDir, message: "the folder of worker PID files is required (or --pid-dir)" },
           ]);
         pidDir = mkdtempSync(join(tmpdir(), "workforce-agent-"));
+        ownPidDir = true;
       }
       if (!channel && !wrap) {
         throw new ConfigError([
@@ -114,6 +116,7 @@ export function register(program: Command): void {
             }
           : {}),
       });
+      if (ownPidDir) rmSync(pidDir, { recursive: true, force: true });
       process.exitCode = code;
     });
 }

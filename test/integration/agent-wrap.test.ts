@@ -1,0 +1,187 @@
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ServiceBusClient } from "@azure/service-bus";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { startServiceBusEmulator, type ServiceBusEmulator } from "../emulators/servicebus/index.js";
+import { workforceArgv } from "../support/cli.js";
+import { encodeControlMessage } from "../../src/backchannel/message.js";
+import {
+  killQuietly,
+  noTaskInterrupted,
+  readLines,
+  STUB_PATH,
+  stubEnv,
+  tempDir,
+  waitUntil,
+} from "./agent-support.js";
+
+/** `workforce agent -- node worker-stub.mjs` as a job command runs it: the built CLI as a child process. */
+
+let emulator: ServiceBusEmulator;
+const agents: Array<ReturnType<typeof spawn>> = [];
+let topicCounter = 0;
+
+beforeAll(async () => {
+  emulator = await startServiceBusEmulator();
+});
+afterEach(() => agents.splice(0).forEach(killQuietly));
+afterAll(async () => {
+  await emulator?.stop();
+});
+
+function newTopic(): string {
+  topicCounter += 1;
+  const topic = `wrap-${topicCounter}`;
+  emulator.createTopic(topic);
+  emulator.createSubscription(topic, "shutdown");
+  return topic;
+}
+
+interface WrapRun {
+  exited: Promise<number | null>;
+  stderr: () => string;
+  pid: number;
+}
+
+function startWrapped(options: {
+  topic?: string;
+  pidDir: string;
+  dir: string;
+  stubExitCode?: number;
+  trap?: string;
+  ownPidFile?: boolean;
+}): WrapRun {
+  const env = {
+    ...stubEnv({
+      dir: options.dir,
+      name: "worker",
+      taskMs: 400,
+      ...(options.trap !== undefined ? { trap: options.trap } : {}),
+      ...(options.stubExitCode !== undefined ? { exitCode: options.stubExitCode } : {}),
+      ...(options.ownPidFile ? { pidDir: options.pidDir } : {}),
+    }),
+    JOBQ_PID_DIR: options.pidDir,
+    WORKFORCE_LOG_LEVEL: "debug",
+    ...(options.topic
+      ? {
+          WORKFORCE_BACK_CHANNEL_CONNECTION_STRING: emulator.connectionString,
+          WORKFORCE_CONTROL_TOPIC_NAME: options.topic,
+        }
+      : {}),
+  };
+  const [node, ...args] = workforceArgv(
+    "agent",
+    "--worker-id",
+    "wrapped",
+    "--pid-file-grace",
+    "0.3",
+    "--receive-wait",
+    "5",
+    "--",
+    process.execPath,
+    STUB_PATH,
+  );
+  const child = spawn(node!, args, { env, stdio: ["ignore", "ignore", "pipe"] });
+  agents.push(child);
+  let stderr = "";
+  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return { exited, stderr: () => stderr, pid: child.pid! };
+}
+
+async function sendControl(topic: string): Promise<void> {
+  const client = new ServiceBusClient(emulator.connectionString);
+  try {
+    await client
+      .createSender(topic)
+      .sendMessages({ body: encodeControlMessage("graceful-downscale"), timeToLive: 60_000 });
+  } finally {
+    await client.close();
+  }
+}
+
+const workerLog = (dir: string) => readLines(join(dir, "worker.log"));
+const pidFiles = (dir: string) =>
+  existsSync(dir) ? readdirSync(dir).filter((name) => name.endsWith(".pid")) : [];
+
+describe("workforce agent -- CMD (wrap mode)", () => {
+  it("starts the worker, writes its PID file, and on a control message exits with the worker's code after its task", async () => {
+    const topic = newTopic();
+    const dir = tempDir("wrap-msg");
+    const pidDir = join(dir, "pids");
+    const run = startWrapped({ topic, pidDir, dir, stubExitCode: 3 });
+    // The worker writes no PID file of its own: the agent writes one for it.
+    await waitUntil(
+      () => pidFiles(pidDir).includes("wrapped.pid"),
+      10_000,
+      "the agent to write the PID file",
+    );
+    const workerPid = Number(readFileSync(join(pidDir, "wrapped.pid"), "utf8"));
+    expect(workerLog(dir)[0]).toBe(`ready ${workerPid}`);
+    await waitUntil(
+      () => run.stderr().includes("listening for control messages"),
+      10_000,
+      "the agent to listen",
+    );
+    await sendControl(topic);
+    expect(await run.exited).toBe(3);
+    expect(workerLog(dir)).toContain("signal SIGINT");
+    expect(noTaskInterrupted(workerLog(dir))).toBe(true);
+    // Its PID file goes with it.
+    expect(pidFiles(pidDir)).toEqual([]);
+    expect(emulator.counts(`${topic}/Subscriptions/shutdown`).active).toBe(0);
+  });
+
+  it("leaves the PID file to a worker that writes its own, and signals the worker once", async () => {
+    const topic = newTopic();
+    const dir = tempDir("wrap-own");
+    const pidDir = join(dir, "pids");
+    const run = startWrapped({ topic, pidDir, dir, ownPidFile: true });
+    await waitUntil(
+      () => run.stderr().includes("listening for control messages"),
+      10_000,
+      "the agent to listen",
+    );
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(pidFiles(pidDir)).toEqual(["worker.pid"]);
+    await sendControl(topic);
+    expect(await run.exited).toBe(0);
+    expect(workerLog(dir).filter((line) => line.startsWith("signal"))).toEqual(["signal SIGINT"]);
+  });
+
+  it("passes SIGTERM on to the worker and reports 128 + signal when the worker dies of it", async () => {
+    const dir = tempDir("wrap-term");
+    const pidDir = join(dir, "pids");
+    // No back channel configured: the agent just runs the worker. The stub traps nothing, so SIGTERM kills it.
+    const run = startWrapped({ pidDir, dir, trap: "" });
+    await waitUntil(
+      () => workerLog(dir).some((line) => line.startsWith("ready")),
+      10_000,
+      "the worker to start",
+    );
+    process.kill(run.pid, "SIGTERM");
+    expect(await run.exited).toBe(128 + 15);
+    expect(run.stderr()).toContain("passing signal on to the worker");
+  });
+
+  it("exits with the worker's code when the worker leaves on its own, and stops listening", async () => {
+    const topic = newTopic();
+    const dir = tempDir("wrap-self");
+    const pidDir = join(dir, "pids");
+    const run = startWrapped({ topic, pidDir, dir, stubExitCode: 0, trap: "SIGUSR2" });
+    await waitUntil(
+      () => run.stderr().includes("listening for control messages"),
+      10_000,
+      "the agent to listen",
+    );
+    await waitUntil(() => workerLog(dir).length > 0, 10_000, "the worker to start");
+    const workerPid = Number(workerLog(dir)[0]!.split(" ")[1]);
+    // The worker decides to leave (as a jobq worker does on an empty queue).
+    process.kill(workerPid, "SIGUSR2");
+    expect(await run.exited).toBe(0);
+    // A message sent afterwards is left for another node.
+    await sendControl(topic);
+    expect(emulator.counts(`${topic}/Subscriptions/shutdown`).active).toBe(1);
+  });
+});
