@@ -67,11 +67,21 @@ export function serverRetryAfterMs(error: unknown, now: () => number = Date.now)
   return Number.isNaN(date) ? undefined : Math.max(0, date - now());
 }
 
-/** Wait before retry `attempt` (1-based): the server's word, else min(2^attempt, 30) s + up to 1 s jitter. */
+/**
+ * Wait before retry `attempt` (1-based): the server's word, else min(2^attempt, 30) s + up to 1 s jitter
+ * (upstream's rule). Exception: the first retry after a network error with no answer at all waits only up
+ * to 250 ms, because the usual cause is a kept-alive connection the server had already closed.
+ */
 export function retryDelayMs(error: unknown, attempt: number, random: () => number = Math.random): number {
   const server = serverRetryAfterMs(error);
   if (server !== undefined) return server;
+  if (attempt === 1 && statusOf(error) === undefined && isNetworkError(error)) return random() * 250;
   return Math.min(2 ** attempt, 30) * 1000 + random() * 1000;
+}
+
+function isNetworkError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" && NETWORK_CODES.has(code);
 }
 
 /** Marks an attempt abandoned by its own deadline (not the caller's). */
@@ -87,8 +97,7 @@ export function isRetryable(error: unknown): boolean {
   if (error instanceof AttemptTimeoutError) return true;
   const status = statusOf(error);
   if (status !== undefined) return status === 408 || status === 429 || status >= 500;
-  const code = (error as { code?: unknown } | undefined)?.code;
-  return typeof code === "string" && NETWORK_CODES.has(code);
+  return isNetworkError(error);
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -21,6 +21,10 @@ describe("Azure retry policy", () => {
     expect(retryDelayMs(answer(500), 1, () => 0.5)).toBe(2500);
     expect(retryDelayMs(answer(500), 3, () => 0)).toBe(8000);
     expect(retryDelayMs(answer(500), 9, () => 0)).toBe(30000);
+    // A reset with no answer (a stale kept-alive socket) is retried almost at once, then backs off.
+    const reset = Object.assign(new Error("socket hang up"), { code: "ECONNRESET" });
+    expect(retryDelayMs(reset, 1, () => 1)).toBe(250);
+    expect(retryDelayMs(reset, 2, () => 0)).toBe(4000);
   });
 
   it("retries 429, 5xx, network errors and attempt timeouts; not 4xx", () => {

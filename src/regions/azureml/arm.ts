@@ -1,8 +1,7 @@
-import { rootCertificates } from "node:tls";
 import type { TokenCredential } from "@azure/core-auth";
 import { AzureMachineLearningWorkspaces, getContinuationToken, type JobBase } from "@azure/arm-machinelearning";
 import type { Logger } from "../../logging/logger.js";
-import { armScope } from "../../azure/credentials.js";
+import { armScope, PUBLIC_ARM_ENDPOINT } from "../../azure/credentials.js";
 import { withRetry, statusOf } from "../../azure/retry.js";
 import type { WriteRateLimiter } from "../../azure/rate-limiter.js";
 import type { WorkspaceRef } from "./names.js";
@@ -63,8 +62,11 @@ export class ArmWorkspace {
       // Retries live in withRetry (one policy, Retry-After honoured); the SDK's own would multiply them.
       retryOptions: { maxRetries: 0 },
       userAgentOptions: { userAgentPrefix: "workforce-autoscaler" },
-      // Extra CA (emulator, private cloud) on top of the public roots, never instead of them.
-      ...(this.options.tlsCa ? { tlsOptions: { ca: [...rootCertificates, this.options.tlsCa].join("\n") } } : {}),
+      // The extra CA is for emulators and private clouds; public ARM keeps Node's own roots. (Adding the
+      // ~140 public roots to it instead costs a parse of all of them on every new TLS connection.)
+      ...(this.options.tlsCa && new URL(this.options.endpoint).origin !== PUBLIC_ARM_ENDPOINT
+        ? { tlsOptions: { ca: this.options.tlsCa } }
+        : {}),
     });
     return this.client;
   }

@@ -477,6 +477,8 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
   const server: Server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
     onRequest(req, res).catch(() => res.destroy());
   });
+  // ARM's front door keeps idle connections for minutes; Node's 5 s default would reset kept-alive sockets.
+  server.keepAliveTimeout = 120_000;
   server.on("connection", (socket: Socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
