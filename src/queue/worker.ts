@@ -208,7 +208,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     while (!leaving()) {
       let message: DequeuedMessageItem | undefined;
       try {
-        // No abort signal here: a receive cut short may still hide a message for the whole visibility timeout.
+        // A deadline only, never the stop signal: a receive cut short by Ctrl-C may still have hidden a
+        // message for the whole visibility timeout. A message that arrives after stop is handed back below.
         const response = await client.receiveMessages({
           numberOfMessages: 1,
           visibilityTimeout: visibility,

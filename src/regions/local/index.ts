@@ -205,8 +205,8 @@ export class LocalRegion implements Region {
         try {
           // Recorded before the signal: a crash in between can leave a worker undrained, never drained twice.
           await this.records.write({ ...record, drainRequestedAt: new Date().toISOString() });
-          this.signal(record, this.config.drainSignal as NodeJS.Signals);
-          drained++;
+          // A worker that exited meanwhile is not counted; the next observation forgets it.
+          if (this.signal(record, this.config.drainSignal as NodeJS.Signals)) drained++;
         } catch (error) {
           errors.push(asError(error));
         }
