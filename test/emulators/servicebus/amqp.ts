@@ -57,6 +57,28 @@ function localAttach(link: Sender | Receiver): Record<string, unknown> {
   return (link as unknown as { local: { attach: Record<string, unknown> } }).local.attach;
 }
 
+/**
+ * rhea echoes a drain only while credit is left. When the client's drain crosses the broker's last
+ * deliveries, credit is already 0 and the client would wait for the echo until its drain timeout (then close
+ * the link); so echo it whenever a drain is pending, spending whatever credit is left.
+ */
+function answerEveryDrain(sender: Sender): void {
+  const link = sender as unknown as {
+    _draining: boolean;
+    _drained: boolean;
+    credit: number;
+    delivery_count: number;
+    _get_drain(): boolean;
+  };
+  link._get_drain = function (this: typeof link): boolean {
+    if (!this._draining || !this._drained) return false;
+    this.delivery_count += this.credit;
+    this.credit = 0;
+    this._drained = false; // answered once per request
+    return true;
+  };
+}
+
 function socketOf(connection: Connection): Socket | undefined {
   return (connection as unknown as { socket?: Socket }).socket;
 }
@@ -174,6 +196,7 @@ export class AmqpBroker {
       });
       return;
     }
+    answerEveryDrain(sender);
     // Peek-lock clients attach with rcv-settle-mode second; receive-and-delete with snd-settle-mode settled.
     const mode: ReceiveMode = sender.snd_settle_mode === 1 ? "receive-and-delete" : "peek-lock";
     this.consumers.push({ sender, source, mode, queued: [] });
