@@ -14,6 +14,7 @@ import { register as registerPush } from "./commands/push.js";
 import { register as registerWorker } from "./commands/worker.js";
 import { register as registerAgent } from "./commands/agent.js";
 import { register as registerSignal } from "./commands/signal.js";
+import { register as registerDemo } from "./commands/demo.js";
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage. */
 export const EXIT_CONFIG = 2;
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerWorker(program);
   registerAgent(program);
   registerSignal(program);
+  registerDemo(program);
   return program;
 }
 
