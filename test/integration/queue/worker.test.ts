@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -54,6 +55,26 @@ describe("workforce worker", () => {
     expect((await run.exit).code, run.output()).toBe(0);
     expect([1, 2, 3].map((i) => existsSync(`${out}-${i}`))).toEqual([true, true, true]);
     expect(readFileSync(`${out}-env`, "utf8")).toBe(`hello ${env.id}\n`);
+    expect(await depth(client)).toBe(0);
+  });
+
+  it("runs a task message written by Python exactly as ai4s-jobq builds it", async () => {
+    const out = join(dir, "from-python");
+    const body = execFileSync(
+      "python3",
+      [
+        "-c",
+        `import json, sys
+kwargs = dict(cmd='printf "%s" "$WORD" > ' + sys.argv[1], bg_dirsync_to=None, env={"WORD": "gr\u00fc\u00dfe"})
+print(json.dumps({"version": 1, "reply_requested": False, "kwargs": json.dumps(kwargs), "num_retries": 0, "min_version": None, "id": "py-1"}))`,
+        out,
+      ],
+      { encoding: "utf8" },
+    ).trim();
+    const { name, client } = await queueWith("py", [body]);
+    const run = worker(name);
+    expect((await run.exit).code, run.output()).toBe(0);
+    expect(readFileSync(out, "utf8")).toBe("grüße");
     expect(await depth(client)).toBe(0);
   });
 
