@@ -114,6 +114,16 @@ describe("ServiceBusAdministrationClient against the emulator", () => {
     });
   });
 
+  it("lists queues and topics", async () => {
+    const queues: string[] = [];
+    for await (const q of admin.listQueues()) queues.push(q.name);
+    expect(queues).toEqual(expect.arrayContaining(["jobs", "dup", "counted"]));
+    const topics: string[] = [];
+    for await (const t of admin.listTopics()) topics.push(t.name);
+    expect(topics).toEqual(expect.arrayContaining(["control", "dup-topic"]));
+    expect(topics).not.toContain("jobs");
+  });
+
   it("deletes a queue", async () => {
     await admin.createQueue("doomed");
     await admin.deleteQueue("doomed");

@@ -365,6 +365,18 @@ describe("faults", () => {
     await receiver.completeMessage(message);
   });
 
+  it("a message received before a drop can still be completed by its lock token afterwards", async () => {
+    const q = queue();
+    await track(client.createSender(q)).sendMessages({ body: "in hand" });
+    const receiver = track(client.createReceiver(q));
+    const message = await receiveOne(receiver);
+    emulator.faults.dropConnections();
+    await clientSeesTheDrop();
+    // The delivery's link is gone: the client settles through $management (update-disposition).
+    await receiver.completeMessage(message);
+    expect(emulator.counts(q).active).toBe(0);
+  });
+
   it("a subscribe() handler keeps receiving after the connection drops", async () => {
     const q = queue();
     const receiver = track(client.createReceiver(q));
