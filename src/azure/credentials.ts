@@ -25,6 +25,8 @@ export const credentialConfigSchema = z.discriminatedUnion("type", [
     })
     .strict(),
   z.object({ type: z.literal("azureCli"), tenantId: z.string().min(1).optional() }).strict(),
+  /** A fixed dummy token, for the local ARM emulator only (refused for any other endpoint). */
+  z.object({ type: z.literal("emulator") }).strict(),
 ]);
 export type CredentialConfig = z.output<typeof credentialConfigSchema>;
 
@@ -45,6 +47,7 @@ export class LazyCredential implements TokenCredential {
 /** The credential for one region: its own if configured, else the daemon's (`fallback`). */
 export function regionCredential(config: CredentialConfig | undefined, fallback: () => TokenCredential): TokenCredential {
   if (!config || config.type === "default") return new LazyCredential(fallback);
+  if (config.type === "emulator") return new StaticTokenCredential("emulator");
   return new LazyCredential(async () => {
     // @azure/identity is loaded only when a region asks for its own credential.
     const identity = await import("@azure/identity");
@@ -60,6 +63,8 @@ export function regionCredential(config: CredentialConfig | undefined, fallback:
         });
       case "azureCli":
         return new identity.AzureCliCredential(config.tenantId ? { tenantId: config.tenantId } : {});
+      default:
+        throw new Error(`unknown credential type ${(config as { type: string }).type}`);
     }
   });
 }

@@ -115,6 +115,15 @@ describe("AzureML region against the ARM emulator", () => {
     expect(bad({ template: { command: "x", environment: "azureml:env@latest" } })).toThrow(/regions\[ws1\]\.template\.environment: .*pin a version/);
     expect(bad({ template: { command: "x", environment: "azureml:e:1", inputs: {} } })).toThrow(/template\.inputs: not supported/);
     expect(bad({ template: { command: "x", environment: "azureml:e:1", limits: { timeout: "two hours" } } })).toThrow(/template\.limits\.timeout/);
+    expect(bad({ credential: { type: "emulator" }, armEndpoint: "https://management.azure.com" })).toThrow(/credential\.type: .*only for an ARM emulator/);
+  });
+
+  it("the emulator credential talks to a local emulator without the daemon's credential", async () => {
+    emulator.workspace(SUBSCRIPTION, RESOURCE_GROUP, "ws1").addCluster("cluster", 2);
+    const config = azuremlRegionSchema.parse(regionInput(emulator, "ws1", { credential: { type: "emulator" } }));
+    const ctx = { ...testContext(emulator), credential: () => { throw new Error("the daemon credential must not be used"); } };
+    const region = createAzuremlRegion(config, ctx, { writeLimiters: new WriteLimiterPool() });
+    expect(await region.observe()).toEqual({ running: 0, pending: 0, draining: 0, capacity: 2 });
   });
 
   it("honours a 429 storm with Retry-After and creates every requested job exactly once", async () => {

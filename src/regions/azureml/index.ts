@@ -85,6 +85,11 @@ export function createAzuremlRegion(config: AzuremlRegionConfig, ctx: RegionCont
     if (error instanceof TemplateError) throw new ConfigError([{ where: `${where}.template.${error.field}`, message: error.message.replace(/^template \S+: /, "") }]);
     throw error;
   }
+  if (config.credential?.type === "emulator" && !["127.0.0.1", "localhost", "[::1]"].includes(new URL(config.armEndpoint).hostname)) {
+    throw new ConfigError([
+      { where: `${where}.credential.type`, message: `"emulator" sends a dummy token and is only for an ARM emulator on 127.0.0.1; armEndpoint is ${config.armEndpoint}` },
+    ]);
+  }
   const tagKey = config.tagKey ?? `workforce.${config.experiment}`;
   const log = ctx.logger;
   const arm = new ArmWorkspace({
