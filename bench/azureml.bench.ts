@@ -2,11 +2,20 @@ import { createLogger } from "../src/logging/logger.js";
 import { WriteLimiterPool } from "../src/azure/rate-limiter.js";
 import { stepPolicy } from "../src/policy/index.js";
 import { Reconciler } from "../src/controller/reconciler.js";
-import { azuremlRegionSchema, createAzuremlRegion, type AzuremlRegion } from "../src/regions/azureml/index.js";
+import {
+  azuremlRegionSchema,
+  createAzuremlRegion,
+  type AzuremlRegion,
+} from "../src/regions/azureml/index.js";
 import { ArmWorkspace } from "../src/regions/azureml/arm.js";
 import { StaticTokenCredential } from "../src/azure/credentials.js";
-import { startArmEmulator, type ArmEmulator } from "../test/emulators/azureml/server.js";
-import { regionInput, testContext, SUBSCRIPTION, RESOURCE_GROUP } from "../test/emulators/azureml/fixtures.js";
+import { startArmEmulator } from "../test/emulators/azureml/server.js";
+import {
+  regionInput,
+  testContext,
+  SUBSCRIPTION,
+  RESOURCE_GROUP,
+} from "../test/emulators/azureml/fixtures.js";
 import type { VirtualWorkspace } from "../test/emulators/azureml/workspace.js";
 
 /**
@@ -23,7 +32,12 @@ const QUEUE_DEPTH = 8000;
 const CONCURRENCY = 4;
 const PAGE_SIZE = 100;
 
-function jobProperties(ws: VirtualWorkspace, experiment: string, tagged: boolean, archived = false): Record<string, unknown> {
+function jobProperties(
+  ws: VirtualWorkspace,
+  experiment: string,
+  tagged: boolean,
+  archived = false,
+): Record<string, unknown> {
   return {
     jobType: "Command",
     command: "run",
@@ -45,17 +59,28 @@ async function tickScenario(readConcurrency: number): Promise<void> {
       const name = `r${String(i).padStart(2, "0")}`;
       const ws = emulator.workspace(SUBSCRIPTION, RESOURCE_GROUP, name);
       ws.addCluster("cluster", NODES_PER_REGION);
-      for (let j = 0; j < RUNNING_PER_REGION; j++) ws.createJob(`exp-${name}-run${j}`, jobProperties(ws, `exp-${name}`, true));
+      for (let j = 0; j < RUNNING_PER_REGION; j++)
+        ws.createJob(`exp-${name}-run${j}`, jobProperties(ws, `exp-${name}`, true));
       ws.schedule();
       const config = azuremlRegionSchema.parse(regionInput(emulator, name, { requestTimeoutSeconds: 30 }));
-      regions.push(createAzuremlRegion(config, testContext(emulator, logger.child({ region: name })), { writeLimiters: limiters }));
+      regions.push(
+        createAzuremlRegion(config, testContext(emulator, logger.child({ region: name })), {
+          writeLimiters: limiters,
+        }),
+      );
     }
     emulator.addFault({ kind: "latency", ms: LATENCY_MS });
     const reconciler = new Reconciler({
       queue: { description: "bench:fixed", depth: async () => QUEUE_DEPTH },
       regions,
       policy: stepPolicy,
-      parameters: { concurrency: CONCURRENCY, maxWorkers: 50_000, minWorkers: 0, rampFactor: 10, scaleDownDelayMs: 300_000 },
+      parameters: {
+        concurrency: CONCURRENCY,
+        maxWorkers: 50_000,
+        minWorkers: 0,
+        rampFactor: 10,
+        scaleDownDelayMs: 300_000,
+      },
       callTimeoutMs: 60_000,
       actTimeoutMs: 120_000,
       readConcurrency,
@@ -76,10 +101,18 @@ async function tickScenario(readConcurrency: number): Promise<void> {
     // Lower bound: the longest chain of dependent calls. Observe: the list pages one after the other (the
     // cluster read runs beside them); act: ceil(hires / submits in flight) rounds; the two phases in sequence.
     const submitConcurrency = 8;
-    const observeChain = Math.max(...regions.map(() => Math.max(1, Math.ceil((RUNNING_PER_REGION + 1) / PAGE_SIZE))));
-    const actChain = Math.max(0, ...report.plan.regions.map((plan) => Math.ceil(plan.hire / submitConcurrency)));
+    const observeChain = Math.max(
+      ...regions.map(() => Math.max(1, Math.ceil((RUNNING_PER_REGION + 1) / PAGE_SIZE))),
+    );
+    const actChain = Math.max(
+      0,
+      ...report.plan.regions.map((plan) => Math.ceil(plan.hire / submitConcurrency)),
+    );
     const boundMs = (observeChain + actChain) * LATENCY_MS;
-    const calls = regions.map((region, i) => region.calls.reads + region.calls.writes - callsBefore[i]!.reads - callsBefore[i]!.writes);
+    const calls = regions.map(
+      (region, i) =>
+        region.calls.reads + region.calls.writes - callsBefore[i]!.reads - callsBefore[i]!.writes,
+    );
     const reads = regions.reduce((sum, region, i) => sum + region.calls.reads - callsBefore[i]!.reads, 0);
     const writes = regions.reduce((sum, region, i) => sum + region.calls.writes - callsBefore[i]!.writes, 0);
     const hired = report.outcomes.reduce((sum, outcome) => sum + outcome.hired, 0);
@@ -110,7 +143,9 @@ async function listingScenario(): Promise<void> {
     for (let i = 0; i < 500; i++) ws.createJob(`exp-ws1-a${i}`, jobProperties(ws, "exp-ws1", true));
     ws.schedule();
     const config = azuremlRegionSchema.parse(regionInput(emulator, "ws1"));
-    const region = createAzuremlRegion(config, testContext(emulator, logger), { writeLimiters: new WriteLimiterPool() });
+    const region = createAzuremlRegion(config, testContext(emulator, logger), {
+      writeLimiters: new WriteLimiterPool(),
+    });
     const raw = new ArmWorkspace({
       subscriptionId: SUBSCRIPTION,
       resourceGroup: RESOURCE_GROUP,

@@ -45,7 +45,10 @@ export class LazyCredential implements TokenCredential {
 }
 
 /** The credential for one region: its own if configured, else the daemon's (`fallback`). */
-export function regionCredential(config: CredentialConfig | undefined, fallback: () => TokenCredential): TokenCredential {
+export function regionCredential(
+  config: CredentialConfig | undefined,
+  fallback: () => TokenCredential,
+): TokenCredential {
   if (!config || config.type === "default") return new LazyCredential(fallback);
   if (config.type === "emulator") return new StaticTokenCredential("emulator");
   return new LazyCredential(async () => {

@@ -25,7 +25,8 @@ export class WriteRateLimiter {
     this.burst = options.burst ?? 200;
     this.perSecond = options.perSecond ?? 10;
     if (!(this.burst >= 1)) throw new Error(`write rate limiter: burst must be >= 1; given ${this.burst}`);
-    if (!(this.perSecond > 0)) throw new Error(`write rate limiter: perSecond must be > 0; given ${this.perSecond}`);
+    if (!(this.perSecond > 0))
+      throw new Error(`write rate limiter: perSecond must be > 0; given ${this.perSecond}`);
     this.now = options.now ?? Date.now;
     this.tokens = this.burst;
     this.last = this.now();

@@ -59,7 +59,8 @@ export function serverRetryAfterMs(error: unknown, now: () => number = Date.now)
   const headers = headersOf(error);
   if (!headers) return undefined;
   const ms = headers.get("x-ms-retry-after-ms");
-  if (ms !== undefined && ms !== null && ms !== "" && Number.isFinite(Number(ms))) return Math.max(0, Number(ms));
+  if (ms !== undefined && ms !== null && ms !== "" && Number.isFinite(Number(ms)))
+    return Math.max(0, Number(ms));
   const after = headers.get("retry-after");
   if (after === undefined || after === null || after === "") return undefined;
   if (Number.isFinite(Number(after))) return Math.max(0, Number(after) * 1000);
@@ -119,8 +120,18 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * Run `call` with retries. `call` gets the signal of its attempt (the caller's deadline plus the attempt's
  * own timeout) and must pass it to the SDK.
  */
-export async function withRetry<T>(call: (signal: AbortSignal) => Promise<T>, options: RetryOptions = {}): Promise<T> {
-  const { signal, retries = 3, attemptTimeoutMs, maxDelayMs = 60_000, onRetry, random = Math.random } = options;
+export async function withRetry<T>(
+  call: (signal: AbortSignal) => Promise<T>,
+  options: RetryOptions = {},
+): Promise<T> {
+  const {
+    signal,
+    retries = 3,
+    attemptTimeoutMs,
+    maxDelayMs = 60_000,
+    onRetry,
+    random = Math.random,
+  } = options;
   return pRetry(
     async () => {
       const controller = new AbortController();
@@ -135,7 +146,11 @@ export async function withRetry<T>(call: (signal: AbortSignal) => Promise<T>, op
         return await call(controller.signal);
       } catch (error) {
         // The SDK reports any abort as its own AbortError: say which deadline it was.
-        if (controller.signal.aborted && !signal?.aborted && controller.signal.reason instanceof AttemptTimeoutError) {
+        if (
+          controller.signal.aborted &&
+          !signal?.aborted &&
+          controller.signal.reason instanceof AttemptTimeoutError
+        ) {
           throw controller.signal.reason;
         }
         throw error;

@@ -18,7 +18,12 @@ afterEach(async () => {
   await emulator.close();
 });
 
-function jobProperties(ws: VirtualWorkspace, experiment: string, tagged: boolean, archived = false): Record<string, unknown> {
+function jobProperties(
+  ws: VirtualWorkspace,
+  experiment: string,
+  tagged: boolean,
+  archived = false,
+): Record<string, unknown> {
   return {
     jobType: "Command",
     command: "run",
@@ -36,7 +41,9 @@ function seedActive(ws: VirtualWorkspace): void {
   ws.schedule();
 }
 
-async function readsOfOneObserve(region: ReturnType<typeof makeRegion>): Promise<{ reads: number; observation: unknown }> {
+async function readsOfOneObserve(
+  region: ReturnType<typeof makeRegion>,
+): Promise<{ reads: number; observation: unknown }> {
   const before = region.calls.reads;
   const observation = await region.observe();
   return { reads: region.calls.reads - before, observation };
@@ -60,7 +67,9 @@ describe("AzureML listing cost", () => {
     // 5 pages of 100 active jobs + the cluster.
     expect(full.reads).toBe(6);
     const lists = emulator.requests.filter((r) => r.operation === "jobs.list");
-    expect(lists.every((r) => r.query.listViewType === "ActiveOnly" && r.query.tag === "workforce.exp-ws1")).toBe(true);
+    expect(
+      lists.every((r) => r.query.listViewType === "ActiveOnly" && r.query.tag === "workforce.exp-ws1"),
+    ).toBe(true);
   });
 
   it("retires its own finished jobs in batches, after which the listing is back to the active jobs only", async () => {
@@ -82,7 +91,9 @@ describe("AzureML listing cost", () => {
     const archived = [...ws.jobs.values()].filter((job) => job.properties.isArchived === true);
     expect(archived).toHaveLength(250);
     // Active jobs are never archived; finished ones keep their status and definition.
-    expect(archived.every((job) => job.status === "Completed" && job.properties.command === "run")).toBe(true);
+    expect(archived.every((job) => job.status === "Completed" && job.properties.command === "run")).toBe(
+      true,
+    );
   });
 
   it("untag mode renames the tag key instead of archiving", async () => {
@@ -93,7 +104,9 @@ describe("AzureML listing cost", () => {
     await region.settled();
     const jobs = [...ws.jobs.values()];
     expect(jobs.every((job) => job.properties.isArchived === false)).toBe(true);
-    expect(jobs.map((job) => job.properties.tags)).toEqual(Array(3).fill({ "workforce.exp-ws1.done": "exp-ws1" }));
+    expect(jobs.map((job) => job.properties.tags)).toEqual(
+      Array(3).fill({ "workforce.exp-ws1.done": "exp-ws1" }),
+    );
     expect((await readsOfOneObserve(region)).reads).toBe(2);
   });
 });
@@ -114,7 +127,9 @@ describe("AzureML drain through a back channel", () => {
     };
     emulator.workspace(SUBSCRIPTION, RESOURCE_GROUP, "ws1").addCluster("cluster", 5);
     const config = azuremlRegionSchema.parse(
-      regionInput(emulator, "ws1", { backChannel: { topic: "workers", fullyQualifiedNamespace: "ns.servicebus.windows.net" } }),
+      regionInput(emulator, "ws1", {
+        backChannel: { topic: "workers", fullyQualifiedNamespace: "ns.servicebus.windows.net" },
+      }),
     );
     const region = createAzuremlRegion(
       config,
@@ -127,7 +142,9 @@ describe("AzureML drain through a back channel", () => {
     expect(inFlightCalls.at(-1)).toHaveLength(5);
 
     expect(await region.drain(1)).toEqual({ drained: 1, errors: [] });
-    const running = [...emulator.findWorkspace("ws1")!.jobs.values()].filter((job) => job.status === "Running").map((job) => job.name);
+    const running = [...emulator.findWorkspace("ws1")!.jobs.values()]
+      .filter((job) => job.status === "Running")
+      .map((job) => job.name);
     expect(drainCalls).toEqual([{ count: 1, running: expect.arrayContaining(running) }]);
     expect(drainCalls[0]!.running).toHaveLength(5);
     // Draining never cancels anything.

@@ -1,7 +1,13 @@
 import https from "node:https";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { startArmEmulator, type ArmEmulator } from "../emulators/azureml/server.js";
-import { makeRegion, SUBSCRIPTION, RESOURCE_GROUP, testContext, regionInput } from "../emulators/azureml/fixtures.js";
+import {
+  makeRegion,
+  SUBSCRIPTION,
+  RESOURCE_GROUP,
+  testContext,
+  regionInput,
+} from "../emulators/azureml/fixtures.js";
 import { spreadHires } from "../../src/policy/index.js";
 import { azuremlRegionSchema, createAzuremlRegion } from "../../src/regions/azureml/index.js";
 import { WriteLimiterPool } from "../../src/azure/rate-limiter.js";
@@ -55,9 +61,16 @@ describe("AzureML region against the ARM emulator", () => {
   });
 
   it("spreads a hire over three regions by capacity", async () => {
-    const regions = [makeRegion(emulator, "a", 100), makeRegion(emulator, "b", 0), makeRegion(emulator, "c", 5)];
+    const regions = [
+      makeRegion(emulator, "a", 100),
+      makeRegion(emulator, "b", 0),
+      makeRegion(emulator, "c", 5),
+    ];
     const observations = await Promise.all(regions.map((region) => region.observe()));
-    const plan = spreadHires(10, regions.map((region, i) => ({ name: region.name, capacity: observations[i]!.capacity })));
+    const plan = spreadHires(
+      10,
+      regions.map((region, i) => ({ name: region.name, capacity: observations[i]!.capacity })),
+    );
     await Promise.all(regions.map((region) => region.hire(plan[region.name]!)));
     emulator.step();
     const after = await Promise.all(regions.map((region) => region.observe()));
@@ -67,7 +80,10 @@ describe("AzureML region against the ARM emulator", () => {
   });
 
   it("creates an environment version once for a template with an inline image, and reuses it", async () => {
-    const template = { command: "python -m worker", environment: { image: "mcr.microsoft.com/azureml/base:1" } };
+    const template = {
+      command: "python -m worker",
+      environment: { image: "mcr.microsoft.com/azureml/base:1" },
+    };
     const region = makeRegion(emulator, "ws1", 10, { template });
     await region.hire(3);
     await region.hire(2);
@@ -93,7 +109,9 @@ describe("AzureML region against the ARM emulator", () => {
     const region = makeRegion(emulator, "ws1", 10, { template });
     await region.hire(3);
     expect(JSON.stringify(template)).toBe(before);
-    expect(jobsOf("ws1").every((job) => (job.properties.tags as Record<string, string>).a === "b")).toBe(true);
+    expect(jobsOf("ws1").every((job) => (job.properties.tags as Record<string, string>).a === "b")).toBe(
+      true,
+    );
   });
 
   it("works with the compute given as a full ARM id", async () => {
@@ -109,19 +127,35 @@ describe("AzureML region against the ARM emulator", () => {
   it("rejects a compute id of another workspace and a bad template as config errors naming the field", () => {
     const ctx = testContext(emulator);
     const other = `/subscriptions/${SUBSCRIPTION}/resourceGroups/${RESOURCE_GROUP}/providers/Microsoft.MachineLearningServices/workspaces/other/computes/c`;
-    const bad = (overrides: object) => () => createAzuremlRegion(azuremlRegionSchema.parse(regionInput(emulator, "ws1", overrides)), ctx);
+    const bad = (overrides: object) => () =>
+      createAzuremlRegion(azuremlRegionSchema.parse(regionInput(emulator, "ws1", overrides)), ctx);
     expect(bad({ compute: other })).toThrow(ConfigError);
     expect(bad({ compute: other })).toThrow(/regions\[ws1\]\.compute: .*workspaces other|other/);
-    expect(bad({ template: { command: "x", environment: "azureml:env@latest" } })).toThrow(/regions\[ws1\]\.template\.environment: .*pin a version/);
-    expect(bad({ template: { command: "x", environment: "azureml:e:1", inputs: {} } })).toThrow(/template\.inputs: not supported/);
-    expect(bad({ template: { command: "x", environment: "azureml:e:1", limits: { timeout: "two hours" } } })).toThrow(/template\.limits\.timeout/);
-    expect(bad({ credential: { type: "emulator" }, armEndpoint: "https://management.azure.com" })).toThrow(/credential\.type: .*only for an ARM emulator/);
+    expect(bad({ template: { command: "x", environment: "azureml:env@latest" } })).toThrow(
+      /regions\[ws1\]\.template\.environment: .*pin a version/,
+    );
+    expect(bad({ template: { command: "x", environment: "azureml:e:1", inputs: {} } })).toThrow(
+      /template\.inputs: not supported/,
+    );
+    expect(
+      bad({ template: { command: "x", environment: "azureml:e:1", limits: { timeout: "two hours" } } }),
+    ).toThrow(/template\.limits\.timeout/);
+    expect(bad({ credential: { type: "emulator" }, armEndpoint: "https://management.azure.com" })).toThrow(
+      /credential\.type: .*only for an ARM emulator/,
+    );
   });
 
   it("the emulator credential talks to a local emulator without the daemon's credential", async () => {
     emulator.workspace(SUBSCRIPTION, RESOURCE_GROUP, "ws1").addCluster("cluster", 2);
-    const config = azuremlRegionSchema.parse(regionInput(emulator, "ws1", { credential: { type: "emulator" } }));
-    const ctx = { ...testContext(emulator), credential: () => { throw new Error("the daemon credential must not be used"); } };
+    const config = azuremlRegionSchema.parse(
+      regionInput(emulator, "ws1", { credential: { type: "emulator" } }),
+    );
+    const ctx = {
+      ...testContext(emulator),
+      credential: () => {
+        throw new Error("the daemon credential must not be used");
+      },
+    };
     const region = createAzuremlRegion(config, ctx, { writeLimiters: new WriteLimiterPool() });
     expect(await region.observe()).toEqual({ running: 0, pending: 0, draining: 0, capacity: 2 });
   });
@@ -163,14 +197,17 @@ describe("AzureML region against the ARM emulator", () => {
   it("cancels pending jobs only, Paused first, then Queued, Waiting, Preparing, Starting, oldest first within a status", async () => {
     const region = makeRegion(emulator, "ws1", 0);
     await region.hire(7);
-    const names = jobsOf("ws1").sort((a, b) => a.seq - b.seq).map((job) => job.name);
+    const names = jobsOf("ws1")
+      .sort((a, b) => a.seq - b.seq)
+      .map((job) => job.name);
     const workspace = ws("ws1");
     const statuses = ["Running", "Starting", "Queued", "Preparing", "Queued", "Paused", "Waiting"] as const;
     names.forEach((name, i) => workspace.setStatus(name, statuses[i]!));
     await region.observe();
 
     expect(await region.cancelPending(3)).toEqual({ cancelled: 3, errors: [] });
-    const cancelled = () => emulator.requests.filter((r) => r.operation === "jobs.cancel").map((r) => r.path.split("/").at(-2));
+    const cancelled = () =>
+      emulator.requests.filter((r) => r.operation === "jobs.cancel").map((r) => r.path.split("/").at(-2));
     // Paused (#5), then the two Queued, oldest (#2) before #4.
     expect(cancelled()).toEqual([names[5], names[2], names[4]]);
     expect(workspace.jobs.get(names[5]!)!.status).toBe("CancelRequested");
@@ -217,7 +254,10 @@ describe("AzureML region against the ARM emulator", () => {
     const results = await Promise.allSettled(
       [good, failing, hanging].map((region) => region.observe({ signal: AbortSignal.timeout(4_000) })),
     );
-    expect(results[0]).toEqual({ status: "fulfilled", value: { running: 0, pending: 0, draining: 0, capacity: 5 } });
+    expect(results[0]).toEqual({
+      status: "fulfilled",
+      value: { running: 0, pending: 0, draining: 0, capacity: 5 },
+    });
     expect(results[1]!.status).toBe("rejected");
     expect(String((results[1] as PromiseRejectedResult).reason)).toMatch(/Something went wrong|500/);
     expect(results[2]!.status).toBe("rejected");

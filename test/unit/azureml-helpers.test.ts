@@ -10,7 +10,10 @@ import { classifyStatus, cancelRank } from "../../src/regions/azureml/states.js"
 import { newJobName, resolveCompute } from "../../src/regions/azureml/names.js";
 
 const answer = (status: number, headers: Record<string, string> = {}) =>
-  Object.assign(new Error(`HTTP ${status}`), { statusCode: status, response: { headers: new Map(Object.entries(headers)) } });
+  Object.assign(new Error(`HTTP ${status}`), {
+    statusCode: status,
+    response: { headers: new Map(Object.entries(headers)) },
+  });
 
 describe("Azure retry policy", () => {
   it("prefers x-ms-retry-after-ms, then Retry-After (seconds or date), then min(2^attempt, 30) s + jitter", () => {
@@ -40,10 +43,13 @@ describe("Azure retry policy", () => {
   it("gives up after the retries, and stops at once when the caller's signal fires", async () => {
     let calls = 0;
     await expect(
-      withRetry(async () => {
-        calls++;
-        throw answer(500, { "retry-after": "0" });
-      }, { retries: 2 }),
+      withRetry(
+        async () => {
+          calls++;
+          throw answer(500, { "retry-after": "0" });
+        },
+        { retries: 2 },
+      ),
     ).rejects.toThrow("HTTP 500");
     expect(calls).toBe(3);
 
@@ -51,10 +57,13 @@ describe("Azure retry policy", () => {
     setTimeout(() => controller.abort(new Error("deadline")), 50);
     calls = 0;
     await expect(
-      withRetry(async () => {
-        calls++;
-        throw answer(429, { "retry-after": "60" });
-      }, { retries: 5, signal: controller.signal }),
+      withRetry(
+        async () => {
+          calls++;
+          throw answer(429, { "retry-after": "60" });
+        },
+        { retries: 5, signal: controller.signal },
+      ),
     ).rejects.toThrow("deadline");
     expect(calls).toBe(1);
   });
@@ -65,7 +74,9 @@ describe("Azure retry policy", () => {
       (signal) => {
         calls++;
         if (calls === 1) {
-          return new Promise((_, reject) => signal.addEventListener("abort", () => reject(new Error("aborted"))));
+          return new Promise((_, reject) =>
+            signal.addEventListener("abort", () => reject(new Error("aborted"))),
+          );
         }
         return Promise.resolve("ok");
       },
@@ -100,7 +111,9 @@ describe("write rate limiter", () => {
 describe("AzureML helpers", () => {
   it("derives the token scope from the ARM endpoint (sovereign clouds)", () => {
     expect(armScope("https://management.azure.com")).toBe("https://management.azure.com/.default");
-    expect(armScope("https://management.chinacloudapi.cn/")).toBe("https://management.chinacloudapi.cn/.default");
+    expect(armScope("https://management.chinacloudapi.cn/")).toBe(
+      "https://management.chinacloudapi.cn/.default",
+    );
   });
 
   it("names jobs {experiment}-{8 chars a-z0-9}, all different", () => {
@@ -111,7 +124,8 @@ describe("AzureML helpers", () => {
 
   it("resolves a compute from a bare name, azureml:NAME or a full ARM id, never computes//subscriptions", () => {
     const ref = { subscriptionId: "s", resourceGroup: "rg", workspace: "ws" };
-    const id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws/computes/gpu";
+    const id =
+      "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws/computes/gpu";
     expect(resolveCompute("gpu", ref)).toEqual({ name: "gpu", id });
     expect(resolveCompute("azureml:gpu", ref)).toEqual({ name: "gpu", id });
     expect(resolveCompute(id, ref)).toEqual({ name: "gpu", id });
@@ -121,7 +135,15 @@ describe("AzureML helpers", () => {
   it("classifies every ARM job status and orders cancels like upstream", () => {
     expect(classifyStatus("Running")).toBe("running");
     expect(classifyStatus("NotResponding")).toBe("running");
-    for (const status of ["NotStarted", "Queued", "Waiting", "Preparing", "Provisioning", "Starting", "Paused"]) {
+    for (const status of [
+      "NotStarted",
+      "Queued",
+      "Waiting",
+      "Preparing",
+      "Provisioning",
+      "Starting",
+      "Paused",
+    ]) {
       expect(classifyStatus(status)).toBe("pending");
     }
     expect(classifyStatus("Unknown")).toBe("unknown");
@@ -129,7 +151,9 @@ describe("AzureML helpers", () => {
     expect(classifyStatus("CancelRequested")).toBe("leaving");
     expect(classifyStatus("Finalizing")).toBe("leaving");
     for (const status of ["Completed", "Failed", "Canceled"]) expect(classifyStatus(status)).toBe("finished");
-    const order = ["Starting", "Queued", "Paused", "Preparing", "Waiting"].sort((a, b) => cancelRank(a) - cancelRank(b));
+    const order = ["Starting", "Queued", "Paused", "Preparing", "Waiting"].sort(
+      (a, b) => cancelRank(a) - cancelRank(b),
+    );
     expect(order).toEqual(["Paused", "Queued", "Waiting", "Preparing", "Starting"]);
     expect(cancelRank("Running")).toBe(Infinity);
     expect(cancelRank("Unknown")).toBe(Infinity);
@@ -168,10 +192,15 @@ describe("job templates", () => {
   });
 
   it("gives each job a fresh copy: changing one body leaves the template and the next body intact", () => {
-    const template = loadJobTemplate({ command: "x", environment: "azureml:e:1", environment_variables: { A: "1" } }, "e");
+    const template = loadJobTemplate(
+      { command: "x", environment: "azureml:e:1", environment_variables: { A: "1" } },
+      "e",
+    );
     const first = buildJobBody(template, context);
     (first.properties.environmentVariables as Record<string, string>).A = "changed";
-    expect((buildJobBody(template, context).properties.environmentVariables as Record<string, string>).A).toBe("1");
+    expect(
+      (buildJobBody(template, context).properties.environmentVariables as Record<string, string>).A,
+    ).toBe("1");
     expect(Object.isFrozen(template.properties)).toBe(true);
   });
 
@@ -206,11 +235,19 @@ describe("job templates", () => {
     const bad = (doc: Record<string, unknown>) => () => loadJobTemplate(doc, "e");
     expect(bad({ environment: "azureml:e:1" })).toThrow(TemplateError);
     expect(bad({ environment: "azureml:e:1" })).toThrow(/template command: expected a non-empty string/);
-    expect(bad({ command: "x", environment: "azureml:e:1", identity: { type: "robot" } })).toThrow(/identity\.type/);
-    expect(bad({ command: "x", environment: "azureml:e:1", resources: { shm_size: "lots" } })).toThrow(/resources\.shm_size/);
-    expect(bad({ command: "x", environment: "azureml:e:1", code: "./src" })).toThrow(/template code: .*upload/);
+    expect(bad({ command: "x", environment: "azureml:e:1", identity: { type: "robot" } })).toThrow(
+      /identity\.type/,
+    );
+    expect(bad({ command: "x", environment: "azureml:e:1", resources: { shm_size: "lots" } })).toThrow(
+      /resources\.shm_size/,
+    );
+    expect(bad({ command: "x", environment: "azureml:e:1", code: "./src" })).toThrow(
+      /template code: .*upload/,
+    );
     expect(bad({ command: "x", environment: "azureml:e:1", type: "sweep" })).toThrow(/template type/);
     expect(bad({ properties: { jobType: "Pipeline" } })).toThrow(/properties\.jobType/);
-    expect(() => loadJobTemplate("/nonexistent/job.yaml", "e")).toThrow(/cannot read \/nonexistent\/job.yaml: ENOENT/);
+    expect(() => loadJobTemplate("/nonexistent/job.yaml", "e")).toThrow(
+      /cannot read \/nonexistent\/job.yaml: ENOENT/,
+    );
   });
 });

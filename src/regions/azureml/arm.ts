@@ -1,5 +1,9 @@
 import type { TokenCredential } from "@azure/core-auth";
-import { AzureMachineLearningWorkspaces, getContinuationToken, type JobBase } from "@azure/arm-machinelearning";
+import {
+  AzureMachineLearningWorkspaces,
+  getContinuationToken,
+  type JobBase,
+} from "@azure/arm-machinelearning";
 import type { Logger } from "../../logging/logger.js";
 import { armScope, PUBLIC_ARM_ENDPOINT } from "../../azure/credentials.js";
 import { withRetry, statusOf } from "../../azure/retry.js";
@@ -71,7 +75,12 @@ export class ArmWorkspace {
     return this.client;
   }
 
-  private call<T>(kind: "read" | "write", what: string, run: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  private call<T>(
+    kind: "read" | "write",
+    what: string,
+    run: (signal: AbortSignal) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> {
     return withRetry(
       async (attemptSignal) => {
         if (kind === "write") await this.options.writeLimiter.acquire(attemptSignal);
@@ -85,7 +94,13 @@ export class ArmWorkspace {
         ...(signal ? { signal } : {}),
         onRetry: ({ error, attempt, delayMs }) =>
           this.options.logger.debug(
-            { call: what, attempt, delayMs, status: statusOf(error), code: (error as { code?: unknown }).code },
+            {
+              call: what,
+              attempt,
+              delayMs,
+              status: statusOf(error),
+              code: (error as { code?: unknown }).code,
+            },
             "retrying ARM call",
           ),
       },
@@ -93,7 +108,11 @@ export class ArmWorkspace {
   }
 
   /** One page of the job list; `token` is the previous page's nextLink. */
-  async listJobsPage(query: ListQuery, token: string | undefined, signal?: AbortSignal): Promise<{ jobs: JobSummary[]; next?: string }> {
+  async listJobsPage(
+    query: ListQuery,
+    token: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<{ jobs: JobSummary[]; next?: string }> {
     const { resourceGroup, workspace } = this.options;
     const page = await this.call(
       "read",
@@ -116,7 +135,8 @@ export class ArmWorkspace {
     const resource = await this.call(
       "read",
       "computes.get",
-      (attemptSignal) => this.sdk().computeOperations.get(resourceGroup, workspace, name, { abortSignal: attemptSignal }),
+      (attemptSignal) =>
+        this.sdk().computeOperations.get(resourceGroup, workspace, name, { abortSignal: attemptSignal }),
       signal,
     );
     // AmlCompute keeps its numbers one level down: properties.properties.
@@ -124,7 +144,9 @@ export class ArmWorkspace {
     const scale = inner?.scaleSettings as { maxNodeCount?: unknown } | undefined;
     const num = (value: unknown, field: string): number => {
       if (typeof value !== "number" || !Number.isFinite(value)) {
-        throw new Error(`compute ${name}: expected a number at properties.properties.${field}; given ${JSON.stringify(value)}`);
+        throw new Error(
+          `compute ${name}: expected a number at properties.properties.${field}; given ${JSON.stringify(value)}`,
+        );
       }
       return value;
     };
@@ -140,7 +162,8 @@ export class ArmWorkspace {
     await this.call(
       "write",
       "jobs.createOrUpdate",
-      (attemptSignal) => this.sdk().jobs.createOrUpdate(resourceGroup, workspace, name, body, { abortSignal: attemptSignal }),
+      (attemptSignal) =>
+        this.sdk().jobs.createOrUpdate(resourceGroup, workspace, name, body, { abortSignal: attemptSignal }),
       signal,
     );
   }
@@ -158,7 +181,13 @@ export class ArmWorkspace {
     );
   }
 
-  async putEnvironmentVersion(name: string, version: string, image: string, description: string | undefined, signal?: AbortSignal): Promise<string> {
+  async putEnvironmentVersion(
+    name: string,
+    version: string,
+    image: string,
+    description: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<string> {
     const { resourceGroup, workspace } = this.options;
     const result = await this.call(
       "write",

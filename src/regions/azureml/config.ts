@@ -7,7 +7,10 @@ const armName = (what: string) =>
   z
     .string()
     .min(1)
-    .regex(/^[A-Za-z0-9][A-Za-z0-9_.()-]*$/, `an Azure ${what} name (letters, digits, '_', '.', '-', '(', ')')`);
+    .regex(
+      /^[A-Za-z0-9][A-Za-z0-9_.()-]*$/,
+      `an Azure ${what} name (letters, digits, '_', '.', '-', '(', ')')`,
+    );
 
 /**
  * One AzureML region: a workspace, a compute cluster and an experiment. Every active job of the
@@ -19,7 +22,10 @@ export const azuremlRegionSchema = z
     kind: z.literal("azureml"),
     subscriptionId: z
       .string()
-      .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, "a subscription id (GUID)"),
+      .regex(
+        /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/,
+        "a subscription id (GUID)",
+      ),
     resourceGroup: armName("resource group"),
     workspace: armName("workspace"),
     /** Also the prefix of job names: `{experiment}-{8 chars}`. Each region needs its own. */

@@ -1,6 +1,13 @@
 import pLimit from "p-limit";
 import type { JobBase } from "@azure/arm-machinelearning";
-import type { CallOptions, CancelResult, DrainResult, HireResult, Region, RegionObservation } from "../types.js";
+import type {
+  CallOptions,
+  CancelResult,
+  DrainResult,
+  HireResult,
+  Region,
+  RegionObservation,
+} from "../types.js";
 import type { RegionContext } from "../context.js";
 import type { DrainChannel } from "../../backchannel/types.js";
 import { ConfigError } from "../../config/load.js";
@@ -8,7 +15,13 @@ import { regionCredential } from "../../azure/credentials.js";
 import { processWriteLimiters, type WriteLimiterPool } from "../../azure/rate-limiter.js";
 import { redactText } from "../../logging/logger.js";
 import type { AzuremlRegionConfig } from "./config.js";
-import { ArmWorkspace, isJobPropertyImmutable, type ArmCallCounts, type JobSummary, type ListQuery } from "./arm.js";
+import {
+  ArmWorkspace,
+  isJobPropertyImmutable,
+  type ArmCallCounts,
+  type JobSummary,
+  type ListQuery,
+} from "./arm.js";
 import { newJobName, resolveCompute, workspaceId } from "./names.js";
 import { cancelRank, classifyStatus } from "./states.js";
 import { buildJobBody, loadJobTemplate, TemplateError, type JobTemplate } from "./template.js";
@@ -59,35 +72,59 @@ function regionError(region: string, what: string, error: unknown): Error {
   const message = redactText(error instanceof Error ? error.message : String(error));
   const status = (error as { statusCode?: unknown })?.statusCode;
   const code = (error as { code?: unknown })?.code;
-  const detail = [status !== undefined ? `HTTP ${status}` : "", typeof code === "string" ? code : ""].filter(Boolean).join(" ");
-  const wrapped = new Error(`region ${region}: ${what}: ${detail ? `${detail}: ` : ""}${message}`, { cause: error });
+  const detail = [status !== undefined ? `HTTP ${status}` : "", typeof code === "string" ? code : ""]
+    .filter(Boolean)
+    .join(" ");
+  const wrapped = new Error(`region ${region}: ${what}: ${detail ? `${detail}: ` : ""}${message}`, {
+    cause: error,
+  });
   if (typeof code === "string") (wrapped as Error & { code?: string }).code = code;
   return wrapped;
 }
 
 function pushError(errors: Error[], error: Error): void {
-  if (errors.length < MAX_ERRORS && !errors.some((known) => known.message === error.message)) errors.push(error);
+  if (errors.length < MAX_ERRORS && !errors.some((known) => known.message === error.message))
+    errors.push(error);
 }
 
-export function createAzuremlRegion(config: AzuremlRegionConfig, ctx: RegionContext, deps: AzuremlDeps = {}): AzuremlRegion {
-  const ref = { subscriptionId: config.subscriptionId, resourceGroup: config.resourceGroup, workspace: config.workspace };
+export function createAzuremlRegion(
+  config: AzuremlRegionConfig,
+  ctx: RegionContext,
+  deps: AzuremlDeps = {},
+): AzuremlRegion {
+  const ref = {
+    subscriptionId: config.subscriptionId,
+    resourceGroup: config.resourceGroup,
+    workspace: config.workspace,
+  };
   const where = `regions[${config.name}]`;
   let compute: { name: string; id: string };
   let template: JobTemplate;
   try {
     compute = resolveCompute(config.compute, ref);
   } catch (error) {
-    throw new ConfigError([{ where: `${where}.compute`, message: (error as Error).message.replace(/^compute: /, "") }]);
+    throw new ConfigError([
+      { where: `${where}.compute`, message: (error as Error).message.replace(/^compute: /, "") },
+    ]);
   }
   try {
     template = loadJobTemplate(config.template, config.environmentName ?? `${config.experiment}-image`);
   } catch (error) {
-    if (error instanceof TemplateError) throw new ConfigError([{ where: `${where}.template.${error.field}`, message: error.message.replace(/^template \S+: /, "") }]);
+    if (error instanceof TemplateError)
+      throw new ConfigError([
+        { where: `${where}.template.${error.field}`, message: error.message.replace(/^template \S+: /, "") },
+      ]);
     throw error;
   }
-  if (config.credential?.type === "emulator" && !["127.0.0.1", "localhost", "[::1]"].includes(new URL(config.armEndpoint).hostname)) {
+  if (
+    config.credential?.type === "emulator" &&
+    !["127.0.0.1", "localhost", "[::1]"].includes(new URL(config.armEndpoint).hostname)
+  ) {
     throw new ConfigError([
-      { where: `${where}.credential.type`, message: `"emulator" sends a dummy token and is only for an ARM emulator on 127.0.0.1; armEndpoint is ${config.armEndpoint}` },
+      {
+        where: `${where}.credential.type`,
+        message: `"emulator" sends a dummy token and is only for an ARM emulator on 127.0.0.1; armEndpoint is ${config.armEndpoint}`,
+      },
     ]);
   }
   const tagKey = config.tagKey ?? `workforce.${config.experiment}`;
@@ -99,11 +136,15 @@ export function createAzuremlRegion(config: AzuremlRegionConfig, ctx: RegionCont
     ...(ctx.tlsCa ? { tlsCa: ctx.tlsCa } : {}),
     retries: config.retries,
     attemptTimeoutMs: config.requestTimeoutSeconds * 1000,
-    writeLimiter: (deps.writeLimiters ?? processWriteLimiters).get(`${config.armEndpoint}|${config.subscriptionId.toLowerCase()}`),
+    writeLimiter: (deps.writeLimiters ?? processWriteLimiters).get(
+      `${config.armEndpoint}|${config.subscriptionId.toLowerCase()}`,
+    ),
     logger: log,
   });
   const channel: DrainChannel | undefined =
-    config.backChannel && ctx.createDrainChannel ? ctx.createDrainChannel(config.name, config.backChannel) : undefined;
+    config.backChannel && ctx.createDrainChannel
+      ? ctx.createDrainChannel(config.name, config.backChannel)
+      : undefined;
   const writes = pLimit(config.submitConcurrency);
   const retiring = new Set<Promise<void>>();
   /** Names being retired now, so a slow retire is not started twice. */
@@ -127,11 +168,15 @@ export function createAzuremlRegion(config: AzuremlRegionConfig, ctx: RegionCont
       token = result.next;
       if (!token) return jobs.filter((job) => job.experiment === config.experiment);
     }
-    throw new Error(`job list longer than maxListPages (${config.maxListPages}) pages: finished jobs are not being retired?`);
+    throw new Error(
+      `job list longer than maxListPages (${config.maxListPages}) pages: finished jobs are not being retired?`,
+    );
   }
 
   function retireBody(job: JobSummary): JobBase {
-    const properties = { ...job.resource.properties } as JobBase["properties"] & { tags?: Record<string, string> };
+    const properties = { ...job.resource.properties } as JobBase["properties"] & {
+      tags?: Record<string, string>;
+    };
     if (config.retireFinished === "archive") {
       properties.isArchived = true;
     } else {
@@ -150,7 +195,12 @@ export function createAzuremlRegion(config: AzuremlRegionConfig, ctx: RegionCont
     for (const job of batch) {
       retiringNames.add(job.name);
       const task = writes(() => arm.putJob(job.name, retireBody(job)))
-        .catch((error: unknown) => log.warn({ err: regionError(config.name, `retire finished job ${job.name}`, error) }, "could not retire a finished job; it stays in the listing"))
+        .catch((error: unknown) =>
+          log.warn(
+            { err: regionError(config.name, `retire finished job ${job.name}`, error) },
+            "could not retire a finished job; it stays in the listing",
+          ),
+        )
         .finally(() => {
           retiringNames.delete(job.name);
           retiring.delete(task);
@@ -166,9 +216,9 @@ export function createAzuremlRegion(config: AzuremlRegionConfig, ctx: RegionCont
     const image = template.inlineImage;
     if (!image) return undefined;
     // PUT of the same name + version + image is idempotent: it creates the version or reuses it.
-    environmentId ??= arm.putEnvironmentVersion(image.name, image.version, image.image, image.description, signal).then(
-      (id) => id || `${workspaceId(ref)}/environments/${image.name}/versions/${image.version}`,
-    );
+    environmentId ??= arm
+      .putEnvironmentVersion(image.name, image.version, image.image, image.description, signal)
+      .then((id) => id || `${workspaceId(ref)}/environments/${image.name}/versions/${image.version}`);
     try {
       return await environmentId;
     } catch (error) {
@@ -210,7 +260,11 @@ export function createAzuremlRegion(config: AzuremlRegionConfig, ctx: RegionCont
     return { at: Date.now(), running, pending, finished, unknown };
   }
 
-  async function cancelJobs(victims: JobSummary[], what: string, signal?: AbortSignal): Promise<CancelResult> {
+  async function cancelJobs(
+    victims: JobSummary[],
+    what: string,
+    signal?: AbortSignal,
+  ): Promise<CancelResult> {
     const errors: Error[] = [];
     let cancelled = 0;
     await Promise.all(
@@ -246,11 +300,19 @@ export function createAzuremlRegion(config: AzuremlRegionConfig, ctx: RegionCont
     async observe(options: CallOptions = {}): Promise<RegionObservation> {
       const { signal } = options;
       // The list and the cluster are independent: read them at once.
-      const [jobs, cluster] = await Promise.all([listWorkforce(signal), arm.getCompute(compute.name, signal)]);
+      const [jobs, cluster] = await Promise.all([
+        listWorkforce(signal),
+        arm.getCompute(compute.name, signal),
+      ]);
       const snapshot = split(jobs);
       listing = snapshot;
       const runningNames = snapshot.running.map((job) => job.name);
-      const draining = channel ? Math.min(await channel.inFlight(runningNames, { ...(signal ? { signal } : {}) }), runningNames.length) : 0;
+      const draining = channel
+        ? Math.min(
+            await channel.inFlight(runningNames, { ...(signal ? { signal } : {}) }),
+            runningNames.length,
+          )
+        : 0;
       const pending = snapshot.pending.length + snapshot.unknown;
       retire(snapshot.finished);
       return {
@@ -269,12 +331,22 @@ export function createAzuremlRegion(config: AzuremlRegionConfig, ctx: RegionCont
       try {
         envId = await ensureEnvironment(signal);
       } catch (error) {
-        return { hired: 0, errors: [regionError(config.name, `create environment for image ${template.inlineImage?.image}`, error)] };
+        return {
+          hired: 0,
+          errors: [
+            regionError(config.name, `create environment for image ${template.inlineImage?.image}`, error),
+          ],
+        };
       }
       let hired = 0;
       let failed = 0;
       let lastLog = Date.now();
-      const context = { experiment: config.experiment, computeId: compute.id, tagKey, ...(envId ? { environmentId: envId } : {}) };
+      const context = {
+        experiment: config.experiment,
+        computeId: compute.id,
+        tagKey,
+        ...(envId ? { environmentId: envId } : {}),
+      };
       await Promise.all(
         Array.from({ length: count }, () =>
           writes(async () => {
@@ -304,7 +376,8 @@ export function createAzuremlRegion(config: AzuremlRegionConfig, ctx: RegionCont
           }),
         ),
       );
-      if (signal?.aborted && hired + failed < count) pushError(errors, regionError(config.name, "hire", signal.reason ?? new Error("aborted")));
+      if (signal?.aborted && hired + failed < count)
+        pushError(errors, regionError(config.name, "hire", signal.reason ?? new Error("aborted")));
       log.info({ hired, failed, requested: count }, "hire done");
       listing = undefined;
       return { hired, errors };
@@ -325,11 +398,19 @@ export function createAzuremlRegion(config: AzuremlRegionConfig, ctx: RegionCont
       if (!channel) {
         return {
           drained: 0,
-          errors: [new Error(`region ${config.name}: cannot drain ${count} running workers: the region has no back channel configured (set backChannel to a Service Bus topic its workers listen on)`)],
+          errors: [
+            new Error(
+              `region ${config.name}: cannot drain ${count} running workers: the region has no back channel configured (set backChannel to a Service Bus topic its workers listen on)`,
+            ),
+          ],
         };
       }
       const { running } = await currentListing(options.signal);
-      return channel.requestDrain(count, running.map((job) => job.name), options);
+      return channel.requestDrain(
+        count,
+        running.map((job) => job.name),
+        options,
+      );
     },
 
     async cancelRunning(count: number, options: CallOptions = {}): Promise<CancelResult> {
@@ -337,7 +418,11 @@ export function createAzuremlRegion(config: AzuremlRegionConfig, ctx: RegionCont
       // An operator's explicit order: newest first (least work lost so far); NotResponding before Running.
       const { running } = await currentListing(options.signal);
       const victims = [...running]
-        .sort((a, b) => Number(b.status === "NotResponding") - Number(a.status === "NotResponding") || b.createdAt - a.createdAt)
+        .sort(
+          (a, b) =>
+            Number(b.status === "NotResponding") - Number(a.status === "NotResponding") ||
+            b.createdAt - a.createdAt,
+        )
         .slice(0, count);
       return cancelJobs(victims, "cancel running job", options.signal);
     },

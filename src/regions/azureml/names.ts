@@ -44,10 +44,14 @@ export function resolveCompute(compute: string, ref: WorkspaceRef): { name: stri
     return { name: name!, id: `${workspaceId(ref)}/computes/${name}` };
   }
   if (text.includes("/")) {
-    throw new Error(`compute: expected a cluster name or .../workspaces/WS/computes/NAME; given ${JSON.stringify(compute)}`);
+    throw new Error(
+      `compute: expected a cluster name or .../workspaces/WS/computes/NAME; given ${JSON.stringify(compute)}`,
+    );
   }
   if (!/^[A-Za-z0-9][A-Za-z0-9-]*$/.test(text)) {
-    throw new Error(`compute: expected a cluster name (letters, digits, '-'); given ${JSON.stringify(compute)}`);
+    throw new Error(
+      `compute: expected a cluster name (letters, digits, '-'); given ${JSON.stringify(compute)}`,
+    );
   }
   return { name: text, id: `${workspaceId(ref)}/computes/${text}` };
 }

@@ -39,7 +39,8 @@ export interface JobTemplate {
 
 type Dict = Record<string, unknown>;
 
-const isDict = (value: unknown): value is Dict => typeof value === "object" && value !== null && !Array.isArray(value);
+const isDict = (value: unknown): value is Dict =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
 
 function describe(value: unknown): string {
   const text = JSON.stringify(value) ?? String(value);
@@ -47,15 +48,21 @@ function describe(value: unknown): string {
 }
 
 function expectString(value: unknown, field: string): string {
-  if (typeof value !== "string" || value.length === 0) throw new TemplateError(field, `expected a non-empty string; given ${describe(value)}`);
+  if (typeof value !== "string" || value.length === 0)
+    throw new TemplateError(field, `expected a non-empty string; given ${describe(value)}`);
   return value;
 }
 
 function stringMap(value: unknown, field: string): Record<string, string> {
-  if (!isDict(value)) throw new TemplateError(field, `expected a mapping of names to values; given ${describe(value)}`);
+  if (!isDict(value))
+    throw new TemplateError(field, `expected a mapping of names to values; given ${describe(value)}`);
   const out: Record<string, string> = {};
   for (const [key, item] of Object.entries(value)) {
-    if (item === null || typeof item === "object") throw new TemplateError(`${field}.${key}`, `expected a string, number or boolean; given ${describe(item)}`);
+    if (item === null || typeof item === "object")
+      throw new TemplateError(
+        `${field}.${key}`,
+        `expected a string, number or boolean; given ${describe(item)}`,
+      );
     out[key] = String(item);
   }
   return out;
@@ -65,8 +72,12 @@ function stringMap(value: unknown, field: string): Record<string, string> {
 function isoDuration(value: unknown, field: string): string {
   if (typeof value === "number" && Number.isFinite(value) && value > 0) return `PT${Math.round(value)}S`;
   if (typeof value === "string" && /^\d+$/.test(value)) return `PT${value}S`;
-  if (typeof value === "string" && /^P(?!$)(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$/.test(value)) return value;
-  throw new TemplateError(field, `expected seconds (e.g. 7200) or an ISO 8601 duration (e.g. PT2H); given ${describe(value)}`);
+  if (typeof value === "string" && /^P(?!$)(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$/.test(value))
+    return value;
+  throw new TemplateError(
+    field,
+    `expected seconds (e.g. 7200) or an ISO 8601 duration (e.g. PT2H); given ${describe(value)}`,
+  );
 }
 
 const IDENTITY_TYPES: Record<string, string> = {
@@ -77,14 +88,20 @@ const IDENTITY_TYPES: Record<string, string> = {
 };
 
 function identity(value: unknown): Dict {
-  if (!isDict(value)) throw new TemplateError("identity", `expected a mapping with a type; given ${describe(value)}`);
+  if (!isDict(value))
+    throw new TemplateError("identity", `expected a mapping with a type; given ${describe(value)}`);
   const type = IDENTITY_TYPES[String(value.type).toLowerCase()];
-  if (!type) throw new TemplateError("identity.type", `expected one of ${Object.keys(IDENTITY_TYPES).join(", ")}; given ${describe(value.type)}`);
+  if (!type)
+    throw new TemplateError(
+      "identity.type",
+      `expected one of ${Object.keys(IDENTITY_TYPES).join(", ")}; given ${describe(value.type)}`,
+    );
   const out: Dict = { identityType: type };
   if (type === "Managed") {
     if (value.client_id !== undefined) out.clientId = expectString(value.client_id, "identity.client_id");
     if (value.object_id !== undefined) out.objectId = expectString(value.object_id, "identity.object_id");
-    if (value.msi_resource_id !== undefined) out.resourceId = expectString(value.msi_resource_id, "identity.msi_resource_id");
+    if (value.msi_resource_id !== undefined)
+      out.resourceId = expectString(value.msi_resource_id, "identity.msi_resource_id");
   }
   return out;
 }
@@ -95,25 +112,37 @@ function resources(value: unknown): Dict {
   for (const [key, item] of Object.entries(value)) {
     switch (key) {
       case "instance_count":
-        if (!Number.isInteger(item) || (item as number) < 1) throw new TemplateError("resources.instance_count", `expected an integer >= 1; given ${describe(item)}`);
+        if (!Number.isInteger(item) || (item as number) < 1)
+          throw new TemplateError(
+            "resources.instance_count",
+            `expected an integer >= 1; given ${describe(item)}`,
+          );
         out.instanceCount = item;
         break;
       case "instance_type":
         out.instanceType = expectString(item, "resources.instance_type");
         break;
       case "shm_size":
-        if (typeof item !== "string" || !/^\d+[bkmg]?$/i.test(item)) throw new TemplateError("resources.shm_size", `expected a size such as 8g or 512m; given ${describe(item)}`);
+        if (typeof item !== "string" || !/^\d+[bkmg]?$/i.test(item))
+          throw new TemplateError(
+            "resources.shm_size",
+            `expected a size such as 8g or 512m; given ${describe(item)}`,
+          );
         out.shmSize = item;
         break;
       case "docker_args":
         out.dockerArgs = expectString(item, "resources.docker_args");
         break;
       case "properties":
-        if (!isDict(item)) throw new TemplateError("resources.properties", `expected a mapping; given ${describe(item)}`);
+        if (!isDict(item))
+          throw new TemplateError("resources.properties", `expected a mapping; given ${describe(item)}`);
         out.properties = item;
         break;
       default:
-        throw new TemplateError(`resources.${key}`, "not supported (expected instance_count, instance_type, shm_size, docker_args or properties)");
+        throw new TemplateError(
+          `resources.${key}`,
+          "not supported (expected instance_count, instance_type, shm_size, docker_args or properties)",
+        );
     }
   }
   return out;
@@ -137,14 +166,25 @@ function environmentReference(value: string): { ref?: { name: string; version: s
 function inlineImage(value: Dict, defaultName: string): InlineImage {
   for (const key of Object.keys(value)) {
     if (!["image", "name", "version", "description"].includes(key)) {
-      throw new TemplateError(`environment.${key}`, "not supported for an inline environment (expected image, name, version, description; build conda environments into the image)");
+      throw new TemplateError(
+        `environment.${key}`,
+        "not supported for an inline environment (expected image, name, version, description; build conda environments into the image)",
+      );
     }
   }
   const image = expectString(value.image, "environment.image");
   const name = value.name === undefined ? defaultName : expectString(value.name, "environment.name");
   // The version is derived from the image, so the same template reuses the same environment version.
-  const version = value.version === undefined ? createHash("sha256").update(image).digest("hex").slice(0, 16) : String(value.version);
-  return { image, name, version, ...(typeof value.description === "string" ? { description: value.description } : {}) };
+  const version =
+    value.version === undefined
+      ? createHash("sha256").update(image).digest("hex").slice(0, 16)
+      : String(value.version);
+  return {
+    image,
+    name,
+    version,
+    ...(typeof value.description === "string" ? { description: value.description } : {}),
+  };
 }
 
 /** Keys of a CLI v2 command job we read; `compute`, `name` and `experiment_name` are set by the region. */
@@ -170,26 +210,38 @@ const CLI_KEYS = new Set([
 function fromCliV2(doc: Dict, defaultEnvironmentName: string): JobTemplate {
   for (const key of Object.keys(doc)) {
     if (!CLI_KEYS.has(key)) {
-      throw new TemplateError(key, `not supported (supported keys: ${[...CLI_KEYS].join(", ")}); inputs/outputs and distributions are not submitted by the autoscaler`);
+      throw new TemplateError(
+        key,
+        `not supported (supported keys: ${[...CLI_KEYS].join(", ")}); inputs/outputs and distributions are not submitted by the autoscaler`,
+      );
     }
   }
-  if (doc.type !== undefined && doc.type !== "command") throw new TemplateError("type", `expected "command"; given ${describe(doc.type)}`);
+  if (doc.type !== undefined && doc.type !== "command")
+    throw new TemplateError("type", `expected "command"; given ${describe(doc.type)}`);
   const properties: Dict = { jobType: "Command", command: expectString(doc.command, "command") };
   if (doc.display_name !== undefined) properties.displayName = expectString(doc.display_name, "display_name");
   if (doc.description !== undefined) properties.description = expectString(doc.description, "description");
   if (doc.tags !== undefined) properties.tags = stringMap(doc.tags, "tags");
   if (doc.properties !== undefined) properties.properties = stringMap(doc.properties, "properties");
-  if (doc.environment_variables !== undefined) properties.environmentVariables = stringMap(doc.environment_variables, "environment_variables");
+  if (doc.environment_variables !== undefined)
+    properties.environmentVariables = stringMap(doc.environment_variables, "environment_variables");
   if (doc.identity !== undefined) properties.identity = identity(doc.identity);
   properties.resources = doc.resources === undefined ? { instanceCount: 1 } : resources(doc.resources);
   if (doc.limits !== undefined) {
-    if (!isDict(doc.limits)) throw new TemplateError("limits", `expected a mapping with timeout; given ${describe(doc.limits)}`);
-    properties.limits = { jobLimitsType: "Command", timeout: isoDuration(doc.limits.timeout, "limits.timeout") };
+    if (!isDict(doc.limits))
+      throw new TemplateError("limits", `expected a mapping with timeout; given ${describe(doc.limits)}`);
+    properties.limits = {
+      jobLimitsType: "Command",
+      timeout: isoDuration(doc.limits.timeout, "limits.timeout"),
+    };
   }
   if (doc.code !== undefined) {
     const code = expectString(doc.code, "code").replace(/^azureml:/, "");
     if (!code.startsWith("/subscriptions/")) {
-      throw new TemplateError("code", "a local code folder needs an upload, which the autoscaler does not do: bake the code into the image or register it and give its ARM id (azureml:/subscriptions/.../codes/NAME/versions/V)");
+      throw new TemplateError(
+        "code",
+        "a local code folder needs an upload, which the autoscaler does not do: bake the code into the image or register it and give its ARM id (azureml:/subscriptions/.../codes/NAME/versions/V)",
+      );
     }
     properties.codeId = code;
   }
@@ -201,14 +253,21 @@ function fromCliV2(doc: Dict, defaultEnvironmentName: string): JobTemplate {
   } else if (isDict(doc.environment)) {
     template.inlineImage = inlineImage(doc.environment, defaultEnvironmentName);
   } else {
-    throw new TemplateError("environment", `expected azureml:NAME:VERSION or a mapping with an image; given ${describe(doc.environment)}`);
+    throw new TemplateError(
+      "environment",
+      `expected azureml:NAME:VERSION or a mapping with an image; given ${describe(doc.environment)}`,
+    );
   }
   return deepFreeze(template);
 }
 
 function fromArm(doc: Dict): JobTemplate {
   const properties = isDict(doc.properties) ? doc.properties : doc;
-  if (properties.jobType !== "Command") throw new TemplateError("properties.jobType", `expected "Command"; given ${describe(properties.jobType)}`);
+  if (properties.jobType !== "Command")
+    throw new TemplateError(
+      "properties.jobType",
+      `expected "Command"; given ${describe(properties.jobType)}`,
+    );
   expectString(properties.command, "properties.command");
   const copy: Dict = structuredClone(properties);
   delete copy.computeId;
@@ -234,14 +293,20 @@ function deepFreeze<T>(value: T): T {
 }
 
 /** Parse a template given inline or as a path to a YAML/JSON file. */
-export function loadJobTemplate(source: string | Record<string, unknown>, defaultEnvironmentName: string): JobTemplate {
+export function loadJobTemplate(
+  source: string | Record<string, unknown>,
+  defaultEnvironmentName: string,
+): JobTemplate {
   let doc: unknown = source;
   if (typeof source === "string") {
     let text: string;
     try {
       text = readFileSync(source, "utf8");
     } catch (error) {
-      throw new TemplateError("(file)", `cannot read ${source}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+      throw new TemplateError(
+        "(file)",
+        `cannot read ${source}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      );
     }
     try {
       doc = parseYaml(text);
@@ -249,7 +314,11 @@ export function loadJobTemplate(source: string | Record<string, unknown>, defaul
       throw new TemplateError("(file)", `${source} is not valid YAML or JSON: ${(error as Error).message}`);
     }
   }
-  if (!isDict(doc)) throw new TemplateError("(root)", `expected a mapping (a CLI v2 command job or ARM JSON); given ${describe(doc)}`);
+  if (!isDict(doc))
+    throw new TemplateError(
+      "(root)",
+      `expected a mapping (a CLI v2 command job or ARM JSON); given ${describe(doc)}`,
+    );
   const looksArm = isDict(doc.properties) ? "jobType" in doc.properties : "jobType" in doc;
   return looksArm ? fromArm(doc) : fromCliV2(doc, defaultEnvironmentName);
 }
@@ -268,6 +337,9 @@ export function buildJobBody(template: JobTemplate, context: JobContext): { prop
   properties.experimentName = context.experiment;
   properties.computeId = context.computeId;
   if (!properties.environmentId && context.environmentId) properties.environmentId = context.environmentId;
-  properties.tags = { ...((properties.tags as Record<string, string> | undefined) ?? {}), [context.tagKey]: context.experiment };
+  properties.tags = {
+    ...((properties.tags as Record<string, string> | undefined) ?? {}),
+    [context.tagKey]: context.experiment,
+  };
   return { properties };
 }

@@ -2,7 +2,12 @@ import { loadConfig } from "../../../src/config/load.js";
 import { createLogger, type Logger } from "../../../src/logging/logger.js";
 import { StaticTokenCredential } from "../../../src/azure/credentials.js";
 import { WriteLimiterPool } from "../../../src/azure/rate-limiter.js";
-import { azuremlRegionSchema, createAzuremlRegion, type AzuremlRegion, type AzuremlRegionInput } from "../../../src/regions/azureml/index.js";
+import {
+  azuremlRegionSchema,
+  createAzuremlRegion,
+  type AzuremlRegion,
+  type AzuremlRegionInput,
+} from "../../../src/regions/azureml/index.js";
 import type { RegionContext } from "../../../src/regions/context.js";
 import type { ArmEmulator } from "./server.js";
 
@@ -23,14 +28,21 @@ export const CLI_TEMPLATE = {
   tags: { team: "science" },
 };
 
-export function testContext(emulator: ArmEmulator, logger: Logger = createLogger({ level: "silent" })): RegionContext {
+export function testContext(
+  emulator: ArmEmulator,
+  logger: Logger = createLogger({ level: "silent" }),
+): RegionContext {
   const settings = loadConfig({ env: { WORKFORCE_QUEUE: "acct/tasks" }, regionsOptional: true });
   const credential = new StaticTokenCredential();
   return { logger, settings, credential: () => credential, tlsCa: emulator.ca };
 }
 
 /** A region config for workspace `ws` of the emulator, with cluster `cluster`. */
-export function regionInput(emulator: ArmEmulator, ws: string, overrides: Partial<AzuremlRegionInput> = {}): AzuremlRegionInput {
+export function regionInput(
+  emulator: ArmEmulator,
+  ws: string,
+  overrides: Partial<AzuremlRegionInput> = {},
+): AzuremlRegionInput {
   return {
     name: ws,
     kind: "azureml",

@@ -123,8 +123,15 @@ interface Route {
 function route(method: string, path: string): Route {
   const parts = path.split("/").filter((part) => part.length > 0);
   const lower = parts.map((part) => part.toLowerCase());
-  if (lower[0] === "subscriptions" && lower[2] === "providers" && lower[4] === "locations" && lower[6] === "mfeoperationresults") {
-    return method === "GET" ? { operation: "operations.get", subscription: parts[1], name: parts[7] } : { operation: "unknown" };
+  if (
+    lower[0] === "subscriptions" &&
+    lower[2] === "providers" &&
+    lower[4] === "locations" &&
+    lower[6] === "mfeoperationresults"
+  ) {
+    return method === "GET"
+      ? { operation: "operations.get", subscription: parts[1], name: parts[7] }
+      : { operation: "unknown" };
   }
   if (
     lower[0] !== "subscriptions" ||
@@ -142,10 +149,13 @@ function route(method: string, path: string): Route {
   if (rest[0] === "jobs") {
     if (rest.length === 1 && method === "GET") return { operation: "jobs.list", ...base };
     if (rest.length === 2 && method === "GET") return { operation: "jobs.get", ...base, name: restRaw[1]! };
-    if (rest.length === 2 && method === "PUT") return { operation: "jobs.createOrUpdate", ...base, name: restRaw[1]! };
-    if (rest.length === 3 && rest[2] === "cancel" && method === "POST") return { operation: "jobs.cancel", ...base, name: restRaw[1]! };
+    if (rest.length === 2 && method === "PUT")
+      return { operation: "jobs.createOrUpdate", ...base, name: restRaw[1]! };
+    if (rest.length === 3 && rest[2] === "cancel" && method === "POST")
+      return { operation: "jobs.cancel", ...base, name: restRaw[1]! };
   }
-  if (rest[0] === "computes" && rest.length === 2 && method === "GET") return { operation: "computes.get", ...base, name: restRaw[1]! };
+  if (rest[0] === "computes" && rest.length === 2 && method === "GET")
+    return { operation: "computes.get", ...base, name: restRaw[1]! };
   if (rest[0] === "environments" && rest[2] === "versions" && rest.length === 4) {
     const env = { ...base, name: restRaw[1]!, version: restRaw[3]! };
     if (method === "PUT") return { operation: "environmentVersions.createOrUpdate", ...env };
@@ -175,7 +185,15 @@ function canonical(value: unknown): string {
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Fields a PUT on an existing job may change (archiving, tagging); anything else is JobPropertyImmutable. */
-const MUTABLE = new Set(["isArchived", "tags", "description", "displayName", "properties", "status", "services"]);
+const MUTABLE = new Set([
+  "isArchived",
+  "tags",
+  "description",
+  "displayName",
+  "properties",
+  "status",
+  "services",
+]);
 
 export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promise<ArmEmulator> {
   const tls = loadTestTls();
@@ -209,7 +227,11 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
       created.addCluster(options.autoCreate.clusterName, options.autoCreate.maxNodeCount);
       return created;
     }
-    throw new HttpError(404, "ResourceNotFound", `The Resource '${PROVIDER}/workspaces/${r.workspace}' under resource group '${r.resourceGroup}' was not found.`);
+    throw new HttpError(
+      404,
+      "ResourceNotFound",
+      `The Resource '${PROVIDER}/workspaces/${r.workspace}' under resource group '${r.resourceGroup}' was not found.`,
+    );
   }
 
   function jobResource(ws: VirtualWorkspace, job: StoredJob): unknown {
@@ -217,7 +239,11 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
       id: `${ws.armId}/jobs/${job.name}`,
       name: job.name,
       type: `${PROVIDER}/workspaces/jobs`,
-      systemData: { createdAt: job.createdAt.toISOString(), createdBy: "emulator", createdByType: "Application" },
+      systemData: {
+        createdAt: job.createdAt.toISOString(),
+        createdBy: "emulator",
+        createdByType: "Application",
+      },
       properties: { ...job.properties, status: job.status },
     };
   }
@@ -227,17 +253,31 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
     for (const fault of faults) {
       if (fault.times !== undefined && fault.times <= 0) continue;
       if (fault.operations && !fault.operations.includes(r.operation)) continue;
-      if (fault.workspaces && (!r.workspace || !fault.workspaces.some((w) => w.toLowerCase() === r.workspace!.toLowerCase()))) continue;
+      if (
+        fault.workspaces &&
+        (!r.workspace || !fault.workspaces.some((w) => w.toLowerCase() === r.workspace!.toLowerCase()))
+      )
+        continue;
       if (fault.times !== undefined) fault.times--;
       hits.push(fault);
     }
     return hits;
   }
 
-  function handle(r: Route, method: string, query: URLSearchParams, body: unknown): { status: number; body?: unknown; headers?: Record<string, string> } {
-    if (r.operation === "unknown") throw new HttpError(404, "NoRegisteredProviderFound", `no route for ${method}`);
+  function handle(
+    r: Route,
+    method: string,
+    query: URLSearchParams,
+    body: unknown,
+  ): { status: number; body?: unknown; headers?: Record<string, string> } {
+    if (r.operation === "unknown")
+      throw new HttpError(404, "NoRegisteredProviderFound", `no route for ${method}`);
     if (!query.get("api-version")) {
-      throw new HttpError(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.");
+      throw new HttpError(
+        400,
+        "MissingApiVersionParameter",
+        "The api-version query parameter (?api-version=) is required for all requests.",
+      );
     }
     if (r.operation === "operations.get") {
       const op = cancelOps.get(r.name!);
@@ -260,7 +300,8 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
             const archived = job.properties.isArchived === true;
             if (view === "ActiveOnly" && archived) return false;
             if (view === "ArchivedOnly" && !archived) return false;
-            if (jobType && String(job.properties.jobType).toLowerCase() !== jobType.toLowerCase()) return false;
+            if (jobType && String(job.properties.jobType).toLowerCase() !== jobType.toLowerCase())
+              return false;
             if (tag) {
               const tags = (job.properties.tags ?? {}) as Record<string, unknown>;
               if (!Object.prototype.hasOwnProperty.call(tags, tag)) return false;
@@ -277,45 +318,84 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
           link.searchParams.set("$skip", String(next));
           nextLink = link.toString();
         }
-        return { status: 200, body: { value: page.map((job) => jobResource(ws, job)), ...(nextLink ? { nextLink } : {}) } };
+        return {
+          status: 200,
+          body: { value: page.map((job) => jobResource(ws, job)), ...(nextLink ? { nextLink } : {}) },
+        };
       }
       case "jobs.get": {
         const job = ws.jobs.get(r.name!);
-        if (!job) throw new HttpError(404, "UserError", `Job ${r.name} not found in workspace ${ws.name}.`, { code: "NotFound" });
+        if (!job)
+          throw new HttpError(404, "UserError", `Job ${r.name} not found in workspace ${ws.name}.`, {
+            code: "NotFound",
+          });
         return { status: 200, body: jobResource(ws, job) };
       }
       case "jobs.createOrUpdate": {
         const properties = (body as { properties?: Record<string, unknown> } | undefined)?.properties;
-        if (!properties || typeof properties !== "object") throw new HttpError(400, "UserError", "The request body must have properties.", { code: "BadArgument" });
+        if (!properties || typeof properties !== "object")
+          throw new HttpError(400, "UserError", "The request body must have properties.", {
+            code: "BadArgument",
+          });
         const existing = ws.jobs.get(r.name!);
         if (existing) {
-          const differs = (k: string) => properties[k] !== undefined && canonical(properties[k]) !== canonical(existing.properties[k]);
+          const differs = (k: string) =>
+            properties[k] !== undefined && canonical(properties[k]) !== canonical(existing.properties[k]);
           const changed = Object.keys(properties).filter((k) => MUTABLE.has(k) && differs(k));
           const immutableChanged = Object.keys(properties).filter((k) => !MUTABLE.has(k) && differs(k));
           // A second create of the same job (a transport retry) changes nothing mutable: AzureML answers JobPropertyImmutable.
           if (immutableChanged.length > 0 || changed.length === 0) {
             const what = immutableChanged.length > 0 ? ` (${immutableChanged.join(", ")} cannot change)` : "";
-            throw new HttpError(400, "UserError", `A job with name ${r.name} already exists; its properties are immutable${what}.`, {
-              code: "BadArgument",
-              innerError: { code: "JobPropertyImmutable" },
-            });
+            throw new HttpError(
+              400,
+              "UserError",
+              `A job with name ${r.name} already exists; its properties are immutable${what}.`,
+              {
+                code: "BadArgument",
+                innerError: { code: "JobPropertyImmutable" },
+              },
+            );
           }
           for (const k of changed) existing.properties[k] = properties[k];
           return { status: 200, body: jobResource(ws, existing) };
         }
-        if (properties.jobType !== "Command") throw new HttpError(400, "UserError", `jobType ${String(properties.jobType)} is not supported by the emulator`, { code: "BadArgument" });
+        if (properties.jobType !== "Command")
+          throw new HttpError(
+            400,
+            "UserError",
+            `jobType ${String(properties.jobType)} is not supported by the emulator`,
+            { code: "BadArgument" },
+          );
         for (const field of ["command", "environmentId", "computeId"]) {
           if (typeof properties[field] !== "string" || !properties[field]) {
-            throw new HttpError(400, "UserError", `${field} is required for a Command job.`, { code: "BadArgument" });
+            throw new HttpError(400, "UserError", `${field} is required for a Command job.`, {
+              code: "BadArgument",
+            });
           }
         }
         const compute = String(properties.computeId).split("/").pop()!;
-        if (!String(properties.computeId).toLowerCase().startsWith(ws.armId.toLowerCase() + "/computes/") || !ws.cluster(compute)) {
-          throw new HttpError(400, "UserError", `Compute ${String(properties.computeId)} not found in workspace ${ws.name}.`, { code: "NotFound" });
+        if (
+          !String(properties.computeId)
+            .toLowerCase()
+            .startsWith(ws.armId.toLowerCase() + "/computes/") ||
+          !ws.cluster(compute)
+        ) {
+          throw new HttpError(
+            400,
+            "UserError",
+            `Compute ${String(properties.computeId)} not found in workspace ${ws.name}.`,
+            { code: "NotFound" },
+          );
         }
         const stored = { ...properties, isArchived: properties.isArchived ?? false };
-        const durationMs = Number((properties.environmentVariables as Record<string, string> | undefined)?.EMULATOR_RUN_MS);
-        const job = ws.createJob(r.name!, stored, Number.isFinite(durationMs) && durationMs > 0 ? durationMs : undefined);
+        const durationMs = Number(
+          (properties.environmentVariables as Record<string, string> | undefined)?.EMULATOR_RUN_MS,
+        );
+        const job = ws.createJob(
+          r.name!,
+          stored,
+          Number.isFinite(durationMs) && durationMs > 0 ? durationMs : undefined,
+        );
         ws.schedule();
         return { status: 201, body: jobResource(ws, job) };
       }
@@ -323,7 +403,12 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
         const job = ws.jobs.get(r.name!);
         if (!job) throw new HttpError(404, "UserError", `Job ${r.name} not found.`, { code: "NotFound" });
         if (job.status === "Completed" || job.status === "Failed") {
-          throw new HttpError(400, "UserError", `Cannot cancel job ${r.name} in terminal state ${job.status}.`, { code: "BadArgument" });
+          throw new HttpError(
+            400,
+            "UserError",
+            `Cannot cancel job ${r.name} in terminal state ${job.status}.`,
+            { code: "BadArgument" },
+          );
         }
         if (TERMINAL.has(job.status)) return { status: 200 };
         ws.requestCancel(job);
@@ -331,12 +416,19 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
         cancelOps.set(id, { workspace: ws, job });
         return {
           status: 202,
-          headers: { Location: `${baseUrl}/subscriptions/${ws.subscription}/providers/${PROVIDER}/locations/emulator/mfeOperationResults/${id}?api-version=${API_VERSION}` },
+          headers: {
+            Location: `${baseUrl}/subscriptions/${ws.subscription}/providers/${PROVIDER}/locations/emulator/mfeOperationResults/${id}?api-version=${API_VERSION}`,
+          },
         };
       }
       case "computes.get": {
         const cluster = ws.cluster(r.name!);
-        if (!cluster) throw new HttpError(404, "ResourceNotFound", `Compute ${r.name} not found in workspace ${ws.name}.`);
+        if (!cluster)
+          throw new HttpError(
+            404,
+            "ResourceNotFound",
+            `Compute ${r.name} not found in workspace ${ws.name}.`,
+          );
         const used = ws.nodesInUse(cluster.name);
         return {
           status: 200,
@@ -355,12 +447,23 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
                 vmSize: cluster.vmSize,
                 vmPriority: "Dedicated",
                 osType: "Linux",
-                scaleSettings: { maxNodeCount: cluster.maxNodeCount, minNodeCount: cluster.minNodeCount, nodeIdleTimeBeforeScaleDown: "PT120S" },
+                scaleSettings: {
+                  maxNodeCount: cluster.maxNodeCount,
+                  minNodeCount: cluster.minNodeCount,
+                  nodeIdleTimeBeforeScaleDown: "PT120S",
+                },
                 allocationState: "Steady",
                 allocationStateTransitionTime: new Date().toISOString(),
                 currentNodeCount: used,
                 targetNodeCount: used,
-                nodeStateCounts: { idleNodeCount: 0, runningNodeCount: used, preparingNodeCount: 0, unusableNodeCount: 0, leavingNodeCount: 0, preemptedNodeCount: 0 },
+                nodeStateCounts: {
+                  idleNodeCount: 0,
+                  runningNodeCount: used,
+                  preparingNodeCount: 0,
+                  unusableNodeCount: 0,
+                  leavingNodeCount: 0,
+                  preemptedNodeCount: 0,
+                },
               },
             },
           },
@@ -368,22 +471,45 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
       }
       case "environmentVersions.createOrUpdate": {
         const props = (body as { properties?: Record<string, unknown> } | undefined)?.properties;
-        if (!props || typeof props.image !== "string") throw new HttpError(400, "UserError", "An environment version needs properties.image.", { code: "BadArgument" });
+        if (!props || typeof props.image !== "string")
+          throw new HttpError(400, "UserError", "An environment version needs properties.image.", {
+            code: "BadArgument",
+          });
         const id = `${r.name}:${r.version}`;
         const existing = ws.environments.get(id);
         if (existing && existing.image !== props.image) {
-          throw new HttpError(409, "UserError", `Environment ${id} already exists with another image; versions are immutable.`, { code: "Conflict" });
+          throw new HttpError(
+            409,
+            "UserError",
+            `Environment ${id} already exists with another image; versions are immutable.`,
+            { code: "Conflict" },
+          );
         }
         ws.environments.set(id, props);
         return {
           status: existing ? 200 : 201,
-          body: { id: `${ws.armId}/environments/${r.name}/versions/${r.version}`, name: r.version, type: `${PROVIDER}/workspaces/environments/versions`, properties: props },
+          body: {
+            id: `${ws.armId}/environments/${r.name}/versions/${r.version}`,
+            name: r.version,
+            type: `${PROVIDER}/workspaces/environments/versions`,
+            properties: props,
+          },
         };
       }
       case "environmentVersions.get": {
         const props = ws.environments.get(`${r.name}:${r.version}`);
-        if (!props) throw new HttpError(404, "UserError", `Environment ${r.name}:${r.version} not found.`, { code: "NotFound" });
-        return { status: 200, body: { id: `${ws.armId}/environments/${r.name}/versions/${r.version}`, name: r.version, properties: props } };
+        if (!props)
+          throw new HttpError(404, "UserError", `Environment ${r.name}:${r.version} not found.`, {
+            code: "NotFound",
+          });
+        return {
+          status: 200,
+          body: {
+            id: `${ws.armId}/environments/${r.name}/versions/${r.version}`,
+            name: r.version,
+            properties: props,
+          },
+        };
       }
     }
   }
@@ -426,16 +552,24 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
             429,
             { error: { code: "TooManyRequests", message: "The request is being throttled." } },
             {
-              ...(fault.retryAfterMs !== undefined ? { "x-ms-retry-after-ms": String(fault.retryAfterMs) } : {}),
-              "Retry-After": String(fault.retryAfterSeconds ?? Math.ceil((fault.retryAfterMs ?? 1000) / 1000)),
+              ...(fault.retryAfterMs !== undefined
+                ? { "x-ms-retry-after-ms": String(fault.retryAfterMs) }
+                : {}),
+              "Retry-After": String(
+                fault.retryAfterSeconds ?? Math.ceil((fault.retryAfterMs ?? 1000) / 1000),
+              ),
             },
           );
         case "error500":
-          return send(500, { error: { code: "InternalServerError", message: "Something went wrong on the server." } });
+          return send(500, {
+            error: { code: "InternalServerError", message: "Something went wrong on the server." },
+          });
         case "html503":
           entry.status = 503;
           res.writeHead(503, { "Content-Type": "text/html" });
-          res.end("<html><head><title>503 Service Unavailable</title></head><body><h1>Service Unavailable</h1></body></html>");
+          res.end(
+            "<html><head><title>503 Service Unavailable</title></head><body><h1>Service Unavailable</h1></body></html>",
+          );
           return;
         case "reset":
           entry.status = -1;
@@ -450,7 +584,12 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
       }
     }
     if (!options.allowAnonymous && !/^Bearer \S+/.test(req.headers.authorization ?? "")) {
-      return send(401, { error: { code: "AuthenticationFailed", message: "Authentication failed. The 'Authorization' header is missing." } });
+      return send(401, {
+        error: {
+          code: "AuthenticationFailed",
+          message: "Authentication failed. The 'Authorization' header is missing.",
+        },
+      });
     }
     try {
       let body: unknown;
@@ -458,7 +597,11 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
         try {
           body = JSON.parse(rawBody);
         } catch {
-          throw new HttpError(400, "InvalidRequestContent", "The request content was invalid and could not be deserialized.");
+          throw new HttpError(
+            400,
+            "InvalidRequestContent",
+            "The request content was invalid and could not be deserialized.",
+          );
         }
       }
       const result = handle(r, method, url.searchParams, body);
@@ -499,7 +642,8 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
     ca: tls.ca,
     requests,
     workspace,
-    findWorkspace: (name) => [...workspaces.values()].find((ws) => ws.name.toLowerCase() === name.toLowerCase()),
+    findWorkspace: (name) =>
+      [...workspaces.values()].find((ws) => ws.name.toLowerCase() === name.toLowerCase()),
     addFault: (fault) => void faults.push(fault),
     clearFaults: () => void faults.splice(0),
     step: () => workspaces.forEach((ws) => ws.schedule()),

@@ -23,7 +23,13 @@ export type JobStatus =
 
 export const TERMINAL: ReadonlySet<string> = new Set(["Completed", "Failed", "Canceled"]);
 /** States that hold a node of the cluster. */
-const ON_NODE: ReadonlySet<string> = new Set(["Preparing", "Starting", "Running", "Finalizing", "NotResponding"]);
+const ON_NODE: ReadonlySet<string> = new Set([
+  "Preparing",
+  "Starting",
+  "Running",
+  "Finalizing",
+  "NotResponding",
+]);
 
 export interface StoredJob {
   name: string;
@@ -79,8 +85,17 @@ export class VirtualWorkspace {
     return `/subscriptions/${this.subscription}/resourceGroups/${this.resourceGroup}/providers/Microsoft.MachineLearningServices/workspaces/${this.name}`;
   }
 
-  addCluster(name: string, maxNodeCount: number, options: Partial<Omit<Cluster, "name" | "maxNodeCount">> = {}): Cluster {
-    const cluster: Cluster = { name, maxNodeCount, minNodeCount: options.minNodeCount ?? 0, vmSize: options.vmSize ?? "STANDARD_D2_V2" };
+  addCluster(
+    name: string,
+    maxNodeCount: number,
+    options: Partial<Omit<Cluster, "name" | "maxNodeCount">> = {},
+  ): Cluster {
+    const cluster: Cluster = {
+      name,
+      maxNodeCount,
+      minNodeCount: options.minNodeCount ?? 0,
+      vmSize: options.vmSize ?? "STANDARD_D2_V2",
+    };
     this.clusters.set(name.toLowerCase(), cluster);
     return cluster;
   }
@@ -165,7 +180,9 @@ export class VirtualWorkspace {
         job.stateEndsAt = undefined;
       }
     }
-    const queued = [...this.jobs.values()].filter((job) => job.status === "Queued").sort((a, b) => a.seq - b.seq);
+    const queued = [...this.jobs.values()]
+      .filter((job) => job.status === "Queued")
+      .sort((a, b) => a.seq - b.seq);
     const free = new Map<string, number>();
     for (const job of queued) {
       const clusterName = job.compute ?? "";

@@ -23,7 +23,10 @@ const here = dirname(fileURLToPath(import.meta.url));
 export function testTlsDir(): string {
   const candidates = [here, join(here, "..", "..", "..", "..", "test", "emulators", "tls")];
   const found = candidates.find((dir) => existsSync(join(dir, "server.pem")));
-  if (!found) throw new Error(`test TLS files (server.pem, server.key, ca.pem) not found in ${candidates.join(" or ")}`);
+  if (!found)
+    throw new Error(
+      `test TLS files (server.pem, server.key, ca.pem) not found in ${candidates.join(" or ")}`,
+    );
   return found;
 }
 
