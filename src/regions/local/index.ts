@@ -41,8 +41,8 @@ const SECOND_SIGTERM_MS = 500;
  * Workers are processes on this machine, started from an argv template (no shell), each in its own
  * process group (the daemon's Ctrl-C does not reach them; a restarted daemon finds them again).
  *
- * stateDir holds `workers/{id}.json` (one record per worker, written atomically), `pids/` (the workers'
- * JOBQ_PID_DIR: a worker that wrote its PID file has started work) and `logs/{id}.log` (stdout + stderr).
+ * stateDir holds `workers/{id}.json` (one record per worker, written atomically), `pids/{id}/` (each worker's
+ * own JOBQ_PID_DIR: a worker that wrote its PID file has started work) and `logs/{id}.log` (stdout + stderr).
  *
  * States: pending = hired, and its process not started yet (startupDelaySeconds) or not yet written its
  * PID file; running = PID file present, alive, not asked to leave; draining = asked to leave (drain, or a
@@ -294,22 +294,33 @@ export class LocalRegion implements Region {
     return result;
   }
 
-  /** Worker ids and PIDs named by PID files in the region's JOBQ_PID_DIR. */
+  /**
+   * Worker ids and PIDs named by PID files. Each worker has its own JOBQ_PID_DIR (`pids/{id}/`), as each
+   * AzureML job has its own node: a node agent wrapping the worker signals only its own worker.
+   */
   private async startedPids(): Promise<{ ids: Set<string>; pids: Set<number> }> {
     const ids = new Set<string>();
     const pids = new Set<number>();
-    let names: string[] = [];
+    let workerDirs: string[] = [];
     try {
-      names = await readdir(this.pidDir);
+      workerDirs = await readdir(this.pidDir);
     } catch {
       // No worker has started yet.
     }
-    for (const name of names) {
-      if (!name.endsWith(".pid")) continue;
-      const pid = await readPidFile(join(this.pidDir, name));
-      if (pid === undefined) continue;
-      ids.add(name.slice(0, -".pid".length));
-      pids.add(pid);
+    for (const id of workerDirs) {
+      let names: string[] = [];
+      try {
+        names = await readdir(join(this.pidDir, id));
+      } catch {
+        continue; // not a folder, or gone meanwhile
+      }
+      for (const name of names) {
+        if (!name.endsWith(".pid")) continue;
+        const pid = await readPidFile(join(this.pidDir, id, name));
+        if (pid === undefined) continue;
+        ids.add(id);
+        pids.add(pid);
+      }
     }
     return { ids, pids };
   }
@@ -345,7 +356,8 @@ export class LocalRegion implements Region {
       workforce: workforceCliPath(),
     });
     mkdirSync(this.logDir, { recursive: true });
-    mkdirSync(this.pidDir, { recursive: true });
+    const workerPidDir = join(this.pidDir, record.id);
+    mkdirSync(workerPidDir, { recursive: true });
     const logFd = openSync(join(this.logDir, `${record.id}.log`), "a");
     let pid: number | undefined;
     try {
@@ -355,7 +367,7 @@ export class LocalRegion implements Region {
         env: {
           ...process.env,
           ...this.config.env,
-          JOBQ_PID_DIR: this.pidDir,
+          JOBQ_PID_DIR: workerPidDir,
           WORKFORCE_WORKER_ID: record.id,
         },
       });
@@ -419,11 +431,8 @@ export class LocalRegion implements Region {
   private async forget(record: WorkerRecord): Promise<void> {
     this.unschedule(record.id);
     await this.records.remove(record.id);
-    const pidFile = join(this.pidDir, `${record.id}.pid`);
-    const pid = await readPidFile(pidFile);
-    if (pid !== undefined && (pid === record.pid || readProcessIdentity(pid) === undefined)) {
-      await rm(pidFile, { force: true });
-    }
+    // The worker's own PID folder goes with it (a worker that died left its PID file behind).
+    await rm(join(this.pidDir, record.id), { recursive: true, force: true });
   }
 }
 
