@@ -12,6 +12,9 @@ import { spreadHires } from "../../src/policy/index.js";
 import { azuremlRegionSchema, createAzuremlRegion } from "../../src/regions/azureml/index.js";
 import { WriteLimiterPool } from "../../src/azure/rate-limiter.js";
 import { ConfigError } from "../../src/config/load.js";
+import { Reconciler } from "../../src/controller/reconciler.js";
+import { stepPolicy } from "../../src/policy/index.js";
+import { createLogger } from "../../src/logging/logger.js";
 
 // The real @azure/arm-machinelearning client against the HTTPS ARM emulator.
 let emulator: ArmEmulator;
@@ -222,6 +225,44 @@ describe("AzureML region against the ARM emulator", () => {
     expect(workspace.byStatus("CancelRequested")).toHaveLength(6);
     expect(emulator.requests.filter((r) => r.operation === "operations.get").length).toBeLessThanOrEqual(6);
   });
+
+  it("does not cancel a job that started running after the tick's observation", async () => {
+    const region = makeRegion(emulator, "ws1", 0);
+    await region.hire(3);
+    await region.observe();
+    const [first] = jobsOf("ws1");
+    ws("ws1").setStatus(first!.name, "Running");
+    expect(await region.cancelPending(3)).toEqual({ cancelled: 2, errors: [] });
+    expect(ws("ws1").jobs.get(first!.name)!.status).toBe("Running");
+  });
+
+  it("in the controller's tick, a failing and a hanging region do not stop the others from hiring", async () => {
+    const regions = [
+      makeRegion(emulator, "good", 5),
+      makeRegion(emulator, "failing", 5, { retries: 1 }),
+      makeRegion(emulator, "hanging", 5, { retries: 0, requestTimeoutSeconds: 60 }),
+    ];
+    emulator.addFault({ kind: "error500", workspaces: ["failing"] });
+    emulator.addFault({ kind: "hang", workspaces: ["hanging"] });
+    const reconciler = new Reconciler({
+      queue: { description: "fixed", depth: async () => 100 },
+      regions,
+      policy: stepPolicy,
+      parameters: { concurrency: 1, maxWorkers: 100, minWorkers: 0, rampFactor: 10, scaleDownDelayMs: 0 },
+      callTimeoutMs: 3_000,
+      actTimeoutMs: 10_000,
+      readConcurrency: 3,
+      staleTicks: 3,
+      dryRun: false,
+      logger: createLogger({ level: "silent" }),
+    });
+    const report = await reconciler.tick();
+    expect(report.result).toBe("degraded");
+    expect(report.outcomes.find((outcome) => outcome.region === "good")!.hired).toBe(5);
+    expect(jobsOf("good")).toHaveLength(5);
+    expect(jobsOf("failing")).toHaveLength(0);
+    expect(report.durations.totalMs).toBeLessThan(20_000);
+  }, 30_000);
 
   it("counts CancelRequested and Finalizing as leaving, NotResponding as running, Unknown as pending", async () => {
     const region = makeRegion(emulator, "ws1", 10);

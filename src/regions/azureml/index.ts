@@ -385,6 +385,8 @@ export function createAzuremlRegion(
 
     async cancelPending(count: number, options: CallOptions = {}): Promise<CancelResult> {
       if (count <= 0) return { cancelled: 0, errors: [] };
+      // A fresh list, not the tick's: a job that started running since must not be cancelled as pending.
+      listing = undefined;
       const { pending } = await currentListing(options.signal);
       const victims = pending
         .filter((job) => Number.isFinite(cancelRank(job.status)))
