@@ -197,6 +197,17 @@ describe("AzureML region against the ARM emulator", () => {
     expect(await region.observe()).toEqual({ running: 0, pending: 0, draining: 0, capacity: 5 });
   }, 20_000);
 
+  it("retries a connection reset at once, and abandons then retries a call that hangs", async () => {
+    const region = makeRegion(emulator, "ws1", 5, { requestTimeoutSeconds: 0.5 });
+    emulator.addFault({ kind: "reset", operations: ["jobs.list"], times: 1 });
+    emulator.addFault({ kind: "hang", operations: ["computes.get"], times: 1 });
+    expect(await region.observe()).toEqual({ running: 0, pending: 0, draining: 0, capacity: 5 });
+    const byOperation = (operation: string) =>
+      emulator.requests.filter((r) => r.operation === operation).map((r) => r.status);
+    expect(byOperation("jobs.list")).toEqual([-1, 200]);
+    expect(byOperation("computes.get")).toEqual([-2, 200]);
+  }, 20_000);
+
   it("cancels pending jobs only, Paused first, then Queued, Waiting, Preparing, Starting, oldest first within a status", async () => {
     const region = makeRegion(emulator, "ws1", 0);
     await region.hire(7);
