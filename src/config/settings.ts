@@ -52,6 +52,13 @@ export const SETTINGS = [
     description: "Connection string for the task queue (Storage or Service Bus). Without it, Azure AD is used.",
   }),
   setting({
+    key: "queueAdminEndpoint",
+    env: "WORKFORCE_QUEUE_ADMIN_ENDPOINT",
+    schema: z.string().min(1),
+    description:
+      "Service Bus queues only: where the administration (HTTPS) endpoint is, when it is not the namespace itself (emulators), e.g. `127.0.0.1:5443`.",
+  }),
+  setting({
     key: "concurrency",
     env: "WORKFORCE_CONCURRENCY",
     schema: int(1),

@@ -35,7 +35,7 @@ export interface Workforce {
   close(): Promise<void>;
 }
 
-export function buildQueueProbe(config: Config, credential: () => TokenCredential): QueueProbe {
+export function buildQueueProbe(config: Config, credential: () => TokenCredential, tlsCa?: string): QueueProbe {
   if (!config.queue) {
     throw new ConfigError([{ where: "WORKFORCE_QUEUE", message: "required: the task queue to watch" }]);
   }
@@ -45,14 +45,21 @@ export function buildQueueProbe(config: Config, credential: () => TokenCredentia
   } catch (error) {
     throw new ConfigError([{ where: "WORKFORCE_QUEUE", message: (error as Error).message }]);
   }
-  return createQueueProbe(spec, { connectionString: config.queueConnectionString, credential });
+  return createQueueProbe(spec, {
+    connectionString: config.queueConnectionString,
+    credential,
+    serviceBus: {
+      ...(config.queueAdminEndpoint ? { adminEndpoint: config.queueAdminEndpoint } : {}),
+      ...(tlsCa ? { clientOptions: { tlsOptions: { ca: tlsCa } } } : {}),
+    },
+  });
 }
 
 /** Build queue probe, regions, policy and reconciler from a validated config. */
 export async function buildWorkforce(config: Config, deps: WorkforceDeps): Promise<Workforce> {
   const credential = deps.credential ? () => deps.credential as TokenCredential : lazyCredential();
   const policy = await loadPolicy(config);
-  const queue = deps.queue ?? buildQueueProbe(config, credential);
+  const queue = deps.queue ?? buildQueueProbe(config, credential, deps.tlsCa);
   const createDrainChannel = createDrainChannelFactory(config, { logger: deps.logger, credential, tlsCa: deps.tlsCa });
   const regions =
     deps.regions ??
