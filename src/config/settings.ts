@@ -22,8 +22,10 @@ const boolFromEnv = z.union([
   z.boolean(),
   z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) => v === "true" || v === "1" || v === "yes"),
 ]);
-const int = (min: number) => z.coerce.number().int().min(min);
-const seconds = (min: number) => z.coerce.number().min(min);
+const number = () => z.coerce.number({ error: "expected a number" });
+const int = (min: number) =>
+  number().int({ error: "expected a whole number" }).min(min, { error: `expected a whole number >= ${min}` });
+const seconds = (min: number) => number().min(min, { error: `expected a number of seconds >= ${min}` });
 
 // Overloads keep the key literal and remember whether a default exists, so Settings below is exact.
 function setting<const K extends string, S extends z.ZodType>(
@@ -95,7 +97,7 @@ export const SETTINGS = [
   setting({
     key: "rampFactor",
     env: "WORKFORCE_RAMP_FACTOR",
-    schema: z.coerce.number().positive(),
+    schema: number().positive({ error: "expected a number > 0" }),
     default: 10,
     description: "The target never exceeds rampFactor x (running + 1).",
   }),
@@ -109,21 +111,21 @@ export const SETTINGS = [
   setting({
     key: "intervalSeconds",
     env: "WORKFORCE_INTERVAL_SECONDS",
-    schema: z.coerce.number().positive(),
+    schema: number().positive({ error: "expected a number of seconds > 0" }),
     default: 60,
     description: "Time between reconcile ticks.",
   }),
   setting({
     key: "jitter",
     env: "WORKFORCE_JITTER",
-    schema: z.coerce.number().min(0).max(1),
+    schema: number().min(0).max(1, { error: "expected a fraction from 0 to 1" }),
     default: 0.1,
     description: "Random spread of the interval, as a fraction (0.1 = +/-10%).",
   }),
   setting({
     key: "callTimeoutSeconds",
     env: "WORKFORCE_CALL_TIMEOUT_SECONDS",
-    schema: z.coerce.number().positive(),
+    schema: number().positive({ error: "expected a number of seconds > 0" }),
     default: 30,
     description: "Deadline of each queue or region call within a tick.",
   }),
