@@ -38,9 +38,24 @@ export class WriteRateLimiter {
     this.last = now;
   }
 
+  private waiting = 0;
+
+  /**
+   * Take a token only if one is free now and `reserve` tokens stay in the bucket, and nobody is waiting:
+   * for background writes (retiring finished jobs) that must never delay a hire.
+   */
+  tryAcquire(reserve = 0): boolean {
+    if (this.waiting > 0) return false;
+    this.refill();
+    if (this.tokens - 1 < reserve) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
   /** Take one token, waiting for it if needed. Rejects with the signal's reason if aborted meanwhile. */
   acquire(signal?: AbortSignal): Promise<void> {
-    const turn = this.queue.then(() => this.take(signal));
+    this.waiting++;
+    const turn = this.queue.then(() => this.take(signal)).finally(() => this.waiting--);
     // The next waiter queues behind this one whatever its outcome.
     this.queue = turn.catch(() => undefined);
     return turn;

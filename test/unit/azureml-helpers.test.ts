@@ -101,6 +101,20 @@ describe("write rate limiter", () => {
     expect(fourth).toBe(true);
   });
 
+  it("gives background writes only spare tokens above the reserve, and none while a hire waits", async () => {
+    let now = 0;
+    const limiter = new WriteRateLimiter({ burst: 4, perSecond: 1000, now: () => now });
+    expect(limiter.tryAcquire(2)).toBe(true);
+    expect(limiter.tryAcquire(2)).toBe(true);
+    expect(limiter.tryAcquire(2)).toBe(false); // two tokens stay for hires
+    await limiter.acquire();
+    await limiter.acquire();
+    const waiting = limiter.acquire();
+    now += 5; // tokens are back, but a hire is queued first
+    expect(limiter.tryAcquire(0)).toBe(false);
+    await waiting;
+  });
+
   it("releases a waiter whose signal aborts", async () => {
     const limiter = new WriteRateLimiter({ burst: 1, perSecond: 0.001 });
     await limiter.acquire();

@@ -76,7 +76,7 @@ export class ArmWorkspace {
   }
 
   private call<T>(
-    kind: "read" | "write",
+    kind: "read" | "write" | "background-write",
     what: string,
     run: (signal: AbortSignal) => Promise<T>,
     signal?: AbortSignal,
@@ -84,8 +84,15 @@ export class ArmWorkspace {
     return withRetry(
       async (attemptSignal) => {
         if (kind === "write") await this.options.writeLimiter.acquire(attemptSignal);
-        if (kind === "write") this.counts.writes++;
-        else this.counts.reads++;
+        // Background writes only use spare budget: half the burst stays for hires and cancels.
+        if (
+          kind === "background-write" &&
+          !this.options.writeLimiter.tryAcquire(this.options.writeLimiter.burst / 2)
+        ) {
+          throw new WriteBudgetBusy();
+        }
+        if (kind === "read") this.counts.reads++;
+        else this.counts.writes++;
         return run(attemptSignal);
       },
       {
@@ -157,10 +164,11 @@ export class ArmWorkspace {
     };
   }
 
-  async putJob(name: string, body: JobBase, signal?: AbortSignal): Promise<void> {
+  /** PUT a job. `background`: only with spare write budget, else WriteBudgetBusy at once. */
+  async putJob(name: string, body: JobBase, signal?: AbortSignal, background = false): Promise<void> {
     const { resourceGroup, workspace } = this.options;
     await this.call(
-      "write",
+      background ? "background-write" : "write",
       "jobs.createOrUpdate",
       (attemptSignal) =>
         this.sdk().jobs.createOrUpdate(resourceGroup, workspace, name, body, { abortSignal: attemptSignal }),
@@ -204,6 +212,15 @@ export class ArmWorkspace {
       signal,
     );
     return result.id ?? "";
+  }
+}
+
+/** No spare write budget for a background write now; it is tried again on a later tick. */
+export class WriteBudgetBusy extends Error {
+  readonly code = "WriteBudgetBusy";
+  constructor() {
+    super("no spare ARM write budget now (hires and cancels go first)");
+    this.name = "WriteBudgetBusy";
   }
 }
 

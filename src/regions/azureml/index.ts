@@ -17,6 +17,7 @@ import { redactText } from "../../logging/logger.js";
 import type { AzuremlRegionConfig } from "./config.js";
 import {
   ArmWorkspace,
+  WriteBudgetBusy,
   isJobPropertyImmutable,
   type ArmCallCounts,
   type JobSummary,
@@ -146,6 +147,8 @@ export function createAzuremlRegion(
       ? ctx.createDrainChannel(config.name, config.backChannel)
       : undefined;
   const writes = pLimit(config.submitConcurrency);
+  // Retiring finished jobs has its own small lane, so it never queues ahead of a hire.
+  const retireSlots = pLimit(2);
   const retiring = new Set<Promise<void>>();
   /** Names being retired now, so a slow retire is not started twice. */
   const retiringNames = new Set<string>();
@@ -194,13 +197,14 @@ export function createAzuremlRegion(
     const batch = finished.filter((job) => !retiringNames.has(job.name)).slice(0, config.retireBatch);
     for (const job of batch) {
       retiringNames.add(job.name);
-      const task = writes(() => arm.putJob(job.name, retireBody(job)))
-        .catch((error: unknown) =>
+      const task = retireSlots(() => arm.putJob(job.name, retireBody(job), undefined, true))
+        .catch((error: unknown) => {
+          if (error instanceof WriteBudgetBusy) return; // tried again next tick
           log.warn(
             { err: regionError(config.name, `retire finished job ${job.name}`, error) },
             "could not retire a finished job; it stays in the listing",
-          ),
-        )
+          );
+        })
         .finally(() => {
           retiringNames.delete(job.name);
           retiring.delete(task);
