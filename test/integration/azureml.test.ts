@@ -148,6 +148,21 @@ describe("AzureML region against the ARM emulator", () => {
     );
   });
 
+  it("builds no credential and makes no call until the region is first used", async () => {
+    emulator.workspace(SUBSCRIPTION, RESOURCE_GROUP, "ws1").addCluster("cluster", 2);
+    let built = 0;
+    const base = testContext(emulator);
+    const ctx = { ...base, credential: () => (built++, base.credential()) };
+    const region = createAzuremlRegion(azuremlRegionSchema.parse(regionInput(emulator, "ws1")), ctx, {
+      writeLimiters: new WriteLimiterPool(),
+    });
+    expect(built).toBe(0);
+    expect(emulator.requests).toHaveLength(0);
+    await region.observe();
+    await region.observe();
+    expect(built).toBe(1);
+  });
+
   it("the emulator credential talks to a local emulator without the daemon's credential", async () => {
     emulator.workspace(SUBSCRIPTION, RESOURCE_GROUP, "ws1").addCluster("cluster", 2);
     const config = azuremlRegionSchema.parse(
