@@ -195,8 +195,14 @@ describe("node agent", () => {
     const pidDir = join(dir, "pids");
     const worker = await stub(dir, "w", { pidDir });
     const running = agent(topic, pidDir);
-    // Let it connect and start receiving, then cut every connection.
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    // Once it has provably received something (a bad message, dead-lettered), cut every connection.
+    await send(topic, { body: Buffer.from("not a control message") });
+    await emulator.waitFor(
+      () => emulator.messages(`${topic}/Subscriptions/shutdown/$DeadLetterQueue`).length === 1,
+      {
+        timeoutMs: 20_000,
+      },
+    );
     expect(emulator.faults.dropConnections()).toBeGreaterThan(0);
     await send(topic, control("graceful-downscale"));
     expect(await running.done).toBe(0);

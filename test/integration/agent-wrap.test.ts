@@ -51,6 +51,8 @@ function startWrapped(options: {
   stubExitCode?: number;
   trap?: string;
   ownPidFile?: boolean;
+  /** Seconds the agent waits for the worker's own PID file. */
+  pidFileGrace?: number;
 }): WrapRun {
   const env = {
     ...stubEnv({
@@ -75,7 +77,7 @@ function startWrapped(options: {
     "--worker-id",
     "wrapped",
     "--pid-file-grace",
-    "0.3",
+    String(options.pidFileGrace ?? 0.3),
     "--receive-wait",
     "5",
     "--",
@@ -118,6 +120,7 @@ describe("workforce agent -- CMD (wrap mode)", () => {
       "the agent to write the PID file",
     );
     const workerPid = Number(readFileSync(join(pidDir, "wrapped.pid"), "utf8"));
+    await waitUntil(() => workerLog(dir).length > 0, 10_000, "the worker to start");
     expect(workerLog(dir)[0]).toBe(`ready ${workerPid}`);
     await waitUntil(
       () => run.stderr().includes("listening for control messages"),
@@ -137,13 +140,16 @@ describe("workforce agent -- CMD (wrap mode)", () => {
     const topic = newTopic();
     const dir = tempDir("wrap-own");
     const pidDir = join(dir, "pids");
-    const run = startWrapped({ topic, pidDir, dir, ownPidFile: true });
+    // A grace long enough for a loaded machine to start the worker (it writes its file as it starts).
+    const run = startWrapped({ topic, pidDir, dir, ownPidFile: true, pidFileGrace: 2 });
     await waitUntil(
       () => run.stderr().includes("listening for control messages"),
       10_000,
       "the agent to listen",
     );
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    await waitUntil(() => pidFiles(pidDir).includes("worker.pid"), 10_000, "the worker's own PID file");
+    // Past the grace: the agent has looked and left the worker's file alone.
+    await new Promise((resolve) => setTimeout(resolve, 2_300));
     expect(pidFiles(pidDir)).toEqual(["worker.pid"]);
     await sendControl(topic);
     expect(await run.exited).toBe(0);
