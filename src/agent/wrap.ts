@@ -77,6 +77,14 @@ export function startWrappedWorker(options: WrapOptions): WrappedWorker {
     process.on(signal, handler);
     return [signal, handler] as const;
   });
+  // SIGINT is not passed on: a terminal's Ctrl-C already reaches the worker through the process group, and a
+  // second one could turn its graceful stop into an abrupt one. The agent stays to report the exit code.
+  const onInterrupt = () => {
+    if (running)
+      options.logger.info({ pid: child.pid }, "SIGINT: waiting for the worker (send SIGTERM to stop it)");
+  };
+  process.on("SIGINT", onInterrupt);
+  handlers.push(["SIGINT", onInterrupt]);
 
   const graceTimer = setTimeout(() => {
     if (!running || child.pid === undefined) return;

@@ -166,6 +166,14 @@ describe("workforce agent -- CMD (wrap mode)", () => {
       10_000,
       "the worker to start",
     );
+    // SIGINT to the agent alone is not passed on (Ctrl-C reaches the worker through the process group).
+    process.kill(run.pid, "SIGINT");
+    await waitUntil(
+      () => run.stderr().includes("SIGINT: waiting for the worker"),
+      10_000,
+      "the agent to log the SIGINT",
+    );
+    expect(workerLog(dir).filter((line) => line.startsWith("exit"))).toEqual([]);
     process.kill(run.pid, "SIGTERM");
     expect(await run.exited).toBe(128 + 15);
     expect(run.stderr()).toContain("passing signal on to the worker");
