@@ -133,8 +133,9 @@ export const SETTINGS = [
     key: "readConcurrency",
     env: "WORKFORCE_READ_CONCURRENCY",
     schema: int(1),
-    default: 16,
-    description: "Regions observed at once.",
+    default: 100,
+    description:
+      "Regions read (and acted on) at once. Calls mostly wait on the network: keep it at least the number of regions so a tick costs about one round of calls.",
   }),
   setting({
     key: "staleTicks",

@@ -93,6 +93,7 @@ export class Reconciler {
             fresh: reading.fresh,
             weight: region?.weight ?? 1,
             maxWorkers: region?.maxWorkers,
+            canDrain: region?.canDrain,
           };
         }),
         policy: options.policy,

@@ -13,6 +13,8 @@ export interface RegionView {
   fresh: boolean;
   weight?: number;
   maxWorkers?: number;
+  /** False when the region cannot drain running workers (no back channel). */
+  canDrain?: boolean;
 }
 
 export interface DecideParameters {
@@ -162,6 +164,7 @@ export function decide(input: DecideInput): Decision {
       pending: region.observation?.pending ?? 0,
       draining: region.observation?.draining ?? 0,
       actionable: region.fresh && region.observation !== undefined,
+      drainable: region.canDrain !== false,
     })),
   });
 

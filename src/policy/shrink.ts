@@ -6,6 +6,8 @@ export interface ShrinkRegion {
   draining: number;
   /** Regions whose state is stale or unknown are not acted on. */
   actionable?: boolean;
+  /** False for a region that cannot ask running workers to leave: nothing is drained there. */
+  drainable?: boolean;
 }
 
 export interface ShrinkInput {
@@ -70,7 +72,9 @@ export function planShrink(input: ShrinkInput): ShrinkPlan {
   const busyWorkers = input.queueDepth > 0 ? Math.ceil(input.queueDepth / input.concurrency) : 0;
   const surplus = Math.max(0, running - Math.max(target, busyWorkers));
   const runningByRegion = new Map(
-    input.regions.filter((region) => region.actionable !== false).map((region) => [region.name, region.running]),
+    input.regions
+      .filter((region) => region.actionable !== false && region.drainable !== false)
+      .map((region) => [region.name, region.running]),
   );
   const drain = takeFromLargest(surplus, runningByRegion);
 

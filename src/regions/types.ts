@@ -20,6 +20,18 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+/** Progress of a long hire (thousands of submits at ARM's write rate take minutes). */
+export interface HireProgress {
+  done: number;
+  failed: number;
+  total: number;
+}
+
+export interface HireOptions extends CallOptions {
+  /** Called as workers are submitted; the interactive CLI draws a bar with it. */
+  onProgress?: (progress: HireProgress) => void;
+}
+
 export interface HireResult {
   /** Workers actually submitted. */
   hired: number;
@@ -46,10 +58,15 @@ export interface Region {
   readonly weight: number;
   /** Optional per-region ceiling on active workers. */
   readonly maxWorkers?: number;
+  /**
+   * False when the region has no way to ask a running worker to leave (an AzureML region without a back
+   * channel, like upstream ai4s-jobq): the controller then plans no drains there. Default true.
+   */
+  readonly canDrain?: boolean;
 
   observe(options?: CallOptions): Promise<RegionObservation>;
   /** Start `count` new workers. */
-  hire(count: number, options?: CallOptions): Promise<HireResult>;
+  hire(count: number, options?: HireOptions): Promise<HireResult>;
   /** Cancel up to `count` workers that have not started work (oldest / least advanced first). */
   cancelPending(count: number, options?: CallOptions): Promise<CancelResult>;
   /** Ask up to `count` running workers to finish the task in hand and leave. Never the same worker twice. */

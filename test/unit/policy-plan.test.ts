@@ -209,3 +209,18 @@ describe("decide", () => {
     expect(plan.desired).toBe(7);
   });
 });
+
+describe("regions that cannot drain", () => {
+  test("a region without a back channel gets no drains; its surplus is not moved elsewhere", () => {
+    const plan = planShrink({
+      target: 0,
+      queueDepth: 0,
+      concurrency: 1,
+      regions: [
+        { name: "no-channel", running: 4, pending: 0, draining: 0, drainable: false },
+        { name: "with-channel", running: 2, pending: 0, draining: 0 },
+      ],
+    });
+    expect(plan.drain).toEqual({ "with-channel": 2 });
+  });
+});

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { layOff, scaleTo } from "../../controller/operations.js";
 import { describeError } from "../../controller/snapshot.js";
 import { cliConfig, cliLogger, findRegion, parseCount, withWorkforce } from "../context.js";
+import { progressBar } from "../progress.js";
 
 function print(result: unknown): void {
   process.stdout.write(
@@ -21,7 +22,11 @@ export function register(program: Command): void {
       const config = cliConfig();
       const logger = cliLogger(config);
       await withWorkforce(config, logger, async (workforce) => {
-        const result = await findRegion(workforce, options.region).hire(n);
+        const bar = progressBar(`hiring in ${options.region}`);
+        const result = await findRegion(workforce, options.region).hire(n, {
+          ...(bar ? { onProgress: (progress) => bar.update(progress) } : {}),
+        });
+        bar?.finish();
         print({ region: options.region, requested: n, ...result });
         if (result.errors.length) process.exitCode = 1;
       });

@@ -4,6 +4,7 @@ import type {
   CallOptions,
   CancelResult,
   DrainResult,
+  HireOptions,
   HireResult,
   Region,
   RegionObservation,
@@ -30,16 +31,8 @@ import { buildJobBody, loadJobTemplate, TemplateError, type JobTemplate } from "
 export { azuremlRegionSchema, type AzuremlRegionConfig, type AzuremlRegionInput } from "./config.js";
 export type { ArmCallCounts } from "./arm.js";
 
-export interface HireProgress {
-  done: number;
-  failed: number;
-  total: number;
-}
-
-export interface AzuremlHireOptions extends CallOptions {
-  /** Called after every submit (the interactive CLI draws a bar with it). */
-  onProgress?: (progress: HireProgress) => void;
-}
+export type { HireProgress } from "../types.js";
+export type AzuremlHireOptions = HireOptions;
 
 /** An AzureML region; beyond `Region`, it tells how many ARM calls it made (bench, tests). */
 export interface AzuremlRegion extends Region {
@@ -296,6 +289,7 @@ export function createAzuremlRegion(
     name: config.name,
     kind: "azureml",
     weight: config.weight,
+    canDrain: channel !== undefined,
     ...(config.maxWorkers !== undefined ? { maxWorkers: config.maxWorkers } : {}),
     get calls() {
       return arm.counts;
