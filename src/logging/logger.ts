@@ -30,7 +30,7 @@ const REDACT_PATHS = SECRET_KEYS.flatMap((key) => [key, `*.${key}`, `*.*.${key}`
 const SECRET_TEXT_PATTERNS: Array<[RegExp, string]> = [
   [/(AccountKey|SharedAccessKey|SharedAccessSignature)=([^;"'\s]+)/gi, "$1=[REDACTED]"],
   [/((?:^|[?&;\s])sig=)[^&"'\s;]+/gi, "$1[REDACTED]"],
-  [/(Bearer\s+)[A-Za-z0-9._~+/=-]+/g, "$1[REDACTED]"],
+  [/(Bearer\s+)[A-Za-z0-9._~+/=-]{12,}/g, "$1[REDACTED]"],
   [/("?(?:access_?token|client_?secret|password)"?\s*[:=]\s*"?)[^"',\s}]+/gi, "$1[REDACTED]"],
 ];
 

@@ -38,6 +38,7 @@ describe("logs never carry secrets", () => {
 
   test("redactText leaves ordinary text alone", () => {
     expect(redactText("region eastus: 3 running, 2 pending")).toBe("region eastus: 3 running, 2 pending");
-    expect(redactText("Authorization: Bearer abc.def")).toBe("Authorization: Bearer [REDACTED]");
+    expect(redactText("Authorization: Bearer eyJ0eXAiOiJKV1Qi.abc")).toBe("Authorization: Bearer [REDACTED]");
+    expect(redactText("Bearer token authentication is not permitted")).toBe("Bearer token authentication is not permitted");
   });
 });
