@@ -53,6 +53,9 @@ export interface DrainChannelDeps {
   newId?: () => string;
 }
 
+/** Deadline of the ledger correction after a failed send. */
+const SETTLE_TIMEOUT_MS = 10_000;
+
 /** Conflicting ledger writes (another replica) are re-read and retried this many times. */
 const LEDGER_ATTEMPTS = 3;
 
@@ -122,16 +125,26 @@ export function createDrainChannel(
       if (!Number.isInteger(count) || count <= 0) return { drained: 0, errors: [] };
       const id = newId();
       // Reserve: never more than the running workers not already asked.
-      const reserved = await withLedger(deps.store, regionName, options, (ledger) => {
-        const at = now();
-        const { inFlight } = evaluateLedger(ledger, running, at);
-        const toSend = Math.min(count, Math.max(0, new Set(running).size - inFlight));
-        if (toSend === 0) return { result: { toSend, inFlight } };
+      let reserved: { toSend: number; inFlight: number };
+      try {
+        reserved = await withLedger(deps.store, regionName, options, (ledger) => {
+          const at = now();
+          const { inFlight } = evaluateLedger(ledger, running, at);
+          const toSend = Math.min(count, Math.max(0, new Set(running).size - inFlight));
+          if (toSend === 0) return { result: { toSend, inFlight } };
+          return {
+            next: recordDrain(ledger, running, toSend, { id, now: at, timeoutMs }),
+            result: { toSend, inFlight },
+          };
+        });
+      } catch (error) {
+        // Without a ledger entry nothing is sent: an unrecorded drain could be repeated after a restart.
+        const reason = error instanceof Error ? error.message : String(error);
         return {
-          next: recordDrain(ledger, running, toSend, { id, now: at, timeoutMs }),
-          result: { toSend, inFlight },
+          drained: 0,
+          errors: [new Error(`region ${regionName}: drain not sent: ledger unavailable: ${reason}`)],
         };
-      });
+      }
       if (reserved.toSend === 0) {
         logger.info(
           { requested: count, inFlight: reserved.inFlight, running: running.length },
@@ -143,10 +156,16 @@ export function createDrainChannel(
       const { sent, errors } = await sender.send(operation, reserved.toSend, options);
       if (sent < reserved.toSend) {
         try {
-          await withLedger(deps.store, regionName, options, (ledger) => ({
-            next: settleDrain(ledger, id, sent),
-            result: undefined,
-          }));
+          // Its own deadline: the caller's signal may be what ended the send.
+          await withLedger(
+            deps.store,
+            regionName,
+            { signal: AbortSignal.timeout(SETTLE_TIMEOUT_MS) },
+            (ledger) => ({
+              next: settleDrain(ledger, id, sent),
+              result: undefined,
+            }),
+          );
         } catch (error) {
           // The entry stays too big: under-drain until the drain timeout, which is the safe side.
           errors.push(
