@@ -123,6 +123,18 @@ export interface AgentOptions {
   maxWaitMs?: number;
 }
 
+/**
+ * The wrapped worker's environment. While the agent listens, the back-channel variables are taken out: a
+ * jobq worker that sees them starts its own listener on the same subscription, and a message would then
+ * reach either of the two, with different signals.
+ */
+export function workerEnv(env: NodeJS.ProcessEnv, agentListens: boolean): NodeJS.ProcessEnv {
+  if (!agentListens) return { ...env };
+  const copy = { ...env };
+  for (const name of [AGENT_ENV.namespace, AGENT_ENV.connectionString, AGENT_ENV.topic]) delete copy[name];
+  return copy;
+}
+
 function deliver(pid: number, signal: NodeJS.Signals, logger: Logger): boolean {
   try {
     process.kill(pid, signal);
@@ -147,7 +159,12 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   let worker: WrappedWorker | undefined;
   const standaloneSignals: NodeJS.Signals[] = ["SIGTERM", "SIGINT"];
   if (options.wrap) {
-    worker = startWrappedWorker({ ...options.wrap, pidDir, logger });
+    worker = startWrappedWorker({
+      ...options.wrap,
+      pidDir,
+      logger,
+      env: workerEnv(process.env, options.channel !== undefined),
+    });
     // The worker left on its own (empty queue, failure): nothing to listen for any more.
     void worker.exited.then(stopNow);
   } else {

@@ -1,6 +1,6 @@
 // A stand-in for a jobq worker in agent tests: runs "tasks" back to back (each STUB_TASK_MS long) and, on a
 // trapped signal, finishes the task in hand and exits with STUB_EXIT_CODE. Every event is appended to
-// STUB_LOG as one line ("ready PID", "start N", "done N", "signal NAME", "exit CODE"), so a test can tell
+// STUB_LOG as one line ("ready PID", "topic NAME|-", "start N", "done N", "signal NAME", "exit CODE"), so a test can tell
 // whether a task was interrupted.
 //
 // Env: STUB_LOG (required), STUB_TASK_MS (default 300), STUB_TRAP (signals to trap, comma-separated,
@@ -34,6 +34,8 @@ for (const signal of trapped) {
 }
 
 note(`ready ${process.pid}`);
+// Whether a back channel reached us (a jobq worker would start its own listener on it).
+note(`topic ${process.env.WORKFORCE_CONTROL_TOPIC_NAME ?? "-"}`);
 for (let task = 1; !stopping; task += 1) {
   note(`start ${task}`);
   await sleep(taskMs);

@@ -122,6 +122,8 @@ describe("workforce agent -- CMD (wrap mode)", () => {
     const workerPid = Number(readFileSync(join(pidDir, "wrapped.pid"), "utf8"));
     await waitUntil(() => workerLog(dir).length > 0, 10_000, "the worker to start");
     expect(workerLog(dir)[0]).toBe(`ready ${workerPid}`);
+    // The agent is the node's only listener: the worker does not see the back channel.
+    expect(workerLog(dir)).toContain("topic -");
     await waitUntil(
       () => run.stderr().includes("listening for control messages"),
       10_000,
