@@ -72,6 +72,8 @@ describe.skipIf(NO_PROMETHEUS)("the Grafana dashboard against a real Prometheus 
         "60",
         "--task-seconds",
         "1-3",
+        "--capacity",
+        "4",
       ],
       {
         cwd: REPO_ROOT,
@@ -153,6 +155,18 @@ describe.skipIf(NO_PROMETHEUS)("the Grafana dashboard against a real Prometheus 
       {},
     );
     expect(alerts.alerts.map((alert) => alert.labels.alertname)).not.toContain("WorkforceReconcileStalled");
+  });
+
+  it("shows the demo at work: tasks waiting, a target above zero, workers hired", async () => {
+    const highest = async (query: string) => {
+      const data = await prometheus!.query<{ result: { value: [number, string] }[] }>("/api/v1/query", {
+        query,
+      });
+      return Math.max(0, ...data.result.map((series) => Number(series.value[1])));
+    };
+    expect(await highest("max_over_time(workforce_queue_depth[1m])")).toBeGreaterThan(0);
+    expect(await highest("max_over_time(workforce_target_workers[1m])")).toBeGreaterThan(0);
+    expect(await highest("sum(max_over_time(workforce_hired_total[1m]))")).toBeGreaterThan(0);
   });
 
   it("returns data for every query of every panel, with the variables Grafana would substitute", async () => {

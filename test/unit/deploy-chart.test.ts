@@ -45,6 +45,7 @@ function render(values: Record<string, any>) {
 /** A valid value for every plain setting, different from its default: proves each one is carried through. */
 const OVERRIDES: Record<string, string | number | boolean> = {
   queue: "myaccount/tasks",
+  queueAdminEndpoint: "127.0.0.1:5443",
   concurrency: 4,
   policy: "proportional",
   policyModule: "/etc/workforce/policy.mjs",
