@@ -3,7 +3,7 @@
  * PATH, started on 127.0.0.1 with a throw-away config and storage, queried over its HTTP API.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,7 +11,12 @@ import { join } from "node:path";
 function which(binary: string): string | undefined {
   for (const dir of (process.env.PATH ?? "").split(":")) {
     const candidate = join(dir, binary);
-    if (spawnSync("test", ["-x", candidate]).status === 0) return candidate;
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
   }
   return undefined;
 }
