@@ -25,7 +25,19 @@ let topicCounter = 0;
 beforeAll(async () => {
   emulator = await startServiceBusEmulator();
 });
-afterEach(() => agents.splice(0).forEach(killQuietly));
+/** Worker logs of this test: a failed test must not leave its worker behind (the agent dies by SIGKILL). */
+const workerDirs: string[] = [];
+afterEach(() => {
+  agents.splice(0).forEach(killQuietly);
+  for (const dir of workerDirs.splice(0)) {
+    const ready = workerLog(dir).find((line) => line.startsWith("ready "));
+    try {
+      if (ready) process.kill(Number(ready.split(" ")[1]), "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
+});
 afterAll(async () => {
   await emulator?.stop();
 });
@@ -86,6 +98,7 @@ function startWrapped(options: {
   );
   const child = spawn(node!, args, { env, stdio: ["ignore", "ignore", "pipe"] });
   agents.push(child);
+  workerDirs.push(options.dir);
   let stderr = "";
   child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
