@@ -1,4 +1,6 @@
-import { existsSync, readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { builtinModules } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -67,6 +69,7 @@ const ignore = readFileSync(join(REPO_ROOT, ".dockerignore"), "utf8")
   .map((line) => line.trim())
   .filter((line) => line !== "" && !line.startsWith("#"));
 const pkg = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as {
+  version: string;
   bin: { workforce: string };
   dependencies: Record<string, string>;
   devDependencies: Record<string, string>;
@@ -144,9 +147,22 @@ describe("Dockerfile", () => {
 });
 
 describe("what the image runs", () => {
-  it("has a `run` command for the image's default CMD", async () => {
-    const { buildProgram } = await import("../../src/cli/main.js");
-    expect(buildProgram().commands.map((command) => command.name())).toContain("run");
+  // The runtime stage's layout: /app/package.json, /app/dist/src, /app/node_modules. Built by `npm test`.
+  it("starts from the image's layout and finds its version there", () => {
+    const app = mkdtempSync(join(tmpdir(), "wf-image-"));
+    try {
+      cpSync(join(REPO_ROOT, "dist", "src"), join(app, "dist", "src"), { recursive: true });
+      cpSync(join(REPO_ROOT, "package.json"), join(app, "package.json"));
+      symlinkSync(join(REPO_ROOT, "node_modules"), join(app, "node_modules"));
+      const run = (...args: string[]) =>
+        spawnSync(process.execPath, [join(app, pkg.bin.workforce), ...args], { cwd: app, encoding: "utf8" });
+      expect(run("--version").stdout.trim()).toBe(pkg.version);
+      // `run` is the image's default CMD: it must exist.
+      const help = run("run", "--help");
+      expect(help.status, help.stderr).toBe(0);
+    } finally {
+      rmSync(app, { recursive: true, force: true });
+    }
   });
 
   // The image has no devDependencies: anything the CLI imports at load time must be a dependency.
