@@ -40,6 +40,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const startedAt = Date.now();
   let lastSuccessAt: number | undefined;
 
+  metrics.reconcileInterval.set(config.intervalSeconds);
   metrics.info.set({ version: packageVersion(), policy: config.policyModule ? "custom" : config.policy, queue: workforce.queue.description }, 1);
   const server: MetricsServer = await startMetricsServer(
     metrics.registry,

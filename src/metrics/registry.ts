@@ -24,6 +24,8 @@ export interface WorkforceMetrics {
   reconcilePhaseDuration: Histogram<"phase">;
   reconcileTotal: Counter<"outcome">;
   lastReconcileSuccess: Gauge;
+  /** The configured interval: alerts say "3 intervals" with it instead of a fixed number. */
+  reconcileInterval: Gauge;
   dryRun: Gauge;
   isLeader: Gauge;
   info: Gauge<"version" | "policy" | "queue">;
@@ -144,6 +146,11 @@ export function createMetrics(options: MetricsOptions = {}): WorkforceMetrics {
     lastReconcileSuccess: new Gauge({
       name: "workforce_last_reconcile_success_timestamp_seconds",
       help: "Unix time of the last tick that read the queue and acted (or planned, in dry-run).",
+      registers,
+    }),
+    reconcileInterval: new Gauge({
+      name: "workforce_reconcile_interval_seconds",
+      help: "The configured time between ticks (WORKFORCE_INTERVAL_SECONDS).",
       registers,
     }),
     dryRun: new Gauge({

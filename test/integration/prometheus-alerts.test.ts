@@ -38,6 +38,10 @@ function runRuleTest(name: string, inputSeries: Series[], cases: AlertCase[]) {
 
 const A = 'job="wf", instance="a"';
 const leader = (value = 1): Series => ({ series: `workforce_leader{${A}}`, values: `${value}x40` });
+const intervalA = (seconds = 60): Series => ({
+  series: `workforce_reconcile_interval_seconds{${A}}`,
+  values: `${seconds}x40`,
+});
 const startedAtZero: Series = {
   series: `workforce_process_process_start_time_seconds{${A}}`,
   values: "0x40",
@@ -53,6 +57,7 @@ describe.skipIf(NO_PROMETHEUS)("alert rules", () => {
         // Ticks succeed every minute until minute 3, then stop.
         { series: `workforce_last_reconcile_success_timestamp_seconds{${A}}`, values: "0+60x3 180x30" },
         startedAtZero,
+        intervalA(),
         leader(),
         // A standby replica never ticks: it must stay quiet.
         {
@@ -61,6 +66,7 @@ describe.skipIf(NO_PROMETHEUS)("alert rules", () => {
         },
         { series: 'workforce_process_process_start_time_seconds{job="wf", instance="b"}', values: "0x40" },
         { series: 'workforce_leader{job="wf", instance="b"}', values: "0x40" },
+        { series: 'workforce_reconcile_interval_seconds{job="wf", instance="b"}', values: "60x40" },
       ],
       [
         { eval_time: "5m", alertname: "WorkforceReconcileStalled", exp_alerts: [] },
@@ -90,6 +96,7 @@ describe.skipIf(NO_PROMETHEUS)("alert rules", () => {
       [
         { series: `workforce_last_reconcile_success_timestamp_seconds{${A}}`, values: "0x40" },
         { series: `workforce_process_process_start_time_seconds{${A}}`, values: "300x40" },
+        intervalA(),
         leader(),
       ],
       [
@@ -104,6 +111,38 @@ describe.skipIf(NO_PROMETHEUS)("alert rules", () => {
                 summary: "workforce-autoscaler has not completed a successful tick for 3 intervals",
                 description:
                   "a: the last successful reconcile was 9m 0s ago. Workers are neither hired nor laid off. Check the daemon's logs and the queue's reachability.",
+              },
+            },
+          ],
+        },
+      ],
+    );
+    expect(result.output).toContain("SUCCESS");
+    expect(result.status).toBe(0);
+  });
+
+  it("WorkforceReconcileStalled follows the daemon's own interval: 3 ticks of 20 s is one minute", () => {
+    const result = runRuleTest(
+      "stalled-short-interval",
+      [
+        // Ticks every 20 s succeed until minute 2, then stop; 3 intervals = 60 s.
+        { series: `workforce_last_reconcile_success_timestamp_seconds{${A}}`, values: "0+60x2 120x30" },
+        startedAtZero,
+        intervalA(20),
+        leader(),
+      ],
+      [
+        { eval_time: "3m", alertname: "WorkforceReconcileStalled", exp_alerts: [] },
+        {
+          eval_time: "4m",
+          alertname: "WorkforceReconcileStalled",
+          exp_alerts: [
+            {
+              exp_labels: { job: "wf", instance: "a", severity: "critical" },
+              exp_annotations: {
+                summary: "workforce-autoscaler has not completed a successful tick for 3 intervals",
+                description:
+                  "a: the last successful reconcile was 2m 0s ago. Workers are neither hired nor laid off. Check the daemon's logs and the queue's reachability.",
               },
             },
           ],
