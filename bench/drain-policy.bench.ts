@@ -55,10 +55,12 @@ export function simulate(scenario: Scenario, strategy: Strategy, habit: WorkerHa
     // Work for one minute.
     for (const worker of workers) {
       if (minute < worker.startAt) continue;
-      worker.tasks = worker.tasks.map((left) => left - 1).filter((left) => {
-        if (left <= 0) done++;
-        return left > 0;
-      });
+      worker.tasks = worker.tasks
+        .map((left) => left - 1)
+        .filter((left) => {
+          if (left <= 0) done++;
+          return left > 0;
+        });
       while (!worker.draining && worker.tasks.length < scenario.concurrency && waiting > 0) {
         worker.tasks.push(scenario.taskMinutes);
         waiting--;
@@ -144,7 +146,9 @@ export default async function run(): Promise<void> {
       `${scenario.nodes} nodes, start-up ${scenario.startupMin}-${scenario.startupMax} min, step policy, 1 tick/min`,
   );
   const baseline = simulate(scenario, "surplus-only", "wait-on-empty");
-  console.log("| strategy | workers on an empty queue | makespan (min) | node-hours | makespan ratio | node-hours ratio |");
+  console.log(
+    "| strategy | workers on an empty queue | makespan (min) | node-hours | makespan ratio | node-hours ratio |",
+  );
   console.log("| --- | --- | --- | --- | --- | --- |");
   for (const strategy of ["surplus-only", "drain-to-target"] as const) {
     for (const habit of ["wait-on-empty", "exit-on-empty"] as const) {

@@ -22,7 +22,11 @@ export type {
 } from "./regions/types.js";
 export type { RegionContext } from "./regions/context.js";
 export { createRegion } from "./regions/factory.js";
-export { createAzuremlRegion, azuremlRegionSchema, type AzuremlRegionConfig } from "./regions/azureml/index.js";
+export {
+  createAzuremlRegion,
+  azuremlRegionSchema,
+  type AzuremlRegionConfig,
+} from "./regions/azureml/index.js";
 
 // Queues and tasks
 export {

@@ -31,13 +31,16 @@ export async function withWorkforce<T>(
 export function findRegion(workforce: Workforce, name: string): Region {
   const region = workforce.regions.find((candidate) => candidate.name === name);
   if (!region) {
-    throw new Error(`no region named "${name}"; configured: ${workforce.regions.map((r) => r.name).join(", ")}`);
+    throw new Error(
+      `no region named "${name}"; configured: ${workforce.regions.map((r) => r.name).join(", ")}`,
+    );
   }
   return region;
 }
 
 export function parseCount(value: string, what = "count"): number {
   const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 0) throw new Error(`${what} must be a whole number >= 0; given ${JSON.stringify(value)}`);
+  if (!Number.isInteger(parsed) || parsed < 0)
+    throw new Error(`${what} must be a whole number >= 0; given ${JSON.stringify(value)}`);
   return parsed;
 }

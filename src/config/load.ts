@@ -44,7 +44,7 @@ const REGIONS_ENV = "WORKFORCE_REGIONS";
 
 function describeValue(value: unknown): string {
   if (value === undefined) return "nothing";
-  const text = typeof value === "string" ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
+  const text = typeof value === "string" ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
@@ -92,7 +92,9 @@ function readConfigFile(path: string): Record<string, unknown> {
   }
   if (parsed === null || parsed === undefined) return {};
   if (typeof parsed !== "object" || Array.isArray(parsed)) {
-    throw new ConfigError([{ where: path, message: `expected a mapping of settings; given ${describeValue(parsed)}` }]);
+    throw new ConfigError([
+      { where: path, message: `expected a mapping of settings; given ${describeValue(parsed)}` },
+    ]);
   }
   return parsed as Record<string, unknown>;
 }
@@ -145,7 +147,10 @@ export function loadConfig(options: LoadOptions = {}): Config {
     try {
       regionsInput = JSON.parse(regionsEnv);
     } catch (error) {
-      problems.push({ where: REGIONS_ENV, message: `expected a JSON array of regions: ${(error as Error).message}` });
+      problems.push({
+        where: REGIONS_ENV,
+        message: `expected a JSON array of regions: ${(error as Error).message}`,
+      });
       regionsInput = undefined;
     }
   }

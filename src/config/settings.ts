@@ -24,7 +24,9 @@ const boolFromEnv = z.union([
 ]);
 const number = () => z.coerce.number({ error: "expected a number" });
 const int = (min: number) =>
-  number().int({ error: "expected a whole number" }).min(min, { error: `expected a whole number >= ${min}` });
+  number()
+    .int({ error: "expected a whole number" })
+    .min(min, { error: `expected a whole number >= ${min}` });
 const seconds = (min: number) => number().min(min, { error: `expected a number of seconds >= ${min}` });
 
 // Overloads keep the key literal and remember whether a default exists, so Settings below is exact.
@@ -51,7 +53,8 @@ export const SETTINGS = [
     env: "WORKFORCE_QUEUE_CONNECTION_STRING",
     schema: z.string().min(1),
     secret: true,
-    description: "Connection string for the task queue (Storage or Service Bus). Without it, Azure AD is used.",
+    description:
+      "Connection string for the task queue (Storage or Service Bus). Without it, Azure AD is used.",
   }),
   setting({
     key: "queueAdminEndpoint",
@@ -72,7 +75,8 @@ export const SETTINGS = [
     env: "WORKFORCE_POLICY",
     schema: z.enum(["step", "proportional"]),
     default: "step",
-    description: "Built-in scaling policy: `step` (ai4s-jobq's) or `proportional` (ceil(queue / concurrency)).",
+    description:
+      "Built-in scaling policy: `step` (ai4s-jobq's) or `proportional` (ceil(queue / concurrency)).",
   }),
   setting({
     key: "policyModule",
@@ -142,7 +146,8 @@ export const SETTINGS = [
     env: "WORKFORCE_STALE_TICKS",
     schema: int(0),
     default: 3,
-    description: "Ticks a region's last good observation may stand in for a failed read (no hires meanwhile).",
+    description:
+      "Ticks a region's last good observation may stand in for a failed read (no hires meanwhile).",
   }),
   setting({
     key: "dryRun",

@@ -31,7 +31,11 @@ function emptyOutcome(region: string): RegionOutcome {
  * Carry out a plan, region by region and independently: one region's failure or slowness does not touch
  * the others. Within a region: cancel pending workers first, then drain, then hire.
  */
-export async function carryOut(plan: Plan, regions: readonly Region[], options: ActOptions): Promise<RegionOutcome[]> {
+export async function carryOut(
+  plan: Plan,
+  regions: readonly Region[],
+  options: ActOptions,
+): Promise<RegionOutcome[]> {
   const byName = new Map(regions.map((region) => [region.name, region]));
   const limit = pLimit(options.concurrency);
   return Promise.all(
@@ -51,17 +55,28 @@ async function actOnRegion(region: Region, plan: RegionPlan, options: ActOptions
   const step = async (
     operation: RegionOperation,
     count: number,
-    call: (signal: AbortSignal) => Promise<{ errors: Error[]; hired?: number; cancelled?: number; drained?: number }>,
+    call: (
+      signal: AbortSignal,
+    ) => Promise<{ errors: Error[]; hired?: number; cancelled?: number; drained?: number }>,
     field: "hired" | "cancelled" | "drained",
   ) => {
     if (count <= 0) return;
     try {
-      const result = await withDeadline(`region ${region.name} ${operation}`, options.actTimeoutMs, call, options.signal);
+      const result = await withDeadline(
+        `region ${region.name} ${operation}`,
+        options.actTimeoutMs,
+        call,
+        options.signal,
+      );
       const done = Number(result[field] ?? 0);
       outcome[field] = Number.isFinite(done) ? done : 0;
-      for (const error of result.errors ?? []) outcome.errors.push({ operation, message: describeError(error) });
+      for (const error of result.errors ?? [])
+        outcome.errors.push({ operation, message: describeError(error) });
       if (outcome[field] < count || (result.errors?.length ?? 0) > 0) {
-        log.warn({ operation, requested: count, done: outcome[field], errors: result.errors?.map(describeError) }, `${operation} partly done`);
+        log.warn(
+          { operation, requested: count, done: outcome[field], errors: result.errors?.map(describeError) },
+          `${operation} partly done`,
+        );
       }
     } catch (error) {
       outcome.errors.push({ operation, message: describeError(error) });

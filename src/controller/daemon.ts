@@ -41,7 +41,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   let lastSuccessAt: number | undefined;
 
   metrics.reconcileInterval.set(config.intervalSeconds);
-  metrics.info.set({ version: packageVersion(), policy: config.policyModule ? "custom" : config.policy, queue: workforce.queue.description }, 1);
+  metrics.info.set(
+    {
+      version: packageVersion(),
+      policy: config.policyModule ? "custom" : config.policy,
+      queue: workforce.queue.description,
+    },
+    1,
+  );
   const server: MetricsServer = await startMetricsServer(
     metrics.registry,
     { lastSuccessAt: () => lastSuccessAt, intervalMs, startedAt },

@@ -29,7 +29,8 @@ export function stateConnectionString(config: Config): string {
     throw new ConfigError([
       {
         where: "WORKFORCE_STATE_CONNECTION_STRING",
-        message: "leader election and the drain ledger need a Storage connection string (or a Storage queue connection string)",
+        message:
+          "leader election and the drain ledger need a Storage connection string (or a Storage queue connection string)",
       },
     ]);
   }

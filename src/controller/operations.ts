@@ -18,13 +18,18 @@ export interface OperationOptions {
 }
 
 /** Every region's observation, read in parallel. A failed read rejects with the region's name. */
-export async function workforceState(regions: readonly Region[], options: OperationOptions = {}): Promise<RegionState[]> {
+export async function workforceState(
+  regions: readonly Region[],
+  options: OperationOptions = {},
+): Promise<RegionState[]> {
   return Promise.all(
     regions.map(async (region) => {
       try {
         return { region: region.name, ...(await region.observe({ signal: options.signal })) };
       } catch (error) {
-        throw new Error(`region ${region.name}: observe failed: ${(error as Error).message}`, { cause: error });
+        throw new Error(`region ${region.name}: observe failed: ${(error as Error).message}`, {
+          cause: error,
+        });
       }
     }),
   );
@@ -56,8 +61,12 @@ export async function layOff(
   const rest = count - cancel.cancelled;
   if (rest <= 0) return result;
   if (options.cancelRunning) {
-    if (!region.cancelRunning) throw new Error(`region ${region.name} (${region.kind}) cannot cancel running workers`);
-    options.logger?.warn({ region: region.name, count: rest }, "cancelling RUNNING workers: their tasks in hand are interrupted");
+    if (!region.cancelRunning)
+      throw new Error(`region ${region.name} (${region.kind}) cannot cancel running workers`);
+    options.logger?.warn(
+      { region: region.name, count: rest },
+      "cancelling RUNNING workers: their tasks in hand are interrupted",
+    );
     const stopped = await region.cancelRunning(rest, { signal: options.signal });
     result.cancelledRunning = stopped.cancelled;
     result.errors.push(...stopped.errors);

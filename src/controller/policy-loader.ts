@@ -15,7 +15,9 @@ export const BUILTIN_POLICIES: Record<Settings["policy"], PolicyFunction> = {
  * export, or a named export `policy`). A module that cannot be loaded, or exports no function, is a
  * configuration error: the daemon refuses to start rather than scale on a guess.
  */
-export async function loadPolicy(settings: Pick<Settings, "policy" | "policyModule">): Promise<PolicyFunction> {
+export async function loadPolicy(
+  settings: Pick<Settings, "policy" | "policyModule">,
+): Promise<PolicyFunction> {
   if (!settings.policyModule) return BUILTIN_POLICIES[settings.policy];
   const path = isAbsolute(settings.policyModule) ? settings.policyModule : resolve(settings.policyModule);
   let module: Record<string, unknown>;

@@ -149,11 +149,16 @@ export class Reconciler {
     return report;
   }
 
-  private classify(snapshot: Snapshot, outcomes: RegionOutcome[], error: string | undefined): ReconcileOutcome {
+  private classify(
+    snapshot: Snapshot,
+    outcomes: RegionOutcome[],
+    error: string | undefined,
+  ): ReconcileOutcome {
     if (error) return "error";
     if (snapshot.queue.depth === undefined) return "held";
     const regionTrouble =
-      snapshot.regions.some((reading) => !reading.fresh) || outcomes.some((outcome) => outcome.errors.length > 0);
+      snapshot.regions.some((reading) => !reading.fresh) ||
+      outcomes.some((outcome) => outcome.errors.length > 0);
     return regionTrouble ? "degraded" : "ok";
   }
 
@@ -183,7 +188,8 @@ export class Reconciler {
       if (outcome.hired) metrics.hired.inc({ region }, outcome.hired);
       if (outcome.cancelled) metrics.cancelled.inc({ region }, outcome.cancelled);
       if (outcome.drained) metrics.drainRequests.inc({ region }, outcome.drained);
-      for (const failure of outcome.errors) metrics.regionErrors.inc({ region, operation: failure.operation });
+      for (const failure of outcome.errors)
+        metrics.regionErrors.inc({ region, operation: failure.operation });
     }
     metrics.reconcileDuration.observe(report.durations.totalMs / 1000);
     metrics.reconcilePhaseDuration.observe({ phase: "observe" }, report.durations.observeMs / 1000);
@@ -198,7 +204,8 @@ export class Reconciler {
 
   private logSummary(report: TickReport): void {
     const { plan, snapshot, outcomes } = report;
-    const sum = (field: "hired" | "cancelled" | "drained") => outcomes.reduce((total, o) => total + o[field], 0);
+    const sum = (field: "hired" | "cancelled" | "drained") =>
+      outcomes.reduce((total, o) => total + o[field], 0);
     const line = {
       result: report.result,
       dryRun: report.dryRun,
@@ -232,7 +239,9 @@ export class Reconciler {
           region: reading.name,
           operation: "observe",
           error: reading.error,
-          using: reading.observation ? `last good reading, ${reading.ageTicks} tick(s) old` : "nothing (no hires)",
+          using: reading.observation
+            ? `last good reading, ${reading.ageTicks} tick(s) old`
+            : "nothing (no hires)",
         });
       }
     }

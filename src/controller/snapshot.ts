@@ -62,7 +62,11 @@ function isValidObservation(value: RegionObservation): boolean {
  * failed region read falls back to its last good observation for at most `staleTicks` ticks; `lastGood`
  * is updated in place.
  */
-export async function takeSnapshot(queue: QueueProbe, regions: readonly Region[], options: SnapshotOptions): Promise<Snapshot> {
+export async function takeSnapshot(
+  queue: QueueProbe,
+  regions: readonly Region[],
+  options: SnapshotOptions,
+): Promise<Snapshot> {
   const now = options.now ?? Date.now;
   const at = now();
   const limit = pLimit(options.readConcurrency);
@@ -70,8 +74,14 @@ export async function takeSnapshot(queue: QueueProbe, regions: readonly Region[]
   const queueRead = (async (): Promise<QueueReading> => {
     const started = now();
     try {
-      const depth = await withDeadline(`queue ${queue.description}`, options.callTimeoutMs, (signal) => queue.depth({ signal }), options.signal);
-      if (!Number.isFinite(depth) || depth < 0) throw new Error(`queue depth must be a number >= 0; got ${depth}`);
+      const depth = await withDeadline(
+        `queue ${queue.description}`,
+        options.callTimeoutMs,
+        (signal) => queue.depth({ signal }),
+        options.signal,
+      );
+      if (!Number.isFinite(depth) || depth < 0)
+        throw new Error(`queue depth must be a number >= 0; got ${depth}`);
       return { depth, durationMs: now() - started };
     } catch (error) {
       return { error: describeError(error), durationMs: now() - started };
@@ -89,10 +99,19 @@ export async function takeSnapshot(queue: QueueProbe, regions: readonly Region[]
           options.signal,
         );
         if (!isValidObservation(observation)) {
-          throw new Error(`observation must have numeric running, pending, draining and capacity; got ${JSON.stringify(observation)}`);
+          throw new Error(
+            `observation must have numeric running, pending, draining and capacity; got ${JSON.stringify(observation)}`,
+          );
         }
         options.lastGood.set(region.name, { observation, at: now(), ageTicks: 0 });
-        return { name: region.name, observation, fresh: true, ageTicks: 0, ageMs: 0, durationMs: now() - started };
+        return {
+          name: region.name,
+          observation,
+          fresh: true,
+          ageTicks: 0,
+          ageMs: 0,
+          durationMs: now() - started,
+        };
       } catch (error) {
         const previous = options.lastGood.get(region.name);
         const reading: RegionReading = {

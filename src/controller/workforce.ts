@@ -35,7 +35,11 @@ export interface Workforce {
   close(): Promise<void>;
 }
 
-export function buildQueueProbe(config: Config, credential: () => TokenCredential, tlsCa?: string): QueueProbe {
+export function buildQueueProbe(
+  config: Config,
+  credential: () => TokenCredential,
+  tlsCa?: string,
+): QueueProbe {
   if (!config.queue) {
     throw new ConfigError([{ where: "WORKFORCE_QUEUE", message: "required: the task queue to watch" }]);
   }
@@ -60,7 +64,11 @@ export async function buildWorkforce(config: Config, deps: WorkforceDeps): Promi
   const credential = deps.credential ? () => deps.credential as TokenCredential : lazyCredential();
   const policy = await loadPolicy(config);
   const queue = deps.queue ?? buildQueueProbe(config, credential, deps.tlsCa);
-  const createDrainChannel = createDrainChannelFactory(config, { logger: deps.logger, credential, tlsCa: deps.tlsCa });
+  const createDrainChannel = createDrainChannelFactory(config, {
+    logger: deps.logger,
+    credential,
+    tlsCa: deps.tlsCa,
+  });
   const regions =
     deps.regions ??
     config.regions.map((regionConfig) => {

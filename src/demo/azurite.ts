@@ -86,7 +86,9 @@ function waitForPorts(child: ChildProcess, timeoutMs: number): Promise<{ blob: n
     }, timeoutMs);
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      for (const match of output.matchAll(/Azurite (Blob|Queue) service is successfully listening at http:\/\/[^:]+:(\d+)/g)) {
+      for (const match of output.matchAll(
+        /Azurite (Blob|Queue) service is successfully listening at http:\/\/[^:]+:(\d+)/g,
+      )) {
         found[match[1] === "Blob" ? "blob" : "queue"] = Number(match[2]);
       }
       if (found.blob && found.queue) {

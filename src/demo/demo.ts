@@ -76,7 +76,9 @@ export async function startDemo(options: DemoOptions): Promise<DemoHandle> {
       WORKFORCE_METRICS_PORT: String(options.metricsPort),
       WORKFORCE_METRICS_HOST: "127.0.0.1",
       WORKFORCE_CONCURRENCY: String(options.concurrency),
-      ...Object.fromEntries(Object.entries(env).filter(([key]) => key.startsWith("WORKFORCE_") && key !== "WORKFORCE_CONFIG")),
+      ...Object.fromEntries(
+        Object.entries(env).filter(([key]) => key.startsWith("WORKFORCE_") && key !== "WORKFORCE_CONFIG"),
+      ),
       WORKFORCE_QUEUE: queueUrl,
       WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString,
       WORKFORCE_REGIONS: JSON.stringify([
@@ -113,7 +115,10 @@ export async function startDemo(options: DemoOptions): Promise<DemoHandle> {
     }
   };
   const daemon = await startDaemon({ config, logger: log, onTick });
-  log.info({ metrics: `http://127.0.0.1:${daemon.metricsPort}/metrics` }, "demo: daemon running (Ctrl-C to stop)");
+  log.info(
+    { metrics: `http://127.0.0.1:${daemon.metricsPort}/metrics` },
+    "demo: daemon running (Ctrl-C to stop)",
+  );
 
   let stopping: Promise<void> | undefined;
   const stop = () =>

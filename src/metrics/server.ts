@@ -45,9 +45,13 @@ export async function startMetricsServer(
           last === undefined
             ? "no successful tick yet"
             : `last successful tick ${Math.round((now() - last) / 1000)} s ago (limit ${Math.round(window / 1000)} s)`;
-        response.writeHead(ready ? 200 : 503, { "content-type": "text/plain" }).end(`${ready ? "ready" : "not ready"}: ${detail}\n`);
+        response
+          .writeHead(ready ? 200 : 503, { "content-type": "text/plain" })
+          .end(`${ready ? "ready" : "not ready"}: ${detail}\n`);
       } else {
-        response.writeHead(404, { "content-type": "text/plain" }).end("not found: try /metrics, /healthz, /readyz\n");
+        response
+          .writeHead(404, { "content-type": "text/plain" })
+          .end("not found: try /metrics, /healthz, /readyz\n");
       }
     } catch (error) {
       response.writeHead(500, { "content-type": "text/plain" }).end(`error: ${(error as Error).message}\n`);

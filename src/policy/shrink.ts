@@ -65,7 +65,9 @@ export function planShrink(input: ShrinkInput): ShrinkPlan {
   const excessActive = Math.max(0, running + pending - target);
   const toCancel = Math.min(pending, excessActive);
   const pendingByRegion = new Map(
-    input.regions.filter((region) => region.actionable !== false).map((region) => [region.name, region.pending]),
+    input.regions
+      .filter((region) => region.actionable !== false)
+      .map((region) => [region.name, region.pending]),
   );
   const cancel = takeFromLargest(toCancel, pendingByRegion);
 

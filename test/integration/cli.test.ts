@@ -69,7 +69,11 @@ describe("the workforce CLI against Azurite and a local region", () => {
     expect(result.status, result.stderr).toBe(0);
     const status = JSON.parse(result.stdout);
     expect(status.queue.depth).toBe(50);
-    expect(status.regions[0]).toMatchObject({ name: "here", fresh: true, observation: { running: 0, pending: 0, capacity: 3 } });
+    expect(status.regions[0]).toMatchObject({
+      name: "here",
+      fresh: true,
+      observation: { running: 0, pending: 0, capacity: 3 },
+    });
     expect(status.plan.regions[0]).toMatchObject({ region: "here", hire: 3 }); // ramp 10, capacity 3
     const table = run("status");
     expect(table.stdout).toMatch(/queue depth: 50/);
@@ -101,7 +105,16 @@ describe("the workforce CLI against Azurite and a local region", () => {
   });
 
   test("plan needs no configuration at all", () => {
-    const [command, ...rest] = workforceArgv("plan", "--queue", "1600", "--concurrency", "4", "--running", "3", "--json");
+    const [command, ...rest] = workforceArgv(
+      "plan",
+      "--queue",
+      "1600",
+      "--concurrency",
+      "4",
+      "--running",
+      "3",
+      "--json",
+    );
     const result = spawnSync(command!, rest, { env: { PATH: process.env.PATH }, encoding: "utf8" });
     expect(result.status).toBe(0);
     expect(JSON.parse(result.stdout)).toMatchObject({ target: 40, delta: 37 });

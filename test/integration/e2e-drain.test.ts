@@ -32,134 +32,145 @@ afterAll(async () => {
 
 /** Control messages the daemon has sent to the topic (the broker logs one copy per subscription). */
 function controlMessagesSent(): number {
-  return sb.receivedLog().filter((record) => record.entity.toLowerCase() === SUBSCRIPTION_ENTITY.toLowerCase()).length;
+  return sb
+    .receivedLog()
+    .filter((record) => record.entity.toLowerCase() === SUBSCRIPTION_ENTITY.toLowerCase()).length;
 }
 
-test(
-  "surplus workers are drained over Service Bus: pending first, exactly the surplus, no task interrupted, no extra drain after a restart",
-  async () => {
-    const queueName = "e2e-drain";
-    const queueUrl = `${azurite.queueEndpoint}/${queueName}`;
-    const markers = join(workDir, "markers");
-    const stateDir = join(workDir, "state");
-    await new QueueClient(azurite.connectionString, queueName).create();
-    // Six short tasks and two long ones: once the short ones are done, six workers are surplus while two
-    // still work; a drain message may land on a busy worker, which must finish its task first.
-    const durations = [1, 1, 1, 1, 1, 1, 7, 7];
-    await pushTasks({
-      spec: parseQueueSpec(queueUrl) as StorageQueueSpec,
-      connectionString: azurite.connectionString,
-      commands: durations.map(
-        (seconds, i) => `mkdir -p ${markers} && touch ${markers}/${i}.start && sleep ${seconds} && touch ${markers}/${i}.end`,
-      ),
-    });
+test("surplus workers are drained over Service Bus: pending first, exactly the surplus, no task interrupted, no extra drain after a restart", async () => {
+  const queueName = "e2e-drain";
+  const queueUrl = `${azurite.queueEndpoint}/${queueName}`;
+  const markers = join(workDir, "markers");
+  const stateDir = join(workDir, "state");
+  await new QueueClient(azurite.connectionString, queueName).create();
+  // Six short tasks and two long ones: once the short ones are done, six workers are surplus while two
+  // still work; a drain message may land on a busy worker, which must finish its task first.
+  const durations = [1, 1, 1, 1, 1, 1, 7, 7];
+  await pushTasks({
+    spec: parseQueueSpec(queueUrl) as StorageQueueSpec,
+    connectionString: azurite.connectionString,
+    commands: durations.map(
+      (seconds, i) =>
+        `mkdir -p ${markers} && touch ${markers}/${i}.start && sleep ${seconds} && touch ${markers}/${i}.end`,
+    ),
+  });
 
-    const env = {
-      WORKFORCE_QUEUE: queueUrl,
-      WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString,
-      WORKFORCE_STATE_CONNECTION_STRING: azurite.connectionString,
-      WORKFORCE_POLICY: "proportional",
-      WORKFORCE_CONCURRENCY: "1",
-      WORKFORCE_INTERVAL_SECONDS: "1",
-      WORKFORCE_JITTER: "0",
-      WORKFORCE_SCALE_DOWN_DELAY_SECONDS: "0",
-      WORKFORCE_METRICS_PORT: "0",
-      WORKFORCE_METRICS_HOST: "127.0.0.1",
-      WORKFORCE_REGIONS: JSON.stringify([
-        {
-          kind: "local",
-          name: "nodes",
-          capacity: 8,
-          stateDir,
-          // One agent per worker, as on an AzureML node: it wraps the worker and turns a control message
-          // into SIGINT (finish the task in hand, then leave). Workers wait on an empty queue for 10 minutes,
-          // so only drains end them.
-          command: [
-            "{node}",
-            "{workforce}",
-            "agent",
-            "--",
-            "{node}",
-            "{workforce}",
-            "worker",
-            "{queue}",
-            "--concurrency",
-            "{concurrency}",
-            "--idle-timeout",
-            "600",
-          ],
-          env: {
-            WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString,
-            WORKFORCE_BACK_CHANNEL_CONNECTION_STRING: sb.connectionString,
-            WORKFORCE_CONTROL_TOPIC_NAME: TOPIC,
-            WORKFORCE_LOG_LEVEL: "warn",
-          },
-          backChannel: { connectionString: sb.connectionString, topic: TOPIC, adminEndpoint: `127.0.0.1:${sb.adminPort}` },
+  const env = {
+    WORKFORCE_QUEUE: queueUrl,
+    WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString,
+    WORKFORCE_STATE_CONNECTION_STRING: azurite.connectionString,
+    WORKFORCE_POLICY: "proportional",
+    WORKFORCE_CONCURRENCY: "1",
+    WORKFORCE_INTERVAL_SECONDS: "1",
+    WORKFORCE_JITTER: "0",
+    WORKFORCE_SCALE_DOWN_DELAY_SECONDS: "0",
+    WORKFORCE_METRICS_PORT: "0",
+    WORKFORCE_METRICS_HOST: "127.0.0.1",
+    WORKFORCE_REGIONS: JSON.stringify([
+      {
+        kind: "local",
+        name: "nodes",
+        capacity: 8,
+        stateDir,
+        // One agent per worker, as on an AzureML node: it wraps the worker and turns a control message
+        // into SIGINT (finish the task in hand, then leave). Workers wait on an empty queue for 10 minutes,
+        // so only drains end them.
+        command: [
+          "{node}",
+          "{workforce}",
+          "agent",
+          "--",
+          "{node}",
+          "{workforce}",
+          "worker",
+          "{queue}",
+          "--concurrency",
+          "{concurrency}",
+          "--idle-timeout",
+          "600",
+        ],
+        env: {
+          WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString,
+          WORKFORCE_BACK_CHANNEL_CONNECTION_STRING: sb.connectionString,
+          WORKFORCE_CONTROL_TOPIC_NAME: TOPIC,
+          WORKFORCE_LOG_LEVEL: "warn",
         },
-      ]),
-    };
-    const config: Config = loadConfig({ env });
-    const reports: TickReport[] = [];
-    const logger = createLogger({ level: "warn" });
-    const start = (onTick: (report: TickReport) => void) => startDaemon({ config, logger, tlsCa: sb.ca, onTick });
+        backChannel: {
+          connectionString: sb.connectionString,
+          topic: TOPIC,
+          adminEndpoint: `127.0.0.1:${sb.adminPort}`,
+        },
+      },
+    ]),
+  };
+  const config: Config = loadConfig({ env });
+  const reports: TickReport[] = [];
+  const logger = createLogger({ level: "warn" });
+  const start = (onTick: (report: TickReport) => void) =>
+    startDaemon({ config, logger, tlsCa: sb.ca, onTick });
 
-    // First daemon: ramp up, then stop it right after its first drain requests (drained workers still busy).
-    let firstDrain: () => void = () => undefined;
-    const drained = new Promise<void>((resolve) => (firstDrain = resolve));
-    let daemon: Daemon = await start((report) => {
+  // First daemon: ramp up, then stop it right after its first drain requests (drained workers still busy).
+  let firstDrain: () => void = () => undefined;
+  const drained = new Promise<void>((resolve) => (firstDrain = resolve));
+  let daemon: Daemon = await start((report) => {
+    reports.push(report);
+    if (report.outcomes.some((o) => o.drained > 0)) firstDrain();
+  });
+  const localRegions: LocalRegion[] = [];
+  try {
+    await withTimeout(drained, 60_000, "no drain within 60 s");
+    await daemon.stop();
+    const sentBeforeRestart = controlMessagesSent();
+    expect(sentBeforeRestart).toBeGreaterThan(0);
+
+    // Second daemon on the same state: the ledger in blob storage tells it which drains are in flight.
+    let allGone: () => void = () => undefined;
+    const gone = new Promise<void>((resolve) => (allGone = resolve));
+    daemon = await start((report) => {
       reports.push(report);
-      if (report.outcomes.some((o) => o.drained > 0)) firstDrain();
+      const t = report.plan.totals;
+      if (report.snapshot.queue.depth === 0 && t.running + t.pending + t.draining === 0) allGone();
     });
-    const localRegions: LocalRegion[] = [];
-    try {
-      await withTimeout(drained, 60_000, "no drain within 60 s");
-      await daemon.stop();
-      const sentBeforeRestart = controlMessagesSent();
-      expect(sentBeforeRestart).toBeGreaterThan(0);
+    await withTimeout(gone, 90_000, "workers not all gone within 90 s");
+  } finally {
+    await daemon.stop();
+    for (const region of daemon.workforce.regions)
+      if (region instanceof LocalRegion) localRegions.push(region);
+    for (const region of localRegions) await region.stopAll(2_000);
+  }
 
-      // Second daemon on the same state: the ledger in blob storage tells it which drains are in flight.
-      let allGone: () => void = () => undefined;
-      const gone = new Promise<void>((resolve) => (allGone = resolve));
-      daemon = await start((report) => {
-        reports.push(report);
-        const t = report.plan.totals;
-        if (report.snapshot.queue.depth === 0 && t.running + t.pending + t.draining === 0) allGone();
-      });
-      await withTimeout(gone, 90_000, "workers not all gone within 90 s");
-    } finally {
-      await daemon.stop();
-      for (const region of daemon.workforce.regions) if (region instanceof LocalRegion) localRegions.push(region);
-      for (const region of localRegions) await region.stopAll(2_000);
-    }
+  // No task interrupted: every task that started also ended.
+  const files = readdirSync(markers);
+  const started = files.filter((f) => f.endsWith(".start")).map((f) => f.replace(".start", ""));
+  const ended = new Set(files.filter((f) => f.endsWith(".end")).map((f) => f.replace(".end", "")));
+  expect(started.length).toBe(durations.length);
+  expect(started.filter((id) => !ended.has(id))).toEqual([]);
 
-    // No task interrupted: every task that started also ended.
-    const files = readdirSync(markers);
-    const started = files.filter((f) => f.endsWith(".start")).map((f) => f.replace(".start", ""));
-    const ended = new Set(files.filter((f) => f.endsWith(".end")).map((f) => f.replace(".end", "")));
-    expect(started.length).toBe(durations.length);
-    expect(started.filter((id) => !ended.has(id))).toEqual([]);
+  // Workers never leave on their own here, so each drain message ends exactly one worker: exactly as many
+  // messages as workers hired, none left over for a worker hired later, across the restart.
+  const hired = reports.reduce((sum, r) => sum + r.outcomes.reduce((s, o) => s + o.hired, 0), 0);
+  expect(hired).toBeGreaterThan(1);
+  expect(controlMessagesSent()).toBe(hired);
+  expect(sb.counts(SUBSCRIPTION_ENTITY).active).toBe(0);
 
-    // Workers never leave on their own here, so each drain message ends exactly one worker: exactly as many
-    // messages as workers hired, none left over for a worker hired later, across the restart.
-    const hired = reports.reduce((sum, r) => sum + r.outcomes.reduce((s, o) => s + o.hired, 0), 0);
-    expect(hired).toBeGreaterThan(1);
-    expect(controlMessagesSent()).toBe(hired);
-    expect(sb.counts(SUBSCRIPTION_ENTITY).active).toBe(0);
-
-    // Every message carried the ai4s-jobq body and a time-to-live.
-    // (The subscription is empty now; the sender's unit tests check the bytes and TTL of each message.)
-    for (const report of reports) {
-      const drainedNow = report.outcomes.reduce((s, o) => s + o.drained, 0);
-      // Never more drains than the surplus the tick computed.
-      expect(drainedNow).toBeLessThanOrEqual(report.plan.surplus);
-      // Pending workers above the target are cancelled before any running worker is drained.
-      const plannedCancel = report.plan.regions.reduce((s, r) => s + r.cancel, 0);
-      if (drainedNow > 0) expect(report.plan.totals.pending - plannedCancel).toBeLessThanOrEqual(Math.max(0, report.plan.target - report.plan.totals.running));
-    }
-  },
-  240_000,
-);
+  // Every message carried the ai4s-jobq body and a time-to-live.
+  // (The subscription is empty now; the sender's unit tests check the bytes and TTL of each message.)
+  for (const report of reports) {
+    const drainedNow = report.outcomes.reduce((s, o) => s + o.drained, 0);
+    // Never more drains than the surplus the tick computed.
+    expect(drainedNow).toBeLessThanOrEqual(report.plan.surplus);
+    // Pending workers above the target are cancelled before any running worker is drained.
+    const plannedCancel = report.plan.regions.reduce((s, r) => s + r.cancel, 0);
+    if (drainedNow > 0)
+      expect(report.plan.totals.pending - plannedCancel).toBeLessThanOrEqual(
+        Math.max(0, report.plan.target - report.plan.totals.running),
+      );
+  }
+}, 240_000);
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  return Promise.race([promise, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(message)), ms))]);
+  return Promise.race([
+    promise,
+    new Promise<T>((_, reject) => setTimeout(() => reject(new Error(message)), ms)),
+  ]);
 }

@@ -19,7 +19,10 @@ export class MemoryRegion implements Region {
     readonly weight = 1,
   ) {}
 
-  private async gate(operation: "observe" | "hire" | "cancel" | "drain", options?: CallOptions): Promise<void> {
+  private async gate(
+    operation: "observe" | "hire" | "cancel" | "drain",
+    options?: CallOptions,
+  ): Promise<void> {
     if (this.hang[operation]) await new Promise(() => undefined); // never answers, ignores the signal
     if (this.fail[operation]) throw this.fail[operation];
     options?.signal?.throwIfAborted();

@@ -44,7 +44,10 @@ describe("configuration", () => {
   });
 
   test("a variable overrides the file", () => {
-    const file = tempFile("wf.yaml", `concurrency: 4\nintervalSeconds: 30\nregions:\n  - ${JSON.stringify(localRegion)}\n`);
+    const file = tempFile(
+      "wf.yaml",
+      `concurrency: 4\nintervalSeconds: 30\nregions:\n  - ${JSON.stringify(localRegion)}\n`,
+    );
     const config = loadConfig({ env: { WORKFORCE_CONFIG: file, WORKFORCE_CONCURRENCY: "8" } });
     expect(config.concurrency).toBe(8);
     expect(config.intervalSeconds).toBe(30);
@@ -61,23 +64,44 @@ describe("configuration", () => {
 
   test("every problem is reported at once", () => {
     const problems = problemsOf(() =>
-      loadConfig({ env: { ...regionsEnv, WORKFORCE_CONCURRENCY: "0", WORKFORCE_DRY_RUN: "maybe", WORKFORCE_JITTER: "2" } }),
+      loadConfig({
+        env: { ...regionsEnv, WORKFORCE_CONCURRENCY: "0", WORKFORCE_DRY_RUN: "maybe", WORKFORCE_JITTER: "2" },
+      }),
     );
-    expect(problems.map((p) => p.where).sort()).toEqual(["WORKFORCE_CONCURRENCY", "WORKFORCE_DRY_RUN", "WORKFORCE_JITTER"]);
+    expect(problems.map((p) => p.where).sort()).toEqual([
+      "WORKFORCE_CONCURRENCY",
+      "WORKFORCE_DRY_RUN",
+      "WORKFORCE_JITTER",
+    ]);
   });
 
   test("a secret's value is never echoed in an error", () => {
     const secret = "AccountKey=c2VjcmV0LXNlY3JldA==";
-    const problems = problemsOf(() => loadConfig({ env: { ...regionsEnv, WORKFORCE_QUEUE_CONNECTION_STRING: " ".repeat(0) + secret, WORKFORCE_CONCURRENCY: "x" } }));
+    const problems = problemsOf(() =>
+      loadConfig({
+        env: {
+          ...regionsEnv,
+          WORKFORCE_QUEUE_CONNECTION_STRING: " ".repeat(0) + secret,
+          WORKFORCE_CONCURRENCY: "x",
+        },
+      }),
+    );
     expect(JSON.stringify(problems)).not.toContain("c2VjcmV0");
-    const file = tempFile("wf.json", JSON.stringify({ regions: [{ ...localRegion, capacity: -1 }], queueConnectionString: 5 }));
+    const file = tempFile(
+      "wf.json",
+      JSON.stringify({ regions: [{ ...localRegion, capacity: -1 }], queueConnectionString: 5 }),
+    );
     const fileProblems = problemsOf(() => loadConfig({ env: { WORKFORCE_CONFIG: file } }));
     expect(fileProblems.find((p) => p.where.startsWith("queueConnectionString"))?.message).not.toContain("5");
   });
 
   test("region errors carry the field path", () => {
     const problems = problemsOf(() =>
-      loadConfig({ env: { WORKFORCE_REGIONS: JSON.stringify([localRegion, { ...localRegion, name: "two", capacity: "lots" }]) } }),
+      loadConfig({
+        env: {
+          WORKFORCE_REGIONS: JSON.stringify([localRegion, { ...localRegion, name: "two", capacity: "lots" }]),
+        },
+      }),
     );
     expect(problems[0]?.where).toBe("WORKFORCE_REGIONS[1].capacity");
     expect(problems[0]?.message).toMatch(/number/);
@@ -85,9 +109,13 @@ describe("configuration", () => {
   });
 
   test("an unknown region kind and duplicate names are rejected", () => {
-    const unknownKind = problemsOf(() => loadConfig({ env: { WORKFORCE_REGIONS: JSON.stringify([{ ...localRegion, kind: "gcp" }]) } }));
+    const unknownKind = problemsOf(() =>
+      loadConfig({ env: { WORKFORCE_REGIONS: JSON.stringify([{ ...localRegion, kind: "gcp" }]) } }),
+    );
     expect(unknownKind[0]?.where).toBe("WORKFORCE_REGIONS[0].kind");
-    const duplicate = problemsOf(() => loadConfig({ env: { WORKFORCE_REGIONS: JSON.stringify([localRegion, localRegion]) } }));
+    const duplicate = problemsOf(() =>
+      loadConfig({ env: { WORKFORCE_REGIONS: JSON.stringify([localRegion, localRegion]) } }),
+    );
     expect(duplicate[0]?.message).toMatch(/duplicate region name "here"/);
   });
 
@@ -95,8 +123,13 @@ describe("configuration", () => {
     const file = tempFile("wf.yaml", `concurency: 4\nregions: []\n`);
     const problems = problemsOf(() => loadConfig({ env: { WORKFORCE_CONFIG: file } }));
     expect(problems.map((p) => p.where)).toEqual([`concurency (in ${file})`, `regions (in ${file})`]);
-    expect(problemsOf(() => loadConfig({ env: { WORKFORCE_CONFIG: "/nonexistent/wf.yaml" } }))[0]?.message).toMatch(/ENOENT/);
-    expect(problemsOf(() => loadConfig({ env: { WORKFORCE_CONFIG: tempFile("bad.yaml", "a: [1,\n") } }))[0]?.message).toMatch(/YAML/);
+    expect(
+      problemsOf(() => loadConfig({ env: { WORKFORCE_CONFIG: "/nonexistent/wf.yaml" } }))[0]?.message,
+    ).toMatch(/ENOENT/);
+    expect(
+      problemsOf(() => loadConfig({ env: { WORKFORCE_CONFIG: tempFile("bad.yaml", "a: [1,\n") } }))[0]
+        ?.message,
+    ).toMatch(/YAML/);
   });
 
   test("no regions is an error unless the command does not need any", () => {
@@ -109,13 +142,27 @@ describe("custom policy module", () => {
   test("a module's default export becomes the policy", async () => {
     const path = tempFile("policy.mjs", "export default (input) => Math.min(input.queueDepth, 3);");
     const policy = await loadPolicy({ policy: "step", policyModule: path });
-    expect(policy({ queueDepth: 100, concurrency: 1, running: 0, pending: 0, maxWorkers: 10, minWorkers: 0, rampFactor: 10 })).toBe(3);
+    expect(
+      policy({
+        queueDepth: 100,
+        concurrency: 1,
+        running: 0,
+        pending: 0,
+        maxWorkers: 10,
+        minWorkers: 0,
+        rampFactor: 10,
+      }),
+    ).toBe(3);
   });
 
   test("a bad module is a configuration error naming the variable", async () => {
-    await expect(loadPolicy({ policy: "step", policyModule: "/nonexistent/policy.mjs" })).rejects.toBeInstanceOf(ConfigError);
+    await expect(
+      loadPolicy({ policy: "step", policyModule: "/nonexistent/policy.mjs" }),
+    ).rejects.toBeInstanceOf(ConfigError);
     const noFunction = tempFile("nofn.mjs", "export const answer = 42;");
-    await expect(loadPolicy({ policy: "step", policyModule: noFunction })).rejects.toThrow(/must export a policy function/);
+    await expect(loadPolicy({ policy: "step", policyModule: noFunction })).rejects.toThrow(
+      /must export a policy function/,
+    );
   });
 });
 

@@ -19,7 +19,13 @@ const CONNECTION_STRING = `DefaultEndpointsProtocol=http;AccountName=devstoreacc
 describe("logs never carry secrets", () => {
   test("secret fields are redacted wherever they sit", () => {
     const { logger, output } = capture();
-    logger.info({ connectionString: CONNECTION_STRING, region: { backChannel: { connectionString: CONNECTION_STRING } } }, "config");
+    logger.info(
+      {
+        connectionString: CONNECTION_STRING,
+        region: { backChannel: { connectionString: CONNECTION_STRING } },
+      },
+      "config",
+    );
     expect(output()).not.toContain(KEY.slice(0, 20));
     expect(output()).toContain("[REDACTED]");
   });
@@ -28,7 +34,12 @@ describe("logs never carry secrets", () => {
     const { logger, output } = capture();
     logger.warn(`could not connect with ${CONNECTION_STRING}`);
     logger.error({ err: new Error(`bad SharedAccessKey=abc123secret; sig=xyz%2Fsecret&se=1`) }, "failed");
-    logger.error({ err: Object.assign(new Error("401"), { request: { headers: { authorization: "Bearer eyJsecret" } } }) }, "x");
+    logger.error(
+      {
+        err: Object.assign(new Error("401"), { request: { headers: { authorization: "Bearer eyJsecret" } } }),
+      },
+      "x",
+    );
     const text = output();
     expect(text).not.toContain(KEY.slice(0, 20));
     expect(text).not.toContain("abc123secret");
@@ -39,6 +50,8 @@ describe("logs never carry secrets", () => {
   test("redactText leaves ordinary text alone", () => {
     expect(redactText("region eastus: 3 running, 2 pending")).toBe("region eastus: 3 running, 2 pending");
     expect(redactText("Authorization: Bearer eyJ0eXAiOiJKV1Qi.abc")).toBe("Authorization: Bearer [REDACTED]");
-    expect(redactText("Bearer token authentication is not permitted")).toBe("Bearer token authentication is not permitted");
+    expect(redactText("Bearer token authentication is not permitted")).toBe(
+      "Bearer token authentication is not permitted",
+    );
   });
 });

@@ -12,10 +12,10 @@ describe("metrics server", () => {
   test("/metrics serves the contract names; /healthz is alive; /readyz follows the last successful tick", async () => {
     const metrics = createMetrics({ processMetrics: false });
     let now = 1_000_000;
-    let lastSuccess: number | undefined;
+    const health: { lastSuccess?: number } = {};
     server = await startMetricsServer(
       metrics.registry,
-      { lastSuccessAt: () => lastSuccess, intervalMs: 60_000, startedAt: now, now: () => now },
+      { lastSuccessAt: () => health.lastSuccess, intervalMs: 60_000, startedAt: now, now: () => now },
       { port: 0, host: "127.0.0.1" },
     );
     const base = `http://127.0.0.1:${server.port}`;
@@ -39,7 +39,7 @@ describe("metrics server", () => {
     }
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     expect((await fetch(`${base}/readyz`)).status).toBe(503); // no tick yet
-    lastSuccess = now;
+    health.lastSuccess = now;
     now += 2 * 60_000;
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
     now += 2 * 60_000; // 4 intervals since the last success

@@ -30,11 +30,18 @@ describe("spreading hires over regions", () => {
 
   test("delivers the whole amount whenever capacity allows, never above a region's capacity", () => {
     for (const total of [1, 2, 5, 17, 99, 500]) {
-      for (const capacities of [[10, 10], [1, 1, 1, 100], [0, 3, 7], [250, 250, 1]]) {
+      for (const capacities of [
+        [10, 10],
+        [1, 1, 1, 100],
+        [0, 3, 7],
+        [250, 250, 1],
+      ]) {
         const result = spreadHires(total, regions(capacities));
         const room = capacities.reduce((a, c) => a + Math.max(0, c), 0);
         expect(sum(result)).toBe(Math.min(total, room));
-        capacities.forEach((capacity, i) => expect(result[`r${i}`]).toBeLessThanOrEqual(Math.max(0, capacity)));
+        capacities.forEach((capacity, i) =>
+          expect(result[`r${i}`]).toBeLessThanOrEqual(Math.max(0, capacity)),
+        );
       }
     }
   });
@@ -140,8 +147,20 @@ describe("scale-down stabilization", () => {
 });
 
 describe("decide", () => {
-  const parameters = { concurrency: 4, maxWorkers: 50000, minWorkers: 0, rampFactor: 10, scaleDownDelayMs: 0 };
-  const view = (name: string, running: number, pending: number, capacity: number, fresh = true): RegionView => ({
+  const parameters = {
+    concurrency: 4,
+    maxWorkers: 50000,
+    minWorkers: 0,
+    rampFactor: 10,
+    scaleDownDelayMs: 0,
+  };
+  const view = (
+    name: string,
+    running: number,
+    pending: number,
+    capacity: number,
+    fresh = true,
+  ): RegionView => ({
     name,
     fresh,
     observation: { running, pending, draining: 0, capacity },
@@ -174,7 +193,9 @@ describe("decide", () => {
   });
 
   test("a stale region keeps its workers in the totals but gets no hires", () => {
-    const { plan } = decide(input({ queueDepth: 1600, regions: [view("a", 3, 0, 100, false), view("b", 0, 0, 100)] }));
+    const { plan } = decide(
+      input({ queueDepth: 1600, regions: [view("a", 3, 0, 100, false), view("b", 0, 0, 100)] }),
+    );
     expect(plan.desired).toBe(40);
     expect(plan.regions).toEqual([
       { region: "a", hire: 0, cancel: 0, drain: 0 },
@@ -184,15 +205,29 @@ describe("decide", () => {
 
   test("stabilization keeps workers through a dip, then lets them go", () => {
     const p = { ...parameters, scaleDownDelayMs: 300_000 };
-    const first = decide(input({ parameters: p, queueDepth: 1600, regions: [view("a", 10, 0, 100)], now: 0 }));
+    const first = decide(
+      input({ parameters: p, queueDepth: 1600, regions: [view("a", 10, 0, 100)], now: 0 }),
+    );
     expect(first.plan.target).toBe(50);
     const dip = decide(
-      input({ parameters: p, queueDepth: 0, regions: [view("a", 10, 0, 100)], history: first.history, now: 60_000 }),
+      input({
+        parameters: p,
+        queueDepth: 0,
+        regions: [view("a", 10, 0, 100)],
+        history: first.history,
+        now: 60_000,
+      }),
     );
     expect(dip.plan.desired).toBe(0);
     expect(dip.plan.regions[0]?.drain).toBe(0);
     const after = decide(
-      input({ parameters: p, queueDepth: 0, regions: [view("a", 10, 0, 100)], history: dip.history, now: 400_000 }),
+      input({
+        parameters: p,
+        queueDepth: 0,
+        regions: [view("a", 10, 0, 100)],
+        history: dip.history,
+        now: 400_000,
+      }),
     );
     expect(after.plan.regions[0]?.drain).toBe(10);
   });
@@ -204,7 +239,12 @@ describe("decide", () => {
 
   test("maxWorkers caps a custom policy too", () => {
     const { plan } = decide(
-      input({ queueDepth: 5, policy: () => 1_000_000, parameters: { ...parameters, maxWorkers: 7 }, regions: [view("a", 0, 0, 100)] }),
+      input({
+        queueDepth: 5,
+        policy: () => 1_000_000,
+        parameters: { ...parameters, maxWorkers: 7 },
+        regions: [view("a", 0, 0, 100)],
+      }),
     );
     expect(plan.desired).toBe(7);
   });

@@ -16,8 +16,16 @@ describe("step policy (ai4s-jobq's determine_number_of_workers)", () => {
     // [case, input overrides, expected target]
     ["empty queue wants nobody", { queueDepth: 0, running: 7 }, 0],
     ["seed: 1600 tasks, concurrency 4, nothing running -> ramp 10", { queueDepth: 1600, concurrency: 4 }, 10],
-    ["seed: 1600 tasks, concurrency 4, 3 running -> ramp 40", { queueDepth: 1600, concurrency: 4, running: 3 }, 40],
-    ["seed: 1600 tasks, concurrency 4, 10 running -> step 50", { queueDepth: 1600, concurrency: 4, running: 10 }, 50],
+    [
+      "seed: 1600 tasks, concurrency 4, 3 running -> ramp 40",
+      { queueDepth: 1600, concurrency: 4, running: 3 },
+      40,
+    ],
+    [
+      "seed: 1600 tasks, concurrency 4, 10 running -> step 50",
+      { queueDepth: 1600, concurrency: 4, running: 10 },
+      50,
+    ],
     ["one task wants one worker", { queueDepth: 1 }, 1],
     ["r = 10 is still step 1", { queueDepth: 10, running: 100 }, 1],
     ["r = 11 is step 5", { queueDepth: 11, running: 100 }, 5],

@@ -14,14 +14,17 @@ describe("README stays true to the code", () => {
   });
 
   test("every workforce_ metric is documented", async () => {
-    const names = (await createMetrics({ processMetrics: false }).registry.getMetricsAsJSON()).map((metric) => metric.name);
+    const names = (await createMetrics({ processMetrics: false }).registry.getMetricsAsJSON()).map(
+      (metric) => metric.name,
+    );
     expect(names.length).toBeGreaterThan(10);
     for (const name of names) expect(readme, `${name} missing from README`).toContain(`\`${name}\``);
   });
 
   test("every CLI command is in the command-line reference", () => {
     const commands = buildProgram().commands.map((command) => command.name());
-    for (const name of commands) expect(readme, `workforce ${name} missing from README`).toContain(`\`workforce ${name}`);
+    for (const name of commands)
+      expect(readme, `workforce ${name} missing from README`).toContain(`\`workforce ${name}`);
   });
 
   test("the first screen has the two commands", () => {

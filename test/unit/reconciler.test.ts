@@ -37,7 +37,11 @@ function reconciler(regions: MemoryRegion[], queue: MemoryQueue, overrides: Part
   return { instance, lines, metrics };
 }
 
-async function metricValue(metrics: ReturnType<typeof createMetrics>, name: string, labels: Record<string, string> = {}) {
+async function metricValue(
+  metrics: ReturnType<typeof createMetrics>,
+  name: string,
+  labels: Record<string, string> = {},
+) {
   const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
   const value = metric?.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l));
   return value?.value;
@@ -120,7 +124,9 @@ describe("reconciler", () => {
     const report = await instance.tick();
     expect(ok.pending).toBe(5);
     expect(report.outcomes.find((o) => o.region === "broken")?.errors[0]?.operation).toBe("hire");
-    expect(await metricValue(metrics, "workforce_region_errors_total", { region: "broken", operation: "hire" })).toBe(1);
+    expect(
+      await metricValue(metrics, "workforce_region_errors_total", { region: "broken", operation: "hire" }),
+    ).toBe(1);
   });
 
   test("dry-run plans but acts on nothing", async () => {
@@ -155,7 +161,13 @@ describe("reconciler", () => {
     const a = new MemoryRegion("a");
     a.running = 50;
     const { instance } = reconciler([a], queue, {
-      parameters: { concurrency: 1, maxWorkers: 50000, minWorkers: 0, rampFactor: 10, scaleDownDelayMs: 600_000 },
+      parameters: {
+        concurrency: 1,
+        maxWorkers: 50000,
+        minWorkers: 0,
+        rampFactor: 10,
+        scaleDownDelayMs: 600_000,
+      },
     });
     await instance.preview();
     queue.depthValue = 0;

@@ -5,7 +5,8 @@ import { parseCount } from "../context.js";
 
 function positive(value: string, what: string): number {
   const parsed = Number(value);
-  if (!Number.isFinite(parsed) || parsed < 0) throw new Error(`${what} must be a number >= 0; given ${JSON.stringify(value)}`);
+  if (!Number.isFinite(parsed) || parsed < 0)
+    throw new Error(`${what} must be a number >= 0; given ${JSON.stringify(value)}`);
   return parsed;
 }
 
@@ -13,7 +14,9 @@ function positive(value: string, what: string): number {
 export function register(program: Command): void {
   program
     .command("demo")
-    .description("Run the daemon on its embedded default: Azurite + a demo workload + a local region of worker processes")
+    .description(
+      "Run the daemon on its embedded default: Azurite + a demo workload + a local region of worker processes",
+    )
     .option("--tasks <n>", "tasks to push", "200")
     .option("--task-seconds <min-max>", "each task sleeps a random time in this range", "2-6")
     .option("--concurrency <n>", "tasks one worker runs at once", "2")
@@ -24,7 +27,9 @@ export function register(program: Command): void {
     .option("--startup-delay <seconds>", "simulated node start-up of each worker", "2")
     .option("--exit-when-done", "stop once the queue is empty and every worker has left")
     .action(async (options: Record<string, string | boolean | undefined>) => {
-      const [min, max] = String(options.taskSeconds).split("-").map((part) => positive(part, "--task-seconds"));
+      const [min, max] = String(options.taskSeconds)
+        .split("-")
+        .map((part) => positive(part, "--task-seconds"));
       const logger = createLogger({ level: process.env.WORKFORCE_LOG_LEVEL ?? "info" });
       const demo = await startDemo({
         tasks: parseCount(String(options.tasks), "--tasks"),

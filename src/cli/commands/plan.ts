@@ -20,11 +20,15 @@ export function register(program: Command): void {
     .action((options: Record<string, string | boolean | undefined>) => {
       const policyName = String(options.policy);
       const policy = BUILTIN_POLICIES[policyName as keyof typeof BUILTIN_POLICIES];
-      if (!policy) throw new Error(`--policy must be one of ${Object.keys(BUILTIN_POLICIES).join(", ")}; given "${policyName}"`);
+      if (!policy)
+        throw new Error(
+          `--policy must be one of ${Object.keys(BUILTIN_POLICIES).join(", ")}; given "${policyName}"`,
+        );
       const concurrency = parseCount(String(options.concurrency), "--concurrency");
       if (concurrency < 1) throw new Error("--concurrency must be >= 1");
       const rampFactor = Number(options.rampFactor);
-      if (!(rampFactor > 0)) throw new Error(`--ramp-factor must be a number > 0; given ${JSON.stringify(options.rampFactor)}`);
+      if (!(rampFactor > 0))
+        throw new Error(`--ramp-factor must be a number > 0; given ${JSON.stringify(options.rampFactor)}`);
       const input = {
         queueDepth: parseCount(String(options.queue), "--queue"),
         concurrency,
@@ -41,7 +45,12 @@ export function register(program: Command): void {
         policy: policyName,
         target,
         delta,
-        action: delta > 0 ? `hire ${delta}` : delta < 0 ? `shrink by ${-delta} (pending first; running only if surplus)` : "none",
+        action:
+          delta > 0
+            ? `hire ${delta}`
+            : delta < 0
+              ? `shrink by ${-delta} (pending first; running only if surplus)`
+              : "none",
         limits: {
           ramp: rampLimit(input),
           step: policyName === "step" ? stepSize(Math.floor(input.queueDepth / concurrency)) : undefined,

@@ -11,7 +11,9 @@ export function formatStatus(report: TickReport): string {
   const lines: string[] = [];
   const { snapshot, plan } = report;
   lines.push(
-    snapshot.queue.depth !== undefined ? `queue depth: ${snapshot.queue.depth}` : `queue depth: UNKNOWN (${snapshot.queue.error})`,
+    snapshot.queue.depth !== undefined
+      ? `queue depth: ${snapshot.queue.depth}`
+      : `queue depth: UNKNOWN (${snapshot.queue.error})`,
   );
   const header = `${"REGION".padEnd(20)}${pad("RUNNING", 9)}${pad("PENDING", 9)}${pad("DRAINING", 10)}${pad("CAPACITY", 10)}  NEXT TICK`;
   lines.push(header);
@@ -25,7 +27,9 @@ export function formatStatus(report: TickReport): string {
           regionPlan.drain ? `drain ${regionPlan.drain}` : "",
         ].filter(Boolean)
       : [];
-    const note = reading.error ? ` [read failed: ${reading.error}${o ? `; using a reading ${reading.ageTicks} tick(s) old` : ""}]` : "";
+    const note = reading.error
+      ? ` [read failed: ${reading.error}${o ? `; using a reading ${reading.ageTicks} tick(s) old` : ""}]`
+      : "";
     lines.push(
       `${reading.name.padEnd(20)}${pad(o?.running ?? "?", 9)}${pad(o?.pending ?? "?", 9)}${pad(o?.draining ?? "?", 10)}${pad(o?.capacity ?? "?", 10)}  ${actions.join(", ") || "nothing"}${note}`,
     );
@@ -41,12 +45,16 @@ export function formatStatus(report: TickReport): string {
 export function register(program: Command): void {
   program
     .command("status")
-    .description("Show each region's workers, the queue depth, and what the next tick would do (acts on nothing)")
+    .description(
+      "Show each region's workers, the queue depth, and what the next tick would do (acts on nothing)",
+    )
     .option("--json", "print JSON")
     .action(async (options: { json?: boolean }) => {
       const config = cliConfig();
       const logger = cliLogger(config, "warn");
-      const report = await withWorkforce(config, logger, (workforce) => workforce.reconciler.preview(), { dryRun: true });
+      const report = await withWorkforce(config, logger, (workforce) => workforce.reconciler.preview(), {
+        dryRun: true,
+      });
       if (options.json) {
         process.stdout.write(
           `${JSON.stringify({ queue: report.snapshot.queue, regions: report.snapshot.regions, plan: report.plan }, null, 2)}\n`,

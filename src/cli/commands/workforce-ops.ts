@@ -34,10 +34,15 @@ export function register(program: Command): void {
 
   program
     .command("lay-off")
-    .description("Lay off N workers in one region: pending ones are cancelled first, then running ones drained")
+    .description(
+      "Lay off N workers in one region: pending ones are cancelled first, then running ones drained",
+    )
     .argument("<count>", "workers to lay off")
     .requiredOption("--region <name>", "region to lay off in")
-    .option("--cancel-running", "cancel running workers at once instead of draining them (interrupts their tasks)")
+    .option(
+      "--cancel-running",
+      "cancel running workers at once instead of draining them (interrupts their tasks)",
+    )
     .action(async (count: string, options: { region: string; cancelRunning?: boolean }) => {
       const n = parseCount(count);
       const config = cliConfig();
@@ -52,7 +57,9 @@ export function register(program: Command): void {
 
   program
     .command("scale-to")
-    .description("Bring active workers (running + pending) to N over all regions; shrinks only with --with-layoffs")
+    .description(
+      "Bring active workers (running + pending) to N over all regions; shrinks only with --with-layoffs",
+    )
     .argument("<count>", "target number of active workers")
     .option("--with-layoffs", "also shrink: cancel pending workers first, then drain running ones")
     .action(async (count: string, options: { withLayoffs?: boolean }) => {

@@ -308,7 +308,7 @@ export class LocalRegion implements Region {
       // No worker has started yet.
     }
     for (const id of workerDirs) {
-      let names: string[] = [];
+      let names: string[];
       try {
         names = await readdir(join(this.pidDir, id));
       } catch {
