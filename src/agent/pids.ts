@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { processExists, readProcStat } from "../process/procfs.js";
 
 /**
  * Worker PID files, as ai4s-jobq writes them: `{JOBQ_PID_DIR}/{worker_id}.pid`, the PID as decimal text.
@@ -68,21 +69,14 @@ function bootTimeMs(): number | undefined {
 
 /** What /proc says about a process, or undefined when it does not exist (or there is no /proc). */
 export function processInfo(pid: number): ProcessInfo | undefined {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  } catch {
-    return undefined;
-  }
-  // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const stat = readProcStat(pid);
   const boot = bootTimeMs();
-  const startTicks = Number(fields[19]);
-  if (boot === undefined || !Number.isFinite(startTicks)) return undefined;
+  const startTicks = Number(stat?.startTicks);
+  if (!stat || boot === undefined || !Number.isFinite(startTicks)) return undefined;
   return {
     pid,
-    state: fields[0] ?? "?",
-    ppid: Number(fields[1]),
+    state: stat.state,
+    ppid: stat.ppid,
     startedAtMs: boot + (startTicks * 1000) / clockTicksPerSecond(),
   };
 }
@@ -92,14 +86,7 @@ export function hasProcfs(): boolean {
   return processInfo(process.pid) !== undefined;
 }
 
-function exists(pid: number): "yes" | "no" | "not-permitted" {
-  try {
-    process.kill(pid, 0);
-    return "yes";
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM" ? "not-permitted" : "no";
-  }
-}
+const exists = processExists;
 
 /** Judge one PID file (see the module comment). */
 export function judgePidFile(text: string, writtenAtMs: number): PidFileVerdict {

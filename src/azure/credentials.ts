@@ -1,4 +1,5 @@
 import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth";
+import { DefaultAzureCredential } from "@azure/identity";
 import { z } from "zod";
 
 /** Public-cloud ARM endpoint; sovereign clouds and the emulator override it per region. */
@@ -78,4 +79,14 @@ export class StaticTokenCredential implements TokenCredential {
   async getToken(): Promise<AccessToken> {
     return { token: this.token, expiresOnTimestamp: Date.now() + 3_600_000 };
   }
+}
+
+/**
+ * A thunk that builds DefaultAzureCredential on first call only: local mode and connection-string setups
+ * never build one (its getToken probes the instance-metadata address). AZURE_TOKEN_CREDENTIALS narrows
+ * the chain, e.g. to WorkloadIdentityCredential.
+ */
+export function lazyDefaultCredential(): () => TokenCredential {
+  let credential: TokenCredential | undefined;
+  return () => (credential ??= new DefaultAzureCredential());
 }

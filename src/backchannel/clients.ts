@@ -86,18 +86,3 @@ export function createAdministrationClient(
   if (!host) throw new Error("back channel: give a connection string or a namespace");
   return new ServiceBusAdministrationClient(host, needCredential(deps), options);
 }
-
-/**
- * DefaultAzureCredential (workload or managed identity), loaded and built on the first getToken only, so
- * that connection-string setups and tests never construct it (its managed-identity probe must not run).
- */
-export function lazyDefaultAzureCredential(): () => TokenCredential {
-  let inner: Promise<TokenCredential> | undefined;
-  const credential: TokenCredential = {
-    async getToken(scopes, options) {
-      inner ??= import("@azure/identity").then(({ DefaultAzureCredential }) => new DefaultAzureCredential());
-      return (await inner).getToken(scopes, options);
-    },
-  };
-  return () => credential;
-}

@@ -1,3 +1,4 @@
+import { LazyCredential } from "../azure/credentials.js";
 import { randomUUID } from "node:crypto";
 import type { TokenCredential } from "@azure/core-auth";
 import type { Logger } from "../logging/logger.js";
@@ -225,12 +226,6 @@ export function drainChannelFactory(
     });
 }
 
-/** Builds the real credential on the first getToken only. */
-function lazyCredential(build: () => TokenCredential): TokenCredential {
-  let inner: TokenCredential | undefined;
-  return { getToken: (scopes, options) => (inner ??= build()).getToken(scopes, options) };
-}
-
 /** A Storage (not Service Bus) connection string: it names an account or a blob endpoint. */
 function isStorageConnectionString(value: string | undefined): value is string {
   return !!value && /(^|;)\s*(AccountName|BlobEndpoint|UseDevelopmentStorage)\s*=/i.test(value);
@@ -262,7 +257,7 @@ export function ledgerStoreFromSettings(
   if (options.accountUrl && options.credential) {
     return createBlobLedgerStore({
       accountUrl: options.accountUrl,
-      credential: lazyCredential(options.credential),
+      credential: new LazyCredential(options.credential),
       container: settings.stateContainer,
       ...tls,
     });

@@ -8,7 +8,7 @@ import type { RegionContext } from "../regions/context.js";
 import { createQueueProbe, parseQueueSpec } from "../queue/index.js";
 import { createRegion } from "../regions/factory.js";
 import { ConfigError } from "../config/load.js";
-import { lazyCredential } from "./credential.js";
+import { lazyDefaultCredential } from "../azure/credentials.js";
 import { loadPolicy } from "./policy-loader.js";
 import { Reconciler } from "./reconciler.js";
 import { createDrainChannelFactory } from "./drain-channels.js";
@@ -61,7 +61,7 @@ export function buildQueueProbe(
 
 /** Build queue probe, regions, policy and reconciler from a validated config. */
 export async function buildWorkforce(config: Config, deps: WorkforceDeps): Promise<Workforce> {
-  const credential = deps.credential ? () => deps.credential as TokenCredential : lazyCredential();
+  const credential = deps.credential ? () => deps.credential as TokenCredential : lazyDefaultCredential();
   const policy = await loadPolicy(config);
   const queue = deps.queue ?? buildQueueProbe(config, credential, deps.tlsCa);
   const createDrainChannel = createDrainChannelFactory(config, {

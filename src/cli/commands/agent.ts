@@ -6,7 +6,7 @@ import { ConfigError } from "../../config/load.js";
 import { createLogger } from "../../logging/logger.js";
 import { AGENT_ENV, agentChannelFromEnv, runAgent, signalPlan } from "../../agent/index.js";
 import { CONTROL_OPERATIONS } from "../../backchannel/message.js";
-import { lazyDefaultAzureCredential } from "../../backchannel/clients.js";
+import { lazyDefaultCredential } from "../../azure/credentials.js";
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -101,7 +101,7 @@ export function register(program: Command): void {
       }
       const code = await runAgent({
         channel,
-        credential: lazyDefaultAzureCredential(),
+        credential: lazyDefaultCredential(),
         pidDir,
         signals,
         logger,

@@ -3,7 +3,7 @@ import { Command, Option } from "commander";
 import { ConfigError } from "../../config/load.js";
 import { createLogger } from "../../logging/logger.js";
 import { describeQueueSpec, parseQueueSpec } from "../../queue/spec.js";
-import { lazyDefaultCredential } from "../../queue/credential.js";
+import { lazyDefaultCredential } from "../../azure/credentials.js";
 import { pushTasks } from "../../queue/push.js";
 
 function collect(value: string, previous: string[]): string[] {

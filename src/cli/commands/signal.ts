@@ -3,7 +3,8 @@ import { Command, Option } from "commander";
 import { ConfigError, loadConfig } from "../../config/load.js";
 import { createLogger } from "../../logging/logger.js";
 import { backChannelSchema } from "../../backchannel/config.js";
-import { lazyDefaultAzureCredential, namespaceOf } from "../../backchannel/clients.js";
+import { namespaceOf } from "../../backchannel/clients.js";
+import { lazyDefaultCredential } from "../../azure/credentials.js";
 import { CONTROL_OPERATIONS, isControlOperation } from "../../backchannel/message.js";
 import { createControlSender } from "../../backchannel/sender.js";
 
@@ -92,7 +93,7 @@ export function register(program: Command): void {
         ttlSeconds,
         logger,
         labels: { region: region.name, sentBy: "workforce signal" },
-        clientDeps: { credential: lazyDefaultAzureCredential(), ...(tlsCa ? { tlsCa } : {}) },
+        clientDeps: { credential: lazyDefaultCredential(), ...(tlsCa ? { tlsCa } : {}) },
       });
       const deadline = AbortSignal.timeout(config.callTimeoutSeconds * 1000 * 2);
       try {

@@ -3,7 +3,7 @@ import { ConfigError } from "../../config/load.js";
 import { createLogger } from "../../logging/logger.js";
 import { parseQueueSpec, describeQueueSpec } from "../../queue/spec.js";
 import { defaultPidDir } from "../../queue/pid-file.js";
-import { lazyDefaultCredential } from "../../queue/credential.js";
+import { lazyDefaultCredential } from "../../azure/credentials.js";
 import { defaultWorkerId, runWorker } from "../../queue/worker.js";
 
 /** Exit code of a worker stopped by a second signal or SIGUSR2: its tasks were interrupted and put back. */

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { processExists, readProcStat } from "../../process/procfs.js";
 
 /**
  * Who a PID is: its start time (field 22 of /proc/PID/stat, clock ticks since boot). A PID can be reused
@@ -24,27 +25,11 @@ export function readProcessIdentity(pid: number): ProcessIdentity | undefined {
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
   if (!HAS_PROC) {
     // Without /proc (not Linux) fall back to "a process with this PID exists".
-    try {
-      process.kill(pid, 0);
-      return { startTime: "unknown", zombie: false };
-    } catch (error) {
-      return (error as NodeJS.ErrnoException).code === "EPERM"
-        ? { startTime: "unknown", zombie: false }
-        : undefined;
-    }
+    return processExists(pid) === "no" ? undefined : { startTime: "unknown", zombie: false };
   }
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  } catch {
-    return undefined;
-  }
-  // The command name (field 2) is in parentheses and may hold spaces or ')': split after the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const state = fields[0];
-  const startTime = fields[19];
-  if (state === undefined || startTime === undefined) return undefined;
-  return { startTime, zombie: state === "Z" || state === "X" };
+  const stat = readProcStat(pid);
+  if (!stat) return undefined;
+  return { startTime: stat.startTicks, zombie: stat.state === "Z" || stat.state === "X" };
 }
 
 /** True only when `pid` is alive and is still the process that had `startTime`. */
