@@ -98,6 +98,21 @@ describe("the workforce CLI against Azurite and a local region", () => {
     expect(JSON.parse(run("status", "--json").stdout).regions[0].observation.pending).toBe(1);
   });
 
+  test("scale-to hires up to the target, and shrinks only with --with-layoffs (pending first)", () => {
+    const before = JSON.parse(run("status", "--json").stdout).regions[0].observation;
+    const active = before.running + before.pending;
+    const up = run("scale-to", "3");
+    expect(up.status, up.stderr).toBe(0);
+    expect(JSON.parse(up.stdout).hired).toEqual({ here: 3 - active });
+    const noShrink = run("scale-to", "0");
+    expect(JSON.parse(noShrink.stdout)).toMatchObject({ cancelled: {}, drained: {} });
+    expect(JSON.parse(run("status", "--json").stdout).regions[0].observation.pending).toBe(3);
+    const down = run("scale-to", "1", "--with-layoffs");
+    expect(down.status, down.stderr).toBe(0);
+    expect(JSON.parse(down.stdout)).toMatchObject({ cancelled: { here: 2 }, drained: {} });
+    expect(JSON.parse(run("status", "--json").stdout).regions[0].observation.pending).toBe(1);
+  });
+
   test("an unknown region is an error that names the configured ones", () => {
     const result = run("hire", "1", "--region", "nowhere");
     expect(result.status).toBe(1);
