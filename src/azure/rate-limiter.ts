@@ -1,3 +1,5 @@
+import { abortableDelay } from "./retry.js";
+
 /**
  * Token bucket for ARM writes. ARM allows about 200 writes in a burst and 10 per second per principal and
  * region; submits from every region of one subscription share one bucket, so a big hire spread over many
@@ -70,17 +72,7 @@ export class WriteRateLimiter {
         return;
       }
       const waitMs = Math.ceil(((1 - this.tokens) / this.perSecond) * 1000);
-      await new Promise<void>((resolve, reject) => {
-        const onAbort = () => {
-          clearTimeout(timer);
-          reject(signal!.reason);
-        };
-        const timer = setTimeout(() => {
-          signal?.removeEventListener("abort", onAbort);
-          resolve();
-        }, waitMs);
-        signal?.addEventListener("abort", onAbort, { once: true });
-      });
+      await abortableDelay(waitMs, signal);
     }
   }
 }

@@ -101,7 +101,8 @@ export function isRetryable(error: unknown): boolean {
   return isNetworkError(error);
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** Wait `ms`; reject with the signal's reason when it aborts first. */
+export function abortableDelay(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const onAbort = () => {
@@ -169,7 +170,7 @@ export async function withRetry<T>(
         if (signal?.aborted || !isRetryable(error)) return false;
         const delayMs = Math.min(retryDelayMs(error, attemptNumber, random), maxDelayMs);
         onRetry?.({ error, attempt: attemptNumber, delayMs });
-        await sleep(delayMs, signal);
+        await abortableDelay(delayMs, signal);
         return true;
       },
     },

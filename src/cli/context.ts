@@ -1,4 +1,5 @@
-import { loadConfig, type Config, type LoadOptions } from "../config/load.js";
+import { ConfigError, loadConfig, type Config, type LoadOptions } from "../config/load.js";
+import { describeQueueSpec, parseQueueSpec, type StorageQueueSpec } from "../queue/spec.js";
 import { createLogger, type Logger } from "../logging/logger.js";
 import { buildWorkforce, type Workforce } from "../controller/workforce.js";
 import type { Region } from "../regions/types.js";
@@ -43,4 +44,31 @@ export function parseCount(value: string, what = "count"): number {
   if (!Number.isInteger(parsed) || parsed < 0)
     throw new Error(`${what} must be a whole number >= 0; given ${JSON.stringify(value)}`);
   return parsed;
+}
+
+/**
+ * The Storage queue a queue command (`worker`, `push`) works on: its QUEUE argument or WORKFORCE_QUEUE,
+ * with WORKFORCE_QUEUE_CONNECTION_STRING. Bad or missing specs are configuration errors (exit 2).
+ */
+export function storageQueueFromCli(
+  queueArg: string | undefined,
+  command: string,
+): { spec: StorageQueueSpec; connectionString?: string } {
+  const connectionString = process.env.WORKFORCE_QUEUE_CONNECTION_STRING || undefined;
+  const specText = queueArg ?? process.env.WORKFORCE_QUEUE;
+  if (!specText) {
+    throw new ConfigError([{ where: "QUEUE (or WORKFORCE_QUEUE)", message: "a queue spec is required" }]);
+  }
+  let spec;
+  try {
+    spec = parseQueueSpec(specText, { connectionString });
+  } catch (error) {
+    throw new ConfigError([{ where: "QUEUE", message: (error as Error).message }]);
+  }
+  if (spec.kind !== "storage") {
+    throw new ConfigError([
+      { where: "QUEUE", message: `${describeQueueSpec(spec)}: ${command} works with Storage queues only` },
+    ]);
+  }
+  return { spec, ...(connectionString ? { connectionString } : {}) };
 }

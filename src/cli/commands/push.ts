@@ -2,8 +2,9 @@ import { createInterface } from "node:readline";
 import { Command, Option } from "commander";
 import { ConfigError } from "../../config/load.js";
 import { createLogger } from "../../logging/logger.js";
-import { describeQueueSpec, parseQueueSpec } from "../../queue/spec.js";
 import { lazyDefaultCredential } from "../../azure/credentials.js";
+import { storageQueueFromCli } from "../context.js";
+import { describeQueueSpec } from "../../queue/spec.js";
 import { pushTasks } from "../../queue/push.js";
 
 function collect(value: string, previous: string[]): string[] {
@@ -42,23 +43,7 @@ export function register(program: Command): void {
         queueArg: string | undefined,
         opts: { command: string[]; numRetries: number; env: string[]; cwd?: string },
       ) => {
-        const connectionString = process.env.WORKFORCE_QUEUE_CONNECTION_STRING || undefined;
-        const specText = queueArg ?? process.env.WORKFORCE_QUEUE;
-        if (!specText)
-          throw new ConfigError([
-            { where: "QUEUE (or WORKFORCE_QUEUE)", message: "a queue spec is required" },
-          ]);
-        let spec;
-        try {
-          spec = parseQueueSpec(specText, { connectionString });
-        } catch (error) {
-          throw new ConfigError([{ where: "QUEUE", message: (error as Error).message }]);
-        }
-        if (spec.kind !== "storage") {
-          throw new ConfigError([
-            { where: "QUEUE", message: `${describeQueueSpec(spec)}: push writes to Storage queues only` },
-          ]);
-        }
+        const { spec, connectionString } = storageQueueFromCli(queueArg, "push");
         const env: Record<string, string> = {};
         for (const pair of opts.env) {
           const eq = pair.indexOf("=");

@@ -1,9 +1,9 @@
 import { Command, Option } from "commander";
 import { ConfigError } from "../../config/load.js";
 import { createLogger } from "../../logging/logger.js";
-import { parseQueueSpec, describeQueueSpec } from "../../queue/spec.js";
 import { defaultPidDir } from "../../queue/pid-file.js";
 import { lazyDefaultCredential } from "../../azure/credentials.js";
+import { storageQueueFromCli } from "../context.js";
 import { defaultWorkerId, runWorker } from "../../queue/worker.js";
 
 /** Exit code of a worker stopped by a second signal or SIGUSR2: its tasks were interrupted and put back. */
@@ -69,23 +69,7 @@ export function register(program: Command): void {
         queueArg: string | undefined,
         opts: { concurrency: number; visibilityTimeout: number; idleTimeout: number; workerId?: string },
       ) => {
-        const connectionString = process.env.WORKFORCE_QUEUE_CONNECTION_STRING || undefined;
-        const specText = queueArg ?? process.env.WORKFORCE_QUEUE;
-        if (!specText)
-          throw new ConfigError([
-            { where: "QUEUE (or WORKFORCE_QUEUE)", message: "a queue spec is required" },
-          ]);
-        let spec;
-        try {
-          spec = parseQueueSpec(specText, { connectionString });
-        } catch (error) {
-          throw new ConfigError([{ where: "QUEUE", message: (error as Error).message }]);
-        }
-        if (spec.kind !== "storage") {
-          throw new ConfigError([
-            { where: "QUEUE", message: `${describeQueueSpec(spec)}: the worker reads Storage queues only` },
-          ]);
-        }
+        const { spec, connectionString } = storageQueueFromCli(queueArg, "workforce worker");
         const logger = createLogger({ level: process.env.WORKFORCE_LOG_LEVEL || "info" });
         const stop = new AbortController();
         const abort = new AbortController();
