@@ -10,13 +10,14 @@ import {
 import { ArmWorkspace } from "../src/regions/azureml/arm.js";
 import { StaticTokenCredential } from "../src/azure/credentials.js";
 import { startArmEmulator } from "../test/emulators/azureml/server.js";
+import { SETTINGS } from "../src/config/settings.js";
 import {
   regionInput,
   testContext,
   SUBSCRIPTION,
   RESOURCE_GROUP,
+  seededJobProperties,
 } from "../test/emulators/azureml/fixtures.js";
-import type { VirtualWorkspace } from "../test/emulators/azureml/workspace.js";
 
 /**
  * AzureML tick cost.
@@ -32,23 +33,6 @@ const QUEUE_DEPTH = 8000;
 const CONCURRENCY = 4;
 const PAGE_SIZE = 100;
 
-function jobProperties(
-  ws: VirtualWorkspace,
-  experiment: string,
-  tagged: boolean,
-  archived = false,
-): Record<string, unknown> {
-  return {
-    jobType: "Command",
-    command: "run",
-    experimentName: experiment,
-    computeId: `${ws.armId}/computes/cluster`,
-    environmentId: `${ws.armId}/environments/env/versions/1`,
-    isArchived: archived,
-    tags: tagged ? { [`workforce.${experiment}`]: experiment } : {},
-  };
-}
-
 async function tickScenario(readConcurrency: number): Promise<void> {
   const emulator = await startArmEmulator({ pageSize: PAGE_SIZE });
   const logger = createLogger({ level: "silent" });
@@ -60,7 +44,7 @@ async function tickScenario(readConcurrency: number): Promise<void> {
       const ws = emulator.workspace(SUBSCRIPTION, RESOURCE_GROUP, name);
       ws.addCluster("cluster", NODES_PER_REGION);
       for (let j = 0; j < RUNNING_PER_REGION; j++)
-        ws.createJob(`exp-${name}-run${j}`, jobProperties(ws, `exp-${name}`, true));
+        ws.createJob(`exp-${name}-run${j}`, seededJobProperties(ws, `exp-${name}`, true));
       ws.schedule();
       const config = azuremlRegionSchema.parse(regionInput(emulator, name, { requestTimeoutSeconds: 30 }));
       regions.push(
@@ -140,7 +124,7 @@ async function listingScenario(): Promise<void> {
   try {
     const ws = emulator.workspace(SUBSCRIPTION, RESOURCE_GROUP, "ws1");
     ws.addCluster("cluster", 300);
-    for (let i = 0; i < 500; i++) ws.createJob(`exp-ws1-a${i}`, jobProperties(ws, "exp-ws1", true));
+    for (let i = 0; i < 500; i++) ws.createJob(`exp-ws1-a${i}`, seededJobProperties(ws, "exp-ws1", true));
     ws.schedule();
     const config = azuremlRegionSchema.parse(regionInput(emulator, "ws1"));
     const region = createAzuremlRegion(config, testContext(emulator, logger), {
@@ -177,8 +161,8 @@ async function listingScenario(): Promise<void> {
     };
     const at0 = await perTick();
     const naive0 = await naivePages();
-    ws.seedFinished(10_000, () => jobProperties(ws, "exp-ws1", true, true), "ours");
-    ws.seedFinished(10_000, () => jobProperties(ws, "other", false), "theirs");
+    ws.seedFinished(10_000, () => seededJobProperties(ws, "exp-ws1", true, true), "ours");
+    ws.seedFinished(10_000, () => seededJobProperties(ws, "other", false), "theirs");
     const at10k = await perTick();
     const naive10k = await naivePages();
     console.log(
@@ -197,6 +181,7 @@ async function listingScenario(): Promise<void> {
 
 export default async function bench(): Promise<void> {
   await listingScenario();
-  await tickScenario(REGIONS);
+  // The default WORKFORCE_READ_CONCURRENCY, then a setting below the number of regions for contrast.
+  await tickScenario(SETTINGS.find((spec) => spec.key === "readConcurrency")!.default as number);
   await tickScenario(16);
 }

@@ -10,6 +10,7 @@ import { pushTasks } from "../queue/push.js";
 import { parseQueueSpec, type StorageQueueSpec } from "../queue/spec.js";
 import { startAzurite, type AzuriteInstance } from "./azurite.js";
 import { LocalRegion } from "../regions/local/index.js";
+import { workforceWorkerCommand } from "../regions/local/command.js";
 
 export interface DemoOptions {
   /** Tasks pushed at the start. */
@@ -88,16 +89,7 @@ export async function startDemo(options: DemoOptions): Promise<DemoHandle> {
           capacity: options.capacity,
           stateDir,
           startupDelaySeconds: options.startupDelaySeconds,
-          command: [
-            "{node}",
-            "{workforce}",
-            "worker",
-            "{queue}",
-            "--concurrency",
-            "{concurrency}",
-            "--idle-timeout",
-            String(options.workerIdleSeconds),
-          ],
+          command: workforceWorkerCommand(options.workerIdleSeconds),
           env: { WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString, WORKFORCE_LOG_LEVEL: "warn" },
         },
       ]),

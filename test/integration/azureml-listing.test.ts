@@ -6,6 +6,7 @@ import { azuremlRegionSchema, createAzuremlRegion } from "../../src/regions/azur
 import { regionInput, testContext, SUBSCRIPTION, RESOURCE_GROUP } from "../emulators/azureml/fixtures.js";
 import type { DrainChannel } from "../../src/backchannel/types.js";
 import { WriteLimiterPool } from "../../src/azure/rate-limiter.js";
+import { seededJobProperties } from "../emulators/azureml/fixtures.js";
 
 // The cost of a tick must not grow with finished jobs: the list is filtered by the workforce's tag key and
 // by listViewType=ActiveOnly, and the region retires (archives) its own finished jobs.
@@ -18,26 +19,9 @@ afterEach(async () => {
   await emulator.close();
 });
 
-function jobProperties(
-  ws: VirtualWorkspace,
-  experiment: string,
-  tagged: boolean,
-  archived = false,
-): Record<string, unknown> {
-  return {
-    jobType: "Command",
-    command: "run",
-    experimentName: experiment,
-    computeId: `${ws.armId}/computes/cluster`,
-    environmentId: `${ws.armId}/environments/env/versions/1`,
-    isArchived: archived,
-    tags: tagged ? { [`workforce.${experiment}`]: experiment } : { team: "x" },
-  };
-}
-
 /** 500 active workers of ours: 300 running, 200 queued. */
 function seedActive(ws: VirtualWorkspace): void {
-  for (let i = 0; i < 500; i++) ws.createJob(`exp-ws1-active${i}`, jobProperties(ws, "exp-ws1", true));
+  for (let i = 0; i < 500; i++) ws.createJob(`exp-ws1-active${i}`, seededJobProperties(ws, "exp-ws1", true));
   ws.schedule();
 }
 
@@ -59,8 +43,8 @@ describe("AzureML listing cost", () => {
     expect(empty.observation).toEqual({ running: 300, pending: 200, draining: 0, capacity: -200 });
 
     // 10,000 of our own finished workers (retired as they finished) and 10,000 of another team's jobs.
-    ws.seedFinished(10_000, () => jobProperties(ws, "exp-ws1", true, true), "ours");
-    ws.seedFinished(10_000, () => jobProperties(ws, "someone-else", false), "theirs");
+    ws.seedFinished(10_000, () => seededJobProperties(ws, "exp-ws1", true, true), "ours");
+    ws.seedFinished(10_000, () => seededJobProperties(ws, "someone-else", false), "theirs");
     const full = await readsOfOneObserve(region);
     expect(full.observation).toEqual(empty.observation);
     expect(full.reads).toBe(empty.reads);
@@ -76,7 +60,7 @@ describe("AzureML listing cost", () => {
     const region = makeRegion(emulator, "ws1", 300, { retireBatch: 100 });
     const ws = emulator.findWorkspace("ws1")!;
     seedActive(ws);
-    ws.seedFinished(250, () => jobProperties(ws, "exp-ws1", true), "done");
+    ws.seedFinished(250, () => seededJobProperties(ws, "exp-ws1", true), "done");
 
     const first = await readsOfOneObserve(region);
     expect(first.reads).toBe(1 + 8); // 750 jobs listed
@@ -99,7 +83,7 @@ describe("AzureML listing cost", () => {
   it("untag mode renames the tag key instead of archiving", async () => {
     const region = makeRegion(emulator, "ws1", 10, { retireFinished: "untag" });
     const ws = emulator.findWorkspace("ws1")!;
-    ws.seedFinished(3, () => jobProperties(ws, "exp-ws1", true), "done");
+    ws.seedFinished(3, () => seededJobProperties(ws, "exp-ws1", true), "done");
     await region.observe();
     await region.settled();
     const jobs = [...ws.jobs.values()];

@@ -12,6 +12,7 @@ import { createLogger } from "../../src/logging/logger.js";
 import { pushTasks } from "../../src/queue/push.js";
 import { parseQueueSpec, type StorageQueueSpec } from "../../src/queue/spec.js";
 import { LocalRegion } from "../../src/regions/local/index.js";
+import { workforceWorkerCommand } from "../../src/regions/local/command.js";
 
 const TOPIC = "control";
 const SUBSCRIPTION_ENTITY = `${TOPIC}/Subscriptions/shutdown`;
@@ -75,20 +76,7 @@ test("surplus workers are drained over Service Bus: pending first, exactly the s
         // One agent per worker, as on an AzureML node: it wraps the worker and turns a control message
         // into SIGINT (finish the task in hand, then leave). Workers wait on an empty queue for 10 minutes,
         // so only drains end them.
-        command: [
-          "{node}",
-          "{workforce}",
-          "agent",
-          "--",
-          "{node}",
-          "{workforce}",
-          "worker",
-          "{queue}",
-          "--concurrency",
-          "{concurrency}",
-          "--idle-timeout",
-          "600",
-        ],
+        command: ["{node}", "{workforce}", "agent", "--", ...workforceWorkerCommand(600)],
         env: {
           WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString,
           WORKFORCE_BACK_CHANNEL_CONNECTION_STRING: sb.connectionString,

@@ -11,6 +11,7 @@ import { createLogger } from "../../src/logging/logger.js";
 import { pushTasks } from "../../src/queue/push.js";
 import { parseQueueSpec, type StorageQueueSpec } from "../../src/queue/spec.js";
 import { LocalRegion } from "../../src/regions/local/index.js";
+import { workforceWorkerCommand } from "../../src/regions/local/command.js";
 
 const TASKS = 240;
 const CONCURRENCY = 4;
@@ -67,16 +68,7 @@ test("the daemon drains a few hundred tasks with a local region: every tick with
           capacity: CAPACITY,
           stateDir,
           // Workers wait on an empty queue, so the controller must drain the surplus ones itself.
-          command: [
-            "{node}",
-            "{workforce}",
-            "worker",
-            "{queue}",
-            "--concurrency",
-            "{concurrency}",
-            "--idle-timeout",
-            "60",
-          ],
+          command: workforceWorkerCommand(60),
           env: { WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString, WORKFORCE_LOG_LEVEL: "warn" },
         },
       ]),

@@ -35,3 +35,20 @@ export function workforceCliPath(): string {
   }
   throw new Error("cannot find this package's root (package.json) to locate dist/src/cli/main.js");
 }
+
+/**
+ * The argv template of a local worker that runs `workforce worker` on the daemon's queue, waiting
+ * `idleTimeoutSeconds` on an empty queue before leaving: the usual local region command.
+ */
+export function workforceWorkerCommand(idleTimeoutSeconds: number): string[] {
+  return [
+    "{node}",
+    "{workforce}",
+    "worker",
+    "{queue}",
+    "--concurrency",
+    "{concurrency}",
+    "--idle-timeout",
+    String(idleTimeoutSeconds),
+  ];
+}

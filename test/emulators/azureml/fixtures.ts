@@ -10,6 +10,7 @@ import {
 } from "../../../src/regions/azureml/index.js";
 import type { RegionContext } from "../../../src/regions/context.js";
 import type { ArmEmulator } from "./server.js";
+import type { VirtualWorkspace } from "./workspace.js";
 
 export const SUBSCRIPTION = "00000000-0000-4000-8000-000000000001";
 export const RESOURCE_GROUP = "rg-workforce";
@@ -69,4 +70,25 @@ export function makeRegion(
   emulator.workspace(SUBSCRIPTION, RESOURCE_GROUP, ws).addCluster("cluster", maxNodeCount);
   const config = azuremlRegionSchema.parse(regionInput(emulator, ws, overrides));
   return createAzuremlRegion(config, testContext(emulator), { writeLimiters: limiters });
+}
+
+/**
+ * Properties of a command job as the region submits it: in `experiment`, tagged with the workforce's tag
+ * key when `tagged` (else with an unrelated team tag), archived or not. For seeding workspaces.
+ */
+export function seededJobProperties(
+  ws: VirtualWorkspace,
+  experiment: string,
+  tagged: boolean,
+  archived = false,
+): Record<string, unknown> {
+  return {
+    jobType: "Command",
+    command: "run",
+    experimentName: experiment,
+    computeId: `${ws.armId}/computes/cluster`,
+    environmentId: `${ws.armId}/environments/env/versions/1`,
+    isArchived: archived,
+    tags: tagged ? { [`workforce.${experiment}`]: experiment } : { team: "x" },
+  };
 }

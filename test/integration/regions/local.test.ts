@@ -13,6 +13,7 @@ import type { RegionContext } from "../../../src/regions/context.js";
 import type { RegionObservation } from "../../../src/regions/types.js";
 import { encodeTask, shellTask } from "../../../src/queue/tasks.js";
 import { uniqueQueueName, waitFor } from "../queue/helpers.js";
+import { workforceWorkerCommand } from "../../../src/regions/local/command.js";
 
 const FAKE_WORKER = fileURLToPath(new URL("./fake-worker.mjs", import.meta.url));
 const logger = createLogger({ level: "silent" });
@@ -130,16 +131,7 @@ describe("local region with the real worker", () => {
       name: "real",
       capacity: 3,
       stateDir: join(dir, "state"),
-      command: [
-        "{node}",
-        "{workforce}",
-        "worker",
-        "{queue}",
-        "--concurrency",
-        "{concurrency}",
-        "--idle-timeout",
-        "60",
-      ],
+      command: workforceWorkerCommand(60),
       env: { WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString },
     });
     const region = new LocalRegion(config, context(queue));
