@@ -13,7 +13,15 @@ export function register(program: Command): void {
       const config = cliConfig();
       if (options.dryRun) config.dryRun = true;
       const logger = createLogger({ level: config.logLevel });
-      const daemon = await startDaemon({ config, logger, handleSignals: true });
-      await daemon.done;
+      // A safety net: an SDK callback that rejects outside any tick must not take the daemon down.
+      const onUnhandled = (reason: unknown) =>
+        logger.error({ err: reason }, "unhandled rejection (ignored; the daemon keeps running)");
+      process.on("unhandledRejection", onUnhandled);
+      try {
+        const daemon = await startDaemon({ config, logger, handleSignals: true });
+        await daemon.done;
+      } finally {
+        process.off("unhandledRejection", onUnhandled);
+      }
     });
 }
