@@ -35,6 +35,8 @@ export {
   parseQueueSpec,
   describeQueueSpec,
   StorageQueueProbe,
+  ServiceBusQueueProbe,
+  createServiceBusQueueProbe,
   type QueueProbe,
   type QueueSpec,
 } from "./queue/index.js";

@@ -33,3 +33,24 @@ describe("README stays true to the code", () => {
     expect(firstScreen).toContain("npm ci && npm test");
   });
 });
+
+describe("the README's library example", () => {
+  test("every name it imports from the package is exported", async () => {
+    const library = (await import("../../src/index.js")) as Record<string, unknown>;
+    const imports = [...readme.matchAll(/import \{([^}]+)\} from "workforce-autoscaler"/g)].flatMap((match) =>
+      match[1]!.split(",").map((name) => name.trim()),
+    );
+    expect(imports.length).toBeGreaterThan(3);
+    for (const name of imports) expect(typeof library[name], `${name} is not exported`).toBe("function");
+    for (const name of [
+      "stepPolicy",
+      "proportionalPolicy",
+      "decide",
+      "spreadHires",
+      "planShrink",
+      "stabilizeTarget",
+    ]) {
+      expect(typeof library[name], `${name} is not exported`).toBe("function");
+    }
+  });
+});
