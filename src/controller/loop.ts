@@ -27,8 +27,13 @@ export function jittered(intervalMs: number, jitter: number, random: () => numbe
 export async function runLoop(reconciler: Reconciler, options: LoopOptions): Promise<void> {
   while (!options.stop.aborted) {
     if (options.mayAct?.() ?? true) {
-      const report = await reconciler.tick();
-      options.onTick?.(report);
+      try {
+        const report = await reconciler.tick();
+        options.onTick?.(report);
+      } catch (error) {
+        // tick() reports its own failures; this is a bug's last line of defence: log it and keep ticking.
+        options.logger.error({ err: error }, "tick failed unexpectedly");
+      }
     } else {
       options.logger.debug("not the leader: skipping tick");
     }

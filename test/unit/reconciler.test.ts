@@ -177,3 +177,30 @@ describe("reconciler", () => {
     expect(a.draining).toBe(50);
   });
 });
+
+describe("loop", () => {
+  test("keeps ticking after a tick throws, and stops after the tick in flight", async () => {
+    const { runLoop } = await import("../../src/controller/loop.js");
+    const { lines, logger } = logCapture();
+    let calls = 0;
+    const stop = new AbortController();
+    const fake = {
+      tick: async () => {
+        calls++;
+        if (calls === 1) throw new Error("bug in a region adapter");
+        if (calls === 3) stop.abort();
+        return {} as never;
+      },
+    };
+    await runLoop(fake as never, { intervalMs: 1, jitter: 0, logger, stop: stop.signal });
+    expect(calls).toBe(3);
+    expect(lines.some((line) => line.msg === "tick failed unexpectedly")).toBe(true);
+  });
+
+  test("jitter spreads the interval within +/- the fraction", async () => {
+    const { jittered } = await import("../../src/controller/loop.js");
+    expect(jittered(60_000, 0.1, () => 0)).toBe(54_000);
+    expect(jittered(60_000, 0.1, () => 1)).toBe(66_000);
+    expect(jittered(60_000, 0, () => 0.3)).toBe(60_000);
+  });
+});
