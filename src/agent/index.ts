@@ -226,6 +226,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
           receiver,
           logger,
           onControl,
+          hasWorkers: () => chooseTargets(scanPidDir(pidDir), worker?.pid).length > 0,
           signal: stop.signal,
           ...(options.maxWaitMs !== undefined ? { maxWaitMs: options.maxWaitMs } : {}),
         });

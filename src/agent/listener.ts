@@ -22,6 +22,14 @@ export interface ListenOptions {
   pauseAfterAbandonMs?: number;
   /** Longest pause between retries after a failed receive (default 30 s). */
   maxBackoffMs?: number;
+  /**
+   * Whether this node has a worker to stop. While it has none, no message is taken: every message taken
+   * and given back counts as a delivery, and at the subscription's max delivery count (default 10) Service
+   * Bus dead-letters it, so a node waiting for its first worker would otherwise burn control messages.
+   */
+  hasWorkers?: () => boolean;
+  /** How often `hasWorkers` is asked again while it says no (default 1 s). */
+  workerPollMs?: number;
 }
 
 export type ListenResult = { kind: "acted"; operation: ControlOperation } | { kind: "stopped" };
@@ -57,7 +65,17 @@ export async function listenForControl(options: ListenOptions): Promise<ListenRe
   const maxWaitTimeInMs = options.maxWaitMs ?? 60_000;
   const maxBackoffMs = options.maxBackoffMs ?? 30_000;
   let backoffMs = 500;
+  let waitingForWorkers = false;
   while (!signal.aborted) {
+    if (options.hasWorkers && !options.hasWorkers()) {
+      // Logged once per wait, not per poll.
+      if (!waitingForWorkers) logger.info("no live worker on this node yet; not taking control messages");
+      waitingForWorkers = true;
+      await sleep(options.workerPollMs ?? 1_000, signal);
+      continue;
+    }
+    if (waitingForWorkers) logger.info("a live worker is here; taking control messages");
+    waitingForWorkers = false;
     let messages: ServiceBusReceivedMessage[];
     try {
       messages = await receiver.receiveMessages(1, { maxWaitTimeInMs, abortSignal: signal });

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { ServiceBusClient, type ServiceBusMessage, type ServiceBusSender } from "@azure/service-bus";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServiceBusEmulator, type ServiceBusEmulator } from "../emulators/servicebus/index.js";
-import { runAgent, signalPlan, type AgentOptions } from "../../src/agent/index.js";
+import { listenForControl, runAgent, signalPlan, type AgentOptions } from "../../src/agent/index.js";
 import { encodeControlMessage } from "../../src/backchannel/message.js";
 import {
   killQuietly,
@@ -174,19 +174,51 @@ describe("node agent", () => {
     ]);
   });
 
-  it("gives a message back when no worker on this node is alive", async () => {
+  it("takes no message before a worker has started, then acts on it once the worker's PID file appears", async () => {
     const topic = newTopic();
-    const pidDir = join(tempDir("agent-empty"), "pids");
+    const dir = tempDir("agent-early");
+    const pidDir = join(dir, "pids");
     const running = agent(topic, pidDir);
     await send(topic, control("graceful-downscale"));
-    await emulator.waitFor(
-      () => (emulator.messages(`${topic}/Subscriptions/shutdown`)[0]?.deliveryCount ?? 0) >= 1,
-      { timeoutMs: 10_000 },
-    );
-    running.stop();
+    // Several receive rounds' worth of time: the message is neither locked nor counted as a delivery (a
+    // message given back 10 times would be dead-lettered by Service Bus and the drain lost).
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    expect(emulator.messages(`${topic}/Subscriptions/shutdown`)).toMatchObject([
+      { state: "active", deliveryCount: 0 },
+    ]);
+    const worker = await stub(dir, "late", { pidDir });
     expect(await running.done).toBe(0);
-    const [message] = emulator.messages(`${topic}/Subscriptions/shutdown`);
-    expect(message?.state).toBe("active");
+    await worker.exited;
+    expect(worker.lines()).toContain("signal SIGINT");
+    expect(emulator.counts(`${topic}/Subscriptions/shutdown`)).toMatchObject({ active: 0, deadLetter: 0 });
+  });
+
+  it("gives a message back when its worker left between the check and the message", async () => {
+    const topic = newTopic();
+    await send(topic, control("graceful-downscale"));
+    const client = new ServiceBusClient(emulator.connectionString);
+    const stop = new AbortController();
+    try {
+      const receiver = client.createReceiver(topic, "shutdown", { skipParsingBodyAsJson: true });
+      const listening = listenForControl({
+        receiver,
+        logger: quietLogger(),
+        hasWorkers: () => true,
+        onControl: () => ({ kind: "nothing-here" }),
+        signal: stop.signal,
+        maxWaitMs: 2_000,
+        pauseAfterAbandonMs: 60_000,
+      });
+      await emulator.waitFor(
+        () => (emulator.messages(`${topic}/Subscriptions/shutdown`)[0]?.deliveryCount ?? 0) >= 1,
+        { timeoutMs: 10_000 },
+      );
+      stop.abort();
+      expect(await listening).toEqual({ kind: "stopped" });
+      expect(emulator.messages(`${topic}/Subscriptions/shutdown`)).toMatchObject([{ state: "active" }]);
+    } finally {
+      await client.close();
+    }
   });
 
   it("survives a dropped connection: it reconnects and still acts on the next message", async () => {
