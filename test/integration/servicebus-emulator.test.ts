@@ -339,6 +339,39 @@ describe("topics and subscriptions", () => {
     await dlq.completeMessage(dead);
     expect(emulator.counts("events/Subscriptions/main").deadLetter).toBe(0);
   });
+
+  it("expires a subscription's messages at the lower of the message's and the topic's time-to-live: dropped, or dead-lettered when the subscription says so", async () => {
+    emulator.createTopic("short-lived", { defaultTtlMs: 300 });
+    emulator.createSubscription("short-lived", "drop");
+    emulator.createSubscription("short-lived", "keep", {
+      deadLetteringOnMessageExpiration: true,
+      defaultTtlMs: undefined,
+    });
+    // The message asks for a minute; the topic's default is the ceiling.
+    await track(client.createSender("short-lived")).sendMessages({ body: "late", timeToLive: 60_000 });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+
+    const dropping = track(client.createReceiver("short-lived", "drop"));
+    expect(await dropping.receiveMessages(1, { maxWaitTimeInMs: 300 })).toEqual([]);
+    expect(emulator.counts("short-lived/Subscriptions/drop")).toMatchObject({ active: 0, deadLetter: 0 });
+
+    const dlq = track(client.createReceiver("short-lived", "keep", { subQueueType: "deadLetter" }));
+    const dead = await receiveOne(dlq);
+    expect(dead.body).toBe("late");
+    expect(dead.deadLetterReason).toBe("TTLExpiredException");
+    expect(dead.deadLetterErrorDescription).toBe("The message expired and was dead lettered.");
+  });
+
+  it("does not expire a locked message: it can still be completed after its time-to-live", async () => {
+    emulator.createTopic("held");
+    emulator.createSubscription("held", "shutdown");
+    await track(client.createSender("held")).sendMessages({ body: "held", timeToLive: 200 });
+    const receiver = track(client.createReceiver("held", "shutdown"));
+    const message = await receiveOne(receiver);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await receiver.completeMessage(message);
+    expect(emulator.counts("held/Subscriptions/shutdown")).toMatchObject({ active: 0, deadLetter: 0 });
+  });
 });
 
 /**

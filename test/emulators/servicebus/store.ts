@@ -209,7 +209,15 @@ export class Store {
 
   private store(entity: Entity, amqp: Message, messageId: string): StoredMessage {
     const now = this.now();
-    const ttl = typeof amqp.ttl === "number" ? amqp.ttl : entity.settings.defaultTtlMs;
+    // The entity's default time-to-live is also a ceiling for the message's own, and a subscription's
+    // messages get the lower of the topic's and the subscription's (Service Bus "Message expiration").
+    const topic = entity.kind === "subscription" ? this.get(entity.path.split("/")[0] as string) : undefined;
+    const limits = [
+      typeof amqp.ttl === "number" ? amqp.ttl : undefined,
+      entity.settings.defaultTtlMs,
+      topic?.settings.defaultTtlMs,
+    ].filter((value): value is number => value !== undefined);
+    const ttl = limits.length > 0 ? Math.min(...limits) : undefined;
     const message: StoredMessage = {
       sequenceNumber: entity.nextSequenceNumber++,
       messageId,
