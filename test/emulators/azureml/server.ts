@@ -31,7 +31,12 @@ export type FaultKind =
   | { kind: "reset" }
   /** Do the operation, then drop the connection before answering (the client sees a network error). */
   | { kind: "resetAfterCommit" }
-  | { kind: "hang" };
+  | { kind: "hang" }
+  /**
+   * Do the operation, then answer with a changed body: `body` maps the JSON answer (e.g. drop a field), or
+   * `raw` replaces it with text of `contentType` (a proxy's HTML page). For the adapter's robustness tests.
+   */
+  | { kind: "rewrite"; body?: (answer: unknown) => unknown; raw?: string; contentType?: string };
 
 export type Fault = FaultKind & {
   /** Operations it applies to (default: all). */
@@ -417,6 +422,7 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
         return {
           status: 202,
           headers: {
+            "Retry-After": "1",
             Location: `${baseUrl}/subscriptions/${ws.subscription}/providers/${PROVIDER}/locations/emulator/mfeOperationResults/${id}?api-version=${API_VERSION}`,
           },
         };
@@ -541,6 +547,7 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
     };
     const rawBody = await readBody(req);
     let commitThenReset = false;
+    let rewrite: Extract<FaultKind, { kind: "rewrite" }> | undefined;
     for (const fault of pickFaults(r)) {
       entry.faults.push(fault.kind);
       switch (fault.kind) {
@@ -581,6 +588,9 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
         case "hang":
           entry.status = -2;
           return; // never answered; close() destroys the socket
+        case "rewrite":
+          rewrite = fault;
+          break;
       }
     }
     if (!options.allowAnonymous && !/^Bearer \S+/.test(req.headers.authorization ?? "")) {
@@ -610,7 +620,16 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
         req.socket.destroy();
         return;
       }
-      send(result.status, result.body, result.headers);
+      if (rewrite?.raw !== undefined) {
+        entry.status = result.status;
+        res.writeHead(result.status, {
+          "Content-Type": rewrite.contentType ?? "text/html",
+          ...result.headers,
+        });
+        res.end(rewrite.raw);
+        return;
+      }
+      send(result.status, rewrite?.body ? rewrite.body(result.body) : result.body, result.headers);
     } catch (error) {
       if (error instanceof HttpError) return send(error.status, armErrorBody(error));
       send(500, { error: { code: "InternalServerError", message: String(error) } });
