@@ -30,6 +30,11 @@ export interface RetryOptions {
   attemptTimeoutMs?: number;
   /** Ceiling on one wait, whatever the server asks (default 60 s). */
   maxDelayMs?: number;
+  /**
+   * Run before each attempt, outside its deadline, with the caller's signal: waiting for a write token is
+   * not a hanging call and must not be abandoned as one.
+   */
+  beforeAttempt?: (signal?: AbortSignal) => Promise<void>;
   /** Called before each wait (for logs). */
   onRetry?: (info: { error: unknown; attempt: number; delayMs: number }) => void;
   /** Random source for jitter (tests pass a fixed one). */
@@ -131,6 +136,7 @@ export async function withRetry<T>(
     attemptTimeoutMs,
     maxDelayMs = 60_000,
     onRetry,
+    beforeAttempt,
     random = Math.random,
   } = options;
   return pRetry(
@@ -138,6 +144,7 @@ export async function withRetry<T>(
       const controller = new AbortController();
       const onAbort = () => controller.abort(signal!.reason);
       if (signal?.aborted) throw signal.reason;
+      await beforeAttempt?.(signal);
       signal?.addEventListener("abort", onAbort, { once: true });
       const timer =
         attemptTimeoutMs === undefined

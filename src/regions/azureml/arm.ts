@@ -40,6 +40,8 @@ export interface ArmCallCounts {
 }
 
 export interface ArmWorkspaceOptions extends WorkspaceRef {
+  /** The region's name, for errors about bad answers. */
+  region?: string;
   endpoint: string;
   credential: TokenCredential;
   tlsCa?: string;
@@ -83,7 +85,6 @@ export class ArmWorkspace {
   ): Promise<T> {
     return withRetry(
       async (attemptSignal) => {
-        if (kind === "write") await this.options.writeLimiter.acquire(attemptSignal);
         // Background writes only use spare budget: half the burst stays for hires and cancels.
         if (
           kind === "background-write" &&
@@ -96,6 +97,11 @@ export class ArmWorkspace {
         return run(attemptSignal);
       },
       {
+        // The wait for a write token is outside the attempt's deadline: with many regions on one
+        // subscription it can be longer than a request may take, and is not a hanging call.
+        ...(kind === "write"
+          ? { beforeAttempt: (outer?: AbortSignal) => this.options.writeLimiter.acquire(outer) }
+          : {}),
         retries: this.options.retries,
         attemptTimeoutMs: this.options.attemptTimeoutMs,
         ...(signal ? { signal } : {}),
@@ -125,16 +131,34 @@ export class ArmWorkspace {
       "read",
       "jobs.list",
       async (attemptSignal) => {
+        // The SDK reads a page without `value` (or a 200 that is not JSON) as an empty page: we would see
+        // no workers and hire again. Check the answer as it came.
+        let answer: unknown;
         const pages = this.sdk()
-          .jobs.list(resourceGroup, workspace, { ...query, abortSignal: attemptSignal })
+          .jobs.list(resourceGroup, workspace, {
+            ...query,
+            abortSignal: attemptSignal,
+            onResponse: (raw) => void (answer = raw.parsedBody ?? describeBody(raw)),
+          })
           .byPage(token ? { continuationToken: token } : undefined);
         const result = await pages.next();
+        const value = (answer as { value?: unknown } | undefined)?.value;
+        if (!Array.isArray(value)) {
+          throw new BadAnswerError(this.where("jobs.list", "value", "an array of jobs", answer));
+        }
         return result.done ? [] : result.value;
       },
       signal,
     );
     const next = getContinuationToken(page);
     return { jobs: page.map(summarize), ...(next ? { next } : {}) };
+  }
+
+  /** `region R: jobs.list: expected ... at FIELD; given ...`: bad answers name the region and the field. */
+  private where(call: string, field: string, expected: string, given: unknown): string {
+    const region = this.options.region ? `region ${this.options.region}: ` : "";
+    const text = typeof given === "string" ? given : JSON.stringify(given);
+    return `${region}${call}: expected ${expected} at ${field}; given ${text === undefined ? "nothing" : text.slice(0, 200)}`;
   }
 
   async getCompute(name: string, signal?: AbortSignal): Promise<ComputeSummary> {
@@ -147,32 +171,51 @@ export class ArmWorkspace {
       signal,
     );
     // AmlCompute keeps its numbers one level down: properties.properties.
-    const inner = (resource.properties as { properties?: Record<string, unknown> } | undefined)?.properties;
+    const outer = resource?.properties as { computeType?: unknown; properties?: unknown } | undefined;
+    const inner = outer?.properties as Record<string, unknown> | undefined;
     const scale = inner?.scaleSettings as { maxNodeCount?: unknown } | undefined;
     const num = (value: unknown, field: string): number => {
-      if (typeof value !== "number" || !Number.isFinite(value)) {
-        throw new Error(
-          `compute ${name}: expected a number at properties.properties.${field}; given ${JSON.stringify(value)}`,
+      if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+        const kind = outer?.computeType !== undefined ? ` (computeType ${String(outer.computeType)})` : "";
+        throw new BadAnswerError(
+          this.where(
+            `compute ${name}${kind}`,
+            `properties.properties.${field}`,
+            "a number >= 0 (an AmlCompute cluster)",
+            value,
+          ),
         );
       }
       return value;
     };
     return {
       maxNodeCount: num(scale?.maxNodeCount, "scaleSettings.maxNodeCount"),
+      // Absent on a cluster that never scaled: no nodes asked for.
       targetNodeCount: num(inner?.targetNodeCount ?? 0, "targetNodeCount"),
       currentNodeCount: num(inner?.currentNodeCount ?? 0, "currentNodeCount"),
     };
   }
 
-  /** PUT a job. `background`: only with spare write budget, else WriteBudgetBusy at once. */
-  async putJob(name: string, body: JobBase, signal?: AbortSignal, background = false): Promise<void> {
+  /**
+   * PUT a job. `background`: only with spare write budget, else WriteBudgetBusy at once. `onAttempt` is
+   * told of each request sent (a JobPropertyImmutable on the first one is not our own retry's echo).
+   */
+  async putJob(
+    name: string,
+    body: JobBase,
+    options: { signal?: AbortSignal; background?: boolean; onAttempt?: () => void } = {},
+  ): Promise<void> {
     const { resourceGroup, workspace } = this.options;
     await this.call(
-      background ? "background-write" : "write",
+      options.background ? "background-write" : "write",
       "jobs.createOrUpdate",
-      (attemptSignal) =>
-        this.sdk().jobs.createOrUpdate(resourceGroup, workspace, name, body, { abortSignal: attemptSignal }),
-      signal,
+      (attemptSignal) => {
+        options.onAttempt?.();
+        return this.sdk().jobs.createOrUpdate(resourceGroup, workspace, name, body, {
+          abortSignal: attemptSignal,
+        });
+      },
+      options.signal,
     );
   }
 
@@ -213,6 +256,24 @@ export class ArmWorkspace {
     );
     return result.id ?? "";
   }
+}
+
+/** An ARM answer without a field the region needs: not retried (the same answer would come back). */
+export class BadAnswerError extends Error {
+  readonly code = "BadArmAnswer";
+  constructor(message: string) {
+    super(message);
+    this.name = "BadAnswerError";
+  }
+}
+
+/** What a 2xx answer that did not parse as JSON was, for the error. */
+function describeBody(raw: {
+  headers: { get(name: string): string | undefined };
+  bodyAsText?: string | null;
+}): string {
+  const type = raw.headers.get("content-type") ?? "no content type";
+  return `a ${type} answer: ${JSON.stringify((raw.bodyAsText ?? "").slice(0, 80))}`;
 }
 
 /** No spare write budget for a background write now; it is tried again on a later tick. */

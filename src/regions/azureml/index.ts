@@ -26,7 +26,13 @@ import {
 } from "./arm.js";
 import { newJobName, resolveCompute, workspaceId } from "./names.js";
 import { cancelRank, classifyStatus } from "./states.js";
-import { buildJobBody, loadJobTemplate, TemplateError, type JobTemplate } from "./template.js";
+import {
+  buildJobBody,
+  loadJobTemplate,
+  TemplateError,
+  type JobContext,
+  type JobTemplate,
+} from "./template.js";
 
 export { azuremlRegionSchema, type AzuremlRegionConfig, type AzuremlRegionInput } from "./config.js";
 export type { ArmCallCounts } from "./arm.js";
@@ -125,6 +131,7 @@ export function createAzuremlRegion(
   const log = ctx.logger;
   const arm = new ArmWorkspace({
     ...ref,
+    region: config.name,
     endpoint: config.armEndpoint,
     credential: regionCredential(config.credential, () => ctx.credential()),
     ...(ctx.tlsCa ? { tlsCa: ctx.tlsCa } : {}),
@@ -156,13 +163,14 @@ export function createAzuremlRegion(
   };
 
   async function listWorkforce(signal?: AbortSignal): Promise<JobSummary[]> {
-    const jobs: JobSummary[] = [];
+    // By name: a job created or retired while we page may shift the pages and show up twice.
+    const jobs = new Map<string, JobSummary>();
     let token: string | undefined;
     for (let page = 0; page < config.maxListPages; page++) {
       const result = await arm.listJobsPage(query, token, signal);
-      jobs.push(...result.jobs);
+      for (const job of result.jobs) jobs.set(job.name || `(no name ${jobs.size})`, job);
       token = result.next;
-      if (!token) return jobs.filter((job) => job.experiment === config.experiment);
+      if (!token) return [...jobs.values()].filter((job) => job.experiment === config.experiment);
     }
     throw new Error(
       `job list longer than maxListPages (${config.maxListPages}) pages: finished jobs are not being retired?`,
@@ -190,7 +198,7 @@ export function createAzuremlRegion(
     const batch = finished.filter((job) => !retiringNames.has(job.name)).slice(0, config.retireBatch);
     for (const job of batch) {
       retiringNames.add(job.name);
-      const task = retireSlots(() => arm.putJob(job.name, retireBody(job), undefined, true))
+      const task = retireSlots(() => arm.putJob(job.name, retireBody(job), { background: true }))
         .catch((error: unknown) => {
           if (error instanceof WriteBudgetBusy) return; // tried again next tick
           log.warn(
@@ -237,7 +245,9 @@ export function createAzuremlRegion(
     const finished: JobSummary[] = [];
     let unknown = 0;
     for (const job of jobs) {
-      switch (classifyStatus(job.status)) {
+      const known = job.name ? classifyStatus(job.status) : "unknown";
+      if (known === "unknown" && job.status !== "Unknown") warnOddJob(job);
+      switch (known) {
         case "running":
           running.push(job);
           break;
@@ -255,6 +265,24 @@ export function createAzuremlRegion(
       }
     }
     return { at: Date.now(), running, pending, finished, unknown };
+  }
+
+  /** Odd jobs already reported (once each: a tick every 30 s would repeat it all day). */
+  const reported = new Set<string>();
+  /** A job without a name or with a status this code does not know counts as pending and is never cancelled. */
+  function warnOddJob(job: JobSummary): void {
+    const what = !job.name
+      ? "a listed job has no name"
+      : job.status === undefined || job.status === ""
+        ? `job ${job.name} has no properties.status`
+        : `job ${job.name} has an unknown properties.status ${JSON.stringify(job.status)}`;
+    const key = job.name ? `status=${String(job.status)}` : "name";
+    if (reported.has(key)) return;
+    reported.add(key);
+    log.warn(
+      { job: job.name || undefined },
+      `region ${config.name}: ${what}; counted as pending, never cancelled`,
+    );
   }
 
   async function cancelJobs(
@@ -283,6 +311,37 @@ export function createAzuremlRegion(
     );
     if (cancelled > 0) log.info({ cancelled, of: victims.length }, `${what}: done`);
     return { cancelled, errors };
+  }
+
+  /** Names tried per worker: a clash with a job we did not create gets a fresh name, a few times at most. */
+  const NAME_TRIES = 3;
+
+  /** Submit one worker; resolves once it exists (created by this call or by its own retried request). */
+  async function submitOne(context: JobContext, signal?: AbortSignal): Promise<void> {
+    for (let tryNo = 1; ; tryNo++) {
+      const name = newJobName(config.experiment);
+      let attempts = 0;
+      try {
+        await arm.putJob(name, buildJobBody(template, context) as unknown as JobBase, {
+          ...(signal ? { signal } : {}),
+          onAttempt: () => attempts++,
+        });
+        return;
+      } catch (error) {
+        if (!isJobPropertyImmutable(error)) throw regionError(config.name, `submit job ${name}`, error);
+        if (attempts > 1) {
+          // Our fresh name already exists after a retry: an earlier attempt created it. Success, counted once.
+          log.debug({ job: name }, "job already created by a retried request; counted as hired");
+          return;
+        }
+        // On the first request: the name belongs to a job we never submitted. Not ours; try another name.
+        if (tryNo >= NAME_TRIES) throw regionError(config.name, `submit job ${name}`, error);
+        log.warn(
+          { job: name },
+          `region ${config.name}: job name ${name} is taken by another job; trying a new name`,
+        );
+      }
+    }
   }
 
   const region: AzuremlRegion = {
@@ -338,8 +397,10 @@ export function createAzuremlRegion(
       }
       let hired = 0;
       let failed = 0;
+      /** Not tried: the caller's deadline came first (the next tick sees the gap and hires again). */
+      let skipped = 0;
       let lastLog = Date.now();
-      const context = {
+      const context: JobContext = {
         experiment: config.experiment,
         computeId: compute.id,
         tagKey,
@@ -349,22 +410,15 @@ export function createAzuremlRegion(
         Array.from({ length: count }, () =>
           writes(async () => {
             if (signal?.aborted) {
-              failed++;
+              skipped++;
               return;
             }
-            const name = newJobName(config.experiment);
             try {
-              await arm.putJob(name, buildJobBody(template, context) as unknown as JobBase, signal);
+              await submitOne(context, signal);
               hired++;
             } catch (error) {
-              if (isJobPropertyImmutable(error)) {
-                // Our fresh name already exists: a transport retry created it. Success, counted once.
-                log.debug({ job: name }, "job already created by a retried request; counted as hired");
-                hired++;
-              } else {
-                failed++;
-                pushError(errors, regionError(config.name, `submit job ${name}`, error));
-              }
+              failed++;
+              pushError(errors, error as Error);
             }
             onProgress?.({ done: hired, failed, total: count });
             if (count >= 50 && Date.now() - lastLog > 10_000) {
@@ -374,9 +428,15 @@ export function createAzuremlRegion(
           }),
         ),
       );
-      if (signal?.aborted && hired + failed < count)
-        pushError(errors, regionError(config.name, "hire", signal.reason ?? new Error("aborted")));
-      log.info({ hired, failed, requested: count }, "hire done");
+      if (skipped > 0) {
+        const reason = signal?.reason instanceof Error ? signal.reason.message : String(signal?.reason);
+        errors.push(
+          new Error(
+            `region ${config.name}: hire stopped by the caller's deadline (${redactText(reason)}): ${skipped} of ${count} workers not submitted`,
+          ),
+        );
+      }
+      log.info({ hired, failed, skipped, requested: count }, "hire done");
       listing = undefined;
       return { hired, errors };
     },
