@@ -148,6 +148,25 @@ describe("AzureML region: bad answers from ARM", () => {
   });
 });
 
+describe("AzureML region: cancel as a long-running operation", () => {
+  it("the SDK's beginCancel POSTs, then GETs the Location once; a failing poll does not fail or repeat the cancel", async () => {
+    const region = makeRegion(emulator, "ws1", 0);
+    await region.hire(2);
+    emulator.addFault({ kind: "error500", operations: ["operations.get"] });
+    expect(await region.cancelPending(2)).toEqual({ cancelled: 2, errors: [] });
+    const calls = emulator.requests.filter(
+      (r) => r.operation === "jobs.cancel" || r.operation === "operations.get",
+    );
+    expect(calls.filter((r) => r.operation === "jobs.cancel").map((r) => r.status)).toEqual([202, 202]);
+    // One poll each, not awaited until done: the jobs are still CancelRequested.
+    expect(calls.filter((r) => r.operation === "operations.get")).toHaveLength(2);
+    expect([...ws("ws1").jobs.values()].map((job) => job.status)).toEqual([
+      "CancelRequested",
+      "CancelRequested",
+    ]);
+  });
+});
+
 describe("AzureML region: operator traps", () => {
   it("a new name that belongs to a job we never submitted is not counted as a hire: another name is used", async () => {
     const region = makeRegion(emulator, "ws1", 10);

@@ -219,14 +219,32 @@ export class ArmWorkspace {
     );
   }
 
-  /** Start a cancel; the long-running operation is not awaited (the job shows CancelRequested at once). */
+  /**
+   * Start a cancel; the long-running operation is not awaited (the job shows CancelRequested at once).
+   * The SDK's beginCancel also GETs the operation's Location once: once the POST was accepted, a failure of
+   * that poll is not a failed cancel (retrying it would POST again and report an error for a done cancel).
+   */
   async beginCancel(name: string, signal?: AbortSignal): Promise<void> {
     const { resourceGroup, workspace } = this.options;
     await this.call(
       "write",
       "jobs.cancel",
       async (attemptSignal) => {
-        await this.sdk().jobs.beginCancel(resourceGroup, workspace, name, { abortSignal: attemptSignal });
+        let accepted = false;
+        try {
+          await this.sdk().jobs.beginCancel(resourceGroup, workspace, name, {
+            abortSignal: attemptSignal,
+            onResponse: (raw) => {
+              if (raw.request.method === "POST" && raw.status >= 200 && raw.status < 300) accepted = true;
+            },
+          });
+        } catch (error) {
+          if (!accepted) throw error;
+          this.options.logger.debug(
+            { job: name, status: statusOf(error) },
+            "cancel accepted; its first status poll failed (not retried)",
+          );
+        }
       },
       signal,
     );
