@@ -118,10 +118,12 @@ describe("AzureML region: bad answers from ARM", () => {
     await region.observe();
     expect(await region.cancelPending(5)).toEqual({ cancelled: 0, errors: [] });
     const warnings = lines.map((line) => JSON.parse(line) as { msg: string });
-    expect(warnings.map((w) => w.msg).sort()).toEqual([
-      `region ws1: job ${a} has no properties.status; counted as pending, never cancelled`,
-      `region ws1: job ${b} has an unknown properties.status "Hibernating"; counted as pending, never cancelled`,
-    ]);
+    expect(warnings.map((w) => w.msg).sort()).toEqual(
+      [
+        `region ws1: job ${a} has no properties.status; counted as pending, never cancelled`,
+        `region ws1: job ${b} has an unknown properties.status "Hibernating"; counted as pending, never cancelled`,
+      ].sort(),
+    );
   });
 
   it("counts a job once when the pages shift under the listing (it shows up on two pages)", async () => {
