@@ -170,6 +170,34 @@ describe("AzureML region: cancel as a long-running operation", () => {
 });
 
 describe("AzureML region: operator traps", () => {
+  it("a 403 (a missing role) or a 401 is not retried, and the error names the region and what to check", async () => {
+    const region = makeRegion(emulator, "ws1", 5, { retries: 3 });
+    emulator.addFault({
+      kind: "error",
+      status: 403,
+      code: "AuthorizationFailed",
+      operations: ["computes.get"],
+      message:
+        "The client does not have authorization to perform action 'Microsoft.MachineLearningServices/workspaces/computes/read'.",
+    });
+    emulator.addFault({
+      kind: "error",
+      status: 401,
+      code: "ExpiredAuthenticationToken",
+      operations: ["jobs.createOrUpdate"],
+    });
+    await expect(region.observe()).rejects.toThrow(
+      /^region ws1: observe: HTTP 403 AuthorizationFailed: .*computes\/read.*lacks a role.*not retried\)$/,
+    );
+    const hire = await region.hire(1);
+    expect(hire.hired).toBe(0);
+    expect(hire.errors[0]!.message).toMatch(
+      /^region ws1: submit job .*: HTTP 401 ExpiredAuthenticationToken: .*token was refused/,
+    );
+    const calls = (operation: string) => emulator.requests.filter((r) => r.operation === operation).length;
+    expect([calls("computes.get"), calls("jobs.createOrUpdate")]).toEqual([1, 1]);
+  });
+
   it("a new name that belongs to a job we never submitted is not counted as a hire: another name is used", async () => {
     const region = makeRegion(emulator, "ws1", 10);
     const workspace = ws("ws1");

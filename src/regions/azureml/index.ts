@@ -68,6 +68,13 @@ const LISTING_REUSE_MS = 30_000;
 /** Distinct errors kept per call (a storm of the same 429 is one error). */
 const MAX_ERRORS = 5;
 
+/** What an operator should check, for answers that retrying will not fix. */
+const HINTS: Record<number, string> = {
+  401: " (the token was refused: check the region's credential and tenant; not retried)",
+  403: " (the identity lacks a role on the workspace or compute: see Roles in the AzureML region docs; not retried)",
+  404: " (check subscriptionId, resourceGroup, workspace and compute; not retried)",
+};
+
 function regionError(region: string, what: string, error: unknown): Error {
   const message = redactText(error instanceof Error ? error.message : String(error));
   const status = (error as { statusCode?: unknown })?.statusCode;
@@ -75,9 +82,10 @@ function regionError(region: string, what: string, error: unknown): Error {
   const detail = [status !== undefined ? `HTTP ${status}` : "", typeof code === "string" ? code : ""]
     .filter(Boolean)
     .join(" ");
-  const wrapped = new Error(`region ${region}: ${what}: ${detail ? `${detail}: ` : ""}${message}`, {
-    cause: error,
-  });
+  const wrapped = new Error(
+    `region ${region}: ${what}: ${detail ? `${detail}: ` : ""}${message}${HINTS[Number(status)] ?? ""}`,
+    { cause: error },
+  );
   if (typeof code === "string") (wrapped as Error & { code?: string }).code = code;
   return wrapped;
 }
@@ -344,6 +352,25 @@ export function createAzuremlRegion(
     }
   }
 
+  async function observeOnce(signal?: AbortSignal): Promise<RegionObservation> {
+    // The list and the cluster are independent: read them at once.
+    const [jobs, cluster] = await Promise.all([listWorkforce(signal), arm.getCompute(compute.name, signal)]);
+    const snapshot = split(jobs);
+    listing = snapshot;
+    const runningNames = snapshot.running.map((job) => job.name);
+    const draining = channel
+      ? Math.min(await channel.inFlight(runningNames, { ...(signal ? { signal } : {}) }), runningNames.length)
+      : 0;
+    const pending = snapshot.pending.length + snapshot.unknown;
+    retire(snapshot.finished);
+    return {
+      running: runningNames.length - draining,
+      pending,
+      draining,
+      capacity: cluster.maxNodeCount - cluster.targetNodeCount - pending,
+    };
+  }
+
   const region: AzuremlRegion = {
     name: config.name,
     kind: "azureml",
@@ -355,29 +382,13 @@ export function createAzuremlRegion(
     },
 
     async observe(options: CallOptions = {}): Promise<RegionObservation> {
-      const { signal } = options;
-      // The list and the cluster are independent: read them at once.
-      const [jobs, cluster] = await Promise.all([
-        listWorkforce(signal),
-        arm.getCompute(compute.name, signal),
-      ]);
-      const snapshot = split(jobs);
-      listing = snapshot;
-      const runningNames = snapshot.running.map((job) => job.name);
-      const draining = channel
-        ? Math.min(
-            await channel.inFlight(runningNames, { ...(signal ? { signal } : {}) }),
-            runningNames.length,
-          )
-        : 0;
-      const pending = snapshot.pending.length + snapshot.unknown;
-      retire(snapshot.finished);
-      return {
-        running: runningNames.length - draining,
-        pending,
-        draining,
-        capacity: cluster.maxNodeCount - cluster.targetNodeCount - pending,
-      };
+      try {
+        return await observeOnce(options.signal);
+      } catch (error) {
+        const named = error instanceof Error && error.message.startsWith(`region ${config.name}:`);
+        if (options.signal?.aborted || named) throw error;
+        throw regionError(config.name, "observe", error);
+      }
     },
 
     async hire(count: number, options: AzuremlHireOptions = {}): Promise<HireResult> {

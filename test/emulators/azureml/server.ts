@@ -32,6 +32,8 @@ export type FaultKind =
   /** Do the operation, then drop the connection before answering (the client sees a network error). */
   | { kind: "resetAfterCommit" }
   | { kind: "hang" }
+  /** Refuse the request, without doing it, with an ARM error body (401, 403 AuthorizationFailed, 404, 409...). */
+  | { kind: "error"; status: number; code: string; message?: string }
   /**
    * Do the operation, then answer with a changed body: `body` maps the JSON answer (e.g. drop a field), or
    * `raw` replaces it with text of `contentType` (a proxy's HTML page). For the adapter's robustness tests.
@@ -591,6 +593,10 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
         case "rewrite":
           rewrite = fault;
           break;
+        case "error":
+          return send(fault.status, {
+            error: { code: fault.code, message: fault.message ?? `emulated ${fault.status} ${fault.code}` },
+          });
       }
     }
     if (!options.allowAnonymous && !/^Bearer \S+/.test(req.headers.authorization ?? "")) {
