@@ -191,16 +191,12 @@ function canonical(value: unknown): string {
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Fields a PUT on an existing job may change (archiving, tagging); anything else is JobPropertyImmutable. */
-const MUTABLE = new Set([
-  "isArchived",
-  "tags",
-  "description",
-  "displayName",
-  "properties",
-  "status",
-  "services",
-]);
+/**
+ * Fields a PUT on an existing job may change; anything else is JobPropertyImmutable. AzureML's own error
+ * says "Only description, tags, displayName, properties, and isArchived can be updated"
+ * (https://github.com/MicrosoftDocs/azure-docs/issues/122250). `status` is read-only: the SDK never sends it.
+ */
+const MUTABLE = new Set(["isArchived", "tags", "description", "displayName", "properties"]);
 
 export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promise<ArmEmulator> {
   const tls = loadTestTls();
