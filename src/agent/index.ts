@@ -7,7 +7,7 @@ import { createServiceBusClient, namespaceOf } from "../backchannel/clients.js";
 import { SHUTDOWN_SUBSCRIPTION } from "../backchannel/config.js";
 import { CONTROL_OPERATIONS, isControlOperation, type ControlOperation } from "../backchannel/message.js";
 import { listenForControl, type ControlOutcome } from "./listener.js";
-import { chooseTargets, scanPidDir } from "./pids.js";
+import { chooseTargets, recordSignalled, scanPidDir, signalledBefore } from "./pids.js";
 import { startWrappedWorker, type WrappedWorker } from "./wrap.js";
 
 export {
@@ -15,6 +15,9 @@ export {
   judgePidFile,
   scanPidDir,
   processInfo,
+  recordSignalled,
+  signalledBefore,
+  SIGNALLED_FILE,
   type PidFileState,
   type PidFileVerdict,
 } from "./pids.js";
@@ -171,19 +174,30 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     for (const signal of standaloneSignals) process.on(signal, stopNow);
   }
 
+  /** Live workers of this node not yet asked to leave (a second signal would be a hard stop). */
+  const workersToStop = (states = scanPidDir(pidDir)): number[] => {
+    const asked = signalledBefore(pidDir);
+    return chooseTargets(states, worker?.pid).filter((pid) => !asked(pid));
+  };
+
   const onControl = (operation: ControlOperation): ControlOutcome => {
     const states = scanPidDir(pidDir);
     for (const state of states) {
       if (state.verdict.status !== "live")
         logger.info({ pidFile: state.path, ...state.verdict }, "PID file skipped");
     }
-    const targets = chooseTargets(states, worker?.pid);
+    const targets = workersToStop(states);
     if (targets.length === 0) return { kind: "nothing-here" };
     const signal = options.signals[operation];
     return {
       kind: "act",
       act: () => {
         const signalled = targets.filter((pid) => deliver(pid, signal, logger));
+        try {
+          recordSignalled(pidDir, signalled);
+        } catch (error) {
+          logger.warn({ err: error, pidDir }, "could not record the signalled workers");
+        }
         logger.info(
           { operation, signal, pids: signalled },
           `control message taken: signalled ${signalled.length} worker process(es)`,
@@ -226,7 +240,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
           receiver,
           logger,
           onControl,
-          hasWorkers: () => chooseTargets(scanPidDir(pidDir), worker?.pid).length > 0,
+          hasWorkers: () => workersToStop().length > 0,
           signal: stop.signal,
           ...(options.maxWaitMs !== undefined ? { maxWaitMs: options.maxWaitMs } : {}),
         });

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { processExists, readProcStat } from "../process/procfs.js";
 
@@ -164,4 +164,56 @@ export function chooseTargets(states: readonly PidFileState[], childPid?: number
   const belowChild = live.filter((pid) => pid !== childPid && isSelfOrDescendant(pid, childPid));
   if (belowChild.length > 0) return live.filter((pid) => pid !== childPid);
   return live.includes(childPid) ? live : [...live, childPid];
+}
+
+/**
+ * Workers an agent of this node has already signalled, kept next to the PID files (the name does not end
+ * in `.pid`, so scans and jobq's own glob ignore it). A second signal is a hard stop for ai4s-jobq workers
+ * (and `workforce worker`): an agent restarted by a supervisor, or a second agent on the node, must neither
+ * signal a leaving worker again nor take a control message meant for another node on its behalf.
+ */
+export const SIGNALLED_FILE = ".workforce-signalled.json";
+
+interface SignalledRecord {
+  pid: number;
+  /** Identifies the process across PID reuse (absent without /proc). */
+  startedAtMs?: number;
+}
+
+function readSignalled(dir: string): SignalledRecord[] {
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(join(dir, SIGNALLED_FILE), "utf8"));
+    if (!Array.isArray(parsed)) return [];
+    return parsed.filter(
+      (entry): entry is SignalledRecord =>
+        typeof entry === "object" && entry !== null && Number.isInteger((entry as SignalledRecord).pid),
+    );
+  } catch {
+    return [];
+  }
+}
+
+function sameProcess(record: SignalledRecord): boolean {
+  if (processExists(record.pid) === "no") return false;
+  if (record.startedAtMs === undefined) return true;
+  return processInfo(record.pid)?.startedAtMs === record.startedAtMs;
+}
+
+/** Whether a PID belongs to a worker an agent of this node has already signalled (and that still runs). */
+export function signalledBefore(dir: string): (pid: number) => boolean {
+  const live = readSignalled(dir).filter(sameProcess);
+  return (pid) => live.some((record) => record.pid === pid);
+}
+
+/** Remember that these workers were signalled; entries of processes that are gone are dropped. */
+export function recordSignalled(dir: string, pids: readonly number[]): void {
+  const records = readSignalled(dir).filter(sameProcess);
+  for (const pid of pids) {
+    const startedAtMs = processInfo(pid)?.startedAtMs;
+    records.push(startedAtMs === undefined ? { pid } : { pid, startedAtMs });
+  }
+  const path = join(dir, SIGNALLED_FILE);
+  const temporary = `${path}.${process.pid}.tmp`;
+  writeFileSync(temporary, JSON.stringify(records));
+  renameSync(temporary, path);
 }

@@ -193,6 +193,33 @@ describe("node agent", () => {
     expect(emulator.counts(`${topic}/Subscriptions/shutdown`)).toMatchObject({ active: 0, deadLetter: 0 });
   });
 
+  it("a restarted agent never signals a worker that is already leaving, nor takes a message on its behalf", async () => {
+    const topic = newTopic();
+    const dir = tempDir("agent-restart");
+    const pidDir = join(dir, "pids");
+    // A long task: the worker is still finishing it when the agent comes back.
+    const worker = await startStub({ dir, name: "w", pidDir, taskMs: 8_000 });
+    stubs.push(worker);
+    const first = agent(topic, pidDir);
+    await send(topic, control("graceful-downscale"));
+    expect(await first.done).toBe(0);
+    await waitUntil(() => worker.lines().includes("signal SIGINT"), 5_000, "the first signal");
+
+    // A supervisor restarts the agent; another drain request arrives meanwhile.
+    const second = agent(topic, pidDir);
+    await send(topic, control("graceful-downscale"));
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    // Not taken: it is for a node that still has a worker to stop.
+    expect(emulator.messages(`${topic}/Subscriptions/shutdown`)).toMatchObject([
+      { state: "active", deliveryCount: 0 },
+    ]);
+    expect(worker.lines().filter((line) => line.startsWith("signal"))).toEqual(["signal SIGINT"]);
+    second.stop();
+    expect(await second.done).toBe(0);
+    expect(await worker.exited).toBe(0);
+    expect(noTaskInterrupted(worker.lines())).toBe(true);
+  });
+
   it("gives a message back when its worker left between the check and the message", async () => {
     const topic = newTopic();
     await send(topic, control("graceful-downscale"));
