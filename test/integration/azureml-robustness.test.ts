@@ -212,6 +212,23 @@ describe("AzureML region: operator traps", () => {
     expect(workspace.jobs.get(taken)!.properties.experimentName).toBe("someone-else");
   });
 
+  it("a hire stops at the first refusal every submit would get (a missing role), instead of sending them all", async () => {
+    const region = makeRegion(emulator, "ws1", 100, { submitConcurrency: 2 });
+    emulator.addFault({
+      kind: "error",
+      status: 403,
+      code: "AuthorizationFailed",
+      operations: ["jobs.createOrUpdate"],
+    });
+    const result = await region.hire(50);
+    expect(result.hired).toBe(0);
+    const puts = emulator.requests.filter((r) => r.operation === "jobs.createOrUpdate").length;
+    expect(puts).toBeLessThanOrEqual(2); // the ones already in flight
+    expect(result.errors.at(-1)!.message).toBe(
+      `region ws1: hire stopped after an HTTP 403 refusal that every submit would get: ${50 - puts} of 50 workers not submitted`,
+    );
+  });
+
   it("waiting for a write token does not count against a request's deadline", async () => {
     // 4 submits, 1 token now and 4 a second after: the last waits ~750 ms, longer than a request may take.
     const region = makeRegion(

@@ -15,6 +15,7 @@ import { ConfigError } from "../../config/load.js";
 import { regionCredential } from "../../azure/credentials.js";
 import { processWriteLimiters, type WriteLimiterPool } from "../../azure/rate-limiter.js";
 import { redactText } from "../../logging/logger.js";
+import { statusOf } from "../../azure/retry.js";
 import type { AzuremlRegionConfig } from "./config.js";
 import {
   ArmWorkspace,
@@ -410,6 +411,9 @@ export function createAzuremlRegion(
       let failed = 0;
       /** Not tried: the caller's deadline came first (the next tick sees the gap and hires again). */
       let skipped = 0;
+      /** A refusal every other submit would get too (401, 403, a 400 on the template): stop sending. */
+      let refusal: number | undefined;
+      let refused = 0;
       let lastLog = Date.now();
       const context: JobContext = {
         experiment: config.experiment,
@@ -424,12 +428,19 @@ export function createAzuremlRegion(
               skipped++;
               return;
             }
+            if (refusal !== undefined) {
+              refused++;
+              return;
+            }
             try {
               await submitOne(context, signal);
               hired++;
             } catch (error) {
               failed++;
               pushError(errors, error as Error);
+              const status = statusOf((error as Error).cause ?? error);
+              if (status !== undefined && status >= 400 && status < 500 && ![408, 409, 429].includes(status))
+                refusal = status;
             }
             onProgress?.({ done: hired, failed, total: count });
             if (count >= 50 && Date.now() - lastLog > 10_000) {
@@ -447,7 +458,14 @@ export function createAzuremlRegion(
           ),
         );
       }
-      log.info({ hired, failed, skipped, requested: count }, "hire done");
+      if (refused > 0) {
+        errors.push(
+          new Error(
+            `region ${config.name}: hire stopped after an HTTP ${refusal} refusal that every submit would get: ${refused} of ${count} workers not submitted`,
+          ),
+        );
+      }
+      log.info({ hired, failed, skipped, refused, requested: count }, "hire done");
       listing = undefined;
       return { hired, errors };
     },
