@@ -4,6 +4,15 @@ import { createLogger, type Logger } from "../logging/logger.js";
 import { buildWorkforce, type Workforce } from "../controller/workforce.js";
 import type { Region } from "../regions/types.js";
 
+/** A bad argument or option on the command line: main prints it and exits 2, as for bad configuration. */
+export class UsageError extends Error {
+  readonly code = "UsageError";
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
 /** Load and validate config for a CLI command (a ConfigError makes main exit 2). */
 export function cliConfig(options: LoadOptions = {}): Config {
   return loadConfig(options);
@@ -32,8 +41,8 @@ export async function withWorkforce<T>(
 export function findRegion(workforce: Workforce, name: string): Region {
   const region = workforce.regions.find((candidate) => candidate.name === name);
   if (!region) {
-    throw new Error(
-      `no region named "${name}"; configured: ${workforce.regions.map((r) => r.name).join(", ")}`,
+    throw new UsageError(
+      `--region: no region named "${name}"; configured: ${workforce.regions.map((r) => r.name).join(", ")}`,
     );
   }
   return region;
@@ -42,7 +51,7 @@ export function findRegion(workforce: Workforce, name: string): Region {
 export function parseCount(value: string, what = "count"): number {
   const parsed = Number(value);
   if (!Number.isInteger(parsed) || parsed < 0)
-    throw new Error(`${what} must be a whole number >= 0; given ${JSON.stringify(value)}`);
+    throw new UsageError(`${what} must be a whole number >= 0; given ${JSON.stringify(value)}`);
   return parsed;
 }
 

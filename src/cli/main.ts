@@ -5,6 +5,7 @@ import { Command, CommanderError } from "commander";
 import { ConfigError } from "../config/load.js";
 import { redactText } from "../logging/logger.js";
 import { packageVersion } from "./version.js";
+import { UsageError } from "./context.js";
 import { register as registerRun } from "./commands/run.js";
 import { register as registerOnce } from "./commands/once.js";
 import { register as registerStatus } from "./commands/status.js";
@@ -53,7 +54,7 @@ export async function main(argv: string[]): Promise<number> {
       // --help and --version come through here with exit code 0.
       return error.exitCode === 0 ? 0 : EXIT_CONFIG;
     }
-    if (error instanceof ConfigError) {
+    if (error instanceof ConfigError || error instanceof UsageError) {
       process.stderr.write(`workforce: ${error.message}\n`);
       return EXIT_CONFIG;
     }

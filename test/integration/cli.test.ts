@@ -113,10 +113,10 @@ describe("the workforce CLI against Azurite and a local region", () => {
     expect(JSON.parse(run("status", "--json").stdout).regions[0].observation.pending).toBe(1);
   });
 
-  test("an unknown region is an error that names the configured ones", () => {
+  test("an unknown region is a usage error (exit 2) that names the configured ones", () => {
     const result = run("hire", "1", "--region", "nowhere");
-    expect(result.status).toBe(1);
-    expect(result.stderr).toMatch(/no region named "nowhere"; configured: here/);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/--region: no region named "nowhere"; configured: here/);
   });
 
   test("plan needs no configuration at all", () => {

@@ -1,15 +1,15 @@
 import type { Command } from "commander";
 import { BUILTIN_POLICIES } from "../../controller/policy-loader.js";
 import { rampLimit, stepSize } from "../../policy/step.js";
-import { parseCount } from "../context.js";
+import { parseCount, UsageError } from "../context.js";
 
 /** `workforce plan`: the policy alone, no I/O. What would the target be for this state of the world? */
 export function register(program: Command): void {
   program
     .command("plan")
     .description("Print the target the policy gives for a queue and workforce (no I/O)")
-    .requiredOption("--queue <n>", "tasks in the queue (waiting + in flight)")
-    .requiredOption("--running <n>", "workers running now")
+    .requiredOption("--queue <n>", "tasks in the queue (waiting + in flight) (required)")
+    .requiredOption("--running <n>", "workers running now (required)")
     .option("--concurrency <n>", "tasks one worker runs at once", "1")
     .option("--pending <n>", "workers hired but not running yet", "0")
     .option("--max <n>", "maxWorkers cap", "50000")
@@ -17,18 +17,26 @@ export function register(program: Command): void {
     .option("--ramp-factor <n>", "target <= ramp factor x (running + 1)", "10")
     .option("--policy <name>", "step | proportional", "step")
     .option("--json", "print JSON")
+    .addHelpText(
+      "after",
+      "\nExample:\n  workforce plan --queue 1600 --concurrency 4 --running 3\n" +
+        "  target 40 (step; ramp limit 40, step 50, queue 1600, max 50000)\n" +
+        "  active 3 (running 3, pending 0) -> hire 37",
+    )
     .action((options: Record<string, string | boolean | undefined>) => {
       const policyName = String(options.policy);
       const policy = BUILTIN_POLICIES[policyName as keyof typeof BUILTIN_POLICIES];
       if (!policy)
-        throw new Error(
+        throw new UsageError(
           `--policy must be one of ${Object.keys(BUILTIN_POLICIES).join(", ")}; given "${policyName}"`,
         );
       const concurrency = parseCount(String(options.concurrency), "--concurrency");
-      if (concurrency < 1) throw new Error("--concurrency must be >= 1");
+      if (concurrency < 1) throw new UsageError("--concurrency must be >= 1");
       const rampFactor = Number(options.rampFactor);
       if (!(rampFactor > 0))
-        throw new Error(`--ramp-factor must be a number > 0; given ${JSON.stringify(options.rampFactor)}`);
+        throw new UsageError(
+          `--ramp-factor must be a number > 0; given ${JSON.stringify(options.rampFactor)}`,
+        );
       const input = {
         queueDepth: parseCount(String(options.queue), "--queue"),
         concurrency,

@@ -30,7 +30,7 @@ export function register(program: Command): void {
       "Send raw control messages to a region's back channel: each one makes one node finish its task and leave. " +
         "No ledger entry is written (the daemon's `lay-off` is the bookkept way).",
     )
-    .requiredOption("--region <name>", "region whose backChannel to use")
+    .requiredOption("--region <name>", "region whose backChannel to use (required)")
     .addOption(
       new Option("--operation <op>", "operation (default: the drainOperation setting)").choices([
         ...CONTROL_OPERATIONS,

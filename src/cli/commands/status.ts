@@ -37,7 +37,7 @@ export function formatStatus(report: TickReport): string {
   lines.push(
     plan.hold
       ? `next tick: hold (${plan.hold})`
-      : `next tick: want ${plan.desired}, shrink floor ${plan.target}, active ${plan.totals.running + plan.totals.pending}, surplus ${plan.surplus}`,
+      : `next tick: want ${plan.desired}, target ${plan.target}, active ${plan.totals.running + plan.totals.pending}, surplus ${plan.surplus}`,
   );
   return `${lines.join("\n")}\n`;
 }

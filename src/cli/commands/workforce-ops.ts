@@ -16,7 +16,7 @@ export function register(program: Command): void {
     .command("hire")
     .description("Hire N workers in one region now")
     .argument("<count>", "workers to hire")
-    .requiredOption("--region <name>", "region to hire in")
+    .requiredOption("--region <name>", "region to hire in (required; a `name` from the region list)")
     .action(async (count: string, options: { region: string }) => {
       const n = parseCount(count);
       const config = cliConfig();
@@ -38,7 +38,7 @@ export function register(program: Command): void {
       "Lay off N workers in one region: pending ones are cancelled first, then running ones drained",
     )
     .argument("<count>", "workers to lay off")
-    .requiredOption("--region <name>", "region to lay off in")
+    .requiredOption("--region <name>", "region to lay off in (required; a `name` from the region list)")
     .option(
       "--cancel-running",
       "cancel running workers at once instead of draining them (interrupts their tasks)",
