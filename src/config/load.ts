@@ -3,6 +3,7 @@ import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import { SETTINGS, type Settings } from "./settings.js";
 import { regionListSchema, type RegionConfig } from "./regions.js";
+import { redactText } from "../logging/logger.js";
 
 export interface Config extends Settings {
   regions: RegionConfig[];
@@ -20,10 +21,17 @@ export interface ConfigProblem {
 /** Bad configuration. The daemon exits 2 on it. */
 export class ConfigError extends Error {
   readonly code = "ConfigError";
-  constructor(readonly problems: ConfigProblem[]) {
+  readonly problems: ConfigProblem[];
+  constructor(problems: ConfigProblem[]) {
+    // A secret pasted into the wrong field (a connection string as WORKFORCE_QUEUE) is echoed as "given".
+    const redacted = problems.map((problem) => ({
+      where: problem.where,
+      message: redactText(problem.message),
+    }));
     super(
-      `invalid configuration:\n${problems.map((problem) => `  - ${problem.where}: ${problem.message}`).join("\n")}`,
+      `invalid configuration:\n${redacted.map((problem) => `  - ${problem.where}: ${problem.message}`).join("\n")}`,
     );
+    this.problems = redacted;
     this.name = "ConfigError";
   }
 }
@@ -67,10 +75,21 @@ function issueMessages(
   where: (path: string) => string,
   secret: boolean,
 ): ConfigProblem[] {
-  return error.issues.map((issue) => {
+  return error.issues.flatMap((issue): ConfigProblem[] => {
+    // Name the misspelt field itself rather than quoting the whole object around it.
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((key) => ({
+        where: where(formatPath([...issue.path, key])),
+        message: "unknown field (check its spelling)",
+      }));
+    }
+    const value = valueAt(input, issue.path);
+    if (value === undefined && issue.code === "invalid_type") {
+      return [{ where: where(formatPath(issue.path)), message: `required (expected ${issue.expected})` }];
+    }
     const hidden = secret || issue.path.some((part) => SECRET_FIELD.test(String(part)));
-    const given = hidden ? "" : `; given ${describeValue(valueAt(input, issue.path))}`;
-    return { where: where(formatPath(issue.path)), message: `${issue.message}${given}` };
+    const given = hidden ? "" : `; given ${describeValue(value)}`;
+    return [{ where: where(formatPath(issue.path)), message: `${issue.message}${given}` }];
   });
 }
 
@@ -128,7 +147,11 @@ export function loadConfig(options: LoadOptions = {}): Config {
       settings[spec.key] = spec.default;
       continue;
     }
-    const result = (spec.schema as z.ZodType).safeParse(raw);
+    // Numeric settings coerce text (variables are text), but must not take a file's `true` as 1 or [7] as 7.
+    const notANumber = typeof spec.default === "number" && typeof raw !== "number" && typeof raw !== "string";
+    const result = notANumber
+      ? ({ success: false, error: { issues: [{ message: "expected a number" }] } } as const)
+      : (spec.schema as z.ZodType).safeParse(raw);
     if (result.success) {
       settings[spec.key] = result.data;
     } else {

@@ -18,10 +18,11 @@ export interface SettingSpec<S extends z.ZodType = z.ZodType> {
   secret?: boolean;
 }
 
-const boolFromEnv = z.union([
-  z.boolean(),
-  z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) => v === "true" || v === "1" || v === "yes"),
-]);
+const BOOLEAN_WORDS = ["true", "false", "1", "0", "yes", "no"] as const;
+const boolFromEnv = z.union(
+  [z.boolean(), z.enum(BOOLEAN_WORDS).transform((v) => v === "true" || v === "1" || v === "yes")],
+  { error: `expected true or false (or ${BOOLEAN_WORDS.slice(2).join(", ")})` },
+);
 const number = () => z.coerce.number({ error: "expected a number" });
 const int = (min: number) =>
   number()

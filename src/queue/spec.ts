@@ -84,6 +84,17 @@ export function isServiceBusConnectionString(connectionString: string): boolean 
 export function parseQueueSpec(spec: string, options: ParseQueueSpecOptions = {}): QueueSpec {
   const text = spec.trim();
   if (text === "") fail(spec, `empty; ${EXPECTED}`);
+  // Never echo it: a connection string holds the account key.
+  if (
+    /(^|;)\s*(AccountKey|SharedAccessKey|SharedAccessSignature|DefaultEndpointsProtocol|Endpoint)\s*=/i.test(
+      text,
+    )
+  ) {
+    throw new QueueSpecError(
+      "queue spec looks like a connection string: put it in WORKFORCE_QUEUE_CONNECTION_STRING " +
+        `and give the queue name here; ${EXPECTED}`,
+    );
+  }
 
   if (/^sb:\/\//i.test(text)) {
     const rest = text.slice("sb://".length).replace(/\/+$/, "");

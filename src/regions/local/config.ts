@@ -1,4 +1,6 @@
+import { constants } from "node:os";
 import { z } from "zod";
+import { PLACEHOLDERS, unknownPlaceholders } from "./command.js";
 import { regionCommonShape } from "../common-config.js";
 import { backChannelSchema } from "../../backchannel/config.js";
 
@@ -13,13 +15,24 @@ export const localRegionSchema = z
      * argv of one worker. Placeholders: {queue}, {concurrency}, {workerId}, {node} (this Node binary),
      * {workforce} (this package's CLI entry).
      */
-    command: z.array(z.string().min(1)).min(1),
+    command: z
+      .array(z.string().min(1))
+      .min(1)
+      .superRefine((command, ctx) => {
+        const unknown = unknownPlaceholders(command);
+        if (unknown.length > 0) {
+          ctx.addIssue({
+            code: "custom",
+            message: `unknown placeholder ${unknown.join(", ")} (expected ${PLACEHOLDERS.map((name) => `{${name}}`).join(", ")})`,
+          });
+        }
+      }),
     /** Where PID files and worker state live; a restarted daemon finds its workers here. */
     stateDir: z.string().min(1),
     /** Signal that asks a running worker to finish its task and leave. */
     drainSignal: z
       .string()
-      .regex(/^SIG[A-Z0-9]+$/, "a signal name such as SIGINT")
+      .refine((name) => name.startsWith("SIG") && name in constants.signals, "a signal name such as SIGINT")
       .default("SIGINT"),
     /** Extra environment for workers. */
     env: z.record(z.string(), z.string()).default({}),

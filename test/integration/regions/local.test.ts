@@ -277,14 +277,16 @@ describe("local region states and signals", () => {
     expect(await region.observe()).toEqual({ running: 0, pending: 0, draining: 0, capacity: 4 });
   });
 
-  it("an unknown placeholder in the command is a clear error", () => {
-    const config = localRegionSchema.parse({
-      kind: "local",
-      name: "bad",
-      capacity: 1,
-      stateDir: root,
-      command: ["{node}", "{wrong}"],
+  it("an unknown placeholder in the command is a clear error, in the config and in the constructor", () => {
+    const input = { kind: "local", name: "bad", capacity: 1, stateDir: root, command: ["{node}", "{wrong}"] };
+    const parsed = localRegionSchema.safeParse(input);
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues[0]).toMatchObject({
+      path: ["command"],
+      message: expect.stringMatching(/unknown placeholder \{wrong\} \(expected \{queue\}/),
     });
+    // A library caller may build the config by hand, without the schema.
+    const config = { ...localRegionSchema.parse({ ...input, command: ["{node}"] }), command: input.command };
     expect(() => new LocalRegion(config, context())).toThrow(/command: unknown placeholder \{wrong\}/);
   });
 });

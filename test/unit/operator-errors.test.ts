@@ -1,0 +1,146 @@
+import { describe, expect, test } from "vitest";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { ConfigError, loadConfig } from "../../src/config/load.js";
+import { workforceArgv } from "../support/cli.js";
+
+// What an operator sees when they get the configuration or the command line wrong.
+
+const ACCOUNT_KEY = "Zm9vYmFyc2VjcmV0a2V5MTIzNDU2Nzg5MA==";
+const STORAGE_CS = `DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=${ACCOUNT_KEY};QueueEndpoint=http://127.0.0.1:1/devstoreaccount1`;
+const localRegion = { kind: "local", name: "here", capacity: 4, command: ["true"], stateDir: "/tmp/x" };
+
+function problemsOf(env: NodeJS.ProcessEnv): Array<{ where: string; message: string }> {
+  try {
+    loadConfig({ env });
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+function configFile(text: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), "wf-operator-")), "workforce.yaml");
+  writeFileSync(path, text);
+  return path;
+}
+
+function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const [command, ...rest] = workforceArgv(...args);
+  return spawnSync(command!, rest, {
+    env: { PATH: process.env.PATH, AZURE_TOKEN_CREDENTIALS: "EnvironmentCredential", ...env },
+    encoding: "utf8",
+    timeout: 30_000,
+  });
+}
+
+describe("configuration errors an operator can act on", () => {
+  test("a connection string pasted into WORKFORCE_QUEUE is refused without echoing its key", () => {
+    const env = { WORKFORCE_QUEUE: STORAGE_CS, WORKFORCE_REGIONS: JSON.stringify([localRegion]) };
+    const result = cli(["status"], env);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/WORKFORCE_QUEUE: .*looks like a connection string/);
+    expect(result.stderr).toMatch(/WORKFORCE_QUEUE_CONNECTION_STRING/);
+    expect(result.stdout + result.stderr).not.toContain(ACCOUNT_KEY);
+  });
+
+  test("a key quoted in any problem's given value is redacted", () => {
+    // A region field that is not a secret by name but holds one.
+    const problems = problemsOf({
+      WORKFORCE_REGIONS: JSON.stringify([{ ...localRegion, capacity: `AccountKey=${ACCOUNT_KEY}` }]),
+    });
+    expect(problems.map((p) => p.where)).toContain("WORKFORCE_REGIONS[0].capacity");
+    expect(JSON.stringify(problems)).not.toContain(ACCOUNT_KEY);
+  });
+
+  test("numbers of the wrong type in the file are refused, not coerced (true is not 1)", () => {
+    const path = configFile("concurrency: true\nmaxWorkers: [7]\nintervalSeconds: '30'\n");
+    const problems = problemsOf({ WORKFORCE_CONFIG: path, WORKFORCE_REGIONS: JSON.stringify([localRegion]) });
+    expect(problems).toEqual([
+      { where: `concurrency (in ${path})`, message: "expected a number; given true" },
+      { where: `maxWorkers (in ${path})`, message: "expected a number; given [7]" },
+    ]);
+    // Numeric text stays accepted: variables are text.
+    expect(
+      loadConfig({ env: { WORKFORCE_CONCURRENCY: "4", WORKFORCE_REGIONS: JSON.stringify([localRegion]) } })
+        .concurrency,
+    ).toBe(4);
+  });
+
+  test("a bad boolean says which words are accepted", () => {
+    const problems = problemsOf({
+      WORKFORCE_DRY_RUN: "maybe",
+      WORKFORCE_REGIONS: JSON.stringify([localRegion]),
+    });
+    expect(problems).toEqual([
+      { where: "WORKFORCE_DRY_RUN", message: 'expected true or false (or 1, 0, yes, no); given "maybe"' },
+    ]);
+  });
+
+  test("a missing region field says 'required' and a misspelt one is named by its path", () => {
+    const { command: _omitted, ...noCommand } = localRegion;
+    const problems = problemsOf({
+      WORKFORCE_REGIONS: JSON.stringify([{ ...noCommand, comand: ["true"] }]),
+    });
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        { where: "WORKFORCE_REGIONS[0].command", message: "required (expected array)" },
+        { where: "WORKFORCE_REGIONS[0].comand", message: "unknown field (check its spelling)" },
+      ]),
+    );
+  });
+
+  test("a local region's unknown drain signal or command placeholder is bad configuration (exit 2)", () => {
+    const problems = problemsOf({
+      WORKFORCE_REGIONS: JSON.stringify([
+        { ...localRegion, drainSignal: "SIGFOO", command: ["{node}", "{workforce}", "worker", "{queu}"] },
+      ]),
+    });
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          where: "WORKFORCE_REGIONS[0].command",
+          message: expect.stringMatching(/^unknown placeholder \{queu\} \(expected \{queue\}, /),
+        }),
+        expect.objectContaining({
+          where: "WORKFORCE_REGIONS[0].drainSignal",
+          message: expect.stringMatching(/a signal name such as SIGINT; given "SIGFOO"/),
+        }),
+      ]),
+    );
+    expect(
+      loadConfig({ env: { WORKFORCE_REGIONS: JSON.stringify([{ ...localRegion, drainSignal: "SIGUSR1" }]) } })
+        .regions[0],
+    ).toMatchObject({ drainSignal: "SIGUSR1" });
+  });
+});
+
+describe("command-line usage errors exit 2 and name the option", () => {
+  test.each([
+    [["plan", "--queue", "abc", "--running", "1"], /--queue must be a whole number >= 0; given "abc"/],
+    [
+      ["plan", "--queue", "10", "--running", "0", "--policy", "linear"],
+      /--policy must be one of step, proportional/,
+    ],
+    [["plan", "--queue", "10", "--running", "0", "--concurrency", "0"], /--concurrency must be >= 1/],
+    [["hire", "2.5", "--region", "here"], /count must be a whole number >= 0; given "2.5"/],
+    [["plan", "--queue", "10"], /required option '--running <n>' not specified/],
+  ])("workforce %j", (args, message) => {
+    const result = cli(args);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(message);
+  });
+
+  test("plan --help shows a worked example and which options are required", () => {
+    const result = cli(["plan", "--help"]);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/--queue <n> +tasks in the queue \(waiting \+ in flight\) \(required\)/);
+    expect(result.stdout).toContain("workforce plan --queue 1600 --concurrency 4 --running 3");
+    // The example's printed answer is what the command prints.
+    const example = cli(["plan", "--queue", "1600", "--concurrency", "4", "--running", "3"]);
+    for (const line of example.stdout.trim().split("\n")) expect(result.stdout).toContain(line);
+  });
+});
