@@ -85,6 +85,34 @@ describe("Azure retry policy", () => {
     expect(result).toBe("ok");
     expect(calls).toBe(2);
   });
+
+  it("waits in beforeAttempt (a write token) outside the attempt's deadline, but not past the caller's", async () => {
+    let calls = 0;
+    const slowToken = () => new Promise<void>((resolve) => setTimeout(resolve, 80));
+    const result = await withRetry(
+      () => {
+        calls++;
+        return Promise.resolve("ok");
+      },
+      { retries: 0, attemptTimeoutMs: 20, beforeAttempt: slowToken },
+    );
+    expect([result, calls]).toEqual(["ok", 1]);
+
+    // An empty bucket that refills in ~17 min: only the caller's deadline ends the wait.
+    const limiter = new WriteRateLimiter({ burst: 1, perSecond: 0.001 });
+    await limiter.acquire();
+    let sent = 0;
+    await expect(
+      withRetry(
+        () => {
+          sent++;
+          return Promise.resolve("never");
+        },
+        { retries: 3, signal: AbortSignal.timeout(30), beforeAttempt: (signal) => limiter.acquire(signal) },
+      ),
+    ).rejects.toThrow(/timeout|aborted/i);
+    expect(sent).toBe(0);
+  });
 });
 
 describe("write rate limiter", () => {
