@@ -189,6 +189,25 @@ function canonical(value: unknown): string {
   );
 }
 
+/** `$skip` is an opaque continuation token in AzureML, not a number: clients must pass nextLink as given. */
+export function encodeSkipToken(offset: number): string {
+  return Buffer.from(JSON.stringify({ offset })).toString("base64url");
+}
+
+function decodeSkipToken(token: string | null): number {
+  if (!token) return 0;
+  try {
+    const offset = (JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as { offset?: unknown })
+      .offset;
+    if (typeof offset === "number" && Number.isInteger(offset) && offset >= 0) return offset;
+  } catch {
+    // fall through: not one of ours
+  }
+  throw new HttpError(400, "UserError", `The continuation token ${token} is not valid.`, {
+    code: "BadArgument",
+  });
+}
+
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -297,7 +316,7 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
         const view = query.get("listViewType") ?? "ActiveOnly";
         const tag = query.get("tag");
         const jobType = query.get("jobType");
-        const skip = Number(query.get("$skip") ?? "0");
+        const skip = decodeSkipToken(query.get("$skip"));
         const matching = [...ws.jobs.values()]
           .filter((job) => {
             const archived = job.properties.isArchived === true;
@@ -318,7 +337,7 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
         if (next !== undefined) {
           const link = new URL(`${baseUrl}${ws.armId}/jobs`);
           for (const [k, v] of query) if (k !== "$skip") link.searchParams.set(k, v);
-          link.searchParams.set("$skip", String(next));
+          link.searchParams.set("$skip", encodeSkipToken(next));
           nextLink = link.toString();
         }
         return {
