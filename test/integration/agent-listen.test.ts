@@ -269,6 +269,25 @@ describe("node agent", () => {
     expect(worker.lines()).toContain("signal SIGINT");
   });
 
+  it("keeps trying while its subscription is disabled, and acts once it is enabled again", async () => {
+    const topic = newTopic();
+    const dir = tempDir("agent-disabled");
+    const pidDir = join(dir, "pids");
+    const worker = await stub(dir, "w", { pidDir });
+    await send(topic, control("graceful-downscale"));
+    const subscription = `${topic}/Subscriptions/shutdown`;
+    emulator.updateSettings(subscription, { status: "Disabled" });
+    const running = agent(topic, pidDir);
+    // Refused with com.microsoft:entity-disabled meanwhile: not a reason to stop.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(worker.lines()).not.toContain("signal SIGINT");
+    emulator.updateSettings(subscription, { status: "Active" });
+    expect(await running.done).toBe(0);
+    await worker.exited;
+    expect(worker.lines()).toContain("signal SIGINT");
+    expect(emulator.counts(subscription)).toMatchObject({ active: 0, deadLetter: 0 });
+  });
+
   it("survives a refused token at connect and keeps trying", async () => {
     const topic = newTopic();
     const dir = tempDir("agent-token");

@@ -124,6 +124,35 @@ describe("ServiceBusAdministrationClient against the emulator", () => {
     expect(topics).not.toContain("jobs");
   });
 
+  it("a subscription disabled through the admin API refuses receivers with MessagingEntityDisabled, and serves again once re-enabled", async () => {
+    await admin.createTopic("switch");
+    await admin.createSubscription("switch", "shutdown");
+    const sender = client.createSender("switch");
+    await sender.sendMessages({ body: "kept" });
+    const subscription = await admin.getSubscription("switch", "shutdown");
+    await admin.updateSubscription({ ...subscription, status: "Disabled" });
+    expect((await admin.getSubscription("switch", "shutdown")).status).toBe("Disabled");
+
+    // No retries: the error the agent's receive loop sees, at once.
+    const strict = new ServiceBusClient(emulator.connectionString, { retryOptions: { maxRetries: 0 } });
+    try {
+      const refused = strict.createReceiver("switch", "shutdown");
+      await expect(refused.receiveMessages(1, { maxWaitTimeInMs: 1000 })).rejects.toMatchObject({
+        code: "MessagingEntityDisabled",
+      });
+    } finally {
+      await strict.close();
+    }
+
+    await admin.updateSubscription({ ...subscription, status: "Active" });
+    const receiver = client.createReceiver("switch", "shutdown");
+    const [message] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 2000 });
+    expect(message?.body).toBe("kept");
+    await receiver.completeMessage(message!);
+    await receiver.close();
+    await sender.close();
+  });
+
   it("deletes a queue", async () => {
     await admin.createQueue("doomed");
     await admin.deleteQueue("doomed");

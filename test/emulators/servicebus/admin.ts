@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Entity, EntityKind, EntitySettings, Store } from "./store.js";
+import type { Entity, EntityKind, EntitySettings, EntityStatus, Store } from "./store.js";
 
 /**
  * The ATOM management API that ServiceBusAdministrationClient speaks (always HTTPS): create, get, list
@@ -12,6 +12,7 @@ const SB_NS = "http://schemas.microsoft.com/netservices/2010/10/servicebus/conne
 const COUNT_NS = "http://schemas.microsoft.com/netservices/2011/06/servicebus";
 const API_VERSION = "2021-05";
 const MAX_TIMESPAN = "P10675199DT2H48M5.4775807S";
+const STATUSES: readonly EntityStatus[] = ["Active", "Disabled", "SendDisabled", "ReceiveDisabled"];
 
 export interface AdminServerOptions {
   host: string;
@@ -63,6 +64,8 @@ function settingsFrom(xml: string): Partial<EntitySettings> {
   const ttlText = field(xml, "DefaultMessageTimeToLive");
   const ttl = ttlText === MAX_TIMESPAN ? undefined : parseDuration(ttlText);
   if (ttl !== undefined) settings.defaultTtlMs = ttl;
+  const status = field(xml, "Status") as EntityStatus | undefined;
+  if (status !== undefined && STATUSES.includes(status)) settings.status = status;
   const dlOnExpiry = field(xml, "DeadLetteringOnMessageExpiration");
   if (dlOnExpiry !== undefined) settings.deadLetteringOnMessageExpiration = dlOnExpiry === "true";
   return settings;
@@ -90,7 +93,7 @@ function description(entity: Entity): string {
   const common =
     `<DefaultMessageTimeToLive>${formatDuration(s.defaultTtlMs)}</DefaultMessageTimeToLive>` +
     `<EnableBatchedOperations>true</EnableBatchedOperations>` +
-    `<Status>Active</Status>` +
+    `<Status>${s.status}</Status>` +
     `<AutoDeleteOnIdle>${MAX_TIMESPAN}</AutoDeleteOnIdle>` +
     `<EntityAvailabilityStatus>Available</EntityAvailabilityStatus>`;
   const counts = entity.counts();

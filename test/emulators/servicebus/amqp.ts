@@ -5,6 +5,7 @@ import type { Connection, Container, Delivery, EventContext, Message, Receiver, 
 import type { Faults } from "./faults.js";
 import { bytesToUuid, deliveryTagToLockToken, lockTokenToDeliveryTag } from "./lock-token.js";
 import {
+  allows,
   entityPathOf,
   type Entity,
   type MessageSource,
@@ -103,6 +104,13 @@ function lockTokenOf(value: unknown): string {
   return String(value).toLowerCase();
 }
 
+function entityDisabled(entity: Entity): { condition: string; description: string } {
+  return {
+    condition: "com.microsoft:entity-disabled",
+    description: `Messaging entity '${entity.path}' is currently disabled (status ${entity.settings.status}).`,
+  };
+}
+
 export class AmqpBroker {
   private readonly container: Container;
   private server: Server | undefined;
@@ -177,6 +185,12 @@ export class AmqpBroker {
 
   private tick(): void {
     this.options.store.sweep();
+    // An entity disabled through the admin API detaches the receivers it has.
+    for (const consumer of [...this.consumers]) {
+      if (allows(consumer.source.entity, "receive")) continue;
+      this.removeConsumer(consumer.sender);
+      consumer.sender.close(entityDisabled(consumer.source.entity));
+    }
     for (const entity of new Set(this.consumers.map((c) => c.source.entity))) this.pump(entity);
   }
 
@@ -194,6 +208,10 @@ export class AmqpBroker {
         condition: "amqp:not-found",
         description: `The messaging entity '${entityPathOf(address)}' could not be found.`,
       });
+      return;
+    }
+    if (!allows(source.entity, "receive")) {
+      sender.close(entityDisabled(source.entity));
       return;
     }
     answerEveryDrain(sender);
@@ -214,6 +232,8 @@ export class AmqpBroker {
         condition: "amqp:not-found",
         description: `The messaging entity '${entityPathOf(address)}' could not be found.`,
       });
+    } else if (!allows(entity, "send")) {
+      receiver.close(entityDisabled(entity));
     }
   }
 
@@ -255,6 +275,11 @@ export class AmqpBroker {
       return;
     }
     this.options.faults.afterAckDelay(() => {
+      const entity = this.options.store.get(address);
+      if (entity && !allows(entity, "send")) {
+        delivery.update(true, outcomes.rejected({ error: entityDisabled(entity) }).described());
+        return;
+      }
       try {
         for (const message of messages) this.options.store.enqueue(address, message);
         delivery.update(true, outcomes.accepted().described());

@@ -23,7 +23,7 @@ import {
  */
 
 export type { ServiceBusFaults } from "./faults.js";
-export type { EntitySettings, MessageState } from "./store.js";
+export type { EntitySettings, EntityStatus, MessageState } from "./store.js";
 
 export interface ServiceBusEmulatorOptions {
   /** 0 (default) picks a free port. */
@@ -88,6 +88,8 @@ export interface ServiceBusEmulator {
   createQueue(name: string, settings?: Partial<EntitySettings>): void;
   createTopic(name: string, settings?: Partial<EntitySettings>): void;
   createSubscription(topic: string, name: string, settings?: Partial<EntitySettings>): void;
+  /** Changes an entity's settings, as an admin update does (e.g. `{ status: "Disabled" }`). */
+  updateSettings(entity: string, settings: Partial<EntitySettings>): void;
   /** Messages in `entity` (`queue`, `topic/Subscriptions/sub`, either with `/$DeadLetterQueue`), oldest first. */
   messages(entity: string): InspectedMessage[];
   counts(entity: string): EntityCounts;
@@ -188,6 +190,11 @@ export async function startServiceBusEmulator(
     createTopic: (name, s) => void store.create("topic", name, { ...settings, ...s }),
     createSubscription: (topic, name, s) =>
       void store.create("subscription", `${topic}/Subscriptions/${name}`, { ...settings, ...s }),
+    updateSettings(entity, changes) {
+      const found = store.get(entity);
+      if (!found) throw new Error(`no such entity in the emulator: ${entity}`);
+      found.settings = { ...found.settings, ...changes };
+    },
     messages(entity) {
       store.sweep();
       const { entity: e, deadLetter } = source(entity);

@@ -15,14 +15,26 @@ export interface EntitySettings {
   /** Applied when a message has no time-to-live of its own. */
   defaultTtlMs: number | undefined;
   deadLetteringOnMessageExpiration: boolean;
+  /** As the admin API sets it: a disabled entity refuses links with `com.microsoft:entity-disabled`. */
+  status: EntityStatus;
 }
+
+export type EntityStatus = "Active" | "Disabled" | "SendDisabled" | "ReceiveDisabled";
 
 export const defaultEntitySettings: EntitySettings = {
   lockDurationMs: 60_000,
   maxDeliveryCount: 10,
   defaultTtlMs: undefined,
   deadLetteringOnMessageExpiration: false,
+  status: "Active",
 };
+
+/** Whether an entity takes messages from senders / gives them to receivers in its current status. */
+export function allows(entity: Entity, direction: "send" | "receive"): boolean {
+  const status = entity.settings.status;
+  if (status === "Disabled") return false;
+  return direction === "send" ? status !== "SendDisabled" : status !== "ReceiveDisabled";
+}
 
 export type MessageState = "active" | "locked" | "deferred";
 
