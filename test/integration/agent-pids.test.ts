@@ -1,8 +1,16 @@
 import { spawn } from "node:child_process";
-import { readdirSync, utimesSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { chooseTargets, judgePidFile, processInfo, scanPidDir } from "../../src/agent/pids.js";
+import {
+  chooseTargets,
+  judgePidFile,
+  processInfo,
+  recordSignalled,
+  scanPidDir,
+  signalledBefore,
+  SIGNALLED_FILE,
+} from "../../src/agent/pids.js";
 import { killQuietly, tempDir } from "./agent-support.js";
 
 const children: Array<ReturnType<typeof spawn>> = [];
@@ -100,6 +108,31 @@ describe("PID files", () => {
       };
       look();
     });
+  });
+
+  it("remembers signalled workers by PID and start time: not a process that reused the PID, not one that is gone", async () => {
+    const dir = tempDir("signalled");
+    const leaving = sleeper();
+    const other = sleeper();
+    recordSignalled(dir, [leaving]);
+    expect(signalledBefore(dir)(leaving)).toBe(true);
+    expect(signalledBefore(dir)(other)).toBe(false);
+    // The same PID with another start time is another process (PID reuse).
+    const started = processInfo(other)!.startedAtMs;
+    writeFileSync(join(dir, SIGNALLED_FILE), JSON.stringify([{ pid: other, startedAtMs: started - 5_000 }]));
+    expect(signalledBefore(dir)(other)).toBe(false);
+    // A worker that has left drops out at the next write; the file is not a *.pid file.
+    recordSignalled(dir, [leaving]);
+    const child = children.find((c) => c.pid === leaving)!;
+    const gone = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGKILL");
+    await gone;
+    expect(signalledBefore(dir)(leaving)).toBe(false);
+    recordSignalled(dir, [other]);
+    expect(JSON.parse(readFileSync(join(dir, SIGNALLED_FILE), "utf8"))).toEqual([
+      { pid: other, startedAtMs: started },
+    ]);
+    expect(scanPidDir(dir)).toEqual([]);
   });
 });
 
