@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig, type Config, type LoadOptions } from "../config/load.js";
+import { ConfigError, loadConfig, unknownVariables, type Config, type LoadOptions } from "../config/load.js";
 import { describeQueueSpec, parseQueueSpec, type StorageQueueSpec } from "../queue/spec.js";
 import { createLogger, type Logger } from "../logging/logger.js";
 import { buildWorkforce, type Workforce } from "../controller/workforce.js";
@@ -20,7 +20,19 @@ export function cliConfig(options: LoadOptions = {}): Config {
 
 /** Logs of one-shot commands go to stderr, so stdout stays clean for tables and JSON. */
 export function cliLogger(config: Pick<Config, "logLevel">, level?: string): Logger {
-  return createLogger({ level: level ?? config.logLevel, destination: process.stderr });
+  const logger = createLogger({ level: level ?? config.logLevel, destination: process.stderr });
+  warnUnknownVariables(logger);
+  return logger;
+}
+
+/** A misspelt variable would otherwise leave its setting at the default without a word. */
+export function warnUnknownVariables(logger: Logger, env: NodeJS.ProcessEnv = process.env): void {
+  for (const { name, suggestion } of unknownVariables(env)) {
+    logger.warn(
+      { variable: name, ...(suggestion ? { didYouMean: suggestion } : {}) },
+      `unknown variable ${name} ignored${suggestion ? ` (did you mean ${suggestion}?)` : ""}`,
+    );
+  }
 }
 
 /** Build the workforce for a one-shot command, run `fn`, and always release connections. */

@@ -118,6 +118,48 @@ function readConfigFile(path: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
+/** WORKFORCE_* variables read by the node side (agent, worker), not by the daemon's settings. */
+const NODE_SIDE_VARIABLES = [
+  "WORKFORCE_BACK_CHANNEL_CONNECTION_STRING",
+  "WORKFORCE_BACK_CHANNEL_FULLY_QUALIFIED_NAMESPACE",
+  "WORKFORCE_CONTROL_TOPIC_NAME",
+  "WORKFORCE_WORKER_ID",
+  "WORKFORCE_AGENT_SIGNAL",
+];
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(
+        previous[j]! + 1,
+        current[j - 1]! + 1,
+        previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/**
+ * WORKFORCE_* variables nobody reads (a typo leaves its setting at the default without a word), each with
+ * the closest known name when one is near. Not an error: a deployment may carry variables for other tools.
+ */
+export function unknownVariables(env: NodeJS.ProcessEnv): Array<{ name: string; suggestion?: string }> {
+  const known = [...SETTINGS.map((spec) => spec.env), FILE_ENV, REGIONS_ENV, ...NODE_SIDE_VARIABLES];
+  return Object.keys(env)
+    .filter((name) => name.startsWith("WORKFORCE_") && !known.includes(name))
+    .sort()
+    .map((name) => {
+      const [closest] = known
+        .map((candidate) => ({ candidate, distance: editDistance(name, candidate) }))
+        .sort((x, y) => x.distance - y.distance);
+      return closest && closest.distance <= 3 ? { name, suggestion: closest.candidate } : { name };
+    });
+}
+
 /**
  * Settings come from an optional file (WORKFORCE_CONFIG, YAML or JSON) and from WORKFORCE_* variables;
  * a variable overrides the file. Every problem is collected, then reported at once.

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
-import { ConfigError, loadConfig } from "../../src/config/load.js";
+import { ConfigError, loadConfig, unknownVariables } from "../../src/config/load.js";
 import { workforceArgv } from "../support/cli.js";
 
 // What an operator sees when they get the configuration or the command line wrong.
@@ -115,6 +115,38 @@ describe("configuration errors an operator can act on", () => {
       loadConfig({ env: { WORKFORCE_REGIONS: JSON.stringify([{ ...localRegion, drainSignal: "SIGUSR1" }]) } })
         .regions[0],
     ).toMatchObject({ drainSignal: "SIGUSR1" });
+  });
+});
+
+describe("a misspelt variable is not silently ignored", () => {
+  test("unknown WORKFORCE_* variables are listed with the closest known name; node-side ones are known", () => {
+    expect(
+      unknownVariables({
+        WORKFORCE_CONCURENCY: "4",
+        WORKFORCE_CONTROL_TOPIC_NAME: "eastus",
+        WORKFORCE_WORKER_ID: "w1",
+        WORKFORCE_SOMETHING_ELSE_ENTIRELY: "x",
+        WORKFORCE_CONCURRENCY: "2",
+        HOME: "/root",
+      }),
+    ).toEqual([
+      { name: "WORKFORCE_CONCURENCY", suggestion: "WORKFORCE_CONCURRENCY" },
+      { name: "WORKFORCE_SOMETHING_ELSE_ENTIRELY" },
+    ]);
+  });
+
+  test("a one-shot command warns on stderr, naming the variable but never its value", () => {
+    // An unknown region stops it right after the warning, before any queue call.
+    const result = cli(["hire", "1", "--region", "nowhere"], {
+      WORKFORCE_QUEUE: "tasks",
+      WORKFORCE_QUEUE_CONNECTION_STRING: STORAGE_CS,
+      WORKFORCE_REGIONS: JSON.stringify([localRegion]),
+      WORKFORCE_MAX_WORKES: `AccountKey=${ACCOUNT_KEY}`,
+    });
+    expect(result.stderr).toMatch(
+      /unknown variable WORKFORCE_MAX_WORKES ignored \(did you mean WORKFORCE_MAX_WORKERS\?\)/,
+    );
+    expect(result.stdout + result.stderr).not.toContain(ACCOUNT_KEY);
   });
 });
 

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { startDaemon } from "../../controller/daemon.js";
 import { createLogger } from "../../logging/logger.js";
-import { cliConfig } from "../context.js";
+import { cliConfig, warnUnknownVariables } from "../context.js";
 
 /** `workforce run`: the daemon. SIGTERM/SIGINT finish the tick in flight, then exit 0. */
 export function register(program: Command): void {
@@ -13,6 +13,7 @@ export function register(program: Command): void {
       const config = cliConfig();
       if (options.dryRun) config.dryRun = true;
       const logger = createLogger({ level: config.logLevel });
+      warnUnknownVariables(logger);
       // A safety net: an SDK callback that rejects outside any tick must not take the daemon down.
       const onUnhandled = (reason: unknown) =>
         logger.error({ err: reason }, "unhandled rejection (ignored; the daemon keeps running)");
