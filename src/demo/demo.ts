@@ -51,9 +51,24 @@ const QUEUE_NAME = "demo-tasks";
  * autoscaling a local region of `workforce worker` processes. No Azure account, no traffic off loopback.
  */
 export async function startDemo(options: DemoOptions): Promise<DemoHandle> {
-  const log = options.logger;
   const azurite = await startAzurite();
   const stateDir = mkdtempSync(join(tmpdir(), "workforce-demo-"));
+  try {
+    return await runDemo(options, azurite, stateDir);
+  } catch (error) {
+    // A demo that fails to start (e.g. its metrics port is taken) must not leave Azurite running.
+    await azurite.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function runDemo(
+  options: DemoOptions,
+  azurite: AzuriteInstance,
+  stateDir: string,
+): Promise<DemoHandle> {
+  const log = options.logger;
   const queueUrl = `${azurite.queueEndpoint}/${QUEUE_NAME}`;
   log.info({ queue: queueUrl, stateDir }, "demo: Azurite started");
 

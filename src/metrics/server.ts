@@ -58,7 +58,16 @@ export async function startMetricsServer(
     }
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (error: NodeJS.ErrnoException) =>
+      reject(
+        // Say which setting to change: the bare "listen EADDRINUSE" does not.
+        new Error(
+          `metrics server: cannot listen on ${listen.host}:${listen.port} (${error.code ?? error.message}); ` +
+            "set WORKFORCE_METRICS_PORT to a free port, or 0 for any free port",
+          { cause: error },
+        ),
+      ),
+    );
     server.listen(listen.port, listen.host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
