@@ -2,7 +2,8 @@ import { describe, expect, test } from "vitest";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { createServer as createHttpServer } from "node:http";
 import { ConfigError, loadConfig, unknownVariables } from "../../src/config/load.js";
 import { workforceArgv } from "../support/cli.js";
 
@@ -115,6 +116,35 @@ describe("configuration errors an operator can act on", () => {
       loadConfig({ env: { WORKFORCE_REGIONS: JSON.stringify([{ ...localRegion, drainSignal: "SIGUSR1" }]) } })
         .regions[0],
     ).toMatchObject({ drainSignal: "SIGUSR1" });
+  });
+});
+
+describe("runtime failures say what failed", () => {
+  test("push to a queue that refuses it names the queue, exits 1 and never shows the key", async () => {
+    // A Storage endpoint that refuses every request at once (403 is not retried, so the test is quick).
+    const refusing = createHttpServer((_request, response) => {
+      response
+        .writeHead(403, { "content-type": "application/xml", "x-ms-error-code": "AuthenticationFailed" })
+        .end('<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthenticationFailed</Code></Error>');
+    });
+    await new Promise<void>((resolve) => refusing.listen(0, "127.0.0.1", resolve));
+    const port = (refusing.address() as { port: number }).port;
+    try {
+      const connectionString = STORAGE_CS.replace("127.0.0.1:1", `127.0.0.1:${port}`);
+      const [command, ...args] = workforceArgv("push", "tasks", "-c", "echo hi");
+      const child = spawn(command!, args, {
+        env: { PATH: process.env.PATH, WORKFORCE_QUEUE_CONNECTION_STRING: connectionString },
+      });
+      let output = "";
+      child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+      expect(code, output).toBe(1);
+      expect(output).toMatch(/push to storage:\(connection string\)\/tasks failed: .*AuthenticationFailed/);
+      expect(output).not.toContain(ACCOUNT_KEY);
+    } finally {
+      await new Promise<void>((resolve) => refusing.close(() => resolve()));
+    }
   });
 });
 

@@ -64,6 +64,13 @@ export function register(program: Command): void {
             level: process.env.WORKFORCE_LOG_LEVEL || "warn",
             destination: process.stderr as never,
           }),
+        }).catch((error: unknown) => {
+          // The SDK's "connect ECONNREFUSED ..." does not say which queue; sends are not rolled back.
+          throw new Error(
+            `push to ${describeQueueSpec(spec)} failed: ${(error as Error)?.message ?? String(error)} ` +
+              "(tasks sent before the failure stay in the queue)",
+            { cause: error },
+          );
         });
         process.stdout.write(
           `${JSON.stringify({ queue: describeQueueSpec(spec), pushed: result.pushed })}\n`,
