@@ -30,7 +30,13 @@ export function buildProgram(): Command {
     .description("Keeps a fleet of batch workers sized to the work waiting in a queue, across regions.")
     .version(packageVersion())
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .addHelpText(
+      "after",
+      "\nConfiguration: WORKFORCE_* variables and the file named by WORKFORCE_CONFIG (README: Configuration)." +
+        "\nExit codes: 0 success, 1 runtime failure, 2 bad configuration or usage." +
+        "\nTry it: npm start (a local demo), or workforce plan --queue 1600 --concurrency 4 --running 3",
+    );
   registerRun(program);
   registerOnce(program);
   registerStatus(program);

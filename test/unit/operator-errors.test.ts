@@ -196,6 +196,15 @@ describe("command-line usage errors exit 2 and name the option", () => {
     expect(result.stderr).toMatch(message);
   });
 
+  test("workforce --help says where configuration comes from and what the exit codes mean", () => {
+    const result = cli(["--help"]);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain("WORKFORCE_CONFIG");
+    expect(result.stdout).toContain(
+      "Exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage.",
+    );
+  });
+
   test("plan --help shows a worked example and which options are required", () => {
     const result = cli(["plan", "--help"]);
     expect(result.status).toBe(0);

@@ -7,7 +7,7 @@ import { cliConfig, cliLogger } from "../context.js";
 export function register(program: Command): void {
   program
     .command("once")
-    .description("Run one reconcile tick and exit")
+    .description("Run one reconcile tick and exit (exit 1 if the queue could not be read)")
     .option("--dry-run", "plan and log, but act on nothing")
     .option("--json", "print the tick report as JSON on stdout")
     .action(async (options: { dryRun?: boolean; json?: boolean }) => {
