@@ -207,6 +207,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
   let regionsInput: unknown = file.regions;
   let regionsWhere = (path: string) => `regions${path} (in ${filePath})`;
   const regionsEnv = env[REGIONS_ENV];
+  let regionsUnparsable = false;
   if (regionsEnv) {
     regionsWhere = (path: string) => `${REGIONS_ENV}${path}`;
     try {
@@ -214,9 +215,11 @@ export function loadConfig(options: LoadOptions = {}): Config {
     } catch (error) {
       problems.push({
         where: REGIONS_ENV,
-        message: `expected a JSON array of regions: ${(error as Error).message}`,
+        // V8 quotes a slice of the text, which may cut a key in half where redaction cannot see it.
+        message: `expected a JSON array of regions: ${(error as Error).message.replace(/,\s*(\.\.\.)?".*$/s, "")} (text not shown: it may hold secrets)`,
       });
       regionsInput = undefined;
+      regionsUnparsable = true;
     }
   }
   if (regionsInput === undefined && options.defaultRegions) {
@@ -226,7 +229,8 @@ export function loadConfig(options: LoadOptions = {}): Config {
 
   let regions: RegionConfig[] = [];
   if (regionsInput === undefined) {
-    if (!options.regionsOptional) {
+    // An unparsable WORKFORCE_REGIONS is reported once, not again as "no regions".
+    if (!options.regionsOptional && !regionsUnparsable) {
       problems.push({
         where: REGIONS_ENV,
         message: `no regions: set ${REGIONS_ENV} (JSON) or "regions" in the file named by ${FILE_ENV}`,

@@ -57,6 +57,19 @@ describe("configuration errors an operator can act on", () => {
     expect(JSON.stringify(problems)).not.toContain(ACCOUNT_KEY);
   });
 
+  test("malformed WORKFORCE_REGIONS JSON is reported once, without the slice of text V8 quotes", () => {
+    const tail = ACCOUNT_KEY.slice(-6);
+    const text = `[{"kind":"local","backChannel":{"connectionString":"Endpoint=sb://x/;SharedAccessKey=${ACCOUNT_KEY}"}}, oops]`;
+    const problems = problemsOf({ WORKFORCE_REGIONS: text });
+    expect(problems).toEqual([
+      {
+        where: "WORKFORCE_REGIONS",
+        message: expect.stringMatching(/^expected a JSON array of regions: Unexpected token/),
+      },
+    ]);
+    expect(JSON.stringify(problems)).not.toContain(tail);
+  });
+
   test("numbers of the wrong type in the file are refused, not coerced (true is not 1)", () => {
     const path = configFile("concurrency: true\nmaxWorkers: [7]\nintervalSeconds: '30'\n");
     const problems = problemsOf({ WORKFORCE_CONFIG: path, WORKFORCE_REGIONS: JSON.stringify([localRegion]) });
