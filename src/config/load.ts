@@ -107,7 +107,9 @@ function readConfigFile(path: string): Record<string, unknown> {
     // YAML is a superset of JSON, so one parser serves both.
     parsed = parseYaml(text);
   } catch (error) {
-    throw new ConfigError([{ where: path, message: `not valid YAML or JSON: ${(error as Error).message}` }]);
+    // The parser quotes the offending line, cut to 80 characters: a key cut there escapes redaction.
+    const firstLine = (error as Error).message.split("\n")[0]!.replace(/:$/, "");
+    throw new ConfigError([{ where: path, message: `not valid YAML or JSON: ${firstLine}` }]);
   }
   if (parsed === null || parsed === undefined) return {};
   if (typeof parsed !== "object" || Array.isArray(parsed)) {

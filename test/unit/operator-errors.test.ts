@@ -70,6 +70,18 @@ describe("configuration errors an operator can act on", () => {
     expect(JSON.stringify(problems)).not.toContain(tail);
   });
 
+  test("a YAML syntax error gives line and column, not the line itself (cut where a key escapes redaction)", () => {
+    const key = `SECRETSBKEY${ACCOUNT_KEY}`;
+    const path = configFile(
+      `queue: tasks\nregions: [{kind: local, backChannel: {connectionString: Endpoint=sb://x/;SharedAccessKeyName=k;SharedAccessKey=${key}, topic: t}, oops: [}]\n`,
+    );
+    const problems = problemsOf({ WORKFORCE_CONFIG: path });
+    expect(problems).toEqual([
+      { where: path, message: expect.stringMatching(/^not valid YAML or JSON: .* at line 2, column \d+$/) },
+    ]);
+    expect(JSON.stringify(problems)).not.toContain(key.slice(0, 12));
+  });
+
   test("numbers of the wrong type in the file are refused, not coerced (true is not 1)", () => {
     const path = configFile("concurrency: true\nmaxWorkers: [7]\nintervalSeconds: '30'\n");
     const problems = problemsOf({ WORKFORCE_CONFIG: path, WORKFORCE_REGIONS: JSON.stringify([localRegion]) });
