@@ -25,16 +25,14 @@ export function register(program: Command): void {
     .argument("[queue]", "queue spec (default WORKFORCE_QUEUE)")
     .option("-c, --command <cmd>", "a shell command (repeatable)", collect, [])
     .addOption(
-      new Option("--num-retries <n>", "retries per task (upstream's default: 0)")
-        .default(0)
-        .argParser((value) => {
-          const n = Number(value);
-          if (!Number.isInteger(n) || n < 0)
-            throw new ConfigError([
-              { where: "--num-retries", message: `expected an integer >= 0, got "${value}"` },
-            ]);
-          return n;
-        }),
+      new Option("--num-retries <n>", "retries per task, as ai4s-jobq's").default(0).argParser((value) => {
+        const n = Number(value);
+        if (!Number.isInteger(n) || n < 0)
+          throw new ConfigError([
+            { where: "--num-retries", message: `expected an integer >= 0, got "${value}"` },
+          ]);
+        return n;
+      }),
     )
     .option("-e, --env <KEY=VALUE>", "environment variable for every task (repeatable)", collect, [])
     .option("--cwd <dir>", "working directory of every task")
