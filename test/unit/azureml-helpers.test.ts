@@ -287,6 +287,9 @@ describe("job templates", () => {
       /template code: .*upload/,
     );
     expect(bad({ command: "x", environment: "azureml:e:1", type: "sweep" })).toThrow(/template type/);
+    expect(bad({ command: "x", environment: "azureml:e:1", inputs: {}, distribution: {} })).toThrow(
+      /template inputs, distribution: not supported/,
+    );
     expect(bad({ properties: { jobType: "Pipeline" } })).toThrow(/properties\.jobType/);
     expect(() => loadJobTemplate("/nonexistent/job.yaml", "e")).toThrow(
       /cannot read \/nonexistent\/job.yaml: ENOENT/,

@@ -208,13 +208,13 @@ const CLI_KEYS = new Set([
 ]);
 
 function fromCliV2(doc: Dict, defaultEnvironmentName: string): JobTemplate {
-  for (const key of Object.keys(doc)) {
-    if (!CLI_KEYS.has(key)) {
-      throw new TemplateError(
-        key,
-        `not supported (supported keys: ${[...CLI_KEYS].join(", ")}); inputs/outputs and distributions are not submitted by the autoscaler`,
-      );
-    }
+  // Every unsupported key at once: an operator fixing a copied template should not learn them one a run.
+  const unsupported = Object.keys(doc).filter((key) => !CLI_KEYS.has(key));
+  if (unsupported.length > 0) {
+    throw new TemplateError(
+      unsupported.join(", "),
+      `not supported (supported keys: ${[...CLI_KEYS].join(", ")}); inputs/outputs and distributions are not submitted by the autoscaler`,
+    );
   }
   if (doc.type !== undefined && doc.type !== "command")
     throw new TemplateError("type", `expected "command"; given ${describe(doc.type)}`);
