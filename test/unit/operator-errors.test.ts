@@ -173,6 +173,36 @@ describe("runtime failures say what failed", () => {
   });
 });
 
+describe("status when the queue cannot be read", () => {
+  test("says the next tick holds, once, and exits 1", async () => {
+    const refusing = createHttpServer((_request, response) => {
+      response.writeHead(403, { "x-ms-error-code": "AuthenticationFailed" }).end();
+    });
+    await new Promise<void>((resolve) => refusing.listen(0, "127.0.0.1", resolve));
+    const port = (refusing.address() as { port: number }).port;
+    try {
+      const [command, ...args] = workforceArgv("status");
+      const child = spawn(command!, args, {
+        env: {
+          PATH: process.env.PATH,
+          WORKFORCE_QUEUE: "tasks",
+          WORKFORCE_QUEUE_CONNECTION_STRING: STORAGE_CS.replace("127.0.0.1:1", `127.0.0.1:${port}`),
+          WORKFORCE_REGIONS: JSON.stringify([
+            { ...localRegion, stateDir: mkdtempSync(join(tmpdir(), "wf-op-")) },
+          ]),
+        },
+      });
+      let stdout = "";
+      child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+      expect(code).toBe(1);
+      expect(stdout).toContain("next tick: queue depth unknown: holding (no hire, no shrink)\n");
+    } finally {
+      await new Promise<void>((resolve) => refusing.close(() => resolve()));
+    }
+  });
+});
+
 describe("a misspelt variable is not silently ignored", () => {
   test("unknown WORKFORCE_* variables are listed with the closest known name; node-side ones are known", () => {
     expect(

@@ -36,7 +36,7 @@ export function formatStatus(report: TickReport): string {
   }
   lines.push(
     plan.hold
-      ? `next tick: hold (${plan.hold})`
+      ? `next tick: ${plan.hold}`
       : `next tick: want ${plan.desired}, target ${plan.target}, active ${plan.totals.running + plan.totals.pending}, surplus ${plan.surplus}`,
   );
   return `${lines.join("\n")}\n`;
