@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn, spawnSync } from "node:child_process";
@@ -180,6 +180,7 @@ describe("status when the queue cannot be read", () => {
     });
     await new Promise<void>((resolve) => refusing.listen(0, "127.0.0.1", resolve));
     const port = (refusing.address() as { port: number }).port;
+    const stateDir = mkdtempSync(join(tmpdir(), "wf-op-"));
     try {
       const [command, ...args] = workforceArgv("status");
       const child = spawn(command!, args, {
@@ -187,9 +188,7 @@ describe("status when the queue cannot be read", () => {
           PATH: process.env.PATH,
           WORKFORCE_QUEUE: "tasks",
           WORKFORCE_QUEUE_CONNECTION_STRING: STORAGE_CS.replace("127.0.0.1:1", `127.0.0.1:${port}`),
-          WORKFORCE_REGIONS: JSON.stringify([
-            { ...localRegion, stateDir: mkdtempSync(join(tmpdir(), "wf-op-")) },
-          ]),
+          WORKFORCE_REGIONS: JSON.stringify([{ ...localRegion, stateDir }]),
         },
       });
       let stdout = "";
@@ -198,6 +197,7 @@ describe("status when the queue cannot be read", () => {
       expect(code).toBe(1);
       expect(stdout).toContain("next tick: queue depth unknown: holding (no hire, no shrink)\n");
     } finally {
+      rmSync(stateDir, { recursive: true, force: true });
       await new Promise<void>((resolve) => refusing.close(() => resolve()));
     }
   });
