@@ -191,3 +191,30 @@ describe("the CLI on bad configuration", () => {
     expect(result.stderr).toMatch(/WORKFORCE_POLICY_MODULE/);
   });
 });
+
+describe("connection strings", () => {
+  test("a malformed queue connection string is bad configuration, and its value is not echoed", () => {
+    const problems = problemsOf(() =>
+      loadConfig({
+        env: { ...regionsEnv, WORKFORCE_QUEUE_CONNECTION_STRING: "not-a-connection-string-s3cret" },
+      }),
+    );
+    expect(problems[0]?.where).toBe("WORKFORCE_QUEUE_CONNECTION_STRING");
+    expect(problems[0]?.message).toMatch(/expected a Storage connection string/);
+    expect(JSON.stringify(problems)).not.toContain("s3cret");
+  });
+
+  test("Storage, Azurite and Service Bus connection strings are accepted", () => {
+    for (const value of [
+      "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.windows.net",
+      "UseDevelopmentStorage=true",
+      "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;SharedAccessSignature=sv=1",
+      "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=a2V5",
+    ]) {
+      expect(
+        loadConfig({ env: { ...regionsEnv, WORKFORCE_QUEUE_CONNECTION_STRING: value } })
+          .queueConnectionString,
+      ).toBe(value);
+    }
+  });
+});

@@ -62,6 +62,9 @@ export function register(program: Command): void {
       } else {
         process.stdout.write(formatStatus(report));
       }
-      if (report.snapshot.queue.depth === undefined) process.exitCode = 1;
+      // 1 when anything could not be read (the queue or a region): scripts can rely on a clean 0.
+      if (report.snapshot.queue.depth === undefined || report.snapshot.regions.some((r) => r.error)) {
+        process.exitCode = 1;
+      }
     });
 }
