@@ -36,6 +36,13 @@ function runRuleTest(name: string, inputSeries: Series[], cases: AlertCase[]) {
   return promtool(["test", "rules", file]);
 }
 
+/** Run promtool's rule unit test and require it to pass (its output names the failing case). */
+function expectRulesPass(name: string, inputSeries: Series[], cases: AlertCase[]): void {
+  const result = runRuleTest(name, inputSeries, cases);
+  expect(result.output).toContain("SUCCESS");
+  expect(result.status).toBe(0);
+}
+
 const A = 'job="wf", instance="a"';
 const leader = (value = 1): Series => ({ series: `workforce_leader{${A}}`, values: `${value}x40` });
 const intervalA = (seconds = 60): Series => ({
@@ -51,7 +58,7 @@ if (NO_PROMETHEUS) console.warn(`SKIPPED prometheus-alerts.test.ts: ${NO_PROMETH
 
 describe.skipIf(NO_PROMETHEUS)("alert rules", () => {
   it("WorkforceReconcileStalled fires once 3 intervals pass without a successful tick, on the leader only", () => {
-    const result = runRuleTest(
+    expectRulesPass(
       "stalled",
       [
         // Ticks succeed every minute until minute 3, then stop.
@@ -86,12 +93,10 @@ describe.skipIf(NO_PROMETHEUS)("alert rules", () => {
         },
       ],
     );
-    expect(result.output).toContain("SUCCESS");
-    expect(result.status).toBe(0);
   });
 
   it("WorkforceReconcileStalled stays quiet while a new daemon has not had 3 intervals yet", () => {
-    const result = runRuleTest(
+    expectRulesPass(
       "stalled-start",
       [
         { series: `workforce_last_reconcile_success_timestamp_seconds{${A}}`, values: "0x40" },
@@ -117,12 +122,10 @@ describe.skipIf(NO_PROMETHEUS)("alert rules", () => {
         },
       ],
     );
-    expect(result.output).toContain("SUCCESS");
-    expect(result.status).toBe(0);
   });
 
   it("WorkforceReconcileStalled follows the daemon's own interval: 3 ticks of 20 s is one minute", () => {
-    const result = runRuleTest(
+    expectRulesPass(
       "stalled-short-interval",
       [
         // Ticks every 20 s succeed until minute 2, then stop; 3 intervals = 60 s.
@@ -149,12 +152,10 @@ describe.skipIf(NO_PROMETHEUS)("alert rules", () => {
         },
       ],
     );
-    expect(result.output).toContain("SUCCESS");
-    expect(result.status).toBe(0);
   });
 
   it("WorkforceRegionFailing fires for the region that keeps failing for 10 minutes, not for the others", () => {
-    const result = runRuleTest(
+    expectRulesPass(
       "region",
       [
         {
@@ -182,12 +183,10 @@ describe.skipIf(NO_PROMETHEUS)("alert rules", () => {
         },
       ],
     );
-    expect(result.output).toContain("SUCCESS");
-    expect(result.status).toBe(0);
   });
 
   it("WorkforceQueueStarved fires after 15 minutes of waiting tasks and no running worker", () => {
-    const result = runRuleTest(
+    expectRulesPass(
       "starved",
       [
         { series: `workforce_queue_depth{${A}}`, values: "10x30" },
@@ -220,12 +219,10 @@ describe.skipIf(NO_PROMETHEUS)("alert rules", () => {
         },
       ],
     );
-    expect(result.output).toContain("SUCCESS");
-    expect(result.status).toBe(0);
   });
 
   it("WorkforceHiresFailing fires when every hire of a region fails, not when some succeed", () => {
-    const result = runRuleTest(
+    expectRulesPass(
       "hires",
       [
         { series: `workforce_region_errors_total{${A}, region="east", operation="hire"}`, values: "0+2x30" },
@@ -251,12 +248,10 @@ describe.skipIf(NO_PROMETHEUS)("alert rules", () => {
         },
       ],
     );
-    expect(result.output).toContain("SUCCESS");
-    expect(result.status).toBe(0);
   });
 
   it("WorkforceQueueUnreadable fires when queue reads keep failing for 10 minutes", () => {
-    const result = runRuleTest(
+    expectRulesPass(
       "queue",
       [{ series: `workforce_queue_read_errors_total{${A}}`, values: "0+1x30" }, leader()],
       [
@@ -277,7 +272,5 @@ describe.skipIf(NO_PROMETHEUS)("alert rules", () => {
         },
       ],
     );
-    expect(result.output).toContain("SUCCESS");
-    expect(result.status).toBe(0);
   });
 });
