@@ -35,7 +35,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const { config } = options;
   const logger: Logger = options.logger ?? createLogger({ level: config.logLevel });
   const metrics = options.metrics ?? createMetrics();
-  const workforce = await buildWorkforce(config, { ...options, logger, metrics });
+  const workforce = await buildWorkforce(config, { ...options, logger, metrics, windowFromFirstSight: true });
   const intervalMs = config.intervalSeconds * 1000;
   const startedAt = Date.now();
   let lastSuccessAt: number | undefined;

@@ -19,6 +19,12 @@ export interface ReconcilerOptions {
   readConcurrency: number;
   staleTicks: number;
   dryRun: boolean;
+  /**
+   * Start the scale-down window at the workforce found on the first tick, as if it had been the target
+   * until now: a restarted daemon then shrinks no sooner than the old process would have. The daemon sets
+   * it; one-shot commands do not (they would never shrink).
+   */
+  windowFromFirstSight?: boolean;
   logger: Logger;
   metrics?: WorkforceMetrics;
   now?: () => number;
@@ -43,6 +49,7 @@ export interface TickReport {
  */
 export class Reconciler {
   private history: TargetSample[] = [];
+  private sawWorkforce = false;
   private readonly lastGood = new Map<string, LastGood>();
   private readonly now: () => number;
 
@@ -80,6 +87,17 @@ export class Reconciler {
     });
     const observed = this.now();
 
+    let history = this.history;
+    if (options.windowFromFirstSight && !this.sawWorkforce && snapshot.queue.depth !== undefined) {
+      const active = snapshot.regions.reduce(
+        (sum, reading) =>
+          sum + (reading.observation ? reading.observation.running + reading.observation.pending : 0),
+        0,
+      );
+      history = [{ at: observed, target: active }];
+      if (mode.commit) this.sawWorkforce = true;
+    }
+
     let plan: Plan;
     let error: string | undefined;
     try {
@@ -98,7 +116,7 @@ export class Reconciler {
         }),
         policy: options.policy,
         parameters: options.parameters,
-        history: this.history,
+        history,
         now: observed,
       });
       plan = decision.plan;

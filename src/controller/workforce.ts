@@ -25,6 +25,8 @@ export interface WorkforceDeps {
   queue?: QueueProbe;
   /** Force dry-run regardless of the config. */
   dryRun?: boolean;
+  /** The daemon: start the scale-down window at the workforce found (see ReconcilerOptions). */
+  windowFromFirstSight?: boolean;
 }
 
 /** The assembled pieces: what the daemon and the one-shot CLI commands work with. */
@@ -99,6 +101,7 @@ export async function buildWorkforce(config: Config, deps: WorkforceDeps): Promi
     readConcurrency: config.readConcurrency,
     staleTicks: config.staleTicks,
     dryRun,
+    windowFromFirstSight: deps.windowFromFirstSight ?? false,
     logger: deps.logger,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
   });

@@ -178,6 +178,43 @@ describe("reconciler", () => {
   });
 });
 
+describe("a restarted daemon", () => {
+  const slowShrink = {
+    concurrency: 1,
+    maxWorkers: 50000,
+    minWorkers: 0,
+    rampFactor: 10,
+    scaleDownDelayMs: 300_000,
+  };
+
+  test("starts its scale-down window at the workforce it finds: no shrink the old process would not have made", async () => {
+    let now = 1_000_000;
+    const queue = new MemoryQueue(); // empty: the policy wants nobody
+    const a = new MemoryRegion("a");
+    a.running = 20;
+    const { instance } = reconciler([a], queue, {
+      parameters: slowShrink,
+      windowFromFirstSight: true,
+      now: () => now,
+    });
+    const first = await instance.tick();
+    expect(first.plan.target).toBe(20);
+    expect(a.draining).toBe(0);
+    now += 301_000; // one window later
+    await instance.tick();
+    expect(a.draining).toBe(20);
+  });
+
+  test("one-shot runs do not hold the window (they would never shrink)", async () => {
+    const queue = new MemoryQueue();
+    const a = new MemoryRegion("a");
+    a.running = 20;
+    const { instance } = reconciler([a], queue, { parameters: slowShrink });
+    await instance.tick();
+    expect(a.draining).toBe(20);
+  });
+});
+
 describe("loop", () => {
   test("keeps ticking after a tick throws, and stops after the tick in flight", async () => {
     const { runLoop } = await import("../../src/controller/loop.js");
