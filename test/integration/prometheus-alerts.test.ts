@@ -44,6 +44,23 @@ function expectRulesPass(name: string, inputSeries: Series[], cases: AlertCase[]
 }
 
 const A = 'job="wf", instance="a"';
+
+/** WorkforceReconcileStalled firing for instance "a" at `evalTime`, the last success `ago` before. */
+function stalledFiresAt(evalTime: string, ago: string): AlertCase {
+  return {
+    eval_time: evalTime,
+    alertname: "WorkforceReconcileStalled",
+    exp_alerts: [
+      {
+        exp_labels: { job: "wf", instance: "a", severity: "critical" },
+        exp_annotations: {
+          summary: "workforce-autoscaler has not completed a successful tick for 3 intervals",
+          description: `a: the last successful reconcile was ${ago} ago. Workers are neither hired nor laid off. Check the daemon's logs and the queue's reachability.`,
+        },
+      },
+    ],
+  };
+}
 const leader = (value = 1): Series => ({ series: `workforce_leader{${A}}`, values: `${value}x40` });
 const intervalA = (seconds = 60): Series => ({
   series: `workforce_reconcile_interval_seconds{${A}}`,
@@ -77,20 +94,7 @@ describe.skipIf(NO_PROMETHEUS)("alert rules", () => {
       ],
       [
         { eval_time: "5m", alertname: "WorkforceReconcileStalled", exp_alerts: [] },
-        {
-          eval_time: "7m",
-          alertname: "WorkforceReconcileStalled",
-          exp_alerts: [
-            {
-              exp_labels: { job: "wf", instance: "a", severity: "critical" },
-              exp_annotations: {
-                summary: "workforce-autoscaler has not completed a successful tick for 3 intervals",
-                description:
-                  "a: the last successful reconcile was 4m 0s ago. Workers are neither hired nor laid off. Check the daemon's logs and the queue's reachability.",
-              },
-            },
-          ],
-        },
+        stalledFiresAt("7m", "4m 0s"),
       ],
     );
   });
@@ -106,20 +110,7 @@ describe.skipIf(NO_PROMETHEUS)("alert rules", () => {
       ],
       [
         { eval_time: "7m", alertname: "WorkforceReconcileStalled", exp_alerts: [] },
-        {
-          eval_time: "9m",
-          alertname: "WorkforceReconcileStalled",
-          exp_alerts: [
-            {
-              exp_labels: { job: "wf", instance: "a", severity: "critical" },
-              exp_annotations: {
-                summary: "workforce-autoscaler has not completed a successful tick for 3 intervals",
-                description:
-                  "a: the last successful reconcile was 9m 0s ago. Workers are neither hired nor laid off. Check the daemon's logs and the queue's reachability.",
-              },
-            },
-          ],
-        },
+        stalledFiresAt("9m", "9m 0s"),
       ],
     );
   });
@@ -136,20 +127,7 @@ describe.skipIf(NO_PROMETHEUS)("alert rules", () => {
       ],
       [
         { eval_time: "3m", alertname: "WorkforceReconcileStalled", exp_alerts: [] },
-        {
-          eval_time: "4m",
-          alertname: "WorkforceReconcileStalled",
-          exp_alerts: [
-            {
-              exp_labels: { job: "wf", instance: "a", severity: "critical" },
-              exp_annotations: {
-                summary: "workforce-autoscaler has not completed a successful tick for 3 intervals",
-                description:
-                  "a: the last successful reconcile was 2m 0s ago. Workers are neither hired nor laid off. Check the daemon's logs and the queue's reachability.",
-              },
-            },
-          ],
-        },
+        stalledFiresAt("4m", "2m 0s"),
       ],
     );
   });
