@@ -1,3 +1,4 @@
+import { stateStorageConnectionString } from "../config/connection-strings.js";
 import { LazyCredential } from "../azure/credentials.js";
 import { randomUUID } from "node:crypto";
 import type { TokenCredential } from "@azure/core-auth";
@@ -226,11 +227,6 @@ export function drainChannelFactory(
     });
 }
 
-/** A Storage (not Service Bus) connection string: it names an account or a blob endpoint. */
-function isStorageConnectionString(value: string | undefined): value is string {
-  return !!value && /(^|;)\s*(AccountName|BlobEndpoint|UseDevelopmentStorage)\s*=/i.test(value);
-}
-
 export interface LedgerStoreFromSettingsOptions {
   logger: Logger;
   /** For a Storage account reached with Azure AD (no connection string): its blob endpoint. */
@@ -248,9 +244,7 @@ export function ledgerStoreFromSettings(
   settings: Pick<Settings, "stateConnectionString" | "queueConnectionString" | "stateContainer">,
   options: LedgerStoreFromSettingsOptions,
 ): LedgerStore {
-  const connectionString =
-    settings.stateConnectionString ??
-    (isStorageConnectionString(settings.queueConnectionString) ? settings.queueConnectionString : undefined);
+  const connectionString = stateStorageConnectionString(settings);
   const tls = options.tlsCa ? { tlsCa: options.tlsCa } : {};
   if (connectionString)
     return createBlobLedgerStore({ connectionString, container: settings.stateContainer, ...tls });

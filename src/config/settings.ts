@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { isStorageConnectionString, looksLikeConnectionString } from "./connection-strings.js";
 
 /**
  * Every scalar setting of the daemon, once: its environment variable, its key in the config file, its
@@ -30,10 +31,6 @@ const int = (min: number) =>
     .min(min, { error: `expected a whole number >= ${min}` });
 const seconds = (min: number) => number().min(min, { error: `expected a number of seconds >= ${min}` });
 
-/** Key=value pairs naming an endpoint or account: enough to tell a connection string from a typo or a URL. */
-const CONNECTION_STRING_SHAPE =
-  /(^|;)\s*(AccountName|QueueEndpoint|BlobEndpoint|Endpoint|UseDevelopmentStorage)\s*=\s*[^;\s]/i;
-
 // Overloads keep the key literal and remember whether a default exists, so Settings below is exact.
 function setting<const K extends string, S extends z.ZodType>(
   spec: SettingSpec<S> & { key: K; default: z.output<S> },
@@ -56,13 +53,10 @@ export const SETTINGS = [
   setting({
     key: "queueConnectionString",
     env: "WORKFORCE_QUEUE_CONNECTION_STRING",
-    schema: z
-      .string()
-      .min(1)
-      .refine((value) => CONNECTION_STRING_SHAPE.test(value), {
-        error:
-          "expected a Storage connection string (AccountName=...;AccountKey=... or QueueEndpoint=...) or a Service Bus one (Endpoint=sb://...)",
-      }),
+    schema: z.string().min(1).refine(looksLikeConnectionString, {
+      error:
+        "expected a Storage connection string (AccountName=...;AccountKey=... or QueueEndpoint=...) or a Service Bus one (Endpoint=sb://...)",
+    }),
     secret: true,
     description:
       "Connection string for the task queue (Storage or Service Bus). Without it, Azure AD is used.",
@@ -192,15 +186,9 @@ export const SETTINGS = [
   setting({
     key: "stateConnectionString",
     env: "WORKFORCE_STATE_CONNECTION_STRING",
-    schema: z
-      .string()
-      .min(1)
-      .refine(
-        (value) => /(^|;)\s*(AccountName|BlobEndpoint|UseDevelopmentStorage)\s*=\s*[^;\s]/i.test(value),
-        {
-          error: "expected a Storage connection string (AccountName=...;AccountKey=... or BlobEndpoint=...)",
-        },
-      ),
+    schema: z.string().min(1).refine(isStorageConnectionString, {
+      error: "expected a Storage connection string (AccountName=...;AccountKey=... or BlobEndpoint=...)",
+    }),
     secret: true,
     description:
       "Storage connection string for the daemon's own state (drain ledger, leader lease). Defaults to the queue's storage account.",

@@ -1,6 +1,7 @@
 import { BlobServiceClient, type BlobLeaseClient, type BlockBlobClient } from "@azure/storage-blob";
 import type { Config } from "../config/load.js";
 import { ConfigError } from "../config/load.js";
+import { stateStorageConnectionString } from "../config/connection-strings.js";
 import type { Logger } from "../logging/logger.js";
 import type { WorkforceMetrics } from "../metrics/registry.js";
 import { describeError } from "./snapshot.js";
@@ -24,8 +25,8 @@ export interface LeaderOptions {
 
 /** Where the daemon keeps its own state: the state connection string, or the queue's Storage account. */
 export function stateConnectionString(config: Config): string {
-  const candidate = config.stateConnectionString ?? config.queueConnectionString;
-  if (!candidate || !/AccountName=|BlobEndpoint=/i.test(candidate)) {
+  const candidate = stateStorageConnectionString(config);
+  if (!candidate) {
     throw new ConfigError([
       {
         where: "WORKFORCE_STATE_CONNECTION_STRING",
