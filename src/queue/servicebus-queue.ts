@@ -5,7 +5,7 @@ import {
 } from "@azure/service-bus";
 import type { CallOptions } from "../regions/types.js";
 import { describeQueueSpec, type ServiceBusQueueSpec } from "./spec.js";
-import type { QueueProbe } from "./types.js";
+import { checkedDepth, type QueueProbe } from "./types.js";
 
 export interface ServiceBusQueueProbeOptions {
   /** Service Bus connection string (`Endpoint=sb://...`); when given, no Azure credential is built. */
@@ -109,12 +109,7 @@ export class ServiceBusQueueProbe implements QueueProbe {
         statusCode,
       });
     }
-    if (typeof count !== "number" || !Number.isFinite(count) || count < 0) {
-      throw new Error(
-        `queue ${this.description}: runtime properties had no activeMessageCount (got ${String(count)})`,
-      );
-    }
-    return count;
+    return checkedDepth(this.description, "activeMessageCount", count);
   }
 
   async close(): Promise<void> {

@@ -1,7 +1,7 @@
 import { QueueClient, type StoragePipelineOptions } from "@azure/storage-queue";
 import type { TokenCredential } from "@azure/core-auth";
 import type { CallOptions } from "../regions/types.js";
-import type { QueueProbe } from "./types.js";
+import { checkedDepth, type QueueProbe } from "./types.js";
 import { describeQueueSpec, type StorageQueueSpec } from "./spec.js";
 
 export interface QueueClientOptions {
@@ -54,13 +54,7 @@ export class StorageQueueProbe implements QueueProbe {
     // Built on first use: no work (and no credential) in the constructor.
     this.client ??= createQueueClient(this.spec, this.options);
     const properties = await this.client.getProperties({ abortSignal: options.signal });
-    const count = properties.approximateMessagesCount;
-    if (typeof count !== "number" || !Number.isFinite(count) || count < 0) {
-      throw new Error(
-        `queue ${this.description}: getProperties returned no approximateMessagesCount (got ${String(count)})`,
-      );
-    }
-    return count;
+    return checkedDepth(this.description, "approximateMessagesCount", properties.approximateMessagesCount);
   }
 
   async close(): Promise<void> {

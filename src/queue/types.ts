@@ -10,3 +10,11 @@ export interface QueueProbe {
   depth(options?: CallOptions): Promise<number>;
   close?(): Promise<void>;
 }
+
+/** A depth the SDK answered, checked: a missing or negative count is an error naming the queue, never 0. */
+export function checkedDepth(description: string, field: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+    throw new Error(`queue ${description}: the answer had no usable ${field} (got ${String(value)})`);
+  }
+  return value;
+}

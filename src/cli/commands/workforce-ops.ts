@@ -3,11 +3,31 @@ import { layOff, scaleTo } from "../../controller/operations.js";
 import { describeError } from "../../controller/snapshot.js";
 import { cliConfig, cliLogger, findRegion, parseCount, withWorkforce } from "../context.js";
 import { progressBar } from "../progress.js";
+import type { Workforce } from "../../controller/workforce.js";
+import type { Logger } from "../../logging/logger.js";
 
 function print(result: unknown): void {
   process.stdout.write(
     `${JSON.stringify(result, (key, value) => (value instanceof Error ? describeError(value) : value), 2)}\n`,
   );
+}
+
+/**
+ * The shape of every operator action: parse the count, build the workforce from config, act, print the
+ * result as JSON, exit 1 when any call failed.
+ */
+async function operate(
+  count: string,
+  act: (n: number, workforce: Workforce, logger: Logger) => Promise<{ errors: Error[] } & object>,
+): Promise<void> {
+  const n = parseCount(count);
+  const config = cliConfig();
+  const logger = cliLogger(config);
+  await withWorkforce(config, logger, async (workforce) => {
+    const result = await act(n, workforce, logger);
+    print(result);
+    if (result.errors.length) process.exitCode = 1;
+  });
 }
 
 /** `hire`, `lay-off` and `scale-to`: the operator's direct actions on regions. */
@@ -17,20 +37,16 @@ export function register(program: Command): void {
     .description("Hire N workers in one region now")
     .argument("<count>", "workers to hire")
     .requiredOption("--region <name>", "region to hire in (required; a `name` from the region list)")
-    .action(async (count: string, options: { region: string }) => {
-      const n = parseCount(count);
-      const config = cliConfig();
-      const logger = cliLogger(config);
-      await withWorkforce(config, logger, async (workforce) => {
+    .action((count: string, options: { region: string }) =>
+      operate(count, async (n, workforce) => {
         const bar = progressBar(`hiring in ${options.region}`);
         const result = await findRegion(workforce, options.region).hire(n, {
           ...(bar ? { onProgress: (progress) => bar.update(progress) } : {}),
         });
         bar?.finish();
-        print({ region: options.region, requested: n, ...result });
-        if (result.errors.length) process.exitCode = 1;
-      });
-    });
+        return { region: options.region, requested: n, ...result };
+      }),
+    );
 
   program
     .command("lay-off")
@@ -43,17 +59,13 @@ export function register(program: Command): void {
       "--cancel-running",
       "cancel running workers at once instead of draining them (interrupts their tasks)",
     )
-    .action(async (count: string, options: { region: string; cancelRunning?: boolean }) => {
-      const n = parseCount(count);
-      const config = cliConfig();
-      const logger = cliLogger(config);
-      await withWorkforce(config, logger, async (workforce) => {
+    .action((count: string, options: { region: string; cancelRunning?: boolean }) =>
+      operate(count, async (n, workforce, logger) => {
         const region = findRegion(workforce, options.region);
         const result = await layOff(region, n, { cancelRunning: options.cancelRunning, logger });
-        print({ region: options.region, requested: n, ...result });
-        if (result.errors.length) process.exitCode = 1;
-      });
-    });
+        return { region: options.region, requested: n, ...result };
+      }),
+    );
 
   program
     .command("scale-to")
@@ -62,14 +74,10 @@ export function register(program: Command): void {
     )
     .argument("<count>", "target number of active workers")
     .option("--with-layoffs", "also shrink: cancel pending workers first, then drain running ones")
-    .action(async (count: string, options: { withLayoffs?: boolean }) => {
-      const n = parseCount(count);
-      const config = cliConfig();
-      const logger = cliLogger(config);
-      await withWorkforce(config, logger, async (workforce) => {
+    .action((count: string, options: { withLayoffs?: boolean }) =>
+      operate(count, async (n, workforce, logger) => {
         const result = await scaleTo(workforce.regions, n, { withLayoffs: options.withLayoffs, logger });
-        print({ target: n, ...result });
-        if (result.errors.length) process.exitCode = 1;
-      });
-    });
+        return { target: n, ...result };
+      }),
+    );
 }
