@@ -7,6 +7,8 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Integration tests start servers and child processes; two cores here, so keep the pool small.
     maxWorkers: 2,
+    // Fails any connection that would leave 127.0.0.1.
+    setupFiles: ["test/support/loopback-only.ts"],
     env: {
       // Never let DefaultAzureCredential probe the instance-metadata address.
       AZURE_TOKEN_CREDENTIALS: "EnvironmentCredential",
