@@ -1,6 +1,7 @@
 import type { ServiceBusClient, ServiceBusMessage, ServiceBusSender } from "@azure/service-bus";
 import type { Logger } from "../logging/logger.js";
 import type { CallOptions } from "../regions/types.js";
+import type { WriteFence } from "../regions/fence.js";
 import {
   createAdministrationClient,
   createServiceBusClient,
@@ -56,6 +57,8 @@ export interface ControlSenderOptions {
   labels?: Record<string, string>;
   /** Injected clock for tests. */
   now?: () => number;
+  /** Checked right before each batch goes to the broker (leader election). */
+  fence?: WriteFence;
 }
 
 function alreadyExists(error: unknown): boolean {
@@ -149,6 +152,7 @@ export function createControlSender(options: ControlSenderOptions): ControlSende
       for (let index = 0; index < count; index += 1) {
         if (batch.tryAddMessage(message(operation))) continue;
         if (batch.count === 0) throw new Error("a control message does not fit in an empty batch");
+        options.fence?.check("control message send");
         await topicSender.sendMessages(batch, { abortSignal });
         sent += batch.count;
         batch = await topicSender.createMessageBatch({ abortSignal });
@@ -156,6 +160,7 @@ export function createControlSender(options: ControlSenderOptions): ControlSende
           throw new Error("a control message does not fit in an empty batch");
       }
       if (batch.count > 0) {
+        options.fence?.check("control message send");
         await topicSender.sendMessages(batch, { abortSignal });
         sent += batch.count;
       }

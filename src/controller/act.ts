@@ -5,6 +5,7 @@ import type { Logger } from "../logging/logger.js";
 import type { RegionOperation } from "../metrics/registry.js";
 import { withDeadline } from "./deadline.js";
 import { describeError } from "./snapshot.js";
+import type { WriteFence } from "../regions/fence.js";
 
 export interface RegionOutcome {
   region: string;
@@ -21,6 +22,11 @@ export interface ActOptions {
   dryRun: boolean;
   logger: Logger;
   signal?: AbortSignal;
+  /**
+   * Checked before each step (cancel, drain, hire) of each region; the regions check it again before
+   * every single write. Once it refuses, the region's remaining steps are skipped.
+   */
+  fence?: WriteFence;
 }
 
 function emptyOutcome(region: string): RegionOutcome {
@@ -52,6 +58,7 @@ export async function carryOut(
 async function actOnRegion(region: Region, plan: RegionPlan, options: ActOptions): Promise<RegionOutcome> {
   const outcome = emptyOutcome(region.name);
   const log = options.logger.child({ region: region.name });
+  let fenced = false;
   const step = async (
     operation: RegionOperation,
     count: number,
@@ -60,7 +67,15 @@ async function actOnRegion(region: Region, plan: RegionPlan, options: ActOptions
     ) => Promise<{ errors: Error[]; hired?: number; cancelled?: number; drained?: number }>,
     field: "hired" | "cancelled" | "drained",
   ) => {
-    if (count <= 0) return;
+    if (count <= 0 || fenced) return;
+    try {
+      options.fence?.check(`region ${region.name} ${operation}`);
+    } catch (error) {
+      fenced = true;
+      outcome.errors.push({ operation, message: describeError(error) });
+      log.warn({ operation, requested: count, err: error }, `${operation} not started: fenced`);
+      return;
+    }
     try {
       const result = await withDeadline(
         `region ${region.name} ${operation}`,

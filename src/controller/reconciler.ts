@@ -7,6 +7,7 @@ import type { TargetSample } from "../policy/stabilize.js";
 import { initRegionSeries, type ReconcileOutcome, type WorkforceMetrics } from "../metrics/registry.js";
 import { takeSnapshot, describeError, type LastGood, type Snapshot } from "./snapshot.js";
 import { carryOut, type RegionOutcome } from "./act.js";
+import type { WriteFence } from "../regions/fence.js";
 
 export interface ReconcilerOptions {
   queue: QueueProbe;
@@ -27,6 +28,8 @@ export interface ReconcilerOptions {
   windowFromFirstSight?: boolean;
   logger: Logger;
   metrics?: WorkforceMetrics;
+  /** Leader election's fence, checked by the act phase before each region's every step. */
+  fence?: WriteFence;
   now?: () => number;
 }
 
@@ -142,6 +145,7 @@ export class Reconciler {
       dryRun: !mode.act,
       logger: options.logger,
       signal: mode.signal,
+      ...(options.fence ? { fence: options.fence } : {}),
     });
     const finished = this.now();
 

@@ -9,6 +9,7 @@ import { armScope, PUBLIC_ARM_ENDPOINT } from "../../azure/credentials.js";
 import { withRetry, statusOf } from "../../azure/retry.js";
 import type { WriteRateLimiter } from "../../azure/rate-limiter.js";
 import type { WorkspaceRef } from "./names.js";
+import type { WriteFence } from "../fence.js";
 
 /** One job as the region needs it. */
 export interface JobSummary {
@@ -49,6 +50,8 @@ export interface ArmWorkspaceOptions extends WorkspaceRef {
   attemptTimeoutMs: number;
   writeLimiter: WriteRateLimiter;
   logger: Logger;
+  /** Checked right before every write request (each attempt): a fenced replica sends none. */
+  fence?: WriteFence;
 }
 
 /**
@@ -92,6 +95,8 @@ export class ArmWorkspace {
         ) {
           throw new WriteBudgetBusy();
         }
+        // After the wait for a write token, right before the request: the moment that counts.
+        if (kind !== "read") this.options.fence?.check(`ARM ${what}`);
         if (kind === "read") this.counts.reads++;
         else this.counts.writes++;
         return run(attemptSignal);

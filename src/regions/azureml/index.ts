@@ -10,6 +10,7 @@ import type {
   RegionObservation,
 } from "../types.js";
 import type { RegionContext } from "../context.js";
+import { isFenced } from "../fence.js";
 import type { DrainChannel } from "../../backchannel/types.js";
 import { ConfigError } from "../../config/load.js";
 import { regionCredential } from "../../azure/credentials.js";
@@ -150,6 +151,7 @@ export function createAzuremlRegion(
       `${config.armEndpoint}|${config.subscriptionId.toLowerCase()}`,
     ),
     logger: log,
+    ...(ctx.fence ? { fence: ctx.fence } : {}),
   });
   const channel: DrainChannel | undefined =
     config.backChannel && ctx.createDrainChannel
@@ -414,6 +416,9 @@ export function createAzuremlRegion(
       /** A refusal every other submit would get too (401, 403, a 400 on the template): stop sending. */
       let refusal: number | undefined;
       let refused = 0;
+      /** This replica lost its leader lease (by its own clock): not one more submit. */
+      let fenced: Error | undefined;
+      let notSent = 0;
       let lastLog = Date.now();
       const context: JobContext = {
         experiment: config.experiment,
@@ -432,10 +437,19 @@ export function createAzuremlRegion(
               refused++;
               return;
             }
+            if (fenced) {
+              notSent++;
+              return;
+            }
             try {
               await submitOne(context, signal);
               hired++;
             } catch (error) {
+              if (isFenced(error)) {
+                fenced ??= error as Error;
+                notSent++;
+                return;
+              }
               failed++;
               pushError(errors, error as Error);
               const status = statusOf((error as Error).cause ?? error);
@@ -465,7 +479,14 @@ export function createAzuremlRegion(
           ),
         );
       }
-      log.info({ hired, failed, skipped, refused, requested: count }, "hire done");
+      if (fenced) {
+        errors.push(
+          new Error(
+            `region ${config.name}: hire stopped: ${fenced.message}: ${notSent} of ${count} workers not submitted`,
+          ),
+        );
+      }
+      log.info({ hired, failed, skipped, refused, fenced: notSent, requested: count }, "hire done");
       listing = undefined;
       return { hired, errors };
     },

@@ -60,6 +60,11 @@ export interface LoggedRequest {
   status: number;
   /** Names of faults applied. */
   faults: string[];
+  /**
+   * Who sent it, when the client's endpoint carries a `/via/NAME` path prefix: two daemons given
+   * `https://127.0.0.1:PORT/via/a` and `.../via/b` are told apart in the log (the fault drill does).
+   */
+  via?: string;
 }
 
 export interface ArmEmulatorOptions {
@@ -540,9 +545,12 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = req.method ?? "GET";
     const url = new URL(req.url ?? "/", "https://emulator");
+    const via = /^\/via\/([^/]+)(\/.*)$/.exec(url.pathname);
+    if (via) url.pathname = via[2]!;
     const r = route(method, url.pathname);
     const entry: LoggedRequest = {
       at: Date.now(),
+      ...(via ? { via: via[1]! } : {}),
       method,
       path: url.pathname,
       query: Object.fromEntries(url.searchParams),
