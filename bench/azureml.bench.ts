@@ -151,12 +151,12 @@ async function listingScenario(): Promise<void> {
     /** What a list with no tag filter (every job of the workspace, archived or not) costs in pages. */
     const naivePages = async () => {
       let pages = 0;
-      let token: string | undefined;
+      let url: string | undefined = raw.jobsUrl({ listViewType: "All" });
       do {
-        const page = await raw.listJobsPage({ listViewType: "All" }, token);
-        token = page.next;
+        const page = (await raw.getJson("jobs.list", url)) as { nextLink?: string };
+        url = page.nextLink;
         pages++;
-      } while (token);
+      } while (url);
       return pages;
     };
     const at0 = await perTick();
