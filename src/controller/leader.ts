@@ -1,4 +1,4 @@
-import type { BlobLeaseClient, BlockBlobClient, BlobServiceClient } from "@azure/storage-blob";
+import type { BlobLeaseClient, BlockBlobClient } from "@azure/storage-blob";
 import type * as storageBlobTypes from "@azure/storage-blob";
 import { lazySdk } from "../azure/lazy-sdk.js";
 

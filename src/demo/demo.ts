@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { QueueClient } from "@azure/storage-queue";
 import type * as storageQueueTypes from "@azure/storage-queue";
 import { lazySdk } from "../azure/lazy-sdk.js";
 

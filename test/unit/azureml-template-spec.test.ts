@@ -8,7 +8,8 @@ const fieldOf = (run: () => unknown): string | undefined => {
   try {
     run();
   } catch (error) {
-    if (error instanceof TemplateError) return `${error.field}: ${error.message.replace(/^template \S+: /, "")}`;
+    if (error instanceof TemplateError)
+      return `${error.field}: ${error.message.replace(/^template \S+: /, "")}`;
     throw error;
   }
   return undefined;

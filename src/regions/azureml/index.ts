@@ -23,7 +23,7 @@ import { freeWorkers, readCluster } from "./capacity.js";
 import { cancelJobs, pendingVictims, runningVictims } from "./cancel.js";
 import { regionError } from "./errors.js";
 import { hireWorkers } from "./hire.js";
-import { emptyListing, listWorkforce, type Listing, type ListingOptions } from "./listing.js";
+import { listWorkforce, type Listing, type ListingOptions } from "./listing.js";
 import { resolveCompute, workspaceId } from "./names.js";
 import { Retirer } from "./retire.js";
 import { loadJobTemplate, nodesPerWorker, TemplateError, type JobTemplate } from "./template.js";
