@@ -7,6 +7,7 @@ export default defineConfig({
       "test/unit/policy-*.test.ts",
       "test/unit/snapshot.test.ts",
       "test/unit/act.test.ts",
+      "test/unit/fence.test.ts",
       "test/unit/reconciler.test.ts",
     ],
     setupFiles: ["test/support/loopback-only.ts"],

@@ -135,8 +135,8 @@ export async function takeSnapshot(
           reading.observation = previous.observation;
           reading.ageTicks = previous.ageTicks;
           reading.ageMs = now() - previous.at;
-        } else if (previous) {
-          // Too old to trust: the region counts as unknown until it answers again.
+        } else {
+          // Too old to trust (or never read): the region counts as unknown until it answers again.
           options.lastGood.delete(region.name);
         }
         return reading;

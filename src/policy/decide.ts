@@ -150,7 +150,8 @@ export function decide(input: DecideInput): Decision {
       name: region.name,
       capacity: roomFor(region),
       weight: region.weight ?? 1,
-      healthy: region.fresh && region.observation !== undefined,
+      // A region without an observation has no room (roomFor), fresh or not.
+      healthy: region.fresh,
     })),
   );
 
@@ -162,8 +163,7 @@ export function decide(input: DecideInput): Decision {
       name: region.name,
       running: region.observation?.running ?? 0,
       pending: region.observation?.pending ?? 0,
-      draining: region.observation?.draining ?? 0,
-      actionable: region.fresh && region.observation !== undefined,
+      actionable: region.fresh,
       drainable: region.canDrain !== false,
     })),
   });

@@ -104,6 +104,46 @@ describe("act phase", () => {
     ]);
   });
 
+  test("all done but with errors on the way is logged as partly done too, errors and all", async () => {
+    const east = region();
+    east.hire = async (count: number) => ({ hired: count, errors: [new Error("retried after HTTP 429")] });
+    const { options: act, lines } = options();
+    const [outcome] = await carryOut(plan([{ region: "east", hire: 2, cancel: 0, drain: 0 }]), [east], act);
+    expect(outcome).toMatchObject({
+      hired: 2,
+      errors: [{ operation: "hire", message: "retried after HTTP 429" }],
+    });
+    expect(lines.find((line) => line.msg === "hire partly done")).toMatchObject({
+      requested: 2,
+      done: 2,
+      errors: ["retried after HTTP 429"],
+    });
+  });
+
+  test("an answer without an errors list is fine: what was done counts, nothing is made up", async () => {
+    const east = region();
+    east.drain = async () => ({ drained: 1 }) as unknown as { drained: number; errors: Error[] };
+    east.cancelPending = async () => ({ cancelled: 1 }) as unknown as { cancelled: number; errors: Error[] };
+    const { options: act, lines } = options();
+    const [outcome] = await carryOut(plan([{ region: "east", hire: 0, cancel: 3, drain: 1 }]), [east], act);
+    expect(outcome).toEqual({ region: "east", hired: 0, cancelled: 1, drained: 1, errors: [] });
+    const partly = lines.find((line) => line.msg === "cancel partly done");
+    expect(partly).toMatchObject({ requested: 3, done: 1 });
+    expect(partly!.errors).toBeUndefined();
+  });
+
+  test("each operation's failure is named by its operation", async () => {
+    const east = region();
+    east.fail.drain = new Error("bus down");
+    east.fail.hire = new Error("ARM down");
+    const { options: act } = options();
+    const [outcome] = await carryOut(plan([{ region: "east", hire: 1, cancel: 0, drain: 1 }]), [east], act);
+    expect(outcome!.errors).toEqual([
+      { operation: "drain", message: "bus down" },
+      { operation: "hire", message: "ARM down" },
+    ]);
+  });
+
   test("an answer that is not a number counts as nothing done", async () => {
     const east = region();
     east.drain = async () => ({ drained: Number.NaN, errors: [] });

@@ -203,6 +203,14 @@ describe("decide", () => {
             history: samples,
             now,
           });
+          const seen = regions.flatMap((region) => (region.observation ? [region.observation] : []));
+          const total = (pick: (o: (typeof seen)[number]) => number) => seen.reduce((t, o) => t + pick(o), 0);
+          expect(plan.totals).toEqual({
+            running: total((o) => o.running),
+            pending: total((o) => o.pending),
+            draining: total((o) => o.draining),
+            capacity: total((o) => Math.max(0, o.capacity)),
+          });
           const active = plan.totals.running + plan.totals.pending;
           const hired = plan.regions.reduce((total, region) => total + region.hire, 0);
           const cancelled = plan.regions.reduce((total, region) => total + region.cancel, 0);

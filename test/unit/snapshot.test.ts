@@ -53,7 +53,7 @@ describe("snapshot: the queue depth", () => {
   });
 
   test("a failed or hanging read is an error naming the queue, with its duration", async () => {
-    let clock = 0;
+    let clock = 5_000;
     const failing = await takeSnapshot(
       queueOf(async () => {
         clock += 7;
@@ -97,15 +97,16 @@ describe("snapshot: the queue depth", () => {
 
 describe("snapshot: region observations", () => {
   test.each([
-    ["negative running", { ...good, running: -1 }, "running"],
-    ["negative pending", { ...good, pending: -3 }, "pending"],
-    ["negative draining", { ...good, draining: -1 }, "draining"],
-    ["NaN running", { ...good, running: Number.NaN }, "running"],
-    ["fractional pending", { ...good, pending: 1.5 }, "pending"],
-    ["infinite capacity", { ...good, capacity: Number.POSITIVE_INFINITY }, "capacity"],
-    ["a string count", { ...good, draining: "1" }, "draining"],
-    ["no capacity", { running: 1, pending: 0, draining: 0 }, "capacity"],
-    ["not an object", null, "running"],
+    ["negative running", { ...good, running: -1 }, "running must be"],
+    ["negative pending", { ...good, pending: -3 }, "pending must be"],
+    ["negative draining", { ...good, draining: -1 }, "draining must be"],
+    ["NaN running", { ...good, running: Number.NaN }, "running must be"],
+    ["fractional pending", { ...good, pending: 1.5 }, "pending must be"],
+    ["infinite capacity", { ...good, capacity: Number.POSITIVE_INFINITY }, "capacity must be"],
+    ["a string count", { ...good, draining: "1" }, 'draining must be a whole number >= 0; got "1"'],
+    ["NaN capacity", { ...good, capacity: Number.NaN }, "capacity must be a whole number; got NaN"],
+    ["no capacity", { running: 1, pending: 0, draining: 0 }, "capacity must be"],
+    ["not an object", null, "running must be"],
   ])(
     "%s is an error naming the field; the region falls back to its last good reading",
     async (_what, answer, field) => {
@@ -117,7 +118,7 @@ describe("snapshot: region observations", () => {
       );
       const [reading] = snapshot.regions;
       expect(reading!.fresh).toBe(false);
-      expect(reading!.error).toContain(`region east observe: ${field} must be`);
+      expect(reading!.error).toContain(`region east observe: ${field}`);
       expect(reading!.observation).toEqual(good);
       expect(reading).toMatchObject({ ageTicks: 1, ageMs: 500 });
     },
@@ -212,5 +213,51 @@ describe("snapshot: region observations", () => {
     expect(most).toBe(2);
     expect(snapshot.regions.filter((reading) => reading.fresh)).toHaveLength(5);
     expect(snapshot.regions.at(-1)!.error).toBe("region slow observe did not answer within 200 ms");
+  });
+});
+
+describe("snapshot: deadlines and durations", () => {
+  test("every read gets a signal that fires at its deadline", async () => {
+    const signals: Array<AbortSignal | undefined> = [];
+    const hang = (options?: { signal?: AbortSignal }) => {
+      signals.push(options?.signal);
+      return new Promise<never>(() => undefined);
+    };
+    const region = new MemoryRegion("east");
+    region.observe = hang as MemoryRegion["observe"];
+    const queue = { description: "q", depth: hang } as unknown as QueueProbe;
+    await takeSnapshot(queue, [region], { ...snapshotOptions(), callTimeoutMs: 50 });
+    expect(signals).toHaveLength(2);
+    expect(signals.map((signal) => signal?.aborted)).toEqual([true, true]);
+  });
+
+  test("durations are measured from the start of each read", async () => {
+    let clock = 10_000;
+    const tick = (ms: number) => async () => {
+      clock += ms;
+      return ms === 3 ? 5 : good;
+    };
+    const snapshot = await takeSnapshot(
+      queueOf(tick(3) as () => Promise<number>),
+      [regionAnswering("east", tick(4))],
+      snapshotOptions(new Map(), () => clock),
+    );
+    expect(snapshot.at).toBe(10_000);
+    expect(snapshot.queue.durationMs).toBeGreaterThanOrEqual(3);
+    expect(snapshot.queue.durationMs).toBeLessThanOrEqual(7);
+    expect(snapshot.regions[0]!.durationMs).toBeGreaterThanOrEqual(4);
+    expect(snapshot.regions[0]!.durationMs).toBeLessThanOrEqual(7);
+
+    const failing = await takeSnapshot(
+      queueOf(async () => 5),
+      [
+        regionAnswering("east", async () => {
+          clock += 6;
+          throw new Error("down");
+        }),
+      ],
+      snapshotOptions(new Map(), () => clock),
+    );
+    expect(failing.regions[0]!.durationMs).toBe(6);
   });
 });
