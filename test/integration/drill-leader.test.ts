@@ -9,7 +9,7 @@ import { REPO_ROOT, workforceArgv } from "../support/cli.js";
 
 /**
  * Fault drill, leader rows: two real `workforce run` replicas with leader election, against Azurite (the
- * blob lease) and the ARM emulator. Each replica reaches ARM through its own `/via/NAME` prefix, so the
+ * blob lease) and the ARM emulator. Each replica reaches ARM through its own entrance (port), so the
  * emulator's request log says who sent every PUT. Checked from the outside: the emulator's jobs.
  */
 
@@ -43,7 +43,7 @@ interface Replica {
   waitForLog(msg: string, ms: number): Promise<number>;
 }
 
-function startReplica(name: string, queueName: string): Replica {
+async function startReplica(name: string, queueName: string): Promise<Replica> {
   const region = {
     kind: "azureml",
     name: "drill",
@@ -53,7 +53,7 @@ function startReplica(name: string, queueName: string): Replica {
     experiment: "drill",
     compute: "cluster",
     template: CLI_TEMPLATE,
-    armEndpoint: `${emulator.url}/via/${name}`,
+    armEndpoint: await emulator.entrance(name),
     credential: { type: "emulator" },
     // One submit at a time, each slowed down below: a hire of 30 workers takes seconds, long enough to
     // pause the leader in the middle of it.
@@ -155,9 +155,9 @@ test(
     let maxActive = 0;
     const sampler = setInterval(() => (maxActive = Math.max(maxActive, active())), 50);
     try {
-      const a = startReplica("a", queueName);
+      const a = await startReplica("a", queueName);
       await a.waitForLog("became the leader", 30_000);
-      const b = startReplica("b", queueName);
+      const b = await startReplica("b", queueName);
       await b.waitForLog("workforce autoscaler started", 30_000);
 
       // Pause the leader in the middle of its first hire, for longer than its lease.
