@@ -8,6 +8,7 @@ import type { Logger } from "../../logging/logger.js";
 import { armScope, PUBLIC_ARM_ENDPOINT } from "../../azure/credentials.js";
 import { withRetry, statusOf } from "../../azure/retry.js";
 import type { WriteRateLimiter } from "../../azure/rate-limiter.js";
+import { Backoff, BackoffError } from "../../azure/backoff.js";
 import type { WorkspaceRef } from "./names.js";
 
 /** One job as the region needs it. */
@@ -57,6 +58,8 @@ export interface ArmWorkspaceOptions extends WorkspaceRef {
  */
 export class ArmWorkspace {
   readonly counts: ArmCallCounts = { reads: 0, writes: 0 };
+  /** Throttling this workspace's ARM answers asked for, per kind of call, remembered across ticks. */
+  readonly backoff = new Backoff();
   private client: AzureMachineLearningWorkspaces | undefined;
 
   constructor(private readonly options: ArmWorkspaceOptions) {}
@@ -82,6 +85,7 @@ export class ArmWorkspace {
     what: string,
     run: (signal: AbortSignal) => Promise<T>,
     signal?: AbortSignal,
+    onRetry?: (error: unknown) => void,
   ): Promise<T> {
     return withRetry(
       async (attemptSignal) => {
@@ -104,8 +108,10 @@ export class ArmWorkspace {
           : {}),
         retries: this.options.retries,
         attemptTimeoutMs: this.options.attemptTimeoutMs,
+        backoff: { gate: this.backoff, call: kind === "read" ? "read" : "write" },
         ...(signal ? { signal } : {}),
-        onRetry: ({ error, attempt, delayMs }) =>
+        onRetry: ({ error, attempt, delayMs }) => {
+          onRetry?.(error);
           this.options.logger.debug(
             {
               call: what,
@@ -115,7 +121,8 @@ export class ArmWorkspace {
               code: (error as { code?: unknown }).code,
             },
             "retrying ARM call",
-          ),
+          );
+        },
       },
     );
   }
@@ -198,12 +205,18 @@ export class ArmWorkspace {
 
   /**
    * PUT a job. `background`: only with spare write budget, else WriteBudgetBusy at once. `onAttempt` is
-   * told of each request sent (a JobPropertyImmutable on the first one is not our own retry's echo).
+   * told of each request sent (a JobPropertyImmutable on the first one is not our own retry's echo), and
+   * `onRetry` of each failed attempt that is retried.
    */
   async putJob(
     name: string,
     body: JobBase,
-    options: { signal?: AbortSignal; background?: boolean; onAttempt?: () => void } = {},
+    options: {
+      signal?: AbortSignal;
+      background?: boolean;
+      onAttempt?: () => void;
+      onRetry?: (error: unknown) => void;
+    } = {},
   ): Promise<void> {
     const { resourceGroup, workspace } = this.options;
     await this.call(
@@ -216,6 +229,7 @@ export class ArmWorkspace {
         });
       },
       options.signal,
+      options.onRetry,
     );
   }
 
@@ -320,4 +334,15 @@ export function isJobPropertyImmutable(error: unknown): boolean {
   const e = error as { code?: unknown; message?: unknown; response?: { bodyAsText?: unknown } } | undefined;
   const texts = [e?.code, e?.message, e?.response?.bodyAsText];
   return texts.some((text) => typeof text === "string" && text.includes("JobPropertyImmutable"));
+}
+
+/**
+ * Whether a failed write attempt may still have been carried out: anything but a definite refusal (a 4xx
+ * other than 408, which includes 429) or a request that was never sent (back-off, no write budget). A
+ * timeout, a reset, a 5xx or an abort while the request was out leave the outcome unknown.
+ */
+export function mayHaveCommitted(error: unknown): boolean {
+  if (error instanceof BackoffError || error instanceof WriteBudgetBusy) return false;
+  const status = statusOf(error);
+  return !(status !== undefined && status >= 400 && status < 500 && status !== 408);
 }

@@ -21,6 +21,7 @@ import {
   ArmWorkspace,
   WriteBudgetBusy,
   isJobPropertyImmutable,
+  mayHaveCommitted,
   type ArmCallCounts,
   type JobSummary,
   type ListQuery,
@@ -162,6 +163,7 @@ export function createAzuremlRegion(
   /** Names being retired now, so a slow retire is not started twice. */
   const retiringNames = new Set<string>();
   let listing: Listing | undefined;
+  let listedNames: ReadonlySet<string> = new Set();
   let environmentId: Promise<string> | undefined;
 
   const query: ListQuery = {
@@ -325,25 +327,41 @@ export function createAzuremlRegion(
   /** Names tried per worker: a clash with a job we did not create gets a fresh name, a few times at most. */
   const NAME_TRIES = 3;
 
-  /** Submit one worker; resolves once it exists (created by this call or by its own retried request). */
-  async function submitOne(context: JobContext, signal?: AbortSignal): Promise<void> {
+  /**
+   * Submit one worker; resolves once it exists (created by this call or by its own retried request). A
+   * failure says whether the job may exist anyway (`unknown`): then it is reported as such, not as refused.
+   */
+  async function submitOne(context: JobContext, options: AzuremlHireOptions): Promise<void> {
+    const { signal, onSubmit, onOutcome } = options;
     for (let tryNo = 1; ; tryNo++) {
       const name = newJobName(config.experiment);
       let attempts = 0;
+      const retried: unknown[] = [];
+      onSubmit?.(name);
       try {
         await arm.putJob(name, buildJobBody(template, context) as unknown as JobBase, {
           ...(signal ? { signal } : {}),
           onAttempt: () => attempts++,
+          onRetry: (error) => retried.push(error),
         });
+        onOutcome?.(name, "accepted");
         return;
       } catch (error) {
-        if (!isJobPropertyImmutable(error)) throw regionError(config.name, `submit job ${name}`, error);
+        if (!isJobPropertyImmutable(error)) {
+          // The failures of the requests that went out: the retried ones, and the last one if it was sent.
+          const failures = attempts > retried.length ? [...retried, error] : retried;
+          const unknown = failures.some(mayHaveCommitted);
+          onOutcome?.(name, unknown ? "unknown" : "refused");
+          throw Object.assign(regionError(config.name, `submit job ${name}`, error), { unknown });
+        }
         if (attempts > 1) {
           // Our fresh name already exists after a retry: an earlier attempt created it. Success, counted once.
           log.debug({ job: name }, "job already created by a retried request; counted as hired");
+          onOutcome?.(name, "accepted");
           return;
         }
         // On the first request: the name belongs to a job we never submitted. Not ours; try another name.
+        onOutcome?.(name, "refused");
         if (tryNo >= NAME_TRIES) throw regionError(config.name, `submit job ${name}`, error);
         log.warn(
           { job: name },
@@ -358,6 +376,8 @@ export function createAzuremlRegion(
     const [jobs, cluster] = await Promise.all([listWorkforce(signal), arm.getCompute(compute.name, signal)]);
     const snapshot = split(jobs);
     listing = snapshot;
+    // Every job listed, finished ones too: a submission it names is no longer in flight.
+    listedNames = new Set(jobs.map((job) => job.name).filter((name) => name !== ""));
     const runningNames = snapshot.running.map((job) => job.name);
     const draining = channel
       ? Math.min(await channel.inFlight(runningNames, { ...(signal ? { signal } : {}) }), runningNames.length)
@@ -381,6 +401,8 @@ export function createAzuremlRegion(
     get calls() {
       return arm.counts;
     },
+    backoffs: () => arm.backoff.active(),
+    observedWorkers: () => listedNames,
 
     async observe(options: CallOptions = {}): Promise<RegionObservation> {
       try {
@@ -409,6 +431,8 @@ export function createAzuremlRegion(
       }
       let hired = 0;
       let failed = 0;
+      /** Failed with an unknown outcome: the job may exist (counted apart from `hired`). */
+      let unknown = 0;
       /** Not tried: the caller's deadline came first (the next tick sees the gap and hires again). */
       let skipped = 0;
       /** A refusal every other submit would get too (401, 403, a 400 on the template): stop sending. */
@@ -433,10 +457,11 @@ export function createAzuremlRegion(
               return;
             }
             try {
-              await submitOne(context, signal);
+              await submitOne(context, options);
               hired++;
             } catch (error) {
               failed++;
+              if ((error as { unknown?: boolean }).unknown) unknown++;
               pushError(errors, error as Error);
               const status = statusOf((error as Error).cause ?? error);
               if (status !== undefined && status >= 400 && status < 500 && ![408, 409, 429].includes(status))
@@ -465,9 +490,9 @@ export function createAzuremlRegion(
           ),
         );
       }
-      log.info({ hired, failed, skipped, refused, requested: count }, "hire done");
+      log.info({ hired, failed, unknown, skipped, refused, requested: count }, "hire done");
       listing = undefined;
-      return { hired, errors };
+      return { hired, ...(unknown > 0 ? { unknown } : {}), errors };
     },
 
     async cancelPending(count: number, options: CallOptions = {}): Promise<CancelResult> {

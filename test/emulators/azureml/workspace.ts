@@ -47,6 +47,8 @@ export interface StoredJob {
   compute?: string;
   /** It got a node (a cancel then frees the node only once Canceled). */
   hadNode?: boolean;
+  /** The state the job was in when a cancel was requested (a fault drill checks no Running job is cancelled). */
+  cancelledFrom?: JobStatus;
 }
 
 export interface Cluster {
@@ -145,6 +147,7 @@ export class VirtualWorkspace {
 
   requestCancel(job: StoredJob): void {
     if (TERMINAL.has(job.status) || job.status === "CancelRequested") return;
+    job.cancelledFrom = job.status;
     job.status = "CancelRequested";
     job.stateEndsAt = this.now() + this.timing.cancelMs;
   }
