@@ -68,7 +68,7 @@ interface DrillSetup {
   /** Called after each tick (1-based), to switch faults on and off. */
   onTick?: (tick: number, report: TickReport) => void | Promise<void>;
   /** Seeds the workspaces before the daemon starts. */
-  seed?: () => void;
+  seed?: () => void | Promise<void>;
 }
 
 interface DrillResult {
@@ -112,7 +112,7 @@ async function runDrill(setup: DrillSetup): Promise<DrillResult> {
   const workspaces = Object.keys(setup.clusters).map((ws) => workspaceName(setup, ws));
   for (const [ws, nodes] of Object.entries(setup.clusters))
     arm.workspace(SUBSCRIPTION, RESOURCE_GROUP, workspaceName(setup, ws)).addCluster("cluster", nodes);
-  setup.seed?.();
+  await setup.seed?.();
   const queueName = setup.name;
   await fillQueue(queueName, setup.queueDepth);
   const regions = Object.keys(setup.clusters).map((ws) => ({
@@ -361,13 +361,11 @@ describe("fault drill", () => {
           adminEndpoint: `127.0.0.1:${sb.adminPort}`,
         },
       },
-      seed: () => {
+      seed: async () => {
         const ws = arm.findWorkspace(`${name}-east`)!;
-        for (let i = 0; i < RUNNING; i++) {
-          const job = ws.createJob(`seed-${i}`, seededJobProperties(ws, `${name}-east`, true));
-          job.status = "Running";
-          job.hadNode = true;
-        }
+        for (let i = 0; i < RUNNING; i++)
+          ws.createJob(`seed-${i}`, seededJobProperties(ws, `${name}-east`, true));
+        while (ws.byStatus("Running").length < RUNNING) await new Promise((r) => setTimeout(r, 20));
         sb.faults.ackDelayMs = 2_500;
       },
       onTick: (_tick, tickReport) => {
