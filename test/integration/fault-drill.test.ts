@@ -1,4 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { workforceArgv } from "../support/cli.js";
 import { QueueClient } from "@azure/storage-queue";
 import { startAzurite, type AzuriteInstance } from "../support/azurite.js";
 import { startArmEmulator, type ArmEmulator, type Fault } from "../emulators/azureml/server.js";
@@ -381,6 +386,95 @@ describe("fault drill", () => {
     expect(sent()).toBeGreaterThan(0);
     report("slow-ack", { controlMessages: sent(), surplus });
   }, 120_000);
+});
+
+describe("what must keep passing", () => {
+  test("kill -9 in the middle of a large hire, then a restart: hired exactly up to the target", async () => {
+    const name = "drill-kill";
+    const TARGET = 100;
+    const workspace = `${name}-east`;
+    const ws = arm.workspace(SUBSCRIPTION, RESOURCE_GROUP, workspace);
+    ws.addCluster("cluster", 200);
+    // 10 running workers: the ramp allows 10 x 11 = 110, the queue asks for 100.
+    for (let i = 0; i < 10; i++) ws.createJob(`seed-${i}`, seededJobProperties(ws, workspace, true));
+    while (ws.byStatus("Running").length < 10) await new Promise((r) => setTimeout(r, 20));
+    await fillQueue(name, TARGET);
+    // Each PUT takes 100 ms: the hire of 90 takes about 1.2 s at 8 at a time.
+    arm.addFault({ kind: "latency", ms: 100, operations: ["jobs.createOrUpdate"], workspaces: [workspace] });
+    const dir = mkdtempSync(join(tmpdir(), "wf-drill-kill-"));
+    const caFile = join(dir, "ca.pem");
+    writeFileSync(caFile, arm.ca);
+    const env = {
+      PATH: process.env.PATH,
+      AZURE_TOKEN_CREDENTIALS: "EnvironmentCredential",
+      NODE_EXTRA_CA_CERTS: caFile,
+      WORKFORCE_QUEUE: `${azurite.queueEndpoint}/${name}`,
+      WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString,
+      WORKFORCE_POLICY: "proportional",
+      WORKFORCE_CONCURRENCY: "1",
+      WORKFORCE_INTERVAL_SECONDS: "0.5",
+      WORKFORCE_JITTER: "0",
+      WORKFORCE_SCALE_DOWN_DELAY_SECONDS: "0",
+      WORKFORCE_METRICS_PORT: "0",
+      WORKFORCE_METRICS_HOST: "127.0.0.1",
+      WORKFORCE_LOG_LEVEL: "warn",
+      WORKFORCE_REGIONS: JSON.stringify([
+        {
+          kind: "azureml",
+          name: "east",
+          subscriptionId: SUBSCRIPTION,
+          resourceGroup: RESOURCE_GROUP,
+          workspace,
+          experiment: workspace,
+          compute: "cluster",
+          template: CLI_TEMPLATE,
+          armEndpoint: arm.url,
+          credential: { type: "emulator" },
+        },
+      ]),
+    };
+    const created = () => ws.jobs.size - 10;
+    const run = (): ChildProcess => {
+      const [node, ...args] = workforceArgv("run");
+      return spawn(node!, args, { env, stdio: ["ignore", "ignore", "inherit"] });
+    };
+    const waitFor = async (what: string, predicate: () => boolean, ms = 30_000) => {
+      const until = Date.now() + ms;
+      while (!predicate()) {
+        if (Date.now() > until) throw new Error(`${what} not within ${ms} ms (created ${created()})`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    const exited = (child: ChildProcess) =>
+      new Promise<void>((resolve) =>
+        child.exitCode !== null || child.signalCode !== null
+          ? resolve()
+          : child.once("exit", () => resolve()),
+      );
+    let child = run();
+    try {
+      await waitFor("a third of the hire", () => created() >= 30);
+      child.kill("SIGKILL");
+      await exited(child);
+      const atKill = created();
+      // PUTs in flight when it died still land.
+      await new Promise((r) => setTimeout(r, 300));
+      child = run();
+      await waitFor("the whole target", () => created() >= TARGET - 10);
+      // A few more ticks: nothing more is hired.
+      await new Promise((r) => setTimeout(r, 2_000));
+      child.kill("SIGTERM");
+      await exited(child);
+      expect(atKill).toBeLessThan(TARGET - 10);
+      expect(created()).toBe(TARGET - 10);
+      expect(activeJobs([workspace])).toBe(TARGET);
+      report("kill-9", { createdAtKill: atKill, createdAfterRestart: created(), target: TARGET - 10 });
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      arm.clearFaults();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
