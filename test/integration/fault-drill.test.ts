@@ -20,6 +20,7 @@ import { startDaemon, type Daemon } from "../../src/controller/daemon.js";
 import type { TickReport } from "../../src/controller/reconciler.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { StaticTokenCredential } from "../../src/azure/credentials.js";
+import { formatStatus } from "../../src/cli/commands/status.js";
 
 /**
  * The fault drill: the real daemon (in-process, short intervals) against the ARM and Service Bus emulators
@@ -297,6 +298,10 @@ describe("fault drill", () => {
       t.report.snapshot.regions.some((r) => r.name === "east" && (r.backoff?.length ?? 0) > 0),
     );
     expect(backedOff, "a tick showed east in back-off").toBeDefined();
+    // What `workforce status` prints for such a reading.
+    expect(formatStatus(backedOff!.report)).toMatch(
+      /east .*\[reads in back-off for \d+ s \(HTTP 429, Retry-After 4 s\)\]/,
+    );
     expect(result.metrics).toContain("workforce_region_backoff_seconds");
     report("retry-after", {
       retryAfterSeconds: RETRY_AFTER_S,
