@@ -50,7 +50,15 @@ describe("act phase", () => {
       { operation: "drain", count: 1 },
       { operation: "hire", count: 3 },
     ]);
-    expect(outcome).toEqual({ region: "east", hired: 3, cancelled: 2, drained: 1, errors: [] });
+    expect(outcome).toEqual({
+      region: "east",
+      hired: 3,
+      hireUnknown: 0,
+      cancelled: 2,
+      drained: 1,
+      drainUnknown: 0,
+      errors: [],
+    });
   });
 
   test("a zero count makes no call at all: nothing is sent to a region every tick for nothing", async () => {
@@ -58,7 +66,15 @@ describe("act phase", () => {
     const { options: act } = options();
     const [outcome] = await carryOut(plan([{ region: "east", hire: 0, cancel: 0, drain: 0 }]), [east], act);
     expect(east.calls).toEqual([]);
-    expect(outcome).toEqual({ region: "east", hired: 0, cancelled: 0, drained: 0, errors: [] });
+    expect(outcome).toEqual({
+      region: "east",
+      hired: 0,
+      hireUnknown: 0,
+      cancelled: 0,
+      drained: 0,
+      drainUnknown: 0,
+      errors: [],
+    });
   });
 
   test("a held plan, a dry run or a region not in the list: no calls, empty outcomes", async () => {
@@ -126,7 +142,15 @@ describe("act phase", () => {
     east.cancelPending = async () => ({ cancelled: 1 }) as unknown as { cancelled: number; errors: Error[] };
     const { options: act, lines } = options();
     const [outcome] = await carryOut(plan([{ region: "east", hire: 0, cancel: 3, drain: 1 }]), [east], act);
-    expect(outcome).toEqual({ region: "east", hired: 0, cancelled: 1, drained: 1, errors: [] });
+    expect(outcome).toEqual({
+      region: "east",
+      hired: 0,
+      hireUnknown: 0,
+      cancelled: 1,
+      drained: 1,
+      drainUnknown: 0,
+      errors: [],
+    });
     const partly = lines.find((line) => line.msg === "cancel partly done");
     expect(partly).toMatchObject({ requested: 3, done: 1 });
     expect(partly!.errors).toBeUndefined();
