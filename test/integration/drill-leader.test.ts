@@ -148,7 +148,6 @@ test(
     const queueName = "drill-leader";
     const queue = new QueueClient(azurite.connectionString, queueName);
     await queue.create();
-    await Promise.all(Array.from({ length: 200 }, (_, i) => queue.sendMessage(`task-${i}`)));
     // Every job PUT answers after 250 ms: a hire of 30 takes about 8 s, one submit at a time.
     emulator.addFault({ kind: "latency", ms: 250, operations: ["jobs.createOrUpdate"] });
 
@@ -159,12 +158,15 @@ test(
       await a.waitForLog("became the leader", 30_000);
       const b = await startReplica("b", queueName);
       await b.waitForLog("workforce autoscaler started", 30_000);
+      // The work arrives once both replicas are up: the leader's first hire starts now.
+      await Promise.all(Array.from({ length: 200 }, (_, i) => queue.sendMessage(`task-${i}`)));
 
       // Pause the leader in the middle of its first hire, for longer than its lease.
       await until(() => puts("a") >= 8, 30_000, "the leader's first hires");
       a.child.kill("SIGSTOP");
       const pausedAt = Date.now();
       const hiredBeforePause = puts("a");
+      expect(hiredBeforePause, "the leader was paused in the middle of its hire").toBeLessThan(CAP);
       await b.waitForLog("became the leader", (LEASE_SECONDS + 10) * 1000);
       const standbyTookOverAfterPauseS = (b.seen.get("became the leader")! - pausedAt) / 1000;
       // The standby completes the workforce up to the cap while the old leader sleeps.
