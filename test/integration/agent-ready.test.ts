@@ -9,7 +9,7 @@ import { startAzurite, type AzuriteInstance } from "../support/azurite.js";
 import { REPO_ROOT, workforceArgv } from "../support/cli.js";
 import { encodeControlMessage } from "../../src/backchannel/message.js";
 import { encodeTask, shellTask } from "../../src/queue/tasks.js";
-import { killQuietly, readLines, tempDir, waitUntil } from "./agent-support.js";
+import { killQuietly, readLines, tempDir } from "./agent-support.js";
 import { depth, uniqueQueueName } from "./queue/helpers.js";
 
 /**
