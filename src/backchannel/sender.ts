@@ -8,6 +8,7 @@ import {
   type ServiceBusClientDeps,
   type ServiceBusTarget,
 } from "./clients.js";
+import { explainServiceBusError } from "./errors.js";
 import { encodeControlMessage, type ControlOperation } from "./message.js";
 
 export interface ControlTopic extends ServiceBusTarget {
@@ -161,7 +162,12 @@ export function createControlSender(options: ControlSenderOptions): ControlSende
       }
       return { sent, errors: [] };
     } catch (error) {
-      return { sent, errors: [error instanceof Error ? error : new Error(String(error))] };
+      const explained = explainServiceBusError(error, {
+        namespace: namespaceOf(target),
+        entity: target.topic,
+        claim: "Send",
+      });
+      return { sent, errors: [explained instanceof Error ? explained : new Error(String(explained))] };
     }
   }
 
