@@ -18,8 +18,8 @@ import { removePidFile, writePidFile } from "./pid-file.js";
  *   one's every timeout/2 from the moment it is received until it is settled (heartbeat).
  * - Exit code 0: delete. Failure with retries left: update with num_retries - 1, visible again at once.
  *   Out of retries: copy to `{queue}-failed` (created when missing), then delete.
- * - A malformed message (not an ai4s-jobq shell task) is moved to `{queue}-failed` as it is, then deleted:
- *   upstream deletes it outright; we keep it for inspection. The worker carries on.
+ * - A malformed message (not an ai4s-jobq shell task) is moved to `{queue}-failed` as it is, then deleted,
+ *   and the worker carries on. (Upstream's worker stops with exit 1 and leaves it in the queue.)
  * - `stop` (SIGINT/SIGTERM in the CLI): take no new task, finish the ones in hand, resolve.
  *   `abort` (a second signal, or SIGUSR2): stop the tasks and put their messages back at once, untouched.
  */
@@ -69,8 +69,12 @@ export interface WorkerSummary {
 const MAX_RECEIVE_ERRORS = 5;
 /** Storage's limit on messages per receive. */
 const MAX_BATCH = 32;
-/** How long a free slot waits for others to free up before the worker receives for it. */
-const GATHER_MS = 25;
+/**
+ * How long a free slot waits for others to free up before the worker receives for it: half the recent
+ * task duration, within these bounds (short next to any real task, long enough for trivial ones).
+ */
+const GATHER_MIN_MS = 25;
+const GATHER_MAX_MS = 250;
 
 export function defaultWorkerId(): string {
   return `${hostname()}-${process.pid}`;
@@ -219,8 +223,15 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
 
   /** Tasks in hand; a task's entry goes when its message is settled. */
   const running = new Set<Promise<void>>();
+  /** Recent task duration (moving average, ms): how long slots are worth waiting for. */
+  let taskMsAverage = 0;
   const startTask = (message: DequeuedMessageItem) => {
+    const started = Date.now();
     const task: Promise<void> = handle(message)
+      .then(() => {
+        const ms = Date.now() - started;
+        taskMsAverage = taskMsAverage === 0 ? ms : 0.8 * taskMsAverage + 0.2 * ms;
+      })
       .catch((error: unknown) => log.error({ err: error, messageId: message.messageId }, "task failed"))
       .finally(() => running.delete(task));
     running.add(task);
@@ -253,7 +264,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       // Slots free up one by one; a receive for each would cost a call per task. Wait a moment for more of
       // them (short next to any real task, long next to a trivial one) and fetch them together.
       const target = Math.min(concurrency, MAX_BATCH);
-      const gatherUntil = Date.now() + GATHER_MS;
+      const gatherUntil = Date.now() + Math.min(GATHER_MAX_MS, Math.max(GATHER_MIN_MS, taskMsAverage / 2));
       while (running.size > 0 && concurrency - running.size < target && !leaving()) {
         const left = gatherUntil - Date.now();
         if (left <= 0) break;
@@ -284,9 +295,9 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       if (messages.length === 0) {
         emptySince ??= Date.now();
         if (running.size === 0 && Date.now() - emptySince >= idleMs) return;
-        // Ask again after the poll interval, or sooner when a task ends (it may have put its message back
-        // for a retry).
-        await pause(pollMs, running);
+        // Ask again after the poll interval (a task in hand may put its message back for a retry), or as
+        // soon as the last task in hand ends, to leave at once if the queue is still empty.
+        await pause(pollMs, running.size > 0 ? [Promise.all(running).then(() => undefined)] : []);
         continue;
       }
       emptySince = undefined;
