@@ -12,6 +12,7 @@ CA). Exits 3 with the exception's type and text on stderr when Service Bus refus
 import json
 import os
 import sys
+import time
 
 from urllib.parse import urlparse
 
@@ -38,18 +39,18 @@ def client() -> ServiceBusClient:
 
 
 def receive(topic: str, subscription: str, count: int) -> None:
+    deadline = time.monotonic() + 60
     with client() as sb, sb.get_subscription_receiver(topic, subscription) as receiver:
         got = 0
         while got < count:
-            for message in receiver.receive_messages(max_message_count=1, max_wait_time=20):
-                # Exactly what upstream's listener does with a control message.
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"received {got} of {count} messages within 60 s")
+            # As upstream's listener: one message at a time, json.loads(str(message)), then complete.
+            for message in receiver.receive_messages(max_message_count=1, max_wait_time=5):
                 body = json.loads(str(message))
                 print(json.dumps(body), flush=True)
                 receiver.complete_message(message)
                 got += 1
-            else:
-                if got < count and not receiver:
-                    break
 
 
 def send(topic: str, operation: str) -> None:
