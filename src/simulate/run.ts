@@ -15,6 +15,11 @@ export interface SimulationOptions {
   seed?: number;
   /** Stop after this much simulated time even if work is left (default one week). */
   maxSeconds?: number;
+  /**
+   * What-if experiments only (the bench's "drain down to the target"): change the plan before it is
+   * carried out. The CLI never sets it: `simulate` shows what the daemon would do.
+   */
+  revisePlan?: (plan: Plan) => Plan;
   /** Called after every tick: the invariant tests look at each one. */
   onTick?: (tick: SimulatedTick) => void;
 }
@@ -123,7 +128,7 @@ export function simulate(
       estimates: { taskSeconds: estimates.taskSeconds, startupSeconds: estimates.startupSeconds },
     });
     history = decision.history;
-    const { plan } = decision;
+    const plan = options.revisePlan ? options.revisePlan(decision.plan) : decision.plan;
 
     // As the daemon acts: per region, cancel, then drain, then hire.
     let hired = 0;
