@@ -131,31 +131,30 @@ export function reconcile(state: FlowState, now: number, observedInside: number,
 export function estimateFlow(state: FlowState, now: number, options: EstimateOptions): FlowEstimate {
   const minSamples = options.minSamples ?? 3;
   const trustBelowHint = options.trustBelowHint ?? total(state.inside);
-  const items: Array<{ seconds: number; count: number; event: boolean }> = [
-    ...state.exits.map((exit) => ({ ...exit, event: true })),
-    ...state.inside.map((cohort) => ({
-      seconds: Math.max(0, now - cohort.at),
-      count: cohort.count,
-      event: false,
-    })),
-  ].filter((item) => item.count > 0);
-  // Events before censored items at the same time, as Kaplan-Meier requires.
-  items.sort((a, b) => a.seconds - b.seconds || Number(b.event) - Number(a.event));
-  const population = total(items);
-  const samples = total(state.exits);
+  // Events and censored items per distinct time (times repeat: they are whole ticks apart).
+  const byTime = new Map<number, { events: number; censored: number }>();
+  let samples = 0;
+  let population = 0;
+  const add = (seconds: number, count: number, event: boolean) => {
+    if (!(count > 0)) return;
+    const entry = byTime.get(seconds) ?? { events: 0, censored: 0 };
+    if (event) entry.events += count;
+    else entry.censored += count;
+    byTime.set(seconds, entry);
+    population += count;
+    if (event) samples += count;
+  };
+  for (const exit of state.exits) add(exit.seconds, exit.count, true);
+  for (const cohort of state.inside) add(Math.max(0, now - cohort.at), cohort.count, false);
+  const times = [...byTime.keys()].sort((a, b) => a - b);
   const enoughAtRisk = Math.max(3, 0.1 * population);
 
   let atRisk = population;
   let survival = 1;
   let atLeast = 0;
-  for (let i = 0; i < items.length;) {
-    const seconds = items[i]!.seconds;
-    let events = 0;
-    let censored = 0;
-    for (; i < items.length && items[i]!.seconds === seconds; i++) {
-      if (items[i]!.event) events += items[i]!.count;
-      else censored += items[i]!.count;
-    }
+  // At each time, events count before the items censored then, as Kaplan-Meier requires.
+  for (const seconds of times) {
+    const { events, censored } = byTime.get(seconds)!;
     if (atRisk >= enoughAtRisk) atLeast = seconds;
     if (events > 0) survival *= 1 - events / atRisk;
     if (survival <= 0.5 && samples >= minSamples) {
