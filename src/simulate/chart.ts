@@ -20,10 +20,11 @@ const BLOCK = 40 + QUEUE_HEIGHT + GAP + WORKERS_HEIGHT + 50;
 
 const escape = (text: string) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
-function niceMax(value: number): number {
-  if (value <= 0) return 1;
-  const power = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 2.5, 5, 10]) if (step * power >= value) return step * power;
+/** A round step for the axis' ticks, so that a little headroom stays above the highest value. */
+function niceStep(value: number, ticks: number): number {
+  const raw = Math.max(value * 1.1, 1) / ticks;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  for (const step of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (step * power >= raw) return step * power;
   return 10 * power;
 }
 
@@ -43,7 +44,7 @@ function panel(
   yTitle: string,
 ): string[] {
   const plotWidth = WIDTH - LEFT - RIGHT;
-  const yMax = niceMax(Math.max(1, ...lines.flatMap((line) => line.values)));
+  const yMax = 4 * niceStep(Math.max(1, ...lines.flatMap((line) => line.values)), 4);
   const x = (seconds: number) => LEFT + (seconds / xMax) * plotWidth;
   const y = (value: number) => top + height - (value / yMax) * height;
   const out: string[] = [];
@@ -51,7 +52,7 @@ function panel(
     const value = (yMax * i) / 4;
     out.push(
       `<line x1="${LEFT}" x2="${LEFT + plotWidth}" y1="${y(value)}" y2="${y(value)}" stroke="#ddd"/>`,
-      `<text x="${LEFT - 6}" y="${y(value) + 4}" text-anchor="end" font-size="11" fill="#555">${Math.round(value)}</text>`,
+      `<text x="${LEFT - 6}" y="${y(value) + 4}" text-anchor="end" font-size="11" fill="#555">${Number.isInteger(value) ? value : value.toFixed(1)}</text>`,
     );
   }
   out.push(
@@ -124,7 +125,7 @@ export function renderChart(runs: readonly ChartRun[]): string {
       ),
     );
     const axisY = top + 40 + QUEUE_HEIGHT + GAP + WORKERS_HEIGHT;
-    const stepMinutes = niceMax(xMax / 60 / 8);
+    const stepMinutes = Math.max(1, niceStep(xMax / 60, 8));
     for (let minute = 0; minute * 60 <= xMax; minute += stepMinutes) {
       const px = LEFT + ((minute * 60) / xMax) * plotWidth;
       out.push(
