@@ -42,6 +42,41 @@ describe("workforce simulate", () => {
     expect(stdout).toContain("(ratios against step)");
   });
 
+  test("the README's examples print what the README says", () => {
+    const readme = readFileSync(join(REPO_ROOT, "README.md"), "utf8");
+    const shown = readme
+      .split("--policy step --policy predictive --chart run.svg\n```\n```\n")[1]!
+      .split("\n...")[0]!;
+    const chart = join(dir, "readme.svg");
+    const { code, stdout } = run(
+      "--trace",
+      EXAMPLE_TRACE,
+      "--cluster",
+      EXAMPLE_CLUSTER,
+      "--policy",
+      "step",
+      "--policy",
+      "predictive",
+      "--chart",
+      chart,
+    );
+    expect(code).toBe(0);
+    expect(stdout.startsWith(shown)).toBe(true);
+
+    const [node, ...args] = workforceArgv(
+      ..."plan --queue 300 --concurrency 4 --running 10 --policy predictive --task-seconds 1200 --startup-seconds 330".split(
+        " ",
+      ),
+    );
+    const plan = spawnSync(node!, args, { encoding: "utf8" });
+    expect(plan.stdout).toContain(
+      "target 25 (predictive; ramp limit 110, payback 30 workers in 3 waves -> 25",
+    );
+    expect(readme).toContain(
+      "workforce plan --queue 300 --concurrency 4 --running 10 --policy predictive --task-seconds\n1200 --startup-seconds 330",
+    );
+  });
+
   test("--json: the totals a script needs, per policy", () => {
     const { code, stdout } = run(
       "--trace",
