@@ -104,7 +104,14 @@ export function observeTick(state: EstimatorState, tick: TickObservation): Estim
         window: STARTUP_WINDOW,
       });
     }
-    startup[region.name] = reconcile(flow, tick.at, observation.pending, STARTUP_WINDOW);
+    // On a first look (a new or restarted daemon), the pending workers were hired at an unknown time.
+    startup[region.name] = reconcile(
+      flow,
+      tick.at,
+      observation.pending,
+      STARTUP_WINDOW,
+      previous === undefined,
+    );
     lastSeen[region.name] = tick.at;
   }
 
@@ -113,7 +120,13 @@ export function observeTick(state: EstimatorState, tick: TickObservation): Estim
   if (state.lastDepth !== undefined && tick.queueDepth < state.lastDepth) {
     tasks = leave(tasks, tick.at, state.lastDepth - tick.queueDepth, { record: true, window: TASK_WINDOW });
   }
-  tasks = reconcile(tasks, tick.at, Math.min(slots, tick.queueDepth), TASK_WINDOW);
+  tasks = reconcile(
+    tasks,
+    tick.at,
+    Math.min(slots, tick.queueDepth),
+    TASK_WINDOW,
+    state.lastDepth === undefined,
+  );
   return { tasks, startup, lastSeen, lastDepth: tick.queueDepth, lastDepthAt: tick.at };
 }
 

@@ -11,6 +11,8 @@
 export interface Cohort {
   at: number;
   count: number;
+  /** Found already inside (a restarted daemon's first look): when they entered is not known. */
+  unknown?: boolean;
 }
 
 /** Items that left after `seconds` inside. */
@@ -54,12 +56,12 @@ export const emptyFlow = (): FlowState => ({ inside: [], exits: [] });
 const total = (cohorts: readonly { count: number }[]) => cohorts.reduce((sum, c) => sum + c.count, 0);
 
 /** `count` items enter at `at`. */
-export function enter(state: FlowState, at: number, count: number): FlowState {
+export function enter(state: FlowState, at: number, count: number, unknown = false): FlowState {
   if (!(count > 0)) return state;
   const inside = state.inside.map((cohort) => ({ ...cohort }));
   const last = inside[inside.length - 1];
-  if (last && last.at === at) last.count += count;
-  else inside.push({ at, count });
+  if (last && last.at === at && Boolean(last.unknown) === unknown) last.count += count;
+  else inside.push({ at, count, ...(unknown ? { unknown } : {}) });
   return { inside, exits: state.exits };
 }
 
@@ -93,7 +95,7 @@ export function leave(
   while (left > 0 && inside.length > 0) {
     const first = inside[0]!;
     const take = Math.min(left, first.count);
-    if (options.record) {
+    if (options.record && !first.unknown) {
       exits.push({ seconds: Math.max(0, now - first.at - (options.correction ?? 0)), count: take });
     }
     first.count -= take;
@@ -114,11 +116,17 @@ export function leave(
 
 /**
  * Make the count inside agree with what is observed: missing items entered now (hired by someone else, or
- * appeared late); extra items left unseen (oldest first, not recorded: their duration is not known).
+ * appeared late; with `unknown`, found on a first look, so their exits teach nothing); extra items left unseen (oldest first, not recorded: their duration is not known).
  */
-export function reconcile(state: FlowState, now: number, observedInside: number, window: number): FlowState {
+export function reconcile(
+  state: FlowState,
+  now: number,
+  observedInside: number,
+  window: number,
+  unknown = false,
+): FlowState {
   const inside = total(state.inside);
-  if (observedInside > inside) return enter(state, now, observedInside - inside);
+  if (observedInside > inside) return enter(state, now, observedInside - inside, unknown);
   if (observedInside < inside) return leave(state, now, inside - observedInside, { record: false, window });
   return state;
 }
@@ -145,7 +153,9 @@ export function estimateFlow(state: FlowState, now: number, options: EstimateOpt
     if (event) samples += count;
   };
   for (const exit of state.exits) add(exit.seconds, exit.count, true);
-  for (const cohort of state.inside) add(Math.max(0, now - cohort.at), cohort.count, false);
+  for (const cohort of state.inside) {
+    if (!cohort.unknown) add(Math.max(0, now - cohort.at), cohort.count, false);
+  }
   const times = [...byTime.keys()].sort((a, b) => a - b);
   const enoughAtRisk = Math.max(3, 0.1 * population);
 

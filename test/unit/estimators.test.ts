@@ -132,6 +132,22 @@ describe("workload estimator (what the controller feeds from ticks)", () => {
     expect(estimates.startupSeconds).toBeCloseTo((150 * 30 + 570 * 10) / 40, 6);
   });
 
+  test("a restarted daemon learns nothing from workers it found: their hire and start times are unknown", () => {
+    const seen = (at: number, pending: number, running: number, queueDepth: number) => ({
+      at,
+      queueDepth,
+      concurrency: 1,
+      regions: [{ name: "a", fresh: true, observation: { running, pending, draining: 0, capacity: 0 } }],
+    });
+    // First look: 20 pending (hired by the old process long ago) and 30 running, 100 tasks.
+    let state = observeTick(emptyEstimator(), seen(0, 20, 30, 100));
+    // A minute later the 20 have started and 30 tasks (those in flight before the restart) have finished.
+    state = observeTick(state, seen(60, 0, 50, 70));
+    const estimates = currentEstimates(state, 60, hints);
+    expect(estimates.startup.a).toMatchObject({ seconds: 300, source: "hint", samples: 0 });
+    expect(estimates.task).toMatchObject({ seconds: 600, source: "hint", samples: 0 });
+  });
+
   test("cancelled workers leave the start-up flow without a sample", () => {
     let state = recordActions(emptyEstimator(), 0, [{ region: "a", hired: 10, cancelled: 0 }]);
     state = recordActions(state, 60, [{ region: "a", hired: 0, cancelled: 10 }]);
