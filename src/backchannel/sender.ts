@@ -13,6 +13,7 @@ import {
   type ServiceBusClientDeps,
   type ServiceBusTarget,
 } from "./clients.js";
+import { explainServiceBusError } from "./errors.js";
 import { encodeControlMessage, type ControlOperation } from "./message.js";
 
 export interface ControlTopic extends ServiceBusTarget {
@@ -191,7 +192,16 @@ export function createControlSender(options: ControlSenderOptions): ControlSende
       return { sent, unknown: 0, errors: [] };
     } catch (error) {
       const unknown = refused(error) ? 0 : sending;
-      return { sent, unknown, errors: [error instanceof Error ? error : new Error(String(error))] };
+      const explained = explainServiceBusError(error, {
+        namespace: namespaceOf(target),
+        entity: target.topic,
+        claim: "Send",
+      });
+      return {
+        sent,
+        unknown,
+        errors: [explained instanceof Error ? explained : new Error(String(explained))],
+      };
     }
   }
 
