@@ -369,7 +369,9 @@ describe("fault drill", () => {
       name,
       clusters: { east: 40 },
       queueDepth: DEPTH,
-      ticks: 6,
+      ticks: 8,
+      // A 2 s act deadline: room for the first connection to the broker on a busy machine.
+      env: { WORKFORCE_CALL_TIMEOUT_SECONDS: "2" },
       region: {
         backChannel: {
           connectionString: sb.connectionString,
@@ -382,14 +384,14 @@ describe("fault drill", () => {
         for (let i = 0; i < RUNNING; i++)
           ws.createJob(`seed-${i}`, seededJobProperties(ws, `${name}-east`, true));
         while (ws.byStatus("Running").length < RUNNING) await new Promise((r) => setTimeout(r, 20));
-        sb.faults.ackDelayMs = 2_500;
+        sb.faults.ackDelayMs = 4_000;
       },
       onTick: (_tick, tickReport) => {
         surpluses.push(tickReport.plan.surplus);
       },
     });
     // Let the slow acknowledgements land.
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
     sb.faults.reset();
     expectPromisesKept(result);
     const surplus = RUNNING - DEPTH;
