@@ -206,6 +206,8 @@ export class Reconciler {
       if (outcome.hired) metrics.hired.inc({ region }, outcome.hired);
       if (outcome.cancelled) metrics.cancelled.inc({ region }, outcome.cancelled);
       if (outcome.drained) metrics.drainRequests.inc({ region }, outcome.drained);
+      for (const [state, count] of Object.entries(outcome.resume ?? {}))
+        if (count > 0) metrics.resumed.inc({ region, outcome: state }, count);
       for (const failure of outcome.errors)
         metrics.regionErrors.inc({ region, operation: failure.operation });
     }
@@ -240,6 +242,8 @@ export class Reconciler {
       hired: sum("hired"),
       cancelled: sum("cancelled"),
       drained: sum("drained"),
+      resumed: outcomes.reduce((total, o) => total + (o.resume?.resumed ?? 0), 0),
+      ...(resumeTotals(outcomes) ? { resume: resumeTotals(outcomes) } : {}),
       durationsMs: report.durations,
       ...(plan.hold ? { hold: plan.hold } : {}),
       ...(snapshot.queue.error ? { queueError: snapshot.queue.error } : {}),
@@ -272,4 +276,13 @@ export class Reconciler {
 
 function sumPlan(plan: Plan, field: "hire" | "cancel" | "drain"): number {
   return plan.regions.reduce((total, region) => total + region[field], 0);
+}
+
+/** The resume sweep's counts over all regions, when it did anything at all. */
+function resumeTotals(outcomes: RegionOutcome[]): Record<string, number> | undefined {
+  const totals = { resumed: 0, cancelled: 0, refused: 0, failed: 0 };
+  for (const outcome of outcomes)
+    for (const key of Object.keys(totals) as Array<keyof typeof totals>)
+      totals[key] += outcome.resume?.[key] ?? 0;
+  return Object.values(totals).some((count) => count > 0) ? totals : undefined;
 }

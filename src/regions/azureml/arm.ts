@@ -17,8 +17,8 @@ export interface JobSummary {
   createdAt: number;
   experiment: string | undefined;
   isArchived: boolean;
-  /** The resource as listed, to send back when retiring it. */
-  resource: JobBase;
+  /** The resource as listed, to send back when retiring it (absent for jobs listed by the index API). */
+  resource?: JobBase;
 }
 
 export interface ComputeSummary {
@@ -159,6 +159,23 @@ export class ArmWorkspace {
     const region = this.options.region ? `region ${this.options.region}: ` : "";
     const text = typeof given === "string" ? given : JSON.stringify(given);
     return `${region}${call}: expected ${expected} at ${field}; given ${text === undefined ? "nothing" : text.slice(0, 200)}`;
+  }
+
+  /** The workspace's Azure region (`location`), for the ml.azure.com paths. */
+  async getWorkspaceLocation(signal?: AbortSignal): Promise<string> {
+    const { resourceGroup, workspace } = this.options;
+    const resource = await this.call(
+      "read",
+      "workspaces.get",
+      (attemptSignal) => this.sdk().workspaces.get(resourceGroup, workspace, { abortSignal: attemptSignal }),
+      signal,
+    );
+    if (typeof resource?.location !== "string" || resource.location === "") {
+      throw new BadAnswerError(
+        this.where("workspaces.get", "location", "an Azure region", resource?.location),
+      );
+    }
+    return resource.location.toLowerCase().replace(/\s+/g, "");
   }
 
   async getCompute(name: string, signal?: AbortSignal): Promise<ComputeSummary> {

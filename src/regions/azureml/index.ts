@@ -8,6 +8,7 @@ import type {
   HireResult,
   Region,
   RegionObservation,
+  ResumeResult,
 } from "../types.js";
 import type { RegionContext } from "../context.js";
 import type { DrainChannel } from "../../backchannel/types.js";
@@ -27,6 +28,9 @@ import {
 } from "./arm.js";
 import { newJobName, resolveCompute, workspaceId } from "./names.js";
 import { cancelRank, classifyStatus } from "./states.js";
+import { MlApi } from "./ml-api.js";
+import { listIndexedJobs } from "./index-listing.js";
+import { resumePaused } from "./resume.js";
 import {
   buildJobBody,
   loadJobTemplate,
@@ -48,6 +52,9 @@ export interface AzuremlRegion extends Region {
   cancelRunning(count: number, options?: CallOptions): Promise<CancelResult>;
   /** ARM requests made so far (attempts, retries included). */
   readonly calls: Readonly<ArmCallCounts>;
+  /** ml.azure.com requests made so far (index pages, resumes). */
+  readonly mlCalls: Readonly<ArmCallCounts>;
+  resumePaused(options?: CallOptions): Promise<ResumeResult>;
   /** Resolves when the finished jobs being retired in the background are done. */
   settled(): Promise<void>;
 }
@@ -125,10 +132,26 @@ export function createAzuremlRegion(
       ]);
     throw error;
   }
-  if (
-    config.credential?.type === "emulator" &&
-    !["127.0.0.1", "localhost", "[::1]"].includes(new URL(config.armEndpoint).hostname)
-  ) {
+  const usesMl = config.listing === "index" || config.resumePaused;
+  const loopback = (url: string) => ["127.0.0.1", "localhost", "[::1]"].includes(new URL(url).hostname);
+  if (config.credential?.type === "emulator" && usesMl && !loopback(config.mlEndpoint)) {
+    throw new ConfigError([
+      {
+        where: `${where}.credential.type`,
+        message: `"emulator" sends a dummy token and is only for emulators on 127.0.0.1; mlEndpoint is ${config.mlEndpoint} (set resumePaused: false and listing: arm, or point mlEndpoint at the emulator)`,
+      },
+    ]);
+  }
+  if (config.listing === "index" && template.properties.displayName !== undefined) {
+    throw new ConfigError([
+      {
+        where: `${where}.template.display_name`,
+        message:
+          "the index listing knows a job by its display name (as upstream): leave display_name out of the template, or use listing: arm",
+      },
+    ]);
+  }
+  if (config.credential?.type === "emulator" && !loopback(config.armEndpoint)) {
     throw new ConfigError([
       {
         where: `${where}.credential.type`,
@@ -138,17 +161,42 @@ export function createAzuremlRegion(
   }
   const tagKey = config.tagKey ?? `workforce.${config.experiment}`;
   const log = ctx.logger;
+  const writeLimiter = (deps.writeLimiters ?? processWriteLimiters).get(
+    `${config.armEndpoint}|${config.subscriptionId.toLowerCase()}`,
+  );
+  // One credential for ARM and ml.azure.com (two scopes, one identity and token cache).
+  const credential = regionCredential(config.credential, () => ctx.credential());
   const arm = new ArmWorkspace({
     ...ref,
     region: config.name,
     endpoint: config.armEndpoint,
-    credential: regionCredential(config.credential, () => ctx.credential()),
+    credential,
     ...(ctx.tlsCa ? { tlsCa: ctx.tlsCa } : {}),
     retries: config.retries,
     attemptTimeoutMs: config.requestTimeoutSeconds * 1000,
-    writeLimiter: (deps.writeLimiters ?? processWriteLimiters).get(
-      `${config.armEndpoint}|${config.subscriptionId.toLowerCase()}`,
-    ),
+    writeLimiter,
+    logger: log,
+  });
+  let location: Promise<string> | undefined;
+  const ml = new MlApi({
+    ...ref,
+    region: config.name,
+    endpoint: config.mlEndpoint,
+    // Read once from ARM unless configured; a failed read is tried again on the next call.
+    location: () => {
+      if (config.location) return Promise.resolve(config.location);
+      location ??= arm.getWorkspaceLocation().catch((error: unknown) => {
+        location = undefined;
+        throw error;
+      });
+      return location;
+    },
+    credential,
+    ...(ctx.tlsCa ? { tlsCa: ctx.tlsCa } : {}),
+    retries: config.retries,
+    attemptTimeoutMs: config.requestTimeoutSeconds * 1000,
+    // Resumes are writes of the workforce, rationed with its ARM writes (upstream's "MFE write pressure").
+    writeLimiter,
     logger: log,
   });
   const channel: DrainChannel | undefined =
@@ -162,6 +210,10 @@ export function createAzuremlRegion(
   /** Names being retired now, so a slow retire is not started twice. */
   const retiringNames = new Set<string>();
   let listing: Listing | undefined;
+  /** The Paused jobs of the last observation, for the resume sweep at the end of the same tick. */
+  let observedPaused: { at: number; jobs: JobSummary[] } | undefined;
+  /** Cancelled since that observation (a Paused job cancelled as surplus is not resumed). */
+  const cancelledSinceObserve = new Set<string>();
   let environmentId: Promise<string> | undefined;
 
   const query: ListQuery = {
@@ -172,6 +224,15 @@ export function createAzuremlRegion(
   };
 
   async function listWorkforce(signal?: AbortSignal): Promise<JobSummary[]> {
+    if (config.listing === "index") {
+      const indexed = await listIndexedJobs(ml, {
+        region: config.name,
+        experiment: config.experiment,
+        maxPages: config.maxListPages,
+        ...(signal ? { signal } : {}),
+      });
+      return indexed.map((job) => ({ ...job, isArchived: false }));
+    }
     // By name: a job created or retired while we page may shift the pages and show up twice.
     const jobs = new Map<string, JobSummary>();
     let token: string | undefined;
@@ -186,7 +247,7 @@ export function createAzuremlRegion(
     );
   }
 
-  function retireBody(job: JobSummary): JobBase {
+  function retireBody(job: JobSummary & { resource: JobBase }): JobBase {
     const properties = { ...job.resource.properties } as JobBase["properties"] & {
       tags?: Record<string, string>;
     };
@@ -204,7 +265,11 @@ export function createAzuremlRegion(
   /** Retire finished jobs in the background: the tick does not wait for these writes. */
   function retire(finished: JobSummary[]): void {
     if (config.retireFinished === "keep") return;
-    const batch = finished.filter((job) => !retiringNames.has(job.name)).slice(0, config.retireBatch);
+    // A job listed by the index API has no resource to send back (and that listing never shows it again).
+    const batch = finished
+      .filter((job): job is JobSummary & { resource: JobBase } => job.resource !== undefined)
+      .filter((job) => !retiringNames.has(job.name))
+      .slice(0, config.retireBatch);
     for (const job of batch) {
       retiringNames.add(job.name);
       const task = retireSlots(() => arm.putJob(job.name, retireBody(job), { background: true }))
@@ -307,6 +372,7 @@ export function createAzuremlRegion(
           try {
             await arm.beginCancel(job.name, signal);
             cancelled++;
+            cancelledSinceObserve.add(job.name);
             // It leaves the listing we reuse: CancelRequested counts as leaving.
             if (listing) {
               listing.pending = listing.pending.filter((other) => other.name !== job.name);
@@ -358,6 +424,8 @@ export function createAzuremlRegion(
     const [jobs, cluster] = await Promise.all([listWorkforce(signal), arm.getCompute(compute.name, signal)]);
     const snapshot = split(jobs);
     listing = snapshot;
+    observedPaused = { at: snapshot.at, jobs: snapshot.pending.filter((job) => job.status === "Paused") };
+    cancelledSinceObserve.clear();
     const runningNames = snapshot.running.map((job) => job.name);
     const draining = channel
       ? Math.min(await channel.inFlight(runningNames, { ...(signal ? { signal } : {}) }), runningNames.length)
@@ -380,6 +448,9 @@ export function createAzuremlRegion(
     ...(config.maxWorkers !== undefined ? { maxWorkers: config.maxWorkers } : {}),
     get calls() {
       return arm.counts;
+    },
+    get mlCalls() {
+      return ml.counts;
     },
 
     async observe(options: CallOptions = {}): Promise<RegionObservation> {
@@ -514,6 +585,35 @@ export function createAzuremlRegion(
         )
         .slice(0, count);
       return cancelJobs(victims, "cancel running job", options.signal);
+    },
+
+    async resumePaused(options: CallOptions = {}): Promise<ResumeResult> {
+      const none: ResumeResult = { resumed: 0, cancelled: 0, refused: 0, failed: 0, errors: [] };
+      if (!config.resumePaused || config.resumeBatch === 0) return none;
+      let paused: JobSummary[];
+      if (observedPaused && Date.now() - observedPaused.at < LISTING_REUSE_MS) {
+        paused = observedPaused.jobs.filter((job) => !cancelledSinceObserve.has(job.name));
+      } else {
+        try {
+          paused = (await currentListing(options.signal)).pending.filter((job) => job.status === "Paused");
+        } catch (error) {
+          return { ...none, errors: [regionError(config.name, "list paused workers", error)] };
+        }
+      }
+      const result = await resumePaused(paused, {
+        api: ml,
+        region: config.name,
+        experiment: config.experiment,
+        batch: config.resumeBatch,
+        slots: writes,
+        cancel: (name, signal) => arm.beginCancel(name, signal),
+        logger: log,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      // Resumed and cancelled jobs are no longer Paused: the next sweep must not try them again.
+      if (observedPaused && (result.resumed > 0 || result.cancelled > 0)) observedPaused = undefined;
+      if (result.resumed > 0 || result.cancelled > 0) listing = undefined;
+      return result;
     },
 
     async settled(): Promise<void> {

@@ -13,6 +13,7 @@ import { TERMINAL, VirtualWorkspace, type SchedulerTiming, type StoredJob } from
  */
 
 export type Operation =
+  | "workspaces.get"
   | "jobs.list"
   | "jobs.get"
   | "jobs.createOrUpdate"
@@ -146,13 +147,15 @@ function route(method: string, path: string): Route {
     lower[4] !== "providers" ||
     lower[5] !== PROVIDER.toLowerCase() ||
     lower[6] !== "workspaces" ||
-    parts.length < 9
+    parts.length < 8
   ) {
     return { operation: "unknown" };
   }
   const base = { subscription: parts[1]!, resourceGroup: parts[3]!, workspace: parts[7]! };
   const rest = lower.slice(8);
   const restRaw = parts.slice(8);
+  if (rest.length === 0)
+    return method === "GET" ? { operation: "workspaces.get", ...base } : { operation: "unknown", ...base };
   if (rest[0] === "jobs") {
     if (rest.length === 1 && method === "GET") return { operation: "jobs.list", ...base };
     if (rest.length === 2 && method === "GET") return { operation: "jobs.get", ...base, name: restRaw[1]! };
@@ -312,6 +315,17 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
     const ws = lookup(r);
     ws.schedule();
     switch (r.operation) {
+      case "workspaces.get":
+        return {
+          status: 200,
+          body: {
+            id: ws.armId,
+            name: ws.name,
+            type: `${PROVIDER}/workspaces`,
+            location: ws.location,
+            properties: { provisioningState: "Succeeded", friendlyName: ws.name },
+          },
+        };
       case "jobs.list": {
         const view = query.get("listViewType") ?? "ActiveOnly";
         const tag = query.get("tag");
