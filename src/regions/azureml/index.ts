@@ -132,15 +132,22 @@ export function createAzuremlRegion(
       ]);
     throw error;
   }
-  const usesMl = config.listing === "index" || config.resumePaused;
   const loopback = (url: string) => ["127.0.0.1", "localhost", "[::1]"].includes(new URL(url).hostname);
-  if (config.credential?.type === "emulator" && usesMl && !loopback(config.mlEndpoint)) {
+  /** The emulator credential's dummy token never goes to a real ml.azure.com. */
+  const mlOffLimits = config.credential?.type === "emulator" && !loopback(config.mlEndpoint);
+  if (mlOffLimits && config.listing === "index") {
     throw new ConfigError([
       {
         where: `${where}.credential.type`,
-        message: `"emulator" sends a dummy token and is only for emulators on 127.0.0.1; mlEndpoint is ${config.mlEndpoint} (set resumePaused: false and listing: arm, or point mlEndpoint at the emulator)`,
+        message: `"emulator" sends a dummy token and is only for emulators on 127.0.0.1; mlEndpoint is ${config.mlEndpoint} (point mlEndpoint at the emulator, or use listing: arm)`,
       },
     ]);
+  }
+  const resumeOn = config.resumePaused && config.resumeBatch > 0 && !mlOffLimits;
+  if (config.resumePaused && mlOffLimits) {
+    ctx.logger.warn(
+      `region ${config.name}: paused workers are not resumed: the "emulator" credential is only for emulators on 127.0.0.1 and mlEndpoint is ${config.mlEndpoint} (set mlEndpoint to the ml.azure.com emulator, or resumePaused: false)`,
+    );
   }
   if (config.listing === "index" && template.properties.displayName !== undefined) {
     throw new ConfigError([
@@ -589,7 +596,7 @@ export function createAzuremlRegion(
 
     async resumePaused(options: CallOptions = {}): Promise<ResumeResult> {
       const none: ResumeResult = { resumed: 0, cancelled: 0, refused: 0, failed: 0, errors: [] };
-      if (!config.resumePaused || config.resumeBatch === 0) return none;
+      if (!resumeOn) return none;
       let paused: JobSummary[];
       if (observedPaused && Date.now() - observedPaused.at < LISTING_REUSE_MS) {
         paused = observedPaused.jobs.filter((job) => !cancelledSinceObserve.has(job.name));
