@@ -1,5 +1,7 @@
 import type { MlApi } from "./ml-api.js";
 import { MlApiBadAnswer } from "./ml-api.js";
+import { emptyListing, type JobSummary, type Listing } from "./listing.js";
+import { classifyStatus } from "./states.js";
 
 /**
  * Listing a region's jobs through the AzureML index API (`listing: index`), as upstream ai4s-jobq does in
@@ -89,15 +91,25 @@ export function parseHit(hit: unknown): IndexedJob {
 }
 
 /**
- * Every active job of the experiment, all pages. A page that fails (after the retry policy's retries) or
- * an answer without a `value` array fails the whole listing: a partial list is a failed read, never fewer
- * workers. `maxPages` guards against a token that never ends.
+ * Every active job of the experiment, all pages, sorted as the ARM listing sorts them. A page that fails
+ * (after the retry policy's retries) or an answer without a `value` array fails the whole listing: a
+ * partial list is a failed read, never fewer workers. `maxPages` guards against a token that never ends.
+ * The index gives no node count: each job takes the template's `nodesPerWorker` (all ours are built from it).
  */
-export async function listIndexedJobs(
+export async function listIndexed(
   api: MlApi,
-  options: { region: string; experiment: string; maxPages: number; signal?: AbortSignal },
-): Promise<IndexedJob[]> {
-  const jobs = new Map<string, IndexedJob>();
+  options: {
+    region: string;
+    experiment: string;
+    maxPages: number;
+    nodesPerWorker: number;
+    onOddJob?: (job: { name: string; status: unknown }) => void;
+    signal?: AbortSignal;
+  },
+): Promise<Listing> {
+  const listing = emptyListing();
+  // By name: a job created while we page may shift the pages and show up twice.
+  const seen = new Set<string>();
   let token: string | undefined;
   for (let page = 0; page < options.maxPages; page++) {
     const answer = record(await api.searchEntities(indexQuery(options.experiment, token), options.signal));
@@ -108,21 +120,51 @@ export async function listIndexedJobs(
         `region ${options.region}: index entities: expected an array of jobs at value; given ${given}`,
       );
     }
+    listing.pages = page + 1;
     for (const hit of value) {
       const job = parseHit(hit);
-      jobs.set(job.name || `(no name ${jobs.size})`, job);
+      // A hit of another experiment (a filter ignored) is dropped; one that does not say its experiment
+      // is kept (dropping it could count fewer workers).
+      if (job.experiment !== undefined && job.experiment !== options.experiment) continue;
+      const key = job.name || `(no name ${seen.size})`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const summary: JobSummary = {
+        name: job.name,
+        status: job.status,
+        createdAt: job.createdAt,
+        nodes: options.nodesPerWorker,
+        class: job.name ? classifyStatus(job.status) : "unknown",
+      };
+      if (summary.class === "unknown" && summary.status !== "Unknown") options.onOddJob?.(summary);
+      switch (summary.class) {
+        case "running":
+          listing.running.push(summary);
+          break;
+        case "pending":
+          listing.pending.push(summary);
+          listing.waitingNodes += summary.nodes;
+          break;
+        case "unknown":
+          listing.unknown.push(summary);
+          listing.waitingNodes += summary.nodes;
+          break;
+        case "finished":
+          // Only if the status filter was ignored; nothing to retire (the index never lists it again).
+          listing.finishedCount++;
+          break;
+        case "leaving":
+          break;
+      }
     }
     const next = answer?.continuationToken;
     if (typeof next !== "string" || next === "") {
-      // The server filtered by experiment; a hit of another experiment (a filter ignored) is dropped, a
-      // hit that does not say its experiment is kept (dropping it could count fewer workers).
-      return [...jobs.values()].filter(
-        (job) => job.experiment === undefined || job.experiment === options.experiment,
-      );
+      listing.at = Date.now();
+      return listing;
     }
     token = next;
   }
   throw new Error(
-    `index listing longer than maxListPages (${options.maxPages}) pages: is the status filter ignored?`,
+    `region ${options.region}: index listing longer than maxListPages (${options.maxPages}) pages: is the status filter ignored?`,
   );
 }

@@ -1,14 +1,5 @@
 import type { TokenCredential } from "@azure/core-auth";
-import {
-  bearerTokenAuthenticationPolicy,
-  createDefaultHttpClient,
-  createPipelineFromOptions,
-  createPipelineRequest,
-  RestError,
-  type HttpClient,
-  type Pipeline,
-  type PipelineResponse,
-} from "@azure/core-rest-pipeline";
+import type { HttpClient, Pipeline, PipelineResponse } from "@azure/core-rest-pipeline";
 import type { Logger } from "../../logging/logger.js";
 import { redactText } from "../../logging/logger.js";
 import { statusOf, withRetry } from "../../azure/retry.js";
@@ -20,7 +11,8 @@ import type { WorkspaceRef } from "./names.js";
  * (resume a paused job) and the index API (list jobs filtered by status on the server). Neither is part of
  * ARM nor documented or versioned; see docs/azureml.md. Every call goes through the project's one retry
  * policy (429, 5xx, HTML 503 pages, resets and timeouts retried, Retry-After honoured) with a token for
- * `https://ml.azure.com/.default` from the region's credential.
+ * `https://ml.azure.com/.default` from the region's credential. The HTTP pipeline is loaded on first use
+ * (dynamic import), as for ARM: a region that never calls ml.azure.com loads nothing for it.
  */
 
 /** The public front end; tests point a region's `mlEndpoint` at the emulator on 127.0.0.1. */
@@ -65,28 +57,26 @@ export class MlApiBadAnswer extends Error {
 
 export class MlApi {
   readonly counts = { reads: 0, writes: 0 };
-  private pipeline: Pipeline | undefined;
-  private client: HttpClient | undefined;
+  private transport:
+    | Promise<{ rest: typeof import("@azure/core-rest-pipeline"); pipeline: Pipeline; client: HttpClient }>
+    | undefined;
 
   constructor(private readonly options: MlApiOptions) {}
 
-  private build(): { pipeline: Pipeline; client: HttpClient } {
-    if (!this.pipeline || !this.client) {
-      const pipeline = createPipelineFromOptions({
-        // Retries live in withRetry; the pipeline's own would multiply them.
-        retryOptions: { maxRetries: 0 },
-        userAgentOptions: { userAgentPrefix: "workforce-autoscaler" },
-        ...(this.options.tlsCa && new URL(this.options.endpoint).origin !== PUBLIC_ML_ENDPOINT
-          ? { tlsOptions: { ca: this.options.tlsCa } }
-          : {}),
-      });
-      pipeline.addPolicy(
-        bearerTokenAuthenticationPolicy({ credential: this.options.credential, scopes: ML_SCOPE }),
-      );
-      this.pipeline = pipeline;
-      this.client = createDefaultHttpClient();
-    }
-    return { pipeline: this.pipeline, client: this.client };
+  private async build() {
+    const rest = await import("@azure/core-rest-pipeline");
+    const pipeline = rest.createPipelineFromOptions({
+      // Retries live in withRetry; the pipeline's own would multiply them.
+      retryOptions: { maxRetries: 0 },
+      userAgentOptions: { userAgentPrefix: "workforce-autoscaler" },
+      ...(this.options.tlsCa && new URL(this.options.endpoint).origin !== PUBLIC_ML_ENDPOINT
+        ? { tlsOptions: { ca: this.options.tlsCa } }
+        : {}),
+    });
+    pipeline.addPolicy(
+      rest.bearerTokenAuthenticationPolicy({ credential: this.options.credential, scopes: ML_SCOPE }),
+    );
+    return { rest, pipeline, client: rest.createDefaultHttpClient() };
   }
 
   /** `{endpoint}/api/{location}/{service}/v1.0/subscriptions/.../workspaces/{ws}` */
@@ -110,8 +100,9 @@ export class MlApi {
   ): Promise<PipelineResponse> {
     return withRetry(
       async (attemptSignal) => {
-        const { pipeline, client } = this.build();
-        const request = createPipelineRequest({
+        this.transport ??= this.build();
+        const { rest, pipeline, client } = await this.transport;
+        const request = rest.createPipelineRequest({
           url: await url(),
           method: "POST",
           body: body === undefined ? "" : JSON.stringify(body),
@@ -127,7 +118,7 @@ export class MlApi {
         if (status === 408 || status === 429 || status >= 500) {
           // The front door's HTML 503 page is named, not quoted: it is a page of markup.
           const shown = /^\s*</.test(text) ? "an HTML error page" : redactText(text.slice(0, 200));
-          throw new RestError(`${what}: HTTP ${status}: ${shown}`, { statusCode: status, response });
+          throw new rest.RestError(`${what}: HTTP ${status}: ${shown}`, { statusCode: status, response });
         }
         throw new MlApiRefusal(status, text, what);
       },

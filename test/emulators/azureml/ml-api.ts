@@ -216,8 +216,7 @@ export async function startMlApiEmulator(options: MlApiEmulatorOptions): Promise
         "UserError",
         `Run ${r.job} cannot be resumed: the job exceeded max job execution time.`,
       );
-    job.status = "Queued";
-    job.stateEndsAt = undefined;
+    ws.setStatus(job.name, "Queued");
     ws.schedule();
     return { runId: job.name, status: job.status };
   }
@@ -413,9 +412,7 @@ export async function startMlApiEmulator(options: MlApiEmulatorOptions): Promise
     preempt(ws, name) {
       const job = ws.jobs.get(name);
       if (!job || TERMINAL.has(job.status)) throw new Error(`no active job ${name} in workspace ${ws.name}`);
-      job.status = "Paused";
-      job.stateEndsAt = undefined;
-      job.hadNode = false; // the node went back to the pool
+      ws.setStatus(name, "Paused"); // its nodes go back to the pool
       ws.schedule();
     },
     expire(ws, name) {
