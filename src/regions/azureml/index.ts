@@ -26,7 +26,7 @@ import { regionError } from "./errors.js";
 import { hireWorkers } from "./hire.js";
 import { listWorkforce, ReadBudgetHold, type Listing, type ListingOptions } from "./listing.js";
 import { listIndexed } from "./index-listing.js";
-import { MlApi } from "./ml-api.js";
+import { checkMlConfig, mlOffLimits, regionMlApi } from "./ml-api.js";
 import { resumePaused } from "./resume.js";
 import { resolveCompute, workspaceId } from "./names.js";
 import { Retirer } from "./retire.js";
@@ -107,31 +107,8 @@ function parseConfig(config: AzuremlRegionConfig): {
       },
     ]);
   }
-  if (config.listing === "index" && template.properties.displayName !== undefined) {
-    throw new ConfigError([
-      {
-        where: `${where}.template.display_name`,
-        message:
-          "the index listing knows a job by its display name (as upstream): leave display_name out of the template, or use listing: arm",
-      },
-    ]);
-  }
-  if (mlOffLimits(config) && config.listing === "index") {
-    throw new ConfigError([
-      {
-        where: `${where}.credential.type`,
-        message: `"emulator" sends a dummy token and is only for emulators on 127.0.0.1; mlEndpoint is ${config.mlEndpoint} (point mlEndpoint at the emulator, or use listing: arm)`,
-      },
-    ]);
-  }
+  checkMlConfig(config, template, where);
   return { compute, template };
-}
-
-const loopback = (url: string) => ["127.0.0.1", "localhost", "[::1]"].includes(new URL(url).hostname);
-
-/** The emulator credential's dummy token never goes to a real ml.azure.com. */
-function mlOffLimits(config: AzuremlRegionConfig): boolean {
-  return config.credential?.type === "emulator" && !loopback(config.mlEndpoint);
 }
 
 export function createAzuremlRegion(
@@ -162,25 +139,10 @@ export function createAzuremlRegion(
     writeLimiter,
     logger: log,
   });
-  let location: Promise<string> | undefined;
-  const ml = new MlApi({
-    ...ref,
-    region: config.name,
-    endpoint: config.mlEndpoint,
-    // Read once from ARM unless configured; a failed read is tried again on the next call.
-    location: () => {
-      if (config.location) return Promise.resolve(config.location);
-      location ??= arm.getWorkspaceLocation().catch((error: unknown) => {
-        location = undefined;
-        throw error;
-      });
-      return location;
-    },
+  const ml = regionMlApi(config, {
+    arm,
     credential,
     ...(ctx.tlsCa ? { tlsCa: ctx.tlsCa } : {}),
-    retries: config.retries,
-    attemptTimeoutMs: config.requestTimeoutSeconds * 1000,
-    // Resumes are writes of the workforce, rationed with its ARM writes (upstream's "MFE write pressure").
     writeLimiter,
     logger: log,
   });

@@ -5,6 +5,10 @@ import { redactText } from "../../logging/logger.js";
 import { statusOf, withRetry } from "../../azure/retry.js";
 import type { WriteRateLimiter } from "../../azure/rate-limiter.js";
 import type { WorkspaceRef } from "./names.js";
+import type { ArmWorkspace } from "./arm.js";
+import type { AzuremlRegionConfig } from "./config.js";
+import type { JobTemplate } from "./template.js";
+import { ConfigError } from "../../config/load.js";
 
 /**
  * The AzureML front end on ml.azure.com (what Studio and upstream ai4s-jobq call): the execution API
@@ -168,5 +172,69 @@ export class MlApi {
         `region ${this.options.region}: index entities: expected a JSON answer; given a ${type} answer: ${JSON.stringify(text.slice(0, 80))}`,
       );
     }
+  }
+}
+
+/** A region's MlApi: the workspace location read once from ARM unless configured (a failed read is retried). */
+export function regionMlApi(
+  config: AzuremlRegionConfig,
+  deps: {
+    arm: ArmWorkspace;
+    credential: TokenCredential;
+    tlsCa?: string;
+    writeLimiter: WriteRateLimiter;
+    logger: Logger;
+  },
+): MlApi {
+  let location: Promise<string> | undefined;
+  return new MlApi({
+    subscriptionId: config.subscriptionId,
+    resourceGroup: config.resourceGroup,
+    workspace: config.workspace,
+    region: config.name,
+    endpoint: config.mlEndpoint,
+    location: () => {
+      if (config.location) return Promise.resolve(config.location);
+      location ??= deps.arm.getWorkspaceLocation().catch((error: unknown) => {
+        location = undefined;
+        throw error;
+      });
+      return location;
+    },
+    credential: deps.credential,
+    ...(deps.tlsCa ? { tlsCa: deps.tlsCa } : {}),
+    retries: config.retries,
+    attemptTimeoutMs: config.requestTimeoutSeconds * 1000,
+    // Resumes are writes of the workforce, rationed with its ARM writes (upstream's "MFE write pressure").
+    writeLimiter: deps.writeLimiter,
+    logger: deps.logger,
+  });
+}
+
+const loopback = (url: string) => ["127.0.0.1", "localhost", "[::1]"].includes(new URL(url).hostname);
+
+/** The emulator credential's dummy token never goes to a real ml.azure.com. */
+export function mlOffLimits(config: AzuremlRegionConfig): boolean {
+  return config.credential?.type === "emulator" && !loopback(config.mlEndpoint);
+}
+
+/** Config errors of the ml.azure.com options, named by field (`where` is `regions[NAME]`). */
+export function checkMlConfig(config: AzuremlRegionConfig, template: JobTemplate, where: string): void {
+  if (config.listing === "index" && template.properties.displayName !== undefined) {
+    throw new ConfigError([
+      {
+        where: `${where}.template.display_name`,
+        message:
+          "the index listing knows a job by its display name (as upstream): leave display_name out of the template, or use listing: arm",
+      },
+    ]);
+  }
+  if (mlOffLimits(config) && config.listing === "index") {
+    throw new ConfigError([
+      {
+        where: `${where}.credential.type`,
+        message: `"emulator" sends a dummy token and is only for emulators on 127.0.0.1; mlEndpoint is ${config.mlEndpoint} (point mlEndpoint at the emulator, or use listing: arm)`,
+      },
+    ]);
   }
 }

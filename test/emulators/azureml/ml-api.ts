@@ -1,11 +1,12 @@
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { loadTestTls } from "../tls/index.js";
 import type { ArmEmulator } from "./server.js";
 import { TERMINAL, type StoredJob, type VirtualWorkspace } from "./workspace.js";
 import { checkBearer } from "./tokens.js";
+import { MlError, searchEntities } from "./ml-index.js";
 
 /**
  * The AzureML front end on ml.azure.com, as upstream ai4s-jobq calls it: the execution API's resume and
@@ -71,17 +72,6 @@ export interface MlApiEmulator {
 
 export const ML_AUDIENCE = "https://ml.azure.com";
 const PROVIDER = "microsoft.machinelearningservices";
-const RUNNING = new Set(["Running", "NotResponding", "Finalizing"]);
-
-class MlError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 interface MlRoute {
   operation: MlOperation;
@@ -122,58 +112,6 @@ function route(method: string, path: string): MlRoute {
   )
     return { operation: "execution.resume", ...base, experiment: parts[13]!, job: parts[15]! };
   return { operation: "unknown" };
-}
-
-/** Keyset continuation: the position after the last hit, bound to the query it belongs to. */
-function encodeToken(afterSeq: number, query: string): string {
-  return Buffer.from(JSON.stringify({ afterSeq, query })).toString("base64url");
-}
-
-function decodeToken(token: unknown, query: string): number | undefined {
-  if (token === undefined || token === null) return undefined;
-  try {
-    const decoded = JSON.parse(Buffer.from(String(token), "base64url").toString("utf8")) as {
-      afterSeq?: unknown;
-      query?: unknown;
-    };
-    if (typeof decoded.afterSeq === "number" && decoded.query === query) return decoded.afterSeq;
-  } catch {
-    // not one of ours
-  }
-  throw new MlError(400, "BadRequest", "The continuation token is not valid for this query.");
-}
-
-const FIELDS = new Set(["type", "annotations/archived", "properties/experimentName", "annotations/status"]);
-
-interface Filter {
-  field: string;
-  values: string[];
-}
-
-function parseSearch(body: unknown): { filters: Filter[]; desc: boolean; pageSize: number; token: unknown } {
-  const search = body as Record<string, unknown> | undefined;
-  if (!search || typeof search !== "object")
-    throw new MlError(400, "BadRequest", "The request body must be a search.");
-  if (!Array.isArray(search.filters)) throw new MlError(400, "BadRequest", "filters must be an array.");
-  const filters = search.filters.map((raw: unknown) => {
-    const f = raw as { field?: unknown; operator?: unknown; values?: unknown };
-    if (typeof f.field !== "string" || !FIELDS.has(f.field))
-      throw new MlError(400, "BadRequest", `Unsupported filter field ${JSON.stringify(f.field)}.`);
-    if (f.operator !== "eq")
-      throw new MlError(400, "BadRequest", `Unsupported filter operator ${JSON.stringify(f.operator)}.`);
-    if (!Array.isArray(f.values) || !f.values.every((v) => typeof v === "string"))
-      throw new MlError(400, "BadRequest", `Filter ${f.field}: values must be strings.`);
-    return { field: f.field, values: f.values as string[] };
-  });
-  const order = Array.isArray(search.order)
-    ? (search.order[0] as Record<string, unknown> | undefined)
-    : undefined;
-  if (order && order.field !== "properties/creationContext/createdTime")
-    throw new MlError(400, "BadRequest", `Unsupported order field ${JSON.stringify(order.field)}.`);
-  const pageSize = search.pageSize === undefined ? 100 : search.pageSize;
-  if (typeof pageSize !== "number" || !Number.isInteger(pageSize) || pageSize < 1)
-    throw new MlError(400, "BadRequest", "pageSize must be a positive integer.");
-  return { filters, desc: order?.direction === "Desc", pageSize, token: search.continuationToken };
 }
 
 export async function startMlApiEmulator(options: MlApiEmulatorOptions): Promise<MlApiEmulator> {
@@ -219,76 +157,6 @@ export async function startMlApiEmulator(options: MlApiEmulatorOptions): Promise
     ws.setStatus(job.name, "Queued");
     ws.schedule();
     return { runId: job.name, status: job.status };
-  }
-
-  function experimentId(ws: VirtualWorkspace, name: unknown): string {
-    const hex = createHash("sha256")
-      .update(`${ws.armId}/${String(name)}`)
-      .digest("hex");
-    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
-  }
-
-  function hit(ws: VirtualWorkspace, job: StoredJob): unknown {
-    const p = job.properties;
-    const created = job.createdAt.toISOString();
-    return {
-      entityId: `azureml://location/${ws.location}/workspaceId/${ws.name}/type/runs/objectId/${job.name}`,
-      kind: "Unversioned",
-      annotations: {
-        archived: p.isArchived === true,
-        tags: p.tags ?? {},
-        // The service fills the display name with the job name when none was given.
-        displayName: typeof p.displayName === "string" ? p.displayName : job.name,
-        status: job.status,
-        // The emulator does not keep start times: a job that ran shows its creation time.
-        effectiveStartTimeUtc: RUNNING.has(job.status) ? created : null,
-        error: null,
-        metrics: {},
-      },
-      properties: {
-        experimentName: p.experimentName,
-        experimentId: experimentId(ws, p.experimentName),
-        compute: { target: job.compute ?? null },
-        creationContext: { createdTime: created, createdBy: { userName: "emulator" } },
-      },
-    };
-  }
-
-  function entities(r: MlRoute, body: unknown): unknown {
-    const ws = workspaceOf(r);
-    ws.schedule();
-    const search = parseSearch(body);
-    const query = JSON.stringify([search.filters, search.desc, r.workspace]);
-    const after = decodeToken(search.token, query);
-    const keep = (job: StoredJob) =>
-      search.filters.every((f) => {
-        switch (f.field) {
-          case "type":
-            return f.values.includes("runs");
-          case "annotations/archived":
-            return f.values.includes(String(job.properties.isArchived === true));
-          case "properties/experimentName":
-            return f.values.includes(String(job.properties.experimentName));
-          default:
-            return f.values.includes(job.status);
-        }
-      });
-    const ordered = [...ws.jobs.values()]
-      .filter(keep)
-      .sort((a, b) => (search.desc ? b.seq - a.seq : a.seq - b.seq));
-    const rest =
-      after === undefined
-        ? ordered
-        : ordered.filter((job) => (search.desc ? job.seq < after : job.seq > after));
-    const page = rest.slice(0, Math.min(search.pageSize, maxPageSize));
-    const more = rest.length > page.length;
-    return {
-      totalCount: null,
-      value: page.map((job) => hit(ws, job)),
-      continuationToken: more ? encodeToken(page[page.length - 1]!.seq, query) : null,
-      nextSkip: null,
-      entityContainerIdsToEntityContainerMetadata: {},
-    };
   }
 
   /** The faults a request meets, in order, up to the first that answers it (later ones are not spent). */
@@ -379,9 +247,9 @@ export async function startMlApiEmulator(options: MlApiEmulatorOptions): Promise
     try {
       if (r.operation === "unknown") throw new MlError(404, "NotFound", `No route for ${method} ${path}.`);
       if (r.operation === "execution.resume") return send(200, resume(r));
-      if (typeof body !== "object" || body === null)
-        throw new MlError(400, "BadRequest", "The request body must be JSON.");
-      return send(200, entities(r, body));
+      const ws = workspaceOf(r);
+      ws.schedule();
+      return send(200, searchEntities(ws, body, maxPageSize));
     } catch (error) {
       if (error instanceof MlError)
         return send(error.status, { error: { code: error.code, message: error.message } });
