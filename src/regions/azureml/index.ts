@@ -170,6 +170,8 @@ export function createAzuremlRegion(
   let listing: Listing | undefined;
   /** The tick's observation (cancels take their jobs out of it), for the resume sweep at its end. */
   let observed: Listing | undefined;
+  /** Names of the jobs the last observe listed: a submission it names is no longer in flight. */
+  let listedNames: ReadonlySet<string> = new Set();
   let environmentId: Promise<string> | undefined;
 
   /** Odd jobs already reported (once each: a tick every 30 s would repeat it all day). */
@@ -270,6 +272,11 @@ export function createAzuremlRegion(
     ]);
     listing = jobs;
     observed = jobs;
+    listedNames = new Set(
+      [...jobs.running, ...jobs.pending, ...jobs.unknown, ...jobs.finished]
+        .map((job) => job.name)
+        .filter((name) => name !== ""),
+    );
     const runningNames = jobs.running.map((job) => job.name);
     const draining = channel
       ? Math.min(await channel.inFlight(runningNames, { ...(signal ? { signal } : {}) }), runningNames.length)
@@ -303,6 +310,8 @@ export function createAzuremlRegion(
     get mlCalls() {
       return ml.counts;
     },
+    backoffs: () => arm.backoff.active(),
+    observedWorkers: () => listedNames,
 
     async observe(options: CallOptions = {}): Promise<RegionObservation> {
       try {
