@@ -13,6 +13,7 @@ import {
   type ServiceBusClientDeps,
   type ServiceBusTarget,
 } from "./clients.js";
+import { explainServiceBusError } from "./errors.js";
 import { encodeControlMessage, type ControlOperation } from "./message.js";
 
 export interface ControlTopic extends ServiceBusTarget {
@@ -190,8 +191,18 @@ export function createControlSender(options: ControlSenderOptions): ControlSende
       if (batch.count > 0) await sendBatch(topicSender, batch);
       return { sent, unknown: 0, errors: [] };
     } catch (error) {
-      const unknown = refused(error) ? 0 : sending;
-      return { sent, unknown, errors: [error instanceof Error ? error : new Error(String(error))] };
+      // The SDK's retries wrap the broker's answer in an AggregateError: judge (and report) the answer.
+      const explained = explainServiceBusError(error, {
+        namespace: namespaceOf(target),
+        entity: target.topic,
+        claim: "Send",
+      });
+      const unknown = refused(explained) ? 0 : sending;
+      return {
+        sent,
+        unknown,
+        errors: [explained instanceof Error ? explained : new Error(String(explained))],
+      };
     }
   }
 

@@ -48,6 +48,19 @@ interface Transport {
   send(method: string, url: string, body: string | undefined, signal: AbortSignal): Promise<PipelineResponse>;
 }
 
+/**
+ * One HTTP client (and so one keep-alive agent per CA) for every workspace of the process: 84 regions on
+ * one ARM endpoint share their TLS connections instead of opening 84 agents with a TLS context each. The
+ * agent is cached by the identity of the request's TLS settings, so those are one object per CA.
+ */
+let sharedClient: HttpClient | undefined;
+const tlsByCa = new Map<string, { ca: string }>();
+function tlsSettings(ca: string): { ca: string } {
+  let settings = tlsByCa.get(ca);
+  if (!settings) tlsByCa.set(ca, (settings = { ca }));
+  return settings;
+}
+
 export class ArmWorkspace {
   readonly counts: ArmCallCounts = { reads: 0, writes: 0 };
   /** Throttling this workspace's ARM answers asked for, per kind of call, remembered across ticks. */
@@ -69,10 +82,12 @@ export class ArmWorkspace {
       retryOptions: { maxRetries: 0 },
       userAgentOptions: { userAgentPrefix: "workforce-autoscaler" },
       // The extra CA is for emulators and private clouds; public ARM keeps Node's own roots.
-      ...(tlsCa && new URL(endpoint).origin !== PUBLIC_ARM_ENDPOINT ? { tlsOptions: { ca: tlsCa } } : {}),
+      ...(tlsCa && new URL(endpoint).origin !== PUBLIC_ARM_ENDPOINT
+        ? { tlsOptions: tlsSettings(tlsCa) }
+        : {}),
     });
     pipeline.addPolicy(rest.bearerTokenAuthenticationPolicy({ credential, scopes: armScope(endpoint) }));
-    const client = rest.createDefaultHttpClient();
+    const client = (sharedClient ??= rest.createDefaultHttpClient());
     return {
       pipeline,
       client,
