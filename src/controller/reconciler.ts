@@ -317,6 +317,8 @@ export class Reconciler {
       // Hires are counted as the service answers each one (see run), not here.
       if (outcome.cancelled) metrics.cancelled.inc({ region }, outcome.cancelled);
       if (outcome.drained) metrics.drainRequests.inc({ region }, outcome.drained);
+      for (const [state, count] of Object.entries(outcome.resume ?? {}))
+        if (count > 0) metrics.resumed.inc({ region, outcome: state }, count);
       if (outcome.drainUnknown) metrics.drainUnknown.inc({ region }, outcome.drainUnknown);
       for (const failure of outcome.errors)
         metrics.regionErrors.inc({ region, operation: failure.operation });
@@ -362,6 +364,8 @@ export class Reconciler {
       inFlight: snapshot.regions.reduce((total, reading) => total + reading.inFlight, 0),
       cancelled: sum("cancelled"),
       drained: sum("drained"),
+      resumed: outcomes.reduce((total, o) => total + (o.resume?.resumed ?? 0), 0),
+      ...(resumeTotals(outcomes) ? { resume: resumeTotals(outcomes) } : {}),
       drainUnknown: sum("drainUnknown"),
       durationsMs: report.durations,
       ...(plan.hold ? { hold: plan.hold } : {}),
@@ -397,4 +401,13 @@ export class Reconciler {
 
 function sumPlan(plan: Plan, field: "hire" | "cancel" | "drain"): number {
   return plan.regions.reduce((total, region) => total + region[field], 0);
+}
+
+/** The resume sweep's counts over all regions, when it did anything at all. */
+function resumeTotals(outcomes: RegionOutcome[]): Record<string, number> | undefined {
+  const totals = { resumed: 0, cancelled: 0, refused: 0, failed: 0 };
+  for (const outcome of outcomes)
+    for (const key of Object.keys(totals) as Array<keyof typeof totals>)
+      totals[key] += outcome.resume?.[key] ?? 0;
+  return Object.values(totals).some((count) => count > 0) ? totals : undefined;
 }
