@@ -1,5 +1,6 @@
 import type { ServiceBusReceivedMessage, ServiceBusReceiver } from "@azure/service-bus";
 import type { Logger } from "../logging/logger.js";
+import { BackChannelAccessError } from "../backchannel/errors.js";
 import { decodeControlMessage, type ControlOperation, type ReceivedBody } from "../backchannel/message.js";
 
 /** What the node did about a control message. */
@@ -30,6 +31,8 @@ export interface ListenOptions {
   hasWorkers?: () => boolean;
   /** How often `hasWorkers` is asked again while it says no (default 1 s). */
   workerPollMs?: number;
+  /** Turns a failed receive into what a user should read (a refused token names its cause). */
+  explainError?: (error: unknown) => unknown;
 }
 
 export type ListenResult = { kind: "acted"; operation: ControlOperation } | { kind: "stopped" };
@@ -82,7 +85,13 @@ export async function listenForControl(options: ListenOptions): Promise<ListenRe
       backoffMs = 500;
     } catch (error) {
       if (signal.aborted) break;
-      logger.warn({ err: error, retryInMs: backoffMs }, "receiving control messages failed; retrying");
+      const explained = options.explainError ? options.explainError(error) : error;
+      logger.warn(
+        { err: explained, retryInMs: backoffMs },
+        explained instanceof BackChannelAccessError
+          ? `the back channel refused access; retrying: ${explained.message}`
+          : "receiving control messages failed; retrying",
+      );
       await sleep(backoffMs, signal);
       backoffMs = Math.min(backoffMs * 2, maxBackoffMs);
       continue;

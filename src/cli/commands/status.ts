@@ -27,13 +27,23 @@ export function formatStatus(report: TickReport): string {
           regionPlan.drain ? `drain ${regionPlan.drain}` : "",
         ].filter(Boolean)
       : [];
-    const note = reading.error
-      ? ` [read failed: ${reading.error}${o ? `; using a reading ${reading.ageTicks} tick(s) old` : ""}]`
-      : "";
+    const backoff = (reading.backoff ?? [])
+      .map(
+        (b) =>
+          `${b.call}s in back-off for ${Math.max(0, Math.ceil((b.until - Date.now()) / 1000))} s (${b.reason})`,
+      )
+      .join("; ");
+    const note =
+      (reading.error
+        ? ` [read failed: ${reading.error}${o ? `; using a reading ${reading.ageTicks} tick(s) old` : "; workers unknown"}]`
+        : "") +
+      (reading.inFlight ? ` [${reading.inFlight} hire(s) in flight, counted as pending]` : "") +
+      (backoff ? ` [${backoff}]` : "");
     lines.push(
       `${reading.name.padEnd(20)}${pad(o?.running ?? "?", 9)}${pad(o?.pending ?? "?", 9)}${pad(o?.draining ?? "?", 10)}${pad(o?.capacity ?? "?", 10)}  ${actions.join(", ") || "nothing"}${note}`,
     );
   }
+  if (plan.hireHold && !plan.hold) lines.push(`no hires: ${plan.hireHold}`);
   lines.push(
     plan.hold
       ? `next tick: ${plan.hold}`
