@@ -191,12 +191,13 @@ export function createControlSender(options: ControlSenderOptions): ControlSende
       if (batch.count > 0) await sendBatch(topicSender, batch);
       return { sent, unknown: 0, errors: [] };
     } catch (error) {
-      const unknown = refused(error) ? 0 : sending;
+      // The SDK's retries wrap the broker's answer in an AggregateError: judge (and report) the answer.
       const explained = explainServiceBusError(error, {
         namespace: namespaceOf(target),
         entity: target.topic,
         claim: "Send",
       });
+      const unknown = refused(explained) ? 0 : sending;
       return {
         sent,
         unknown,

@@ -6,6 +6,8 @@ import { decide, type DecideParameters, type Plan } from "../policy/decide.js";
 import type { TargetSample } from "../policy/stabilize.js";
 import { initRegionSeries, type ReconcileOutcome, type WorkforceMetrics } from "../metrics/registry.js";
 import { takeSnapshot, describeError, type LastGood, type Snapshot } from "./snapshot.js";
+import { WorkloadLearner } from "./learner.js";
+import type { Estimates, Hints } from "../policy/estimate.js";
 import { carryOut, type CallResult, type RegionOutcome } from "./act.js";
 import { InFlightHires } from "./in-flight.js";
 import type { RegionOperation } from "../metrics/registry.js";
@@ -35,12 +37,16 @@ export interface ReconcilerOptions {
   logger: Logger;
   metrics?: WorkforceMetrics;
   now?: () => number;
+  /** Task and start-up times to assume until measured (WORKFORCE_TASK_SECONDS, WORKFORCE_STARTUP_SECONDS). */
+  hints?: Hints;
 }
 
 /** What one tick saw, decided and did: a plain object to log, test and print. */
 export interface TickReport {
   snapshot: Snapshot;
   plan: Plan;
+  /** Learned task and start-up times the tick decided with. */
+  estimates: Estimates;
   outcomes: RegionOutcome[];
   result: ReconcileOutcome;
   dryRun: boolean;
@@ -62,9 +68,11 @@ export class Reconciler {
   /** Regions that name each submission before sending it (their hires are counted by name). */
   private readonly naming = new Set<string>();
   private readonly now: () => number;
+  private readonly learner: WorkloadLearner;
 
   constructor(private readonly options: ReconcilerOptions) {
     this.now = options.now ?? Date.now;
+    this.learner = new WorkloadLearner(options.hints ?? { taskSeconds: 600, startupSeconds: 300 });
     this.inFlight = new InFlightHires(options.hireGraceMs ?? 300_000, this.now);
     if (options.metrics) for (const region of options.regions) initRegionSeries(options.metrics, region.name);
     options.metrics?.dryRun.set(options.dryRun ? 1 : 0);
@@ -109,6 +117,22 @@ export class Reconciler {
       if (mode.commit) this.sawWorkforce = true;
     }
 
+    // The learner sees every committed tick; a preview only reads what it knows.
+    if (mode.commit) {
+      this.learner.observe({
+        at: observed / 1000,
+        queueDepth: snapshot.queue.depth,
+        concurrency: options.parameters.concurrency,
+        regions: snapshot.regions,
+      });
+    }
+    const estimates = this.learner.estimates(
+      observed / 1000,
+      Object.fromEntries(
+        snapshot.regions.map((reading) => [reading.name, reading.observation?.capacity ?? 0]),
+      ),
+    );
+
     let plan: Plan;
     let error: string | undefined;
     try {
@@ -130,6 +154,7 @@ export class Reconciler {
         parameters: options.parameters,
         history,
         now: observed,
+        estimates: { taskSeconds: estimates.taskSeconds, startupSeconds: estimates.startupSeconds },
         staleTicks: options.staleTicks,
       });
       plan = decision.plan;
@@ -173,11 +198,18 @@ export class Reconciler {
     });
     if (mode.act) this.afterActions(outcomes);
     const finished = this.now();
+    if (mode.commit) {
+      this.learner.acted(
+        decided / 1000,
+        outcomes.map((o) => ({ region: o.region, hired: o.hired, cancelled: o.cancelled })),
+      );
+    }
 
     const result = this.classify(snapshot, outcomes, error);
     const report: TickReport = {
       snapshot,
       plan,
+      estimates,
       outcomes,
       result,
       dryRun: !mode.act,
@@ -260,6 +292,10 @@ export class Reconciler {
     if (!plan.hold) {
       metrics.targetWorkers.set(plan.target);
       metrics.desiredWorkers.set(plan.desired);
+    }
+    metrics.estimatedTaskSeconds.set(report.estimates.taskSeconds);
+    for (const [region, estimate] of Object.entries(report.estimates.startup)) {
+      metrics.estimatedStartupSeconds.set({ region }, estimate.seconds);
     }
     for (const reading of snapshot.regions) {
       const region = reading.name;

@@ -33,6 +33,9 @@ export interface WorkforceMetrics {
   /** The configured interval: alerts say "3 intervals" with it instead of a fixed number. */
   reconcileInterval: Gauge;
   dryRun: Gauge;
+  /** What the controller has learned (the predictive policy sizes with these; hints until measured). */
+  estimatedTaskSeconds: Gauge;
+  estimatedStartupSeconds: Gauge<"region">;
   isLeader: Gauge;
   info: Gauge<"version" | "policy" | "queue">;
 }
@@ -180,6 +183,17 @@ export function createMetrics(options: MetricsOptions = {}): WorkforceMetrics {
     dryRun: new Gauge({
       name: "workforce_dry_run",
       help: "1 when the daemon plans but does not act.",
+      registers,
+    }),
+    estimatedTaskSeconds: new Gauge({
+      name: "workforce_estimated_task_seconds",
+      help: "Median task time learned from the queue depth and busy workers (the hint until measured).",
+      registers,
+    }),
+    estimatedStartupSeconds: new Gauge({
+      name: "workforce_estimated_startup_seconds",
+      help: "Median worker start-up (hired to running) learned per region (the hint until measured).",
+      labelNames: ["region"] as const,
       registers,
     }),
     isLeader: new Gauge({
