@@ -16,6 +16,7 @@ import { register as registerWorker } from "./commands/worker.js";
 import { register as registerAgent } from "./commands/agent.js";
 import { register as registerSignal } from "./commands/signal.js";
 import { register as registerDemo } from "./commands/demo.js";
+import { register as registerSimulate } from "./commands/simulate.js";
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage. */
 export const EXIT_CONFIG = 2;
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
   registerAgent(program);
   registerSignal(program);
   registerDemo(program);
+  registerSimulate(program);
   return program;
 }
 

@@ -15,6 +15,8 @@ export interface RegionOutcome {
   hireUnknown: number;
   cancelled: number;
   drained: number;
+  /** The sweep over paused workers, in regions that have one (AzureML). */
+  resume?: { resumed: number; cancelled: number; refused: number; failed: number };
   /** Drain requests that may have gone out (the send was cut off): they count as sent. */
   drainUnknown: number;
   errors: Array<{ operation: RegionOperation; message: string }>;
@@ -53,7 +55,9 @@ function emptyOutcome(region: string): RegionOutcome {
 
 /**
  * Carry out a plan, region by region and independently: one region's failure or slowness does not touch
- * the others. Within a region: cancel pending workers first, then drain, then hire.
+ * the others. Within a region: cancel pending workers first, then drain, then hire, then resume paused
+ * workers (as upstream, at the end of the tick: a paused worker cancelled as surplus is not resumed). The
+ * resume runs in a held tick too: it is neither growth nor shrink, and a held tick may last a while.
  */
 export async function carryOut(
   plan: Plan,
@@ -66,8 +70,12 @@ export async function carryOut(
     plan.regions.map((regionPlan) =>
       limit(async () => {
         const region = byName.get(regionPlan.region);
-        if (!region || options.dryRun || plan.hold) return emptyOutcome(regionPlan.region);
-        return actOnRegion(region, regionPlan, options);
+        if (!region || options.dryRun) return emptyOutcome(regionPlan.region);
+        const outcome = plan.hold
+          ? emptyOutcome(region.name)
+          : await actOnRegion(region, regionPlan, options);
+        if (region.resumePaused) await resumeIn(region, outcome, options);
+        return outcome;
       }),
     ),
   );
@@ -125,4 +133,22 @@ async function actOnRegion(region: Region, plan: RegionPlan, options: ActOptions
   const hireOptions = options.hireOptions?.(region.name) ?? {};
   await step("hire", plan.hire, (signal) => region.hire(plan.hire, { signal, ...hireOptions }), "hired");
   return outcome;
+}
+
+async function resumeIn(region: Region, outcome: RegionOutcome, options: ActOptions): Promise<void> {
+  try {
+    const result = await withDeadline(
+      `region ${region.name} resume`,
+      options.actTimeoutMs,
+      (signal) => region.resumePaused!({ signal }),
+      options.signal,
+    );
+    const { resumed, cancelled, refused, failed } = result;
+    outcome.resume = { resumed, cancelled, refused, failed };
+    for (const error of result.errors)
+      outcome.errors.push({ operation: "resume", message: describeError(error) });
+  } catch (error) {
+    outcome.errors.push({ operation: "resume", message: describeError(error) });
+    options.logger.child({ region: region.name }).error({ operation: "resume", err: error }, "resume failed");
+  }
 }

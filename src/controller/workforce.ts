@@ -109,6 +109,7 @@ export async function buildWorkforce(config: Config, deps: WorkforceDeps): Promi
     dryRun,
     windowFromFirstSight: deps.windowFromFirstSight ?? false,
     logger: deps.logger,
+    hints: { taskSeconds: config.taskSeconds, startupSeconds: config.startupSeconds },
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     ...(deps.fence ? { fence: deps.fence } : {}),
   });

@@ -1,5 +1,5 @@
 import type { RegionObservation } from "../regions/types.js";
-import type { PolicyFunction } from "./types.js";
+import type { PolicyEstimates, PolicyFunction } from "./types.js";
 import { stabilizeTarget, type TargetSample } from "./stabilize.js";
 import { spreadHires } from "./spread.js";
 import { planShrink } from "./shrink.js";
@@ -40,6 +40,8 @@ export interface DecideInput {
   /** Targets of earlier ticks (scale-down stabilization window). */
   history: readonly TargetSample[];
   now: number;
+  /** Learned task and start-up times, handed to the policy (see estimate.ts). */
+  estimates?: PolicyEstimates;
   /**
    * How many ticks a region's last reading may stand in for a failed read while hiring elsewhere
    * (WORKFORCE_STALE_TICKS). Past it, or for a region never read, nobody is hired (default: no limit).
@@ -162,6 +164,7 @@ export function decide(input: DecideInput): Decision {
     maxWorkers: parameters.maxWorkers,
     minWorkers: parameters.minWorkers,
     rampFactor: parameters.rampFactor,
+    ...(input.estimates ? { estimates: input.estimates } : {}),
   });
   if (typeof answer !== "number" || !Number.isFinite(answer) || answer < 0) {
     throw new PolicyError(`policy returned ${String(answer)}; expected a finite number >= 0`);

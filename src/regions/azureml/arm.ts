@@ -229,6 +229,15 @@ export class ArmWorkspace {
     return url.toString();
   }
 
+  /** The workspace's Azure region (`location`), for the ml.azure.com paths. */
+  async getWorkspaceLocation(signal?: AbortSignal): Promise<string> {
+    const answer = await this.getJson("workspaces.get", `${this.base}?api-version=${API_VERSION}`, signal);
+    const location = (answer as { location?: unknown } | undefined)?.location;
+    if (typeof location !== "string" || location === "")
+      throw new BadAnswerError(this.where("workspaces.get", "location", "an Azure region", location));
+    return location.toLowerCase().replace(/\s+/g, "");
+  }
+
   computeUrl(name: string): string {
     return `${this.base}/computes/${encodeURIComponent(name)}?api-version=${API_VERSION}`;
   }

@@ -18,7 +18,12 @@ import {
   putJob,
   type CancelOperations,
 } from "./jobs.js";
-import { computeResource, getEnvironmentVersion, putEnvironmentVersion } from "./resources.js";
+import {
+  computeResource,
+  getEnvironmentVersion,
+  putEnvironmentVersion,
+  workspaceResource,
+} from "./resources.js";
 
 /**
  * An HTTPS emulator of the Azure Resource Manager API of AzureML (api-version 2022-10-01), as the service
@@ -172,6 +177,8 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
     const ws = lookup(r);
     ws.schedule();
     switch (r.operation) {
+      case "workspaces.get":
+        return { status: 200, body: workspaceResource(ws) };
       case "jobs.list":
         return { status: 200, body: listJobs(ws, query, jobsOptions) };
       case "jobs.get":
