@@ -5,6 +5,7 @@ export default defineConfig({
   test: {
     include: [
       "test/unit/policy-*.test.ts",
+      "test/unit/estimators.test.ts",
       "test/unit/snapshot.test.ts",
       "test/unit/act.test.ts",
       "test/unit/fence.test.ts",

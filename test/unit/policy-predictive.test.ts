@@ -86,3 +86,71 @@ describe("predictive policy", () => {
             }
   });
 });
+
+describe("predictive sizing, step by step", () => {
+  test("tasks in flight count half done, and busy slots are capped by the queue", () => {
+    // 100 tasks, 40 slots busy: (100 - 20) x 600 s of work, less 40 x 300 s done during a start-up.
+    expect(predictiveSizing(input({ queueDepth: 100, running: 10 }), options)).toMatchObject({
+      busySlots: 40,
+      workAfterStartup: 36_000,
+      payingWorkers: 3, // 36,000 / (4 x 8 x 300)
+      waves: 9, // ceil(100 / 12)
+      raw: 3, // ceil(100 / (9 x 4))
+    });
+    // 20 tasks and 40 slots: only 20 are busy.
+    expect(predictiveSizing(input({ queueDepth: 20, running: 10 }), options).busySlots).toBe(20);
+  });
+
+  test.each([
+    // What is measured can be nonsense (a clock step, no samples): never divide by zero or go negative.
+    { name: "zero task time", estimates: { taskSeconds: 0, startupSeconds: 300 }, want: { taskSeconds: 1 } },
+    {
+      name: "zero start-up",
+      estimates: { taskSeconds: 600, startupSeconds: 0 },
+      want: { startupSeconds: 1 },
+    },
+    {
+      name: "negative times",
+      estimates: { taskSeconds: -5, startupSeconds: -5 },
+      want: { taskSeconds: 1, startupSeconds: 1 },
+    },
+  ])("$name: clamped to a second", ({ estimates, want }) => {
+    const sizing = predictiveSizing(input({ estimates }), options);
+    expect(sizing).toMatchObject(want);
+    expect(Number.isInteger(sizing.target)).toBe(true);
+    expect(sizing.target).toBeGreaterThan(0);
+  });
+
+  test("more busy work than a start-up's worth is never negative work", () => {
+    // 40 tasks all in flight, each finishing within the start-up: nothing left for a new worker.
+    const sizing = predictiveSizing(
+      input({ queueDepth: 40, running: 10, estimates: { taskSeconds: 100, startupSeconds: 300 } }),
+      options,
+    );
+    expect(sizing.workAfterStartup).toBe(0);
+    expect(sizing.payingWorkers).toBe(0);
+    // Still one worker's worth of waves: the queue is not empty.
+    expect(sizing.raw).toBe(1);
+  });
+
+  test("a negative queue depth (a bad reading) is an empty queue; a negative payback ratio is 0", () => {
+    expect(predictiveSizing(input({ queueDepth: -10 }), options)).toMatchObject({
+      busySlots: 0,
+      raw: 0,
+      target: 0,
+    });
+    const big = input({ queueDepth: 10_000, running: 1000 });
+    expect(predictivePolicy({ ...options, paybackRatio: -3 })(big)).toBe(
+      predictivePolicy({ ...options, paybackRatio: 0 })(big),
+    );
+  });
+
+  test("one task and a long start-up: one worker, not none", () => {
+    expect(
+      predictiveSizing(
+        input({ queueDepth: 1, estimates: { taskSeconds: 10, startupSeconds: 3600 } }),
+        options,
+      ),
+    ).toMatchObject({ payingWorkers: 0, waves: 1, raw: 1, target: 1 });
+  });
+});
