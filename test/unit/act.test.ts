@@ -258,3 +258,123 @@ describe("act phase", () => {
     expect(outcomes.map((outcome) => outcome.hired)).toEqual([1, 1, 1, 1, 1]);
   });
 });
+
+describe("act phase: outcomes not known yet, and the resume sweep", () => {
+  test("hires and drains of unknown outcome are reported as such, per operation; nonsense counts as none", async () => {
+    const east = region();
+    east.hire = async () => ({ hired: 1, unknown: 2, errors: [] });
+    east.drain = async () => ({ drained: 0, unknown: 3, errors: [] });
+    east.cancelPending = async () => ({ cancelled: 1, unknown: 5, errors: [] }) as never;
+    const { options: act } = options();
+    const [outcome] = await carryOut(plan([{ region: "east", hire: 3, cancel: 1, drain: 3 }]), [east], act);
+    // A cancel's unknowns are not hires or drains in flight.
+    expect(outcome).toMatchObject({ hired: 1, hireUnknown: 2, drained: 0, drainUnknown: 3, cancelled: 1 });
+
+    const west = region("west");
+    west.hire = async () => ({ hired: 1, unknown: Number.NaN, errors: [] });
+    west.drain = async () => ({ drained: 1, unknown: Number.POSITIVE_INFINITY, errors: [] });
+    const [nonsense] = await carryOut(plan([{ region: "west", hire: 1, cancel: 0, drain: 1 }]), [west], act);
+    expect(nonsense).toMatchObject({ hired: 1, hireUnknown: 0, drained: 1, drainUnknown: 0 });
+  });
+
+  test("the controller's hire options reach the region's hire, with the deadline's signal", async () => {
+    const east = region();
+    let seen: Record<string, unknown> | undefined;
+    east.hire = async (count: number, hireOptions?: Record<string, unknown>) => {
+      seen = hireOptions;
+      return { hired: count, errors: [] };
+    };
+    const onSubmit = () => undefined;
+    const asked: string[] = [];
+    const { options: act } = options({
+      hireOptions: (name) => {
+        asked.push(name);
+        return { onSubmit };
+      },
+    });
+    await carryOut(plan([{ region: "east", hire: 2, cancel: 0, drain: 0 }]), [east], act);
+    expect(asked).toEqual(["east"]);
+    expect(seen?.onSubmit).toBe(onSubmit);
+    expect(seen?.signal).toBeInstanceOf(AbortSignal);
+  });
+
+  test("a call abandoned at its deadline that answers later is reported with what it did", async () => {
+    const east = region();
+    east.hire = (count: number) =>
+      new Promise((resolve) => setTimeout(() => resolve({ hired: count, errors: [] }), 300));
+    const late: Array<[string, string, unknown]> = [];
+    const { options: act } = options({
+      actTimeoutMs: 50,
+      onLate: (name, operation, result) => late.push([name, operation, result]),
+    });
+    const [outcome] = await carryOut(plan([{ region: "east", hire: 2, cancel: 0, drain: 0 }]), [east], act);
+    expect(outcome).toMatchObject({ hired: 0 });
+    expect(late).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(late).toEqual([["east", "hire", { hired: 2, errors: [] }]]);
+  });
+
+  const pausing = (answer: () => Promise<unknown>) => {
+    const east = region();
+    const calls: string[] = [];
+    const original = { hire: east.hire.bind(east), cancel: east.cancelPending.bind(east) };
+    east.hire = async (count, o) => (calls.push("hire"), original.hire(count, o));
+    east.cancelPending = async (count, o) => (calls.push("cancel"), original.cancel(count, o));
+    Object.assign(east, {
+      resumePaused: async (o?: CallOptions) => {
+        calls.push(o?.signal ? "resume (signal)" : "resume");
+        return answer();
+      },
+    });
+    return { east, calls };
+  };
+
+  test("the resume sweep runs last, in held ticks too, never in a dry run, and reports its counts and errors", async () => {
+    const result = { resumed: 2, cancelled: 1, refused: 1, failed: 1, errors: [new Error("one failed")] };
+    const { east, calls } = pausing(async () => result);
+    const { options: act } = options();
+    const [outcome] = await carryOut(plan([{ region: "east", hire: 1, cancel: 1, drain: 0 }]), [east], act);
+    expect(calls).toEqual(["cancel", "hire", "resume (signal)"]);
+    expect(outcome!.resume).toEqual({ resumed: 2, cancelled: 1, refused: 1, failed: 1 });
+    expect(outcome!.errors).toEqual([{ operation: "resume", message: "one failed" }]);
+
+    calls.length = 0;
+    const [held] = await carryOut(
+      plan([{ region: "east", hire: 1, cancel: 1, drain: 0 }], "queue unreadable"),
+      [east],
+      act,
+    );
+    expect(calls).toEqual(["resume (signal)"]);
+    expect(held).toMatchObject({ hired: 0, cancelled: 0, resume: { resumed: 2 } });
+
+    calls.length = 0;
+    await carryOut(
+      plan([{ region: "east", hire: 1, cancel: 1, drain: 0 }]),
+      [east],
+      options({ dryRun: true }).options,
+    );
+    expect(calls).toEqual([]);
+  });
+
+  test("a failing or hanging sweep is an error of the region's resume, logged, and the hires stand", async () => {
+    const { east } = pausing(async () => {
+      throw new Error("list failed");
+    });
+    const { options: act, lines } = options();
+    const [outcome] = await carryOut(plan([{ region: "east", hire: 1, cancel: 0, drain: 0 }]), [east], act);
+    expect(outcome).toMatchObject({ hired: 1, errors: [{ operation: "resume", message: "list failed" }] });
+    expect(outcome!.resume).toBeUndefined();
+    expect(lines.find((line) => line.msg === "resume failed")).toMatchObject({
+      operation: "resume",
+      region: "east",
+    });
+
+    const { east: hanging } = pausing(() => new Promise(() => undefined));
+    const [slow] = await carryOut(
+      plan([{ region: "east", hire: 0, cancel: 0, drain: 0 }]),
+      [hanging],
+      options({ actTimeoutMs: 50 }).options,
+    );
+    expect(slow!.errors[0]!.message).toMatch(/region east resume did not answer within 50 ms/);
+  });
+});
