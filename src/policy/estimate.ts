@@ -62,10 +62,9 @@ export function recordActions(
 ): EstimatorState {
   const startup = { ...state.startup };
   for (const { region, hired, cancelled } of actions) {
-    let flow = startup[region] ?? emptyFlow();
-    if (cancelled > 0) flow = removeNewest(flow, cancelled);
-    if (hired > 0) flow = enter(flow, at, hired);
-    startup[region] = flow;
+    const flow = startup[region] ?? emptyFlow();
+    // Both take nothing for a count of 0 (or less).
+    startup[region] = enter(removeNewest(flow, cancelled), at, hired);
   }
   return { ...state, startup };
 }

@@ -193,3 +193,106 @@ describe("workload estimator (what the controller feeds from ticks)", () => {
     expect(state.lastDepth).toBeUndefined();
   });
 });
+
+describe("workload estimator, tick by tick", () => {
+  const region = (name: string, pending: number, running = 0, draining = 0, fresh = true) => ({
+    name,
+    fresh,
+    observation: { running, pending, draining, capacity: 0 },
+  });
+  const tick = (
+    at: number,
+    queueDepth: number | undefined,
+    regions: ReturnType<typeof region>[],
+    concurrency = 1,
+  ) => ({
+    at,
+    queueDepth,
+    concurrency,
+    regions,
+  });
+
+  test("actions in one region leave the others' pending workers alone; cancels take the newest", () => {
+    let state = recordActions(emptyEstimator(), 0, [{ region: "a", hired: 4, cancelled: 0 }]);
+    state = recordActions(state, 60, [{ region: "b", hired: 2, cancelled: 0 }]);
+    state = recordActions(state, 120, [{ region: "a", hired: 1, cancelled: 2 }]);
+    expect(state.startup).toEqual({
+      a: {
+        inside: [
+          { at: 0, count: 2 },
+          { at: 120, count: 1 },
+        ],
+        exits: [],
+      },
+      b: { inside: [{ at: 60, count: 2 }], exits: [] },
+    });
+  });
+
+  test("hires made before the first look are timed from their hire, with no half-tick correction", () => {
+    let state = recordActions(emptyEstimator(), 0, [{ region: "a", hired: 10, cancelled: 0 }]);
+    state = observeTick(state, tick(120, undefined, [region("a", 0, 10)]));
+    expect(state.startup.a!.exits).toEqual([{ seconds: 120, count: 10 }]);
+  });
+
+  test("workers that appear after the first look (hired by someone else) are timed from when they appeared", () => {
+    let state = observeTick(emptyEstimator(), tick(0, undefined, [region("a", 0)]));
+    state = observeTick(state, tick(60, undefined, [region("a", 5)]));
+    state = observeTick(state, tick(120, undefined, [region("a", 0, 5)]));
+    // Seen at 60, gone at 120: 60 s less half the tick.
+    expect(state.startup.a!.exits).toEqual([{ seconds: 30, count: 5 }]);
+  });
+
+  test("busy slots are (running + draining) x concurrency, capped by the depth; a fall in depth is finished tasks", () => {
+    let state = observeTick(emptyEstimator(), tick(0, 100, [region("a", 0, 10, 5)], 4));
+    expect(state.tasks.inside).toEqual([{ at: 0, count: 60, unknown: true }]);
+    state = observeTick(emptyEstimator(), tick(0, 30, [region("a", 0, 10, 5)], 4));
+    expect(state.tasks.inside).toEqual([{ at: 0, count: 30, unknown: true }]);
+
+    // Known tasks (started after the first look) that finish are timed: depth 100 -> 90 at 600.
+    state = observeTick(emptyEstimator(), tick(0, 100, [region("a", 0, 0)], 1));
+    state = observeTick(state, tick(60, 100, [region("a", 0, 20)], 1));
+    state = observeTick(state, tick(600, 90, [region("a", 0, 20)], 1));
+    expect(state.tasks.exits).toEqual([{ seconds: 540, count: 10 }]);
+    // The depth rising hides completions: nothing recorded, the busy count just agrees.
+    state = observeTick(state, tick(660, 150, [region("a", 0, 20)], 1));
+    expect(state.tasks.exits).toEqual([{ seconds: 540, count: 10 }]);
+    expect(state).toMatchObject({ lastDepth: 150, lastDepthAt: 660 });
+  });
+
+  test("an unread queue leaves the task flow and the last depth as they were", () => {
+    let state = observeTick(emptyEstimator(), tick(0, 100, [region("a", 0, 0)]));
+    state = observeTick(state, tick(60, 100, [region("a", 0, 20)]));
+    const before = state;
+    state = observeTick(state, tick(120, undefined, [region("a", 0, 0)]));
+    expect(state.tasks).toEqual(before.tasks);
+    expect(state).toMatchObject({ lastDepth: 100, lastDepthAt: 60 });
+  });
+
+  test("quick first tasks do not count as measured until a whole wave of them has left", () => {
+    let state = observeTick(emptyEstimator(), tick(0, 100, [region("a", 0, 0)]));
+    state = observeTick(state, tick(60, 100, [region("a", 0, 40)]));
+    // 10 of 40 finish a minute later and are replaced.
+    state = observeTick(state, tick(120, 90, [region("a", 0, 40)]));
+    expect(currentEstimates(state, 120, hints).task).toMatchObject({
+      seconds: 600,
+      source: "hint",
+      samples: 10,
+    });
+  });
+
+  test("the next hire's start-up: the hint with no region; the plain mean when no region has room", () => {
+    expect(currentEstimates(emptyEstimator(), 0, hints).startupSeconds).toBe(300);
+    let state = recordActions(emptyEstimator(), 0, [
+      { region: "a", hired: 5, cancelled: 0 },
+      { region: "b", hired: 5, cancelled: 0 },
+    ]);
+    state = observeTick(state, tick(100, undefined, [region("a", 0, 5), region("b", 5)]));
+    state = observeTick(state, tick(500, undefined, [region("a", 0, 5), region("b", 0, 5)]));
+    const estimates = currentEstimates(state, 500, hints, { a: 0, b: -3 });
+    expect(estimates.startup.a!.seconds).toBe(100);
+    expect(estimates.startup.b!.seconds).toBe(300);
+    expect(estimates.startupSeconds).toBe(200);
+    // Room only in a: a's start-up.
+    expect(currentEstimates(state, 500, hints, { a: 5, b: 0 }).startupSeconds).toBe(100);
+  });
+});
