@@ -46,7 +46,7 @@ beforeAll(async () => {
     startArmEmulator({ stepMs: 20, timing: { prepareMs: 100 } }),
     startServiceBusEmulator(),
   ]);
-}, 60_000);
+}, 120_000);
 
 afterAll(async () => {
   await Promise.all([arm?.close(), sb?.stop(), azurite?.stop()]);
