@@ -238,6 +238,16 @@ export const SETTINGS = [
     description: "Hold a blob lease so that only one replica acts (for replicas > 1).",
   }),
   setting({
+    key: "leaderLeaseSeconds",
+    env: "WORKFORCE_LEADER_LEASE_SECONDS",
+    schema: int(15).max(60, {
+      error: "expected a whole number of seconds from 15 to 60 (Azure blob leases)",
+    }),
+    default: 15,
+    description:
+      "Length of the leader lease (15-60 s, what Azure blob leases allow). The leader renews every third of it and stops writing a fifth before its end by its own clock; a standby takes over within it plus about a second when the leader dies.",
+  }),
+  setting({
     key: "metricsPort",
     env: "WORKFORCE_METRICS_PORT",
     schema: int(0).max(65535),

@@ -5,6 +5,7 @@ import type { Logger } from "../logging/logger.js";
 import type { RegionOperation } from "../metrics/registry.js";
 import { withDeadline } from "./deadline.js";
 import { describeError } from "./snapshot.js";
+import type { WriteFence } from "../regions/fence.js";
 
 export interface RegionOutcome {
   region: string;
@@ -39,6 +40,11 @@ export interface ActOptions {
   dryRun: boolean;
   logger: Logger;
   signal?: AbortSignal;
+  /**
+   * Checked before each step (cancel, drain, hire) of each region; the regions check it again before
+   * every single write. Once it refuses, the region's remaining steps are skipped.
+   */
+  fence?: WriteFence;
   /** Options the controller adds to a region's hire (to count submissions in flight). */
   hireOptions?: (region: string) => Pick<HireOptions, "onSubmit" | "onOutcome">;
   /** A call abandoned at its deadline answered later: what it did after all. */
@@ -89,13 +95,22 @@ export async function carryOut(
 async function actOnRegion(region: Region, plan: RegionPlan, options: ActOptions): Promise<RegionOutcome> {
   const outcome = emptyOutcome(region.name);
   const log = options.logger.child({ region: region.name });
+  let fenced = false;
   const step = async (
     operation: RegionOperation,
     count: number,
     call: (signal: AbortSignal) => Promise<CallResult>,
     field: "hired" | "cancelled" | "drained",
   ) => {
-    if (count <= 0) return;
+    if (count <= 0 || fenced) return;
+    try {
+      options.fence?.check(`region ${region.name} ${operation}`);
+    } catch (error) {
+      fenced = true;
+      outcome.errors.push({ operation, message: describeError(error) });
+      log.warn({ operation, requested: count, err: error }, `${operation} not started: fenced`);
+      return;
+    }
     let running: Promise<CallResult> | undefined;
     try {
       const result = await withDeadline(

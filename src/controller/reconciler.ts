@@ -11,6 +11,7 @@ import type { Estimates, Hints } from "../policy/estimate.js";
 import { carryOut, type CallResult, type RegionOutcome } from "./act.js";
 import { InFlightHires } from "./in-flight.js";
 import type { RegionOperation } from "../metrics/registry.js";
+import type { WriteFence } from "../regions/fence.js";
 
 export interface ReconcilerOptions {
   queue: QueueProbe;
@@ -36,6 +37,8 @@ export interface ReconcilerOptions {
   windowFromFirstSight?: boolean;
   logger: Logger;
   metrics?: WorkforceMetrics;
+  /** Leader election's fence, checked by the act phase before each region's every step. */
+  fence?: WriteFence;
   now?: () => number;
   /** Task and start-up times to assume until measured (WORKFORCE_TASK_SECONDS, WORKFORCE_STARTUP_SECONDS). */
   hints?: Hints;
@@ -183,6 +186,7 @@ export class Reconciler {
       dryRun: !mode.act,
       logger: options.logger,
       signal: mode.signal,
+      ...(options.fence ? { fence: options.fence } : {}),
       hireOptions: (region) => ({
         onSubmit: (name) => {
           this.naming.add(region);

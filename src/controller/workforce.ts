@@ -12,6 +12,7 @@ import { lazyDefaultCredential } from "../azure/credentials.js";
 import { loadPolicy } from "./policy-loader.js";
 import { Reconciler } from "./reconciler.js";
 import { createDrainChannelFactory } from "./drain-channels.js";
+import type { WriteFence } from "../regions/fence.js";
 
 export interface WorkforceDeps {
   logger: Logger;
@@ -27,6 +28,8 @@ export interface WorkforceDeps {
   dryRun?: boolean;
   /** The daemon: start the scale-down window at the workforce found (see ReconcilerOptions). */
   windowFromFirstSight?: boolean;
+  /** Leader election's fence: checked before every write to a region, its drain channel and ledger. */
+  fence?: WriteFence;
 }
 
 /** The assembled pieces: what the daemon and the one-shot CLI commands work with. */
@@ -70,6 +73,7 @@ export async function buildWorkforce(config: Config, deps: WorkforceDeps): Promi
     logger: deps.logger,
     credential,
     tlsCa: deps.tlsCa,
+    ...(deps.fence ? { fence: deps.fence } : {}),
   });
   const regions =
     deps.regions ??
@@ -80,6 +84,7 @@ export async function buildWorkforce(config: Config, deps: WorkforceDeps): Promi
         credential,
         ...(deps.tlsCa ? { tlsCa: deps.tlsCa } : {}),
         ...(createDrainChannel ? { createDrainChannel } : {}),
+        ...(deps.fence ? { fence: deps.fence } : {}),
       };
       return createRegion(regionConfig, context);
     });
@@ -106,6 +111,7 @@ export async function buildWorkforce(config: Config, deps: WorkforceDeps): Promi
     logger: deps.logger,
     hints: { taskSeconds: config.taskSeconds, startupSeconds: config.startupSeconds },
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    ...(deps.fence ? { fence: deps.fence } : {}),
   });
   return {
     queue,

@@ -185,7 +185,8 @@ export function decide(input: DecideInput): Decision {
       name: region.name,
       capacity: roomFor(region),
       weight: region.weight ?? 1,
-      healthy: region.fresh && region.observation !== undefined,
+      // A region without an observation has no room (roomFor), fresh or not.
+      healthy: region.fresh,
     })),
   );
 
@@ -199,8 +200,7 @@ export function decide(input: DecideInput): Decision {
       name: region.name,
       running: region.fresh ? (region.observation?.running ?? 0) : 0,
       pending: region.fresh ? (region.observation?.pending ?? 0) : 0,
-      draining: region.observation?.draining ?? 0,
-      actionable: region.fresh && region.observation !== undefined,
+      actionable: region.fresh,
       drainable: region.canDrain !== false,
     })),
   });

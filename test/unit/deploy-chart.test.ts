@@ -68,6 +68,7 @@ const OVERRIDES: Record<string, string | number | boolean> = {
   controlMessageTtlSeconds: 60,
   stateContainer: "wf-state",
   leaderElection: true,
+  leaderLeaseSeconds: 20,
   metricsPort: 9100,
   metricsHost: "127.0.0.1",
   logLevel: "debug",

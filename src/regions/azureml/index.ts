@@ -139,6 +139,7 @@ export function createAzuremlRegion(
     attemptTimeoutMs: config.requestTimeoutSeconds * 1000,
     writeLimiter,
     logger: log,
+    ...(ctx.fence ? { fence: ctx.fence } : {}),
   });
   const ml = regionMlApi(config, {
     arm,
