@@ -4,14 +4,8 @@ import { createLogger, type Logger } from "../logging/logger.js";
 import { buildWorkforce, type Workforce } from "../controller/workforce.js";
 import type { Region } from "../regions/types.js";
 
-/** A bad argument or option on the command line: main prints it and exits 2, as for bad configuration. */
-export class UsageError extends Error {
-  readonly code = "UsageError";
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
+export { UsageError, parseCount } from "./usage.js";
+import { UsageError } from "./usage.js";
 
 /** Load and validate config for a CLI command (a ConfigError makes main exit 2). */
 export function cliConfig(options: LoadOptions = {}): Config {
@@ -58,13 +52,6 @@ export function findRegion(workforce: Workforce, name: string): Region {
     );
   }
   return region;
-}
-
-export function parseCount(value: string, what = "count"): number {
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 0)
-    throw new UsageError(`${what} must be a whole number >= 0; given ${JSON.stringify(value)}`);
-  return parsed;
 }
 
 /**

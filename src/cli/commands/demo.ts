@@ -1,7 +1,5 @@
+import { parseCount } from "../usage.js";
 import type { Command } from "commander";
-import { createLogger } from "../../logging/logger.js";
-import { startDemo } from "../../demo/demo.js";
-import { parseCount } from "../context.js";
 
 function positive(value: string, what: string): number {
   const parsed = Number(value);
@@ -27,6 +25,8 @@ export function register(program: Command): void {
     .option("--startup-delay <seconds>", "simulated node start-up of each worker", "2")
     .option("--exit-when-done", "stop once the queue is empty and every worker has left")
     .action(async (options: Record<string, string | boolean | undefined>) => {
+      const { createLogger } = await import("../../logging/logger.js");
+      const { startDemo } = await import("../../demo/demo.js");
       const [min, max] = String(options.taskSeconds)
         .split("-")
         .map((part) => positive(part, "--task-seconds"));

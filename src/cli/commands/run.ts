@@ -1,7 +1,4 @@
 import type { Command } from "commander";
-import { startDaemon } from "../../controller/daemon.js";
-import { createLogger } from "../../logging/logger.js";
-import { cliConfig, warnUnknownVariables } from "../context.js";
 
 /** `workforce run`: the daemon. SIGTERM/SIGINT finish the tick in flight, then exit 0. */
 export function register(program: Command): void {
@@ -10,6 +7,9 @@ export function register(program: Command): void {
     .description("Run the autoscaler daemon (configured by WORKFORCE_* variables and WORKFORCE_CONFIG)")
     .option("--dry-run", "plan and log, but act on nothing")
     .action(async (options: { dryRun?: boolean }) => {
+      const { startDaemon } = await import("../../controller/daemon.js");
+      const { createLogger } = await import("../../logging/logger.js");
+      const { cliConfig, warnUnknownVariables } = await import("../context.js");
       const config = cliConfig();
       if (options.dryRun) config.dryRun = true;
       const logger = createLogger({ level: config.logLevel });

@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import type { TickReport } from "../../controller/reconciler.js";
-import { cliConfig, cliLogger, withWorkforce } from "../context.js";
 
 function pad(value: string | number, width: number): string {
   return String(value).padStart(width);
@@ -72,6 +71,7 @@ export function register(program: Command): void {
     )
     .option("--json", "print JSON")
     .action(async (options: { json?: boolean }) => {
+      const { cliConfig, cliLogger, withWorkforce } = await import("../context.js");
       const config = cliConfig();
       const logger = cliLogger(config, "warn");
       const report = await withWorkforce(config, logger, (workforce) => workforce.reconciler.preview(), {

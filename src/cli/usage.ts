@@ -1,0 +1,17 @@
+// What the commands' option parsers need at registration: nothing heavier than this.
+
+/** A bad argument or option on the command line: main prints it and exits 2, as for bad configuration. */
+export class UsageError extends Error {
+  readonly code = "UsageError";
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export function parseCount(value: string, what = "count"): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 0)
+    throw new UsageError(`${what} must be a whole number >= 0; given ${JSON.stringify(value)}`);
+  return parsed;
+}
