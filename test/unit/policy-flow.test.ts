@@ -197,6 +197,30 @@ describe("flow median (Kaplan-Meier)", () => {
       opts: { trustBelowHint: 10 },
       want: { seconds: 50, source: "measured", samples: 10 },
     },
+    // At or above the hint, a median is believed without a whole wave.
+    {
+      exits: [[200, 3]],
+      hint: 100,
+      opts: { trustBelowHint: 10 },
+      want: { seconds: 200, source: "measured", samples: 3 },
+    },
+    {
+      exits: [[100, 3]],
+      hint: 100,
+      opts: { trustBelowHint: 10 },
+      want: { seconds: 100, source: "measured", samples: 3 },
+    },
+    // Exits in any order (a window of several batches).
+    {
+      exits: [
+        [30, 2],
+        [10, 2],
+        [20, 1],
+      ],
+      hint: 1,
+      opts: {},
+      want: { seconds: 20, source: "measured", samples: 5 },
+    },
     // The median is the time at which half have left.
     {
       exits: [
@@ -236,6 +260,11 @@ describe("flow median (Kaplan-Meier)", () => {
     });
     // 2 inside: not enough at risk, the hint stands.
     expect(estimateFlow(enter(emptyFlow(), 0, 2), 900, { hint: 600 })).toMatchObject({ source: "hint" });
+    // 3 slow ones among 40 are not a tenth: the hint stands (a slow batch moves it, a few stragglers do not).
+    const stragglers = enter(enter(emptyFlow(), 0, 3), 800, 37);
+    expect(estimateFlow(stragglers, 900, { hint: 600 })).toMatchObject({ seconds: 600, source: "hint" });
+    // Exactly as old as the hint: still the hint.
+    expect(estimateFlow(enter(emptyFlow(), 0, 3), 600, { hint: 600 })).toMatchObject({ source: "hint" });
     // Younger than the hint: the hint.
     expect(estimateFlow(enter(emptyFlow(), 0, 30), 500, { hint: 600 })).toMatchObject({
       seconds: 600,
