@@ -2,7 +2,7 @@ import { describe, expect, test } from "vitest";
 import { Writable } from "node:stream";
 import { carryOut, type ActOptions } from "../../src/controller/act.js";
 import type { Plan, RegionPlan } from "../../src/policy/decide.js";
-import type { CallOptions, Region } from "../../src/regions/types.js";
+import type { CallOptions, CancelOptions, Region } from "../../src/regions/types.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { MemoryRegion } from "../support/memory-region.js";
 
@@ -379,5 +379,46 @@ describe("act phase: outcomes not known yet, and the resume sweep", () => {
       options({ actTimeoutMs: 50 }).options,
     );
     expect(slow!.errors[0]!.message).toMatch(/region east resume did not answer within 50 ms/);
+  });
+});
+
+describe("act phase: cancels cut off by the deadline", () => {
+  test("the cancels confirmed before the cut-off count, sent-but-unanswered ones are unknown, the rest arrives late", async () => {
+    const east = region();
+    let finish: (() => void) | undefined;
+    east.cancelPending = (count: number, o?: CancelOptions) =>
+      new Promise((resolve) => {
+        for (const name of ["w1", "w2", "w3", "w4"]) o?.onSubmit?.(name);
+        o?.onOutcome?.("w1", "cancelled");
+        o?.onOutcome?.("w2", "unknown");
+        o?.onOutcome?.("w3", "refused");
+        // w4: sent, no answer before the deadline.
+        finish = () => {
+          o?.onOutcome?.("w4", "cancelled"); // after the cut-off: does not change the tick's outcome
+          resolve({ cancelled: 2, errors: [] });
+        };
+      });
+    const late: unknown[] = [];
+    const { options: act } = options({ actTimeoutMs: 50, onLate: (_n, _op, result) => late.push(result) });
+    const [outcome] = await carryOut(plan([{ region: "east", hire: 0, cancel: 4, drain: 0 }]), [east], act);
+    expect(outcome).toMatchObject({ cancelled: 1, cancelUnknown: 2 });
+    finish!();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(outcome).toMatchObject({ cancelled: 1, cancelUnknown: 2 });
+    // The late answer counts only what the tick did not: 2 - 1 already counted.
+    expect(late).toEqual([{ cancelled: 1, errors: [] }]);
+  });
+
+  test("cancels answered in time: every unanswered one is unknown, refused ones are neither", async () => {
+    const east = region();
+    east.cancelPending = async (_count: number, o?: CancelOptions) => {
+      for (const name of ["w1", "w2", "w3"]) o?.onSubmit?.(name);
+      o?.onOutcome?.("w1", "cancelled");
+      o?.onOutcome?.("w2", "refused");
+      return { cancelled: 1, errors: [] };
+    };
+    const { options: act } = options();
+    const [outcome] = await carryOut(plan([{ region: "east", hire: 0, cancel: 3, drain: 0 }]), [east], act);
+    expect(outcome).toMatchObject({ cancelled: 1, cancelUnknown: 1 });
   });
 });
