@@ -1,7 +1,8 @@
 import type { Command } from "commander";
 import { startDaemon } from "../../controller/daemon.js";
 import { createLogger } from "../../logging/logger.js";
-import { cliConfig, warnUnknownVariables } from "../context.js";
+import { ConfigError, resolveConfig } from "../../config/load.js";
+import { configLogFields } from "../../config/explain.js";
 
 /** `workforce run`: the daemon. SIGTERM/SIGINT finish the tick in flight, then exit 0. */
 export function register(program: Command): void {
@@ -10,10 +11,17 @@ export function register(program: Command): void {
     .description("Run the autoscaler daemon (configured by WORKFORCE_* variables and WORKFORCE_CONFIG)")
     .option("--dry-run", "plan and log, but act on nothing")
     .action(async (options: { dryRun?: boolean }) => {
-      const config = cliConfig();
+      const resolved = resolveConfig();
+      if (!resolved.config) throw new ConfigError(resolved.problems);
+      const config = resolved.config;
       if (options.dryRun) config.dryRun = true;
       const logger = createLogger({ level: config.logLevel });
-      warnUnknownVariables(logger);
+      // The same facts as `workforce config`: what each setting is and where it came from.
+      logger.info(
+        { configuration: configLogFields(resolved), configFile: config.configFile },
+        "effective configuration",
+      );
+      for (const warning of resolved.warnings) logger.warn({ configFile: config.configFile }, warning);
       // A safety net: an SDK callback that rejects outside any tick must not take the daemon down.
       const onUnhandled = (reason: unknown) =>
         logger.error({ err: reason }, "unhandled rejection (ignored; the daemon keeps running)");
