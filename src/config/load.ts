@@ -192,7 +192,8 @@ export function resolveConfig(options: LoadOptions = {}): ResolvedConfig {
     const useEnv = fromEnv !== undefined && fromEnv !== "";
     const raw = useEnv ? fromEnv : file[spec.key];
     const secret = "secret" in spec && spec.secret === true;
-    if (raw === undefined || raw === null) {
+    // An empty string means unset, in a variable as in the file (the chart's values use "" for unset).
+    if (raw === undefined || raw === null || raw === "") {
       settings[spec.key] = spec.default;
       sources.push({
         key: spec.key,
