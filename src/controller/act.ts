@@ -5,13 +5,32 @@ import type { Logger } from "../logging/logger.js";
 import type { RegionOperation } from "../metrics/registry.js";
 import { withDeadline } from "./deadline.js";
 import { describeError } from "./snapshot.js";
+import { classifyFailure } from "./failures.js";
+import type { ScaleUpFailureReason } from "../metrics/registry.js";
 
 export interface RegionOutcome {
   region: string;
   hired: number;
   cancelled: number;
   drained: number;
-  errors: Array<{ operation: RegionOperation; message: string }>;
+  errors: Array<{
+    operation: RegionOperation;
+    message: string;
+    reason: ScaleUpFailureReason;
+    /** It will not heal by itself: someone must fix the configuration. */
+    permanent: boolean;
+  }>;
+}
+
+function failure(operation: RegionOperation, error: unknown): RegionOutcome["errors"][number] {
+  const kind = classifyFailure(error);
+  const detail = [kind.network, kind.hint].filter(Boolean).join("; ");
+  return {
+    operation,
+    message: `${describeError(error)}${detail ? ` (${detail})` : ""}`,
+    reason: kind.reason,
+    permanent: kind.permanent,
+  };
 }
 
 export interface ActOptions {
@@ -70,8 +89,7 @@ async function actOnRegion(region: Region, plan: RegionPlan, options: ActOptions
       );
       const done = Number(result[field] ?? 0);
       outcome[field] = Number.isFinite(done) ? done : 0;
-      for (const error of result.errors ?? [])
-        outcome.errors.push({ operation, message: describeError(error) });
+      for (const error of result.errors ?? []) outcome.errors.push(failure(operation, error));
       if (outcome[field] < count || (result.errors?.length ?? 0) > 0) {
         log.warn(
           { operation, requested: count, done: outcome[field], errors: result.errors?.map(describeError) },
@@ -79,7 +97,7 @@ async function actOnRegion(region: Region, plan: RegionPlan, options: ActOptions
         );
       }
     } catch (error) {
-      outcome.errors.push({ operation, message: describeError(error) });
+      outcome.errors.push(failure(operation, error));
       log.error({ operation, requested: count, err: error }, `${operation} failed`);
     }
   };

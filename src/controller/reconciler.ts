@@ -7,6 +7,8 @@ import type { TargetSample } from "../policy/stabilize.js";
 import { initRegionSeries, type ReconcileOutcome, type WorkforceMetrics } from "../metrics/registry.js";
 import { takeSnapshot, describeError, type LastGood, type Snapshot } from "./snapshot.js";
 import { carryOut, type RegionOutcome } from "./act.js";
+import { ExitTracker, type RegionBackoff } from "./exits.js";
+import { defaultStartBackoff, type StartBackoffParameters } from "../policy/start-backoff.js";
 
 export interface ReconcilerOptions {
   queue: QueueProbe;
@@ -28,6 +30,8 @@ export interface ReconcilerOptions {
   logger: Logger;
   metrics?: WorkforceMetrics;
   now?: () => number;
+  /** Backoff of regions whose workers fail to start (default: from a 60 s interval). */
+  startBackoff?: StartBackoffParameters;
 }
 
 /** What one tick saw, decided and did: a plain object to log, test and print. */
@@ -40,6 +44,8 @@ export interface TickReport {
   durations: { observeMs: number; decideMs: number; actMs: number; totalMs: number };
   /** Set when the tick failed as a whole (e.g. the policy threw). */
   error?: string;
+  /** Regions that get no hires because their workers keep failing to start. */
+  backoff: RegionBackoff[];
 }
 
 /**
@@ -52,9 +58,17 @@ export class Reconciler {
   private sawWorkforce = false;
   private readonly lastGood = new Map<string, LastGood>();
   private readonly now: () => number;
+  private readonly exits: ExitTracker;
 
   constructor(private readonly options: ReconcilerOptions) {
     this.now = options.now ?? Date.now;
+    this.exits = new ExitTracker(options.startBackoff ?? defaultStartBackoff(60), this.now());
+    if (options.metrics) {
+      options.metrics.maxWorkers.set(options.parameters.maxWorkers);
+      for (const region of options.regions)
+        if (region.maxWorkers !== undefined)
+          options.metrics.regionMaxWorkers.set({ region: region.name }, region.maxWorkers);
+    }
     if (options.metrics) for (const region of options.regions) initRegionSeries(options.metrics, region.name);
     options.metrics?.dryRun.set(options.dryRun ? 1 : 0);
   }
@@ -86,6 +100,8 @@ export class Reconciler {
       now: this.now,
     });
     const observed = this.now();
+    const backoffs = this.exits.backoffs(snapshot, observed);
+    if (mode.commit) this.exits.record(snapshot, backoffs, observed, options.logger, options.metrics);
 
     let history = this.history;
     if (options.windowFromFirstSight && !this.sawWorkforce && snapshot.queue.depth !== undefined) {
@@ -105,9 +121,14 @@ export class Reconciler {
         queueDepth: snapshot.queue.depth,
         regions: snapshot.regions.map((reading) => {
           const region = options.regions.find((candidate) => candidate.name === reading.name);
+          // A region backing off after failed starts gets no hires: it offers no room this tick.
+          const observation =
+            reading.observation && backoffs.has(reading.name)
+              ? { ...reading.observation, capacity: Math.min(0, reading.observation.capacity) }
+              : reading.observation;
           return {
             name: reading.name,
-            observation: reading.observation,
+            observation,
             fresh: reading.fresh,
             weight: region?.weight ?? 1,
             maxWorkers: region?.maxWorkers,
@@ -159,6 +180,7 @@ export class Reconciler {
         totalMs: finished - started,
       },
       ...(error ? { error } : {}),
+      backoff: this.exits.describe(backoffs, observed),
     };
     if (mode.commit) {
       this.record(report);
@@ -208,6 +230,19 @@ export class Reconciler {
       if (outcome.drained) metrics.drainRequests.inc({ region }, outcome.drained);
       for (const failure of outcome.errors)
         metrics.regionErrors.inc({ region, operation: failure.operation });
+    }
+    const hired = report.outcomes.reduce((total, outcome) => total + outcome.hired, 0);
+    const shrunk = report.outcomes.reduce((total, outcome) => total + outcome.cancelled + outcome.drained, 0);
+    const placed = report.dryRun ? sumPlan(plan, "hire") : hired;
+    metrics.unplacedWorkers.set(plan.hold ? 0 : Math.max(0, plan.hire - placed));
+    if (hired > 0) metrics.lastScaleUp.set(this.now() / 1000);
+    if (shrunk > 0) metrics.lastScaleDown.set(this.now() / 1000);
+    for (const outcome of report.outcomes) {
+      const planned = plan.regions.find((regionPlan) => regionPlan.region === outcome.region)?.hire ?? 0;
+      const missing = planned - outcome.hired;
+      if (report.dryRun || missing <= 0) continue;
+      const failure = outcome.errors.find((candidate) => candidate.operation === "hire");
+      metrics.failedScaleUps.inc({ region: outcome.region, reason: failure?.reason ?? "error" }, missing);
     }
     metrics.reconcileDuration.observe(report.durations.totalMs / 1000);
     metrics.reconcilePhaseDuration.observe({ phase: "observe" }, report.durations.observeMs / 1000);

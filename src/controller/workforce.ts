@@ -1,3 +1,4 @@
+import { defaultStartBackoff } from "../policy/start-backoff.js";
 import type { TokenCredential } from "@azure/core-auth";
 import type { Config } from "../config/load.js";
 import type { Logger } from "../logging/logger.js";
@@ -103,6 +104,7 @@ export async function buildWorkforce(config: Config, deps: WorkforceDeps): Promi
     dryRun,
     windowFromFirstSight: deps.windowFromFirstSight ?? false,
     logger: deps.logger,
+    startBackoff: defaultStartBackoff(config.intervalSeconds),
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
   });
   return {

@@ -88,7 +88,8 @@ async function runDemo(
       // The demo's own defaults; any WORKFORCE_* variable the user set wins.
       WORKFORCE_INTERVAL_SECONDS: String(options.intervalSeconds),
       WORKFORCE_SCALE_DOWN_DELAY_SECONDS: String(Math.max(2 * options.intervalSeconds, 10)),
-      WORKFORCE_CALL_TIMEOUT_SECONDS: "10",
+      // A call may last at most one interval.
+      WORKFORCE_CALL_TIMEOUT_SECONDS: String(Math.min(10, options.intervalSeconds)),
       WORKFORCE_METRICS_PORT: String(options.metricsPort),
       WORKFORCE_METRICS_HOST: "127.0.0.1",
       WORKFORCE_CONCURRENCY: String(options.concurrency),
@@ -102,6 +103,7 @@ async function runDemo(
           kind: "local",
           name: "local",
           capacity: options.capacity,
+          maxWorkers: options.capacity,
           stateDir,
           startupDelaySeconds: options.startupDelaySeconds,
           command: workforceWorkerCommand(options.workerIdleSeconds),

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import type { TickReport } from "../../controller/reconciler.js";
 import { cliConfig, cliLogger, withWorkforce } from "../context.js";
+import { oneLine } from "../../controller/failures.js";
 
 function pad(value: string | number, width: number): string {
   return String(value).padStart(width);
@@ -13,7 +14,7 @@ export function formatStatus(report: TickReport): string {
   lines.push(
     snapshot.queue.depth !== undefined
       ? `queue depth: ${snapshot.queue.depth}`
-      : `queue depth: UNKNOWN (${snapshot.queue.error})`,
+      : `queue depth: UNKNOWN (${oneLine(snapshot.queue.error ?? "")})`,
   );
   const header = `${"REGION".padEnd(20)}${pad("RUNNING", 9)}${pad("PENDING", 9)}${pad("DRAINING", 10)}${pad("CAPACITY", 10)}  NEXT TICK`;
   lines.push(header);
@@ -27,9 +28,11 @@ export function formatStatus(report: TickReport): string {
           regionPlan.drain ? `drain ${regionPlan.drain}` : "",
         ].filter(Boolean)
       : [];
-    const note = reading.error
-      ? ` [read failed: ${reading.error}${o ? `; using a reading ${reading.ageTicks} tick(s) old` : ""}]`
-      : "";
+    const backoff = report.backoff?.find((candidate) => candidate.region === reading.name);
+    const note =
+      (reading.error
+        ? ` [read failed: ${oneLine(reading.error)}${o ? `; using a reading ${reading.ageTicks} tick(s) old` : ""}]`
+        : "") + (backoff ? ` [backing off: ${backoff.reason}]` : "");
     lines.push(
       `${reading.name.padEnd(20)}${pad(o?.running ?? "?", 9)}${pad(o?.pending ?? "?", 9)}${pad(o?.draining ?? "?", 10)}${pad(o?.capacity ?? "?", 10)}  ${actions.join(", ") || "nothing"}${note}`,
     );
@@ -57,7 +60,7 @@ export function register(program: Command): void {
       });
       if (options.json) {
         process.stdout.write(
-          `${JSON.stringify({ queue: report.snapshot.queue, regions: report.snapshot.regions, plan: report.plan }, null, 2)}\n`,
+          `${JSON.stringify({ queue: report.snapshot.queue, regions: report.snapshot.regions, plan: report.plan, backoff: report.backoff }, null, 2)}\n`,
         );
       } else {
         process.stdout.write(formatStatus(report));

@@ -369,6 +369,7 @@ export function createAzuremlRegion(
       pending,
       draining,
       capacity: cluster.maxNodeCount - cluster.targetNodeCount - pending,
+      ...(channel?.expiredDrains ? { expiredDrains: channel.expiredDrains() } : {}),
     };
   }
 
