@@ -2,6 +2,8 @@ import type { Command } from "commander";
 import { layOff, scaleTo } from "../../controller/operations.js";
 import { describeError } from "../../controller/snapshot.js";
 import { cliConfig, cliLogger, findRegion, parseCount, withWorkforce } from "../context.js";
+import { classifyFailure, oneLine } from "../../controller/failures.js";
+import { EXIT_PARTIAL, EXIT_RUNTIME } from "../exit-codes.js";
 import { progressBar } from "../progress.js";
 import type { Workforce } from "../../controller/workforce.js";
 import type { Logger } from "../../logging/logger.js";
@@ -12,13 +14,24 @@ function print(result: unknown): void {
   );
 }
 
+/** Did less than asked: how much, and why (undefined when it did all of it). */
+type Shortfall<R> = (result: R, n: number) => string | undefined;
+
+function reasons(errors: Error[]): string {
+  const lines = [...new Set(errors.map((error) => oneLine(describeError(error))))];
+  return lines.length > 0 ? `: ${lines.join("; ")}` : "";
+}
+
 /**
  * The shape of every operator action: parse the count, build the workforce from config, act, print the
- * result as JSON, exit 1 when any call failed.
+ * result as JSON. Exit 1 when a call failed; exit 3, saying how much and why, when it did less than asked
+ * for want of room or of workers.
  */
-async function operate(
+async function operate<R extends { errors: Error[] } & object>(
+  command: string,
   count: string,
-  act: (n: number, workforce: Workforce, logger: Logger) => Promise<{ errors: Error[] } & object>,
+  act: (n: number, workforce: Workforce, logger: Logger) => Promise<R>,
+  shortfall: Shortfall<R>,
 ): Promise<void> {
   const n = parseCount(count);
   const config = cliConfig();
@@ -26,9 +39,15 @@ async function operate(
   await withWorkforce(config, logger, async (workforce) => {
     const result = await act(n, workforce, logger);
     print(result);
-    if (result.errors.length) process.exitCode = 1;
+    const failed = result.errors.some((error) => classifyFailure(error).reason !== "no_capacity");
+    const short = shortfall(result, n);
+    if (short) process.stderr.write(`workforce: ${command}: ${short}\n`);
+    if (failed) process.exitCode = EXIT_RUNTIME;
+    else if (short) process.exitCode = EXIT_PARTIAL;
   });
 }
+
+const sum = (record: Record<string, number>) => Object.values(record).reduce((a, b) => a + b, 0);
 
 /** `hire`, `lay-off` and `scale-to`: the operator's direct actions on regions. */
 export function register(program: Command): void {
@@ -38,14 +57,22 @@ export function register(program: Command): void {
     .argument("<count>", "workers to hire")
     .requiredOption("--region <name>", "region to hire in (required; a `name` from the region list)")
     .action((count: string, options: { region: string }) =>
-      operate(count, async (n, workforce) => {
-        const bar = progressBar(`hiring in ${options.region}`);
-        const result = await findRegion(workforce, options.region).hire(n, {
-          ...(bar ? { onProgress: (progress) => bar.update(progress) } : {}),
-        });
-        bar?.finish();
-        return { region: options.region, requested: n, ...result };
-      }),
+      operate(
+        "hire",
+        count,
+        async (n, workforce) => {
+          const bar = progressBar(`hiring in ${options.region}`);
+          const result = await findRegion(workforce, options.region).hire(n, {
+            ...(bar ? { onProgress: (progress) => bar.update(progress) } : {}),
+          });
+          bar?.finish();
+          return { region: options.region, requested: n, ...result };
+        },
+        (result, n) =>
+          result.hired < n
+            ? `hired ${result.hired} of ${n} in ${options.region}${reasons(result.errors)}`
+            : undefined,
+      ),
     );
 
   program
@@ -60,11 +87,26 @@ export function register(program: Command): void {
       "cancel running workers at once instead of draining them (interrupts their tasks)",
     )
     .action((count: string, options: { region: string; cancelRunning?: boolean }) =>
-      operate(count, async (n, workforce, logger) => {
-        const region = findRegion(workforce, options.region);
-        const result = await layOff(region, n, { cancelRunning: options.cancelRunning, logger });
-        return { region: options.region, requested: n, ...result };
-      }),
+      operate(
+        "lay-off",
+        count,
+        async (n, workforce, logger) => {
+          const region = findRegion(workforce, options.region);
+          const result = await layOff(region, n, { cancelRunning: options.cancelRunning, logger });
+          return { region: options.region, requested: n, ...result };
+        },
+        (result, n) => {
+          const done = result.cancelled + result.drained + result.cancelledRunning;
+          if (done >= n) return undefined;
+          return (
+            `laid off ${done} of ${n} in ${options.region} (cancelled ${result.cancelled} pending, ` +
+            `${options.cancelRunning ? `stopped ${result.cancelledRunning}` : `drained ${result.drained}`} running)` +
+            (result.errors.length
+              ? reasons(result.errors)
+              : ": no more workers there to lay off (or all already draining)")
+          );
+        },
+      ),
     );
 
   program
@@ -75,9 +117,36 @@ export function register(program: Command): void {
     .argument("<count>", "target number of active workers")
     .option("--with-layoffs", "also shrink: cancel pending workers first, then drain running ones")
     .action((count: string, options: { withLayoffs?: boolean }) =>
-      operate(count, async (n, workforce, logger) => {
-        const result = await scaleTo(workforce.regions, n, { withLayoffs: options.withLayoffs, logger });
-        return { target: n, ...result };
-      }),
+      operate(
+        "scale-to",
+        count,
+        async (n, workforce, logger) => {
+          const result = await scaleTo(workforce.regions, n, { withLayoffs: options.withLayoffs, logger });
+          return { target: n, ...result };
+        },
+        (result, n) => {
+          const active = result.before.reduce((total, state) => total + state.running + state.pending, 0);
+          if (n > active) {
+            const hired = sum(result.hired);
+            if (active + hired >= n) return undefined;
+            const room = result.before
+              .map((state) => `${state.region} ${Math.max(0, state.capacity)}`)
+              .join(", ");
+            return (
+              `${active + hired} active of the ${n} asked: hired ${hired} of ${n - active}` +
+              (result.errors.length ? reasons(result.errors) : "") +
+              ` (room before: ${room})`
+            );
+          }
+          if (n < active && !options.withLayoffs)
+            return `${active} active, more than ${n}: nothing done; shrinking needs --with-layoffs (cancels pending workers, then drains running ones)`;
+          if (n < active) {
+            const shrunk = sum(result.cancelled) + sum(result.drained);
+            if (active - shrunk <= n) return undefined;
+            return `laid off ${shrunk} of ${active - n}${reasons(result.errors) || ": the rest are already draining"}`;
+          }
+          return undefined;
+        },
+      ),
     );
 }
