@@ -54,7 +54,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   );
   const server: MetricsServer = await startMetricsServer(
     metrics.registry,
-    { lastSuccessAt: () => lastSuccessAt, intervalMs, startedAt },
+    {
+      lastSuccessAt: () => lastSuccessAt,
+      intervalMs,
+      startedAt,
+      permanentProblems: () => workforce.reconciler.permanentProblems(),
+    },
     { port: config.metricsPort, host: config.metricsHost },
   );
 

@@ -59,6 +59,8 @@ export class Reconciler {
   private readonly lastGood = new Map<string, LastGood>();
   private readonly now: () => number;
   private readonly exits: ExitTracker;
+  /** The permanent errors of the last committed tick: readiness fails while there is one. */
+  private permanent: string[] = [];
 
   constructor(private readonly options: ReconcilerOptions) {
     this.now = options.now ?? Date.now;
@@ -77,17 +79,30 @@ export class Reconciler {
     return this.options.regions;
   }
 
+  /** Errors of the last tick that will not heal by themselves, one line each (empty when none). */
+  permanentProblems(): readonly string[] {
+    return this.permanent;
+  }
+
   /** One full tick. Never throws: failures become the report's result and error. */
   async tick(signal?: AbortSignal): Promise<TickReport> {
     return this.run({ act: !this.options.dryRun, commit: true, signal });
   }
 
   /** Observe and plan, but act on nothing and keep no state: for `workforce status`. */
-  async preview(signal?: AbortSignal): Promise<TickReport> {
-    return this.run({ act: false, commit: false, signal });
+  async preview(
+    signal?: AbortSignal,
+    onCall?: (what: string, state: "start" | "end") => void,
+  ): Promise<TickReport> {
+    return this.run({ act: false, commit: false, signal, ...(onCall ? { onCall } : {}) });
   }
 
-  private async run(mode: { act: boolean; commit: boolean; signal?: AbortSignal }): Promise<TickReport> {
+  private async run(mode: {
+    act: boolean;
+    commit: boolean;
+    signal?: AbortSignal;
+    onCall?: (what: string, state: "start" | "end") => void;
+  }): Promise<TickReport> {
     const { options } = this;
     const started = this.now();
     const lastGood = mode.commit ? this.lastGood : new Map([...this.lastGood].map(([k, v]) => [k, { ...v }]));
@@ -98,6 +113,7 @@ export class Reconciler {
       lastGood,
       signal: mode.signal,
       now: this.now,
+      ...(mode.onCall ? { onCall: mode.onCall } : {}),
     });
     const observed = this.now();
     const backoffs = this.exits.backoffs(snapshot, observed);
@@ -184,6 +200,7 @@ export class Reconciler {
     };
     if (mode.commit) {
       this.record(report);
+      this.notePermanent(report);
       this.logSummary(report);
     }
     return report;
@@ -207,14 +224,19 @@ export class Reconciler {
     if (!metrics) return;
     const { snapshot, plan } = report;
     if (snapshot.queue.depth !== undefined) metrics.queueDepth.set(snapshot.queue.depth);
-    else metrics.queueReadErrors.inc();
+    else metrics.queueReadErrors.inc({ permanent: String(snapshot.queue.permanent === true) });
     if (!plan.hold) {
       metrics.targetWorkers.set(plan.target);
       metrics.desiredWorkers.set(plan.desired);
     }
     for (const reading of snapshot.regions) {
       const region = reading.name;
-      if (reading.error) metrics.regionErrors.inc({ region, operation: "observe" });
+      if (reading.error)
+        metrics.regionErrors.inc({
+          region,
+          operation: "observe",
+          permanent: String(reading.permanent === true),
+        });
       metrics.regionObservationAge.set({ region }, reading.ageMs / 1000);
       const observation = reading.observation;
       if (!observation) continue;
@@ -229,7 +251,11 @@ export class Reconciler {
       if (outcome.cancelled) metrics.cancelled.inc({ region }, outcome.cancelled);
       if (outcome.drained) metrics.drainRequests.inc({ region }, outcome.drained);
       for (const failure of outcome.errors)
-        metrics.regionErrors.inc({ region, operation: failure.operation });
+        metrics.regionErrors.inc({
+          region,
+          operation: failure.operation,
+          permanent: String(failure.permanent),
+        });
     }
     const hired = report.outcomes.reduce((total, outcome) => total + outcome.hired, 0);
     const shrunk = report.outcomes.reduce((total, outcome) => total + outcome.cancelled + outcome.drained, 0);
@@ -253,6 +279,27 @@ export class Reconciler {
     if (report.result === "ok" || report.result === "degraded") {
       metrics.lastReconcileSuccess.set(this.now() / 1000);
     }
+  }
+
+  /** Log each permanent error at error once, when it appears (the tick line repeats it every tick). */
+  private notePermanent(report: TickReport): void {
+    const problems = [
+      ...(report.snapshot.queue.permanent
+        ? [`queue ${this.options.queue.description}: ${report.snapshot.queue.error}`]
+        : []),
+      ...report.snapshot.regions
+        .filter((reading) => reading.permanent)
+        .map((reading) => `region ${reading.name}: ${reading.error}`),
+      ...report.outcomes.flatMap((outcome) =>
+        outcome.errors
+          .filter((failure) => failure.permanent)
+          .map((failure) => `region ${outcome.region} ${failure.operation}: ${failure.message}`),
+      ),
+    ];
+    for (const problem of problems)
+      if (!this.permanent.includes(problem))
+        this.options.logger.error({ problem }, `permanent error: ${problem} (it will not heal by itself)`);
+    this.permanent = problems;
   }
 
   private logSummary(report: TickReport): void {

@@ -1,3 +1,4 @@
+import { classifyFailure, oneLine } from "./failures.js";
 import pLimit from "p-limit";
 import type { QueueProbe } from "../queue/types.js";
 import type { Region, RegionObservation } from "../regions/types.js";
@@ -7,6 +8,8 @@ import { withDeadline } from "./deadline.js";
 export interface QueueReading {
   depth?: number;
   error?: string;
+  /** The error will not heal by itself (a wrong key, a missing queue, a host that does not resolve). */
+  permanent?: boolean;
   durationMs: number;
 }
 
@@ -20,6 +23,8 @@ export interface RegionReading {
   /** Milliseconds since the observation was read (0 when fresh). */
   ageMs: number;
   error?: string;
+  /** The error will not heal by itself (a wrong key, a missing workspace or cluster...). */
+  permanent?: boolean;
   durationMs: number;
 }
 
@@ -44,11 +49,34 @@ export interface SnapshotOptions {
   lastGood: Map<string, LastGood>;
   signal?: AbortSignal;
   now?: () => number;
+  /** Told when each read starts and ends (the CLI says what it still waits for). */
+  onCall?: (what: string, state: "start" | "end") => void;
 }
 
 export function describeError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   return redactText(message);
+}
+
+/**
+ * A failed read in one line: the SDK's message (its first line: no RequestId or Time), then whether it is
+ * permanent and what to fix, and the host and network cause when the network is to blame.
+ */
+export function describeFailure(error: unknown): { error: string; permanent: boolean } {
+  const kind = classifyFailure(error);
+  const notes = [kind.network, kind.hint].filter(Boolean).join("; ");
+  // The service's error code (x-ms-error-code) names the problem better than its prose.
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const message = oneLine(describeError(error));
+  const coded =
+    typeof code === "string" &&
+    /^[A-Z][A-Za-z]+$/.test(code) &&
+    code !== "DeadlineExceeded" &&
+    !message.includes(code)
+      ? `${code}: ${message}`
+      : message;
+  const text = `${kind.permanent ? "permanent: " : ""}${coded}${notes ? ` (${notes})` : ""}`;
+  return { error: text, permanent: kind.permanent };
 }
 
 function isValidObservation(value: RegionObservation): boolean {
@@ -73,6 +101,8 @@ export async function takeSnapshot(
 
   const queueRead = (async (): Promise<QueueReading> => {
     const started = now();
+    const what = `queue ${queue.description}`;
+    options.onCall?.(what, "start");
     try {
       const depth = await withDeadline(
         `queue ${queue.description}`,
@@ -84,13 +114,17 @@ export async function takeSnapshot(
         throw new Error(`queue depth must be a number >= 0; got ${depth}`);
       return { depth, durationMs: now() - started };
     } catch (error) {
-      return { error: describeError(error), durationMs: now() - started };
+      return { ...describeFailure(error), durationMs: now() - started };
+    } finally {
+      options.onCall?.(what, "end");
     }
   })();
 
   const regionReads = regions.map((region) =>
     limit(async (): Promise<RegionReading> => {
       const started = now();
+      const what = `region ${region.name}`;
+      options.onCall?.(what, "start");
       try {
         const observation = await withDeadline(
           `region ${region.name} observe`,
@@ -119,7 +153,7 @@ export async function takeSnapshot(
           fresh: false,
           ageTicks: 0,
           ageMs: 0,
-          error: describeError(error),
+          ...describeFailure(error),
           durationMs: now() - started,
         };
         if (previous && previous.ageTicks < options.staleTicks) {
@@ -132,6 +166,8 @@ export async function takeSnapshot(
           options.lastGood.delete(region.name);
         }
         return reading;
+      } finally {
+        options.onCall?.(what, "end");
       }
     }),
   );

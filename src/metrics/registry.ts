@@ -9,7 +9,7 @@ import { WORKER_EXIT_OUTCOMES } from "../regions/types.js";
 export interface WorkforceMetrics {
   registry: Registry;
   queueDepth: Gauge;
-  queueReadErrors: Counter;
+  queueReadErrors: Counter<"permanent">;
   targetWorkers: Gauge;
   /** Target before scale-down stabilization: shows what the policy wants right now. */
   desiredWorkers: Gauge;
@@ -20,7 +20,7 @@ export interface WorkforceMetrics {
   hired: Counter<"region">;
   cancelled: Counter<"region">;
   drainRequests: Counter<"region">;
-  regionErrors: Counter<"region" | "operation">;
+  regionErrors: Counter<"region" | "operation" | "permanent">;
   reconcileDuration: Histogram;
   reconcilePhaseDuration: Histogram<"phase">;
   reconcileTotal: Counter<"outcome">;
@@ -94,7 +94,8 @@ export function createMetrics(options: MetricsOptions = {}): WorkforceMetrics {
     }),
     queueReadErrors: new Counter({
       name: "workforce_queue_read_errors_total",
-      help: "Failed reads of the queue depth (the tick then holds: no hire, no shrink).",
+      help: "Failed reads of the queue depth (the tick then holds: no hire, no shrink); permanent=true for errors that will not heal by themselves.",
+      labelNames: ["permanent"] as const,
       registers,
     }),
     targetWorkers: new Gauge({
@@ -145,8 +146,8 @@ export function createMetrics(options: MetricsOptions = {}): WorkforceMetrics {
     }),
     regionErrors: new Counter({
       name: "workforce_region_errors_total",
-      help: "Failed region calls by operation (observe, hire, cancel, drain).",
-      labelNames: ["region", "operation"] as const,
+      help: "Failed region calls by operation (observe, hire, cancel, drain); permanent=true for errors that will not heal by themselves.",
+      labelNames: ["region", "operation", "permanent"] as const,
       registers,
     }),
     reconcileDuration: new Histogram({
@@ -254,6 +255,7 @@ export function createMetrics(options: MetricsOptions = {}): WorkforceMetrics {
   };
   // Counters that dashboards rate() must exist from the start, even at zero.
   for (const outcome of RECONCILE_OUTCOMES) metrics.reconcileTotal.inc({ outcome }, 0);
+  for (const permanent of ["true", "false"]) metrics.queueReadErrors.inc({ permanent }, 0);
   return metrics;
 }
 
@@ -263,7 +265,8 @@ export function initRegionSeries(metrics: WorkforceMetrics, region: string): voi
   metrics.hired.inc({ region }, 0);
   metrics.cancelled.inc({ region }, 0);
   metrics.drainRequests.inc({ region }, 0);
-  for (const operation of REGION_OPERATIONS) metrics.regionErrors.inc({ region, operation }, 0);
+  for (const operation of REGION_OPERATIONS)
+    for (const permanent of ["true", "false"]) metrics.regionErrors.inc({ region, operation, permanent }, 0);
   for (const outcome of WORKER_EXIT_OUTCOMES) metrics.workerExits.inc({ region, outcome }, 0);
   for (const reason of SCALE_UP_FAILURE_REASONS) metrics.failedScaleUps.inc({ region, reason }, 0);
   metrics.drainsExpired.inc({ region }, 0);

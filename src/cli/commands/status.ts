@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import type { TickReport } from "../../controller/reconciler.js";
 import { cliConfig, cliLogger, withWorkforce } from "../context.js";
 import { oneLine } from "../../controller/failures.js";
+import { waitNotice } from "../waiting.js";
 
 function pad(value: string | number, width: number): string {
   return String(value).padStart(width);
@@ -55,9 +56,13 @@ export function register(program: Command): void {
     .action(async (options: { json?: boolean }) => {
       const config = cliConfig();
       const logger = cliLogger(config, "warn");
-      const report = await withWorkforce(config, logger, (workforce) => workforce.reconciler.preview(), {
-        dryRun: true,
-      });
+      const notice = waitNotice({ limitSeconds: config.callTimeoutSeconds });
+      const report = await withWorkforce(
+        config,
+        logger,
+        (workforce) => workforce.reconciler.preview(undefined, notice.onCall),
+        { dryRun: true },
+      ).finally(() => notice.stop());
       if (options.json) {
         process.stdout.write(
           `${JSON.stringify({ queue: report.snapshot.queue, regions: report.snapshot.regions, plan: report.plan, backoff: report.backoff }, null, 2)}\n`,
