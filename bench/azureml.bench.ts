@@ -1,5 +1,10 @@
+import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { createLogger } from "../src/logging/logger.js";
-import { WriteLimiterPool } from "../src/azure/rate-limiter.js";
+import { WriteLimiterPool, ARM_READ_BUDGET } from "../src/azure/rate-limiter.js";
 import { stepPolicy } from "../src/policy/index.js";
 import { Reconciler } from "../src/controller/reconciler.js";
 import {
@@ -7,9 +12,11 @@ import {
   createAzuremlRegion,
   type AzuremlRegion,
 } from "../src/regions/azureml/index.js";
-import { ArmWorkspace } from "../src/regions/azureml/arm.js";
-import { StaticTokenCredential } from "../src/azure/credentials.js";
-import { startArmEmulator } from "../test/emulators/azureml/server.js";
+import {
+  startArmEmulator,
+  type ArmEmulator,
+  type ArmEmulatorOptions,
+} from "../test/emulators/azureml/server.js";
 import { SETTINGS } from "../src/config/settings.js";
 import {
   regionInput,
@@ -20,96 +27,228 @@ import {
 } from "../test/emulators/azureml/fixtures.js";
 
 /**
- * AzureML tick cost.
- * 1. 84 regions, 1.5 s injected into every ARM call: one reconcile tick (observe all, decide, hire) with the
- *    real SDK against the emulator; prints tick time, the critical-path lower bound and their ratio.
- * 2. API calls per region per tick with 500 active jobs and 0 / 10,000 finished ones.
+ * AzureML cost, against the emulator as the service answers (decorated jobs, ARM's budgets):
+ * 1. retiring 10,000 finished jobs: refusals, and reads per tick back to 1 + active pages;
+ * 2. 84 regions x 50,000 active jobs, 20 ticks: resident memory, CPU per listed job, heap tick 5 -> 20
+ *    (the emulator in its own process);
+ * 3. peak memory of `workforce --help` and `workforce plan` (no Azure SDK loaded);
+ * 4. tick time with 1.5 s per ARM call against the critical-path bound: growth, shrink, 200 regions,
+ *    500 active jobs per region;
+ * 5. ARM's read budget on at 84 x 500: every region read when the budget allows, a budget hold when not.
  */
 const LATENCY_MS = 1500;
-const REGIONS = 84;
-const RUNNING_PER_REGION = 3;
-const NODES_PER_REGION = 20;
-const QUEUE_DEPTH = 8000;
-const CONCURRENCY = 4;
 const PAGE_SIZE = 100;
+const SUBMIT_CONCURRENCY = 8;
+const READ_CONCURRENCY = SETTINGS.find((spec) => spec.key === "readConcurrency")!.default as number;
+const here = dirname(fileURLToPath(import.meta.url));
+const logger = createLogger({ level: "silent" });
+const roomy = () => new WriteLimiterPool({ burst: 100_000, perSecond: 100_000 });
 
-async function tickScenario(readConcurrency: number): Promise<void> {
-  const emulator = await startArmEmulator({ pageSize: PAGE_SIZE });
-  const logger = createLogger({ level: "silent" });
-  const limiters = new WriteLimiterPool();
+function makeRegions(
+  emulator: { url: string; ca: string },
+  count: number,
+  overrides: Record<string, unknown> = {},
+  limiters: { writeLimiters: WriteLimiterPool; readLimiters: WriteLimiterPool } = {
+    writeLimiters: roomy(),
+    readLimiters: roomy(),
+  },
+): AzuremlRegion[] {
+  return Array.from({ length: count }, (_, i) => {
+    const name = `r${String(i).padStart(3, "0")}`;
+    const config = azuremlRegionSchema.parse(
+      regionInput(emulator as ArmEmulator, name, { requestTimeoutSeconds: 30, ...overrides }),
+    );
+    return createAzuremlRegion(config, testContext(emulator as ArmEmulator, logger), limiters);
+  });
+}
+
+function seed(emulator: ArmEmulator, regions: number, nodes: number, running: number, queued = 0): void {
+  for (let i = 0; i < regions; i++) {
+    const name = `r${String(i).padStart(3, "0")}`;
+    const ws = emulator.workspace(SUBSCRIPTION, RESOURCE_GROUP, name);
+    ws.addCluster("cluster", nodes);
+    for (let j = 0; j < running + queued; j++)
+      ws.createJob(`exp-${name}-s${j}`, seededJobProperties(ws, `exp-${name}`, true));
+    ws.schedule();
+  }
+}
+
+async function retireScenario(): Promise<void> {
+  const emulator = await startArmEmulator({
+    pageSize: PAGE_SIZE,
+    stepMs: 0,
+    budget: false,
+    logBodies: false,
+  });
+  try {
+    seed(emulator, 1, 500, 500);
+    const ws = emulator.findWorkspace("r000")!;
+    ws.seedFinished(10_000, () => seededJobProperties(ws, "exp-r000", true), "done");
+    const [region] = makeRegions(emulator, 1, { retireBatch: 1000 });
+    const readsPerTick: number[] = [];
+    for (let tick = 0; tick < 30; tick++) {
+      const before = region!.calls.reads;
+      await region!.observe();
+      readsPerTick.push(region!.calls.reads - before);
+      await region!.settled();
+      if ([...ws.jobs.values()].every((job) => job.status !== "Completed" || job.properties.isArchived))
+        break;
+    }
+    const before = region!.calls.reads;
+    await region!.observe();
+    const after = region!.calls.reads - before;
+    const puts = emulator.requests.filter((r) => r.operation === "jobs.createOrUpdate");
+    const refused = puts.filter((r) => r.status !== 200).length;
+    console.log(
+      [
+        `retiring 10,000 finished decorated jobs (500 active, retireBatch 1000, ${PAGE_SIZE} a page):`,
+        `  archive PUTs              ${puts.length}, refused ${refused} (goal 0)`,
+        `  ticks to retire them all  ${readsPerTick.length}`,
+        `  reads per tick            ${readsPerTick[0]} at first -> ${after} once retired (goal 1 + ${Math.ceil(500 / PAGE_SIZE)} active pages = ${1 + Math.ceil(500 / PAGE_SIZE)})`,
+      ].join("\n"),
+    );
+  } finally {
+    await emulator.close();
+  }
+}
+
+async function memoryScenario(): Promise<void> {
+  const REGIONS = 84;
+  const PER_REGION = Math.ceil(50_000 / REGIONS);
+  const child = spawn(
+    process.execPath,
+    [join(here, "azureml-emulator-child.js"), String(REGIONS), String(PER_REGION)],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  try {
+    const [line] = (await once(createInterface({ input: child.stdout! }), "line")) as [string];
+    const emulator = JSON.parse(line) as { url: string; ca: string };
+    const regions = makeRegions(emulator, REGIONS, { retireFinished: "keep" });
+    const heap: number[] = [];
+    let cpuMicros = 0;
+    let listed = 0;
+    for (let tick = 1; tick <= 20; tick++) {
+      const cpu = process.cpuUsage();
+      const observations = await Promise.all(regions.map((region) => region.observe()));
+      const used = process.cpuUsage(cpu);
+      if (tick > 1) {
+        cpuMicros += used.user + used.system;
+        listed += observations.reduce((sum, o) => sum + o.running + o.pending, 0);
+      }
+      heap.push(process.memoryUsage().heapUsed);
+    }
+    const rss = process.memoryUsage().rss;
+    const perJob = cpuMicros / listed;
+    console.log(
+      [
+        `${REGIONS} regions x ${(REGIONS * PER_REGION).toLocaleString("en")} active jobs, 20 ticks (emulator in another process):`,
+        `  resident memory after 20 ticks  ${(rss / 2 ** 20).toFixed(0)} MB (goal <= 150 MB; before: 523 MB)`,
+        `  CPU per listed job per tick     ${perJob.toFixed(2)} us (goal <= 10 us); ${((perJob * listed) / 19 / 1e6).toFixed(2)} s a tick`,
+        `  heap tick 5 -> tick 20          ${(heap[4]! / 2 ** 20).toFixed(1)} MB -> ${(heap[19]! / 2 ** 20).toFixed(1)} MB (ratio ${(heap[19]! / heap[4]!).toFixed(2)}, goal flat)`,
+      ].join("\n"),
+    );
+    await Promise.all(regions.map((region) => region.close?.()));
+  } finally {
+    child.kill("SIGTERM");
+  }
+}
+
+function cliScenario(): void {
+  const main = join(here, "..", "src", "cli", "main.js");
+  const hook =
+    'data:text/javascript,process.on("exit",()=>process.stderr.write("MAXRSS "+process.resourceUsage().maxRSS+"\\n"))';
+  const peak = (args: string[]) => {
+    const run = spawnSync(process.execPath, ["--import", hook, main, ...args], { encoding: "utf8" });
+    const kb = Number(/MAXRSS (\d+)/.exec(run.stderr)?.[1]);
+    return `${(kb / 1024).toFixed(0)} MB`;
+  };
+  console.log(
+    [
+      "CLI peak resident memory (no Azure SDK loaded; goal <= 60 MB, before: 123 MB):",
+      `  workforce --help                                    ${peak(["--help"])}`,
+      `  workforce plan --queue 1600 --concurrency 4 --running 3  ${peak(["plan", "--queue", "1600", "--concurrency", "4", "--running", "3"])}`,
+    ].join("\n"),
+  );
+}
+
+interface TickCase {
+  name: string;
+  regions: number;
+  nodes: number;
+  running: number;
+  queued: number;
+  depth: number;
+  concurrency: number;
+}
+
+async function tickScenario(c: TickCase, budget: ArmEmulatorOptions["budget"] = undefined): Promise<void> {
+  const emulator = await startArmEmulator({
+    pageSize: PAGE_SIZE,
+    stepMs: 0,
+    logBodies: false,
+    ...(budget !== undefined ? { budget } : {}),
+  });
+  const limiters = {
+    writeLimiters: new WriteLimiterPool(),
+    readLimiters: new WriteLimiterPool(ARM_READ_BUDGET),
+  };
   const regions: AzuremlRegion[] = [];
   try {
-    for (let i = 0; i < REGIONS; i++) {
-      const name = `r${String(i).padStart(2, "0")}`;
-      const ws = emulator.workspace(SUBSCRIPTION, RESOURCE_GROUP, name);
-      ws.addCluster("cluster", NODES_PER_REGION);
-      for (let j = 0; j < RUNNING_PER_REGION; j++)
-        ws.createJob(`exp-${name}-run${j}`, seededJobProperties(ws, `exp-${name}`, true));
-      ws.schedule();
-      const config = azuremlRegionSchema.parse(regionInput(emulator, name, { requestTimeoutSeconds: 30 }));
-      regions.push(
-        createAzuremlRegion(config, testContext(emulator, logger.child({ region: name })), {
-          writeLimiters: limiters,
-        }),
-      );
-    }
-    emulator.addFault({ kind: "latency", ms: LATENCY_MS });
+    seed(emulator, c.regions, c.nodes, c.running, c.queued);
+    regions.push(...makeRegions(emulator, c.regions, {}, limiters));
     const reconciler = new Reconciler({
-      queue: { description: "bench:fixed", depth: async () => QUEUE_DEPTH },
+      queue: { description: "bench:fixed", depth: async () => c.depth },
       regions,
       policy: stepPolicy,
       parameters: {
-        concurrency: CONCURRENCY,
-        maxWorkers: 50_000,
+        concurrency: c.concurrency,
+        maxWorkers: 100_000,
         minWorkers: 0,
         rampFactor: 10,
-        scaleDownDelayMs: 300_000,
+        scaleDownDelayMs: 0,
       },
       callTimeoutMs: 60_000,
       actTimeoutMs: 120_000,
-      readConcurrency,
+      readConcurrency: READ_CONCURRENCY,
       staleTicks: 3,
       dryRun: false,
       logger,
     });
-    // A daemon's clients are warm after its first tick (SDK clients built, TLS sessions open): warm up with
-    // a preview (observe + plan, no action), and report the cold read too.
-    const coldStarted = performance.now();
+    // Warm: clients built, TLS open (a daemon after its first tick); the budgets refill meanwhile.
     await reconciler.preview();
-    const coldObserveMs = performance.now() - coldStarted;
-    const callsBefore = regions.map((region) => ({ ...region.calls }));
+    await new Promise((resolve) => setTimeout(resolve, 12_000));
+    emulator.addFault({ kind: "latency", ms: LATENCY_MS });
+    const reads0 = regions.reduce((sum, region) => sum + region.calls.reads, 0);
+    const writes0 = regions.reduce((sum, region) => sum + region.calls.writes, 0);
     const started = performance.now();
     const report = await reconciler.tick();
     const tickMs = performance.now() - started;
-
-    // Lower bound: the longest chain of dependent calls. Observe: the list pages one after the other (the
-    // cluster read runs beside them); act: ceil(hires / submits in flight) rounds; the two phases in sequence.
-    const submitConcurrency = 8;
-    const observeChain = Math.max(
-      ...regions.map(() => Math.max(1, Math.ceil((RUNNING_PER_REGION + 1) / PAGE_SIZE))),
-    );
-    const actChain = Math.max(
+    const reads = regions.reduce((sum, region) => sum + region.calls.reads, 0) - reads0;
+    const writes = regions.reduce((sum, region) => sum + region.calls.writes, 0) - writes0;
+    // The bound: observe = list pages in a chain (the cluster read beside them) per round of regions
+    // beyond the read concurrency, or the read budget's refill if it binds; act = rounds of submit
+    // concurrency, or the write budget's refill if it binds.
+    const pages = Math.max(1, Math.ceil((c.running + c.queued) / PAGE_SIZE));
+    const observeRounds = Math.ceil(c.regions / READ_CONCURRENCY) * pages;
+    const readBudgetS = Math.max(0, (reads - ARM_READ_BUDGET.burst!) / ARM_READ_BUDGET.perSecond!);
+    const observeS = Math.max(observeRounds * (LATENCY_MS / 1000), readBudgetS);
+    const actRounds = Math.max(
       0,
-      ...report.plan.regions.map((plan) => Math.ceil(plan.hire / submitConcurrency)),
+      ...report.plan.regions.map((plan) => Math.ceil(Math.max(plan.hire, plan.cancel) / SUBMIT_CONCURRENCY)),
     );
-    const boundMs = (observeChain + actChain) * LATENCY_MS;
-    const calls = regions.map(
-      (region, i) =>
-        region.calls.reads + region.calls.writes - callsBefore[i]!.reads - callsBefore[i]!.writes,
-    );
-    const reads = regions.reduce((sum, region, i) => sum + region.calls.reads - callsBefore[i]!.reads, 0);
-    const writes = regions.reduce((sum, region, i) => sum + region.calls.writes - callsBefore[i]!.writes, 0);
-    const hired = report.outcomes.reduce((sum, outcome) => sum + outcome.hired, 0);
+    const writeBudgetS = Math.max(0, (writes - 200) / 10);
+    const actS = Math.max(actRounds * (LATENCY_MS / 1000), writeBudgetS);
+    const boundS = observeS + actS;
+    const hired = report.outcomes.reduce((sum, o) => sum + o.hired, 0);
+    const cancelled = report.outcomes.reduce((sum, o) => sum + o.cancelled, 0);
     console.log(
       [
-        `tick, ${REGIONS} regions, ${LATENCY_MS} ms per ARM call, readConcurrency ${readConcurrency}:`,
-        `  result ${report.result}; queue ${QUEUE_DEPTH} / concurrency ${CONCURRENCY}; running ${report.plan.totals.running}; target ${report.plan.target}; hired ${hired}`,
-        `  tick time               ${(tickMs / 1000).toFixed(2)} s (observe ${(report.durations.observeMs / 1000).toFixed(2)} s, act ${(report.durations.actMs / 1000).toFixed(2)} s)`,
-        `  critical-path bound     ${(boundMs / 1000).toFixed(2)} s (${observeChain} observe + ${actChain} act round(s) x ${LATENCY_MS / 1000} s)`,
-        `  ratio                   ${(tickMs / boundMs).toFixed(2)} (goal <= 1.5)`,
-        `  ARM calls per region    ${(calls.reduce((a, b) => a + b, 0) / REGIONS).toFixed(2)} (reads ${(reads / REGIONS).toFixed(2)}, writes ${(writes / REGIONS).toFixed(2)}); max ${Math.max(...calls)}`,
-        `  first (cold) observe    ${(coldObserveMs / 1000).toFixed(2)} s (builds ${REGIONS} SDK clients, opens TLS connections)`,
-        `  upstream for 84 regions: 14.5 min sequential, 1.3 min parallel`,
+        `tick, ${c.name}: ${c.regions} regions, ${c.running + c.queued} active jobs each, ${LATENCY_MS} ms per ARM call:`,
+        `  result ${report.result}; hired ${hired}, cancelled ${cancelled}; reads ${reads}, writes ${writes}`,
+        `  tick ${(tickMs / 1000).toFixed(2)} s (observe ${(report.durations.observeMs / 1000).toFixed(2)}, act ${(report.durations.actMs / 1000).toFixed(2)}); bound ${boundS.toFixed(2)} s (observe ${observeS.toFixed(2)}: ${observeRounds} call(s) in a chain${readBudgetS > observeRounds * 1.5 ? ", read budget binds" : ""}; act ${actS.toFixed(2)}: ${actRounds} round(s)${writeBudgetS > actRounds * 1.5 ? ", write budget binds" : ""})`,
+        `  ratio ${(tickMs / 1000 / boundS).toFixed(2)} (goal <= 1.5)`,
       ].join("\n"),
     );
   } finally {
@@ -118,70 +257,84 @@ async function tickScenario(readConcurrency: number): Promise<void> {
   }
 }
 
-async function listingScenario(): Promise<void> {
-  const emulator = await startArmEmulator({ pageSize: PAGE_SIZE, stepMs: 0 });
-  const logger = createLogger({ level: "silent" });
+async function budgetScenario(): Promise<void> {
+  const emulator = await startArmEmulator({ pageSize: PAGE_SIZE, stepMs: 0, logBodies: false });
+  const limiters = {
+    writeLimiters: new WriteLimiterPool(),
+    readLimiters: new WriteLimiterPool(ARM_READ_BUDGET),
+  };
   try {
-    const ws = emulator.workspace(SUBSCRIPTION, RESOURCE_GROUP, "ws1");
-    ws.addCluster("cluster", 300);
-    for (let i = 0; i < 500; i++) ws.createJob(`exp-ws1-a${i}`, seededJobProperties(ws, "exp-ws1", true));
-    ws.schedule();
-    const config = azuremlRegionSchema.parse(regionInput(emulator, "ws1"));
-    const region = createAzuremlRegion(config, testContext(emulator, logger), {
-      writeLimiters: new WriteLimiterPool(),
-    });
-    const raw = new ArmWorkspace({
-      subscriptionId: SUBSCRIPTION,
-      resourceGroup: RESOURCE_GROUP,
-      workspace: "ws1",
-      endpoint: emulator.url,
-      credential: new StaticTokenCredential(),
-      tlsCa: emulator.ca,
-      retries: 0,
-      attemptTimeoutMs: 30_000,
-      writeLimiter: new WriteLimiterPool().get("x"),
-      logger,
-    });
-    const perTick = async () => {
-      const before = region.calls.reads + region.calls.writes;
-      await region.observe();
-      await region.settled();
-      return region.calls.reads + region.calls.writes - before;
+    seed(emulator, 84, 500, 500);
+    const regions = makeRegions(emulator, 84, { requestTimeoutSeconds: 20 }, limiters);
+    const read = async () => {
+      const results = await Promise.allSettled(regions.map((region) => region.observe()));
+      const held = results.filter((r) => r.status === "rejected");
+      const budget = held.filter((r) => /budget/.test(String((r as PromiseRejectedResult).reason)));
+      return {
+        read: results.length - held.length,
+        held: held.length,
+        budget: budget.length,
+        example: budget[0],
+      };
     };
-    /** What a list with no tag filter (every job of the workspace, archived or not) costs in pages. */
-    const naivePages = async () => {
-      let pages = 0;
-      let token: string | undefined;
-      do {
-        const page = await raw.listJobsPage({ listViewType: "All" }, token);
-        token = page.next;
-        pages++;
-      } while (token);
-      return pages;
-    };
-    const at0 = await perTick();
-    const naive0 = await naivePages();
-    ws.seedFinished(10_000, () => seededJobProperties(ws, "exp-ws1", true, true), "ours");
-    ws.seedFinished(10_000, () => seededJobProperties(ws, "other", false), "theirs");
-    const at10k = await perTick();
-    const naive10k = await naivePages();
+    const first = await read();
+    const second = await read();
+    const throttled = emulator.requests.filter((r) => r.status === 429).length;
     console.log(
       [
-        `ARM calls per region per tick (observe; 500 active jobs, ${PAGE_SIZE} jobs a page):`,
-        `  0 finished jobs                           ${at0} (tag-filtered ActiveOnly list + cluster)`,
-        `  10,000 finished (retired) + 10,000 others ${at10k}`,
-        `  an unfiltered list would read             ${naive0 + 1} -> ${naive10k + 1}`,
+        "ARM read budget on (250 + 25/s per subscription), 84 regions x 500 active jobs (6 reads each):",
+        `  first tick (budget allows)         ${first.read}/84 regions read, ${first.held} held`,
+        `  at once again (budget spent)       ${second.read}/84 read, ${second.budget} held for budget`,
+        `  429s from ARM                      ${throttled}`,
+        `  a hold says: ${String((second.example as PromiseRejectedResult | undefined)?.reason?.message ?? "-").slice(0, 150)}`,
       ].join("\n"),
     );
-    await region.close?.();
+    await Promise.all(regions.map((region) => region.close?.()));
   } finally {
     await emulator.close();
   }
 }
 
 export default async function bench(): Promise<void> {
-  await listingScenario();
-  // The default WORKFORCE_READ_CONCURRENCY, then a setting below the number of regions for contrast.
-  await tickScenario(SETTINGS.find((spec) => spec.key === "readConcurrency")!.default as number);
-  await tickScenario(16);
+  // First, while the process is fresh: its resident memory is what the 20 ticks leave.
+  await memoryScenario();
+  await retireScenario();
+  cliScenario();
+  await tickScenario({
+    name: "growth",
+    regions: 84,
+    nodes: 20,
+    running: 3,
+    queued: 0,
+    depth: 8000,
+    concurrency: 4,
+  });
+  await tickScenario({
+    name: "shrink",
+    regions: 84,
+    nodes: 0,
+    running: 0,
+    queued: 40,
+    depth: 0,
+    concurrency: 4,
+  });
+  await tickScenario({
+    name: "200 regions",
+    regions: 200,
+    nodes: 20,
+    running: 3,
+    queued: 0,
+    depth: 8000,
+    concurrency: 4,
+  });
+  await tickScenario({
+    name: "500 active",
+    regions: 84,
+    nodes: 600,
+    running: 500,
+    queued: 0,
+    depth: 168_000,
+    concurrency: 4,
+  });
+  await budgetScenario();
 }

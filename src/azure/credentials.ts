@@ -1,5 +1,4 @@
 import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth";
-import { DefaultAzureCredential } from "@azure/identity";
 import { z } from "zod";
 
 /** Public-cloud ARM endpoint; sovereign clouds and the emulator override it per region. */
@@ -88,5 +87,9 @@ export class StaticTokenCredential implements TokenCredential {
  */
 export function lazyDefaultCredential(): () => TokenCredential {
   let credential: TokenCredential | undefined;
-  return () => (credential ??= new DefaultAzureCredential());
+  // @azure/identity is loaded on the first getToken, not at start.
+  return () =>
+    (credential ??= new LazyCredential(
+      async () => new (await import("@azure/identity")).DefaultAzureCredential(),
+    ));
 }

@@ -54,6 +54,27 @@ export class WriteRateLimiter {
     return true;
   }
 
+  /**
+   * Take `count` tokens if they can all be had within `maxWaitMs` (waiting for them, in turn behind other
+   * waiters), else take none and resolve false at once: a read of several pages either gets the budget for
+   * all of them or does not start (a partial read is worth nothing).
+   */
+  async reserve(count: number, maxWaitMs: number, signal?: AbortSignal): Promise<boolean> {
+    this.refill();
+    const waitMs = ((count - this.tokens) / this.perSecond) * 1000;
+    if (waitMs > maxWaitMs) return false;
+    // Spoken for now (the bucket may go below zero); the wait is the time until it is back above.
+    this.tokens -= count;
+    if (waitMs > 0) await abortableDelay(Math.ceil(waitMs), signal);
+    return true;
+  }
+
+  /** Tokens in the bucket now (negative while reservations are waiting). */
+  get available(): number {
+    this.refill();
+    return this.tokens;
+  }
+
   /** Take one token, waiting for it if needed. Rejects with the signal's reason if aborted meanwhile. */
   acquire(signal?: AbortSignal): Promise<void> {
     this.waiting++;
@@ -97,3 +118,9 @@ export class WriteLimiterPool {
  * separately by the region factory must still share it. Tests and the bench pass their own pool.
  */
 export const processWriteLimiters = new WriteLimiterPool();
+
+/** ARM's read budget: about 250 reads in a burst, then 25 a second, per subscription and principal. */
+export const ARM_READ_BUDGET: WriteRateLimiterOptions = { burst: 250, perSecond: 25 };
+
+/** The process's read limiters (one per subscription + endpoint), like the write limiters above. */
+export const processReadLimiters = new WriteLimiterPool(ARM_READ_BUDGET);

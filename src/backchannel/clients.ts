@@ -1,11 +1,15 @@
 import type { TokenCredential } from "@azure/core-auth";
-import {
+import type {
+  ServiceBusClientOptions,
+  RetryOptions,
   ServiceBusAdministrationClient,
   ServiceBusClient,
   RetryMode,
-  type ServiceBusClientOptions,
-  type RetryOptions,
 } from "@azure/service-bus";
+import type * as serviceBusTypes from "@azure/service-bus";
+import { lazySdk } from "../azure/lazy-sdk.js";
+
+const serviceBus = lazySdk<typeof serviceBusTypes>("@azure/service-bus");
 
 /** Where a back channel is and how to authenticate: a connection string, or a namespace + Azure AD. */
 export interface ServiceBusTarget {
@@ -32,7 +36,7 @@ const DEFAULT_RETRY: RetryOptions = {
   maxRetries: 2,
   retryDelayInMs: 500,
   maxRetryDelayInMs: 5000,
-  mode: RetryMode.Exponential,
+  mode: 0 satisfies RetryMode.Exponential, // RetryMode.Exponential (a type import: the SDK loads on first use)
 };
 
 function endpointOf(connectionString: string): string | undefined {
@@ -57,10 +61,10 @@ export function createServiceBusClient(
   deps: ServiceBusClientDeps = {},
 ): ServiceBusClient {
   const options: ServiceBusClientOptions = { retryOptions: deps.retry ?? DEFAULT_RETRY };
-  if (target.connectionString) return new ServiceBusClient(target.connectionString, options);
+  if (target.connectionString) return new (serviceBus().ServiceBusClient)(target.connectionString, options);
   if (!target.fullyQualifiedNamespace)
     throw new Error("back channel: give a connection string or a namespace");
-  return new ServiceBusClient(target.fullyQualifiedNamespace, needCredential(deps), options);
+  return new (serviceBus().ServiceBusClient)(target.fullyQualifiedNamespace, needCredential(deps), options);
 }
 
 /**
@@ -80,9 +84,9 @@ export function createAdministrationClient(
           `$1sb://${target.adminEndpoint}/`,
         )
       : target.connectionString;
-    return new ServiceBusAdministrationClient(connectionString, options);
+    return new (serviceBus().ServiceBusAdministrationClient)(connectionString, options);
   }
   const host = target.adminEndpoint ?? target.fullyQualifiedNamespace;
   if (!host) throw new Error("back channel: give a connection string or a namespace");
-  return new ServiceBusAdministrationClient(host, needCredential(deps), options);
+  return new (serviceBus().ServiceBusAdministrationClient)(host, needCredential(deps), options);
 }

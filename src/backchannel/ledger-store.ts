@@ -1,5 +1,9 @@
 import type { TokenCredential } from "@azure/core-auth";
-import { BlobServiceClient, type ContainerClient, type StoragePipelineOptions } from "@azure/storage-blob";
+import type { ContainerClient, StoragePipelineOptions, BlobServiceClient } from "@azure/storage-blob";
+import type * as storageBlobTypes from "@azure/storage-blob";
+import { lazySdk } from "../azure/lazy-sdk.js";
+
+const storageBlob = lazySdk<typeof storageBlobTypes>("@azure/storage-blob");
 import { z } from "zod";
 import type { CallOptions } from "../regions/types.js";
 import type { DrainLedger } from "./ledger.js";
@@ -152,9 +156,9 @@ export function createBlobLedgerStore(options: BlobLedgerStoreOptions): LedgerSt
   };
   let service: BlobServiceClient;
   if (options.connectionString) {
-    service = BlobServiceClient.fromConnectionString(options.connectionString, pipeline);
+    service = storageBlob().BlobServiceClient.fromConnectionString(options.connectionString, pipeline);
   } else if (options.accountUrl && options.credential) {
-    service = new BlobServiceClient(options.accountUrl, options.credential, pipeline);
+    service = new (storageBlob().BlobServiceClient)(options.accountUrl, options.credential, pipeline);
   } else {
     throw new Error("blob ledger store: give connectionString, or accountUrl and credential");
   }

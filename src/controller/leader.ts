@@ -1,4 +1,8 @@
-import { BlobServiceClient, type BlobLeaseClient, type BlockBlobClient } from "@azure/storage-blob";
+import type { BlobLeaseClient, BlockBlobClient } from "@azure/storage-blob";
+import type * as storageBlobTypes from "@azure/storage-blob";
+import { lazySdk } from "../azure/lazy-sdk.js";
+
+const storageBlob = lazySdk<typeof storageBlobTypes>("@azure/storage-blob");
 import type { Config } from "../config/load.js";
 import { ConfigError } from "../config/load.js";
 import { stateStorageConnectionString } from "../config/connection-strings.js";
@@ -46,7 +50,7 @@ export async function startLeaderElection(config: Config, options: LeaderOptions
   const leaseSeconds = options.leaseSeconds ?? 30;
   const renewEveryMs = options.renewEveryMs ?? (leaseSeconds * 1000) / 3;
   const log = options.logger.child({ component: "leader-election" });
-  const service = BlobServiceClient.fromConnectionString(stateConnectionString(config));
+  const service = storageBlob().BlobServiceClient.fromConnectionString(stateConnectionString(config));
   const container = service.getContainerClient(config.stateContainer);
   await container.createIfNotExists();
   const blob: BlockBlobClient = container.getBlockBlobClient(options.blobName ?? "leader");

@@ -175,7 +175,10 @@ export class Reconciler {
 
     const outcomes = await carryOut(plan, options.regions, {
       actTimeoutMs: options.actTimeoutMs,
-      concurrency: options.readConcurrency,
+      // Every region acts at once: a region's own writes are bounded by its submit concurrency and the
+      // subscription's write budget, so sharing the read limit only added rounds (above 100 regions the
+      // tick doubled).
+      concurrency: Math.max(1, options.regions.length),
       dryRun: !mode.act,
       logger: options.logger,
       signal: mode.signal,

@@ -1,7 +1,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { QueueClient } from "@azure/storage-queue";
+import type * as storageQueueTypes from "@azure/storage-queue";
+import { lazySdk } from "../azure/lazy-sdk.js";
+
+const storageQueue = lazySdk<typeof storageQueueTypes>("@azure/storage-queue");
 import { loadConfig, type Config } from "../config/load.js";
 import type { Logger } from "../logging/logger.js";
 import { startDaemon, type Daemon } from "../controller/daemon.js";
@@ -73,7 +76,7 @@ async function runDemo(
   log.info({ queue: queueUrl, stateDir }, "demo: Azurite started");
 
   const spec = parseQueueSpec(queueUrl) as StorageQueueSpec;
-  await new QueueClient(azurite.connectionString, QUEUE_NAME).createIfNotExists();
+  await new (storageQueue().QueueClient)(azurite.connectionString, QUEUE_NAME).createIfNotExists();
   const spanSeconds = Math.max(0, options.taskSecondsMax - options.taskSecondsMin);
   const commands = Array.from({ length: options.tasks }, (_, index) => {
     const seconds = (options.taskSecondsMin + Math.random() * spanSeconds).toFixed(1);

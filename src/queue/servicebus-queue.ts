@@ -1,8 +1,12 @@
 import type { TokenCredential } from "@azure/core-auth";
-import {
+import type {
+  ServiceBusAdministrationClientOptions,
   ServiceBusAdministrationClient,
-  type ServiceBusAdministrationClientOptions,
 } from "@azure/service-bus";
+import type * as serviceBusTypes from "@azure/service-bus";
+import { lazySdk } from "../azure/lazy-sdk.js";
+
+const serviceBus = lazySdk<typeof serviceBusTypes>("@azure/service-bus");
 import type { CallOptions } from "../regions/types.js";
 import { describeQueueSpec, type ServiceBusQueueSpec } from "./spec.js";
 import { checkedDepth, type QueueProbe } from "./types.js";
@@ -56,7 +60,7 @@ export function createServiceBusAdministrationClient(
     const connectionString = host
       ? options.connectionString.replace(/(^|;)(\s*Endpoint\s*=\s*)sb:\/\/[^;]+/i, `$1$2sb://${host}`)
       : options.connectionString;
-    return new ServiceBusAdministrationClient(connectionString, clientOptions);
+    return new (serviceBus().ServiceBusAdministrationClient)(connectionString, clientOptions);
   }
   const namespace = host ?? spec.fullyQualifiedNamespace;
   if (!namespace) {
@@ -69,7 +73,7 @@ export function createServiceBusAdministrationClient(
       `queue ${describeQueueSpec(spec)}: no connection string and no Azure credential; set WORKFORCE_QUEUE_CONNECTION_STRING or use Azure AD`,
     );
   }
-  return new ServiceBusAdministrationClient(namespace, options.credential(), clientOptions);
+  return new (serviceBus().ServiceBusAdministrationClient)(namespace, options.credential(), clientOptions);
 }
 
 /**

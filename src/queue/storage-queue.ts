@@ -1,4 +1,8 @@
-import { QueueClient, type StoragePipelineOptions } from "@azure/storage-queue";
+import type { StoragePipelineOptions, QueueClient } from "@azure/storage-queue";
+import type * as storageQueueTypes from "@azure/storage-queue";
+import { lazySdk } from "../azure/lazy-sdk.js";
+
+const storageQueue = lazySdk<typeof storageQueueTypes>("@azure/storage-queue");
 import type { TokenCredential } from "@azure/core-auth";
 import type { CallOptions } from "../regions/types.js";
 import { checkedDepth, type QueueProbe } from "./types.js";
@@ -23,7 +27,7 @@ export function createQueueClient(
   queueName: string = spec.queueName,
 ): QueueClient {
   if (options.connectionString) {
-    return new QueueClient(options.connectionString, queueName, options.pipelineOptions);
+    return new (storageQueue().QueueClient)(options.connectionString, queueName, options.pipelineOptions);
   }
   if (!spec.accountUrl) {
     throw new Error(
@@ -35,7 +39,11 @@ export function createQueueClient(
       `queue ${describeQueueSpec(spec)}: no connection string and no Azure credential; set WORKFORCE_QUEUE_CONNECTION_STRING or use Azure AD`,
     );
   }
-  return new QueueClient(`${spec.accountUrl}/${queueName}`, options.credential(), options.pipelineOptions);
+  return new (storageQueue().QueueClient)(
+    `${spec.accountUrl}/${queueName}`,
+    options.credential(),
+    options.pipelineOptions,
+  );
 }
 
 /** Depth of a Storage queue: approximateMessagesCount counts in-flight (invisible) messages too. */

@@ -1,37 +1,24 @@
 import type { TokenCredential } from "@azure/core-auth";
-import {
-  AzureMachineLearningWorkspaces,
-  getContinuationToken,
-  type JobBase,
-} from "@azure/arm-machinelearning";
+import type { HttpClient, Pipeline, PipelineResponse } from "@azure/core-rest-pipeline";
 import type { Logger } from "../../logging/logger.js";
 import { armScope, PUBLIC_ARM_ENDPOINT } from "../../azure/credentials.js";
 import { withRetry, statusOf } from "../../azure/retry.js";
 import type { WriteRateLimiter } from "../../azure/rate-limiter.js";
-import type { WorkspaceRef } from "./names.js";
+import { workspaceId, type WorkspaceRef } from "./names.js";
 
-/** One job as the region needs it. */
-export interface JobSummary {
-  name: string;
-  status: string | undefined;
-  createdAt: number;
-  experiment: string | undefined;
-  isArchived: boolean;
-  /** The resource as listed, to send back when retiring it. */
-  resource: JobBase;
-}
+/**
+ * The ARM calls of one AzureML workspace, as raw JSON through @azure/core-rest-pipeline (the Azure SDK's
+ * HTTP pipeline: bearer token, TLS, user agent), each under the one retry policy (src/azure/retry.ts),
+ * with the caller's signal, and writes through the subscription's rate limiter.
+ *
+ * Not through @azure/arm-machinelearning's models: its serializer drops the fields of job outputs it does
+ * not know (the service's `outputs.default {uri, mode}` leaves as `{jobOutputType}`) and its deserializer
+ * fills in defaults, so a job read and PUT back is a changed job and refused (JobPropertyImmutable); and
+ * the model layer was most of a tick's CPU. The pipeline is loaded on first use (dynamic import): a CLI
+ * command that calls no region loads no Azure SDK.
+ */
 
-export interface ComputeSummary {
-  maxNodeCount: number;
-  targetNodeCount: number;
-  currentNodeCount: number;
-}
-
-export interface ListQuery {
-  listViewType: "ActiveOnly" | "ArchivedOnly" | "All";
-  tag?: string;
-  jobType?: string;
-}
+export const API_VERSION = "2022-10-01";
 
 /** Counts of ARM requests (attempts, retries included), for the bench and the flat-cost test. */
 export interface ArmCallCounts {
@@ -51,47 +38,114 @@ export interface ArmWorkspaceOptions extends WorkspaceRef {
   logger: Logger;
 }
 
-/**
- * The ARM calls of one workspace, each under the one retry policy (src/azure/retry.ts), with the caller's
- * signal, and writes through the subscription's rate limiter. The SDK client is built on first use.
- */
+type Json = Record<string, unknown>;
+type Kind = "read" | "write" | "background-write";
+
+interface Transport {
+  pipeline: Pipeline;
+  client: HttpClient;
+  send(method: string, url: string, body: string | undefined, signal: AbortSignal): Promise<PipelineResponse>;
+}
+
 export class ArmWorkspace {
   readonly counts: ArmCallCounts = { reads: 0, writes: 0 };
-  private client: AzureMachineLearningWorkspaces | undefined;
+  private transport: Promise<Transport> | undefined;
 
   constructor(private readonly options: ArmWorkspaceOptions) {}
 
-  private sdk(): AzureMachineLearningWorkspaces {
-    this.client ??= new AzureMachineLearningWorkspaces(this.options.credential, this.options.subscriptionId, {
-      endpoint: this.options.endpoint,
-      credentialScopes: [armScope(this.options.endpoint)],
-      // Retries live in withRetry (one policy, Retry-After honoured); the SDK's own would multiply them.
+  /** `.../workspaces/{ws}` on this endpoint. */
+  get base(): string {
+    return `${new URL(this.options.endpoint).origin}${workspaceId(this.options)}`;
+  }
+
+  private async build(): Promise<Transport> {
+    const rest = await import("@azure/core-rest-pipeline");
+    const { endpoint, tlsCa, credential } = this.options;
+    const pipeline = rest.createPipelineFromOptions({
+      // Retries live in withRetry (one policy, Retry-After honoured); the pipeline's own would multiply them.
       retryOptions: { maxRetries: 0 },
       userAgentOptions: { userAgentPrefix: "workforce-autoscaler" },
-      // The extra CA is for emulators and private clouds; public ARM keeps Node's own roots. (Adding the
-      // ~140 public roots to it instead costs a parse of all of them on every new TLS connection.)
-      ...(this.options.tlsCa && new URL(this.options.endpoint).origin !== PUBLIC_ARM_ENDPOINT
-        ? { tlsOptions: { ca: this.options.tlsCa } }
-        : {}),
+      // The extra CA is for emulators and private clouds; public ARM keeps Node's own roots.
+      ...(tlsCa && new URL(endpoint).origin !== PUBLIC_ARM_ENDPOINT ? { tlsOptions: { ca: tlsCa } } : {}),
     });
-    return this.client;
+    pipeline.addPolicy(rest.bearerTokenAuthenticationPolicy({ credential, scopes: armScope(endpoint) }));
+    const client = rest.createDefaultHttpClient();
+    return {
+      pipeline,
+      client,
+      send: (method, url, body, signal) =>
+        pipeline.sendRequest(
+          client,
+          rest.createPipelineRequest({
+            url,
+            method: method as "GET",
+            abortSignal: signal,
+            headers: rest.createHttpHeaders({
+              accept: "application/json",
+              ...(body !== undefined ? { "content-type": "application/json" } : {}),
+            }),
+            ...(body !== undefined ? { body } : {}),
+          }),
+        ),
+    };
+  }
+
+  /** One HTTP call; a non-2xx answer is a RestError with the status, ARM's error code and the response. */
+  private async send(
+    method: string,
+    url: string,
+    body: unknown,
+    signal: AbortSignal,
+  ): Promise<{ status: number; json: unknown; response: PipelineResponse }> {
+    this.transport ??= this.build();
+    const transport = await this.transport;
+    const response = await transport.send(
+      method,
+      url,
+      body === undefined ? undefined : JSON.stringify(body),
+      signal,
+    );
+    const text = response.bodyAsText ?? "";
+    let json: unknown;
+    if (text) {
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = undefined;
+      }
+    }
+    if (response.status < 200 || response.status >= 300) {
+      const { RestError } = await import("@azure/core-rest-pipeline");
+      const error = (json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+      const code = typeof error?.code === "string" ? error.code : undefined;
+      const message =
+        typeof error?.message === "string" ? error.message : text.slice(0, 200) || `HTTP ${response.status}`;
+      throw new RestError(message, {
+        statusCode: response.status,
+        ...(code ? { code } : {}),
+        request: response.request,
+        response: { ...response, bodyAsText: text } as never,
+      });
+    }
+    if (text && json === undefined) {
+      const type = response.headers.get("content-type") ?? "no content type";
+      json = new NotJson(`a ${type} answer: ${JSON.stringify(text.slice(0, 80))}`);
+    }
+    return { status: response.status, json, response };
   }
 
   private call<T>(
-    kind: "read" | "write" | "background-write",
+    kind: Kind,
     what: string,
     run: (signal: AbortSignal) => Promise<T>,
     signal?: AbortSignal,
   ): Promise<T> {
+    const limiter = this.options.writeLimiter;
     return withRetry(
       async (attemptSignal) => {
         // Background writes only use spare budget: half the burst stays for hires and cancels.
-        if (
-          kind === "background-write" &&
-          !this.options.writeLimiter.tryAcquire(this.options.writeLimiter.burst / 2)
-        ) {
+        if (kind === "background-write" && !limiter.tryAcquire(limiter.burst / 2))
           throw new WriteBudgetBusy();
-        }
         if (kind === "read") this.counts.reads++;
         else this.counts.writes++;
         return run(attemptSignal);
@@ -99,9 +153,7 @@ export class ArmWorkspace {
       {
         // The wait for a write token is outside the attempt's deadline: with many regions on one
         // subscription it can be longer than a request may take, and is not a hanging call.
-        ...(kind === "write"
-          ? { beforeAttempt: (outer?: AbortSignal) => this.options.writeLimiter.acquire(outer) }
-          : {}),
+        ...(kind === "write" ? { beforeAttempt: (outer?: AbortSignal) => limiter.acquire(outer) } : {}),
         retries: this.options.retries,
         attemptTimeoutMs: this.options.attemptTimeoutMs,
         ...(signal ? { signal } : {}),
@@ -120,132 +172,72 @@ export class ArmWorkspace {
     );
   }
 
-  /** One page of the job list; `token` is the previous page's nextLink. */
-  async listJobsPage(
-    query: ListQuery,
-    token: string | undefined,
-    signal?: AbortSignal,
-  ): Promise<{ jobs: JobSummary[]; next?: string }> {
-    const { resourceGroup, workspace } = this.options;
-    const page = await this.call(
-      "read",
-      "jobs.list",
-      async (attemptSignal) => {
-        // The SDK reads a page without `value` (or a 200 that is not JSON) as an empty page: we would see
-        // no workers and hire again. Check the answer as it came.
-        let answer: unknown;
-        const pages = this.sdk()
-          .jobs.list(resourceGroup, workspace, {
-            ...query,
-            abortSignal: attemptSignal,
-            onResponse: (raw) => void (answer = raw.parsedBody ?? describeBody(raw)),
-          })
-          .byPage(token ? { continuationToken: token } : undefined);
-        const result = await pages.next();
-        const value = (answer as { value?: unknown } | undefined)?.value;
-        if (!Array.isArray(value)) {
-          throw new BadAnswerError(this.where("jobs.list", "value", "an array of jobs", answer));
-        }
-        return result.done ? [] : result.value;
-      },
-      signal,
-    );
-    const next = getContinuationToken(page);
-    return { jobs: page.map(summarize), ...(next ? { next } : {}) };
-  }
-
-  /** `region R: jobs.list: expected ... at FIELD; given ...`: bad answers name the region and the field. */
-  private where(call: string, field: string, expected: string, given: unknown): string {
+  /** `region R: CALL: expected ... at FIELD; given ...`: bad answers name the region and the field. */
+  where(call: string, field: string, expected: string, given: unknown): string {
     const region = this.options.region ? `region ${this.options.region}: ` : "";
-    const text = typeof given === "string" ? given : JSON.stringify(given);
+    const text =
+      given instanceof NotJson
+        ? given.description
+        : typeof given === "string"
+          ? given
+          : JSON.stringify(given);
     return `${region}${call}: expected ${expected} at ${field}; given ${text === undefined ? "nothing" : text.slice(0, 200)}`;
   }
 
-  async getCompute(name: string, signal?: AbortSignal): Promise<ComputeSummary> {
-    const { resourceGroup, workspace } = this.options;
-    const resource = await this.call(
+  /** A GET of JSON (a list page or a resource). */
+  async getJson(what: string, url: string, signal?: AbortSignal): Promise<unknown> {
+    return this.call(
       "read",
-      "computes.get",
-      (attemptSignal) =>
-        this.sdk().computeOperations.get(resourceGroup, workspace, name, { abortSignal: attemptSignal }),
+      what,
+      async (attemptSignal) => (await this.send("GET", url, undefined, attemptSignal)).json,
       signal,
     );
-    // AmlCompute keeps its numbers one level down: properties.properties.
-    const outer = resource?.properties as { computeType?: unknown; properties?: unknown } | undefined;
-    const inner = outer?.properties as Record<string, unknown> | undefined;
-    const scale = inner?.scaleSettings as { maxNodeCount?: unknown } | undefined;
-    const num = (value: unknown, field: string): number => {
-      if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
-        const kind = outer?.computeType !== undefined ? ` (computeType ${String(outer.computeType)})` : "";
-        throw new BadAnswerError(
-          this.where(
-            `compute ${name}${kind}`,
-            `properties.properties.${field}`,
-            "a number >= 0 (an AmlCompute cluster)",
-            value,
-          ),
-        );
-      }
-      return value;
-    };
-    return {
-      maxNodeCount: num(scale?.maxNodeCount, "scaleSettings.maxNodeCount"),
-      // Absent on a cluster that never scaled: no nodes asked for.
-      targetNodeCount: num(inner?.targetNodeCount ?? 0, "targetNodeCount"),
-      currentNodeCount: num(inner?.currentNodeCount ?? 0, "currentNodeCount"),
-    };
+  }
+
+  /** The first page of the job list; later pages are the `nextLink` given, fetched as is. */
+  jobsUrl(query: Record<string, string>): string {
+    const url = new URL(`${this.base}/jobs`);
+    url.searchParams.set("api-version", API_VERSION);
+    for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
+    return url.toString();
+  }
+
+  computeUrl(name: string): string {
+    return `${this.base}/computes/${encodeURIComponent(name)}?api-version=${API_VERSION}`;
   }
 
   /**
-   * PUT a job. `background`: only with spare write budget, else WriteBudgetBusy at once. `onAttempt` is
-   * told of each request sent (a JobPropertyImmutable on the first one is not our own retry's echo).
+   * PUT a job body as given (raw JSON, nothing added or dropped). `background`: only with spare write
+   * budget, else WriteBudgetBusy at once. `onAttempt` is told of each request sent (a JobPropertyImmutable
+   * on the first one is not our own retry's echo).
    */
   async putJob(
     name: string,
-    body: JobBase,
+    body: Json,
     options: { signal?: AbortSignal; background?: boolean; onAttempt?: () => void } = {},
   ): Promise<void> {
-    const { resourceGroup, workspace } = this.options;
+    const url = `${this.base}/jobs/${encodeURIComponent(name)}?api-version=${API_VERSION}`;
     await this.call(
       options.background ? "background-write" : "write",
       "jobs.createOrUpdate",
-      (attemptSignal) => {
+      async (attemptSignal) => {
         options.onAttempt?.();
-        return this.sdk().jobs.createOrUpdate(resourceGroup, workspace, name, body, {
-          abortSignal: attemptSignal,
-        });
+        await this.send("PUT", url, body, attemptSignal);
       },
       options.signal,
     );
   }
 
   /**
-   * Start a cancel; the long-running operation is not awaited (the job shows CancelRequested at once).
-   * The SDK's beginCancel also GETs the operation's Location once: once the POST was accepted, a failure of
-   * that poll is not a failed cancel (retrying it would POST again and report an error for a done cancel).
+   * Ask for a cancel: one POST, answered 202 (or 200 for a job already cancelled). The operation it
+   * starts is not polled: the job shows CancelRequested at once, and the next listing sees the rest.
    */
-  async beginCancel(name: string, signal?: AbortSignal): Promise<void> {
-    const { resourceGroup, workspace } = this.options;
+  async cancel(name: string, signal?: AbortSignal): Promise<void> {
+    const url = `${this.base}/jobs/${encodeURIComponent(name)}/cancel?api-version=${API_VERSION}`;
     await this.call(
       "write",
       "jobs.cancel",
-      async (attemptSignal) => {
-        let accepted = false;
-        try {
-          await this.sdk().jobs.beginCancel(resourceGroup, workspace, name, {
-            abortSignal: attemptSignal,
-            onResponse: (raw) => {
-              if (raw.request.method === "POST" && raw.status >= 200 && raw.status < 300) accepted = true;
-            },
-          });
-        } catch (error) {
-          if (!accepted) throw error;
-          this.options.logger.debug(
-            { job: name, status: statusOf(error) },
-            "cancel accepted; its first status poll failed (not retried)",
-          );
-        }
-      },
+      (attemptSignal) => this.send("POST", url, undefined, attemptSignal).then(() => undefined),
       signal,
     );
   }
@@ -257,23 +249,22 @@ export class ArmWorkspace {
     description: string | undefined,
     signal?: AbortSignal,
   ): Promise<string> {
-    const { resourceGroup, workspace } = this.options;
-    const result = await this.call(
+    const url = `${this.base}/environments/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}?api-version=${API_VERSION}`;
+    const body = { properties: { image, ...(description ? { description } : {}) } };
+    const answer = await this.call(
       "write",
       "environmentVersions.createOrUpdate",
-      (attemptSignal) =>
-        this.sdk().environmentVersions.createOrUpdate(
-          resourceGroup,
-          workspace,
-          name,
-          version,
-          { properties: { image, ...(description ? { description } : {}) } },
-          { abortSignal: attemptSignal },
-        ),
+      async (attemptSignal) => (await this.send("PUT", url, body, attemptSignal)).json,
       signal,
     );
-    return result.id ?? "";
+    const id = (answer as { id?: unknown } | undefined)?.id;
+    return typeof id === "string" ? id : "";
   }
+}
+
+/** A 2xx answer that did not parse as JSON (a proxy's HTML page), kept to say what came. */
+export class NotJson {
+  constructor(readonly description: string) {}
 }
 
 /** An ARM answer without a field the region needs: not retried (the same answer would come back). */
@@ -285,15 +276,6 @@ export class BadAnswerError extends Error {
   }
 }
 
-/** What a 2xx answer that did not parse as JSON was, for the error. */
-function describeBody(raw: {
-  headers: { get(name: string): string | undefined };
-  bodyAsText?: string | null;
-}): string {
-  const type = raw.headers.get("content-type") ?? "no content type";
-  return `a ${type} answer: ${JSON.stringify((raw.bodyAsText ?? "").slice(0, 80))}`;
-}
-
 /** No spare write budget for a background write now; it is tried again on a later tick. */
 export class WriteBudgetBusy extends Error {
   readonly code = "WriteBudgetBusy";
@@ -303,19 +285,7 @@ export class WriteBudgetBusy extends Error {
   }
 }
 
-function summarize(resource: JobBase): JobSummary {
-  const created = resource.systemData?.createdAt;
-  return {
-    name: resource.name ?? "",
-    status: resource.properties?.status,
-    createdAt: created instanceof Date ? created.getTime() : created ? Date.parse(String(created)) : 0,
-    experiment: resource.properties?.experimentName,
-    isArchived: resource.properties?.isArchived === true,
-    resource,
-  };
-}
-
-/** The inner code AzureML gives a second create of an existing job (our own transport retry's echo). */
+/** The inner code AzureML gives a PUT that changes an immutable field (or a second create of a job). */
 export function isJobPropertyImmutable(error: unknown): boolean {
   const e = error as { code?: unknown; message?: unknown; response?: { bodyAsText?: unknown } } | undefined;
   const texts = [e?.code, e?.message, e?.response?.bodyAsText];

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { regionCommonShape } from "../common-config.js";
 import { backChannelSchema } from "../../backchannel/config.js";
+import { ENVIRONMENT_NAME } from "./template.js";
 import { credentialConfigSchema, PUBLIC_ARM_ENDPOINT } from "../../azure/credentials.js";
 
 const armName = (what: string) =>
@@ -69,7 +70,13 @@ export const azuremlRegionSchema = z
     /** Retries of a failed ARM call (429, 5xx, network errors, timeouts). */
     retries: z.number().int().min(0).max(10).default(3),
     /** Name of the environment created for a template with an inline image (default `{experiment}-image`). */
-    environmentName: armName("environment").optional(),
+    environmentName: z
+      .string()
+      .regex(
+        ENVIRONMENT_NAME,
+        "an environment name (letters, digits, '-', '_'; at most 255; the service's pattern)",
+      )
+      .optional(),
     /** Stop listing after this many pages (a guard against a runaway workspace; 100 jobs a page). */
     maxListPages: z.number().int().min(1).default(500),
   })

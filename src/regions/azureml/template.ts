@@ -123,10 +123,11 @@ function resources(value: unknown): Dict {
         out.instanceType = expectString(item, "resources.instance_type");
         break;
       case "shm_size":
-        if (typeof item !== "string" || !/^\d+[bkmg]?$/i.test(item))
+        // The service's pattern is \d+[bBkKmMgG]: a size without its unit is refused at submit.
+        if (typeof item !== "string" || !SHM_SIZE.test(item))
           throw new TemplateError(
             "resources.shm_size",
-            `expected a size such as 8g or 512m; given ${describe(item)}`,
+            `expected a size with its unit (b, k, m or g), such as 8g or 512m; given ${describe(item)}`,
           );
         out.shmSize = item;
         break;
@@ -148,18 +149,44 @@ function resources(value: unknown): Dict {
   return out;
 }
 
-/** `azureml:name:version` (or a full environment version ARM id) -> reference; `@latest` is refused: ARM needs a version. */
-function environmentReference(value: string): { ref?: { name: string; version: string }; id?: string } {
+/** The service's patterns (REST spec 2022-10-01): shmSize `\d+[bBkKmMgG]`, environment names below. */
+const SHM_SIZE = /^\d+[bBkKmMgG]$/;
+export const ENVIRONMENT_NAME = /^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,254}$/;
+const ENVIRONMENT_NAME_HINT = "letters, digits, '-' and '_', starting with a letter or digit, at most 255";
+/** An environment shared through a registry: valid as a job's environmentId as it is. */
+const REGISTRY_ENVIRONMENT = /^azureml:\/\/registries\/[^/]+\/environments\/[^/]+\/versions\/[^/]+$/;
+
+/**
+ * `azureml:name:version`, a full environment version ARM id, or a registry environment
+ * (`azureml://registries/NAME/environments/ENV/versions/V`) -> reference or id; `@latest` is refused: ARM
+ * needs a version.
+ */
+function environmentReference(
+  value: string,
+  field = "environment",
+): { ref?: { name: string; version: string }; id?: string } {
+  if (value.startsWith("azureml://")) {
+    if (REGISTRY_ENVIRONMENT.test(value)) return { id: value };
+    throw new TemplateError(
+      field,
+      `expected a registry environment azureml://registries/NAME/environments/ENV/versions/VERSION; given ${describe(value)}`,
+    );
+  }
   const text = value.replace(/^azureml:/, "");
   if (text.startsWith("/subscriptions/")) return { id: text };
-  const match = /^([A-Za-z0-9][A-Za-z0-9_.-]*):([A-Za-z0-9_.-]+)$/.exec(text);
+  const match = /^([^:]+):([A-Za-z0-9_.-]+)$/.exec(text);
   if (!match) {
     throw new TemplateError(
-      "environment",
-      `expected azureml:NAME:VERSION, an environment version ARM id, or a mapping with an image; given ${describe(value)}` +
+      field,
+      `expected azureml:NAME:VERSION, an environment version ARM id, a registry environment or a mapping with an image; given ${describe(value)}` +
         (text.includes("@") ? " (name@label is not supported by the ARM job API: pin a version)" : ""),
     );
   }
+  if (!ENVIRONMENT_NAME.test(match[1]!))
+    throw new TemplateError(
+      field,
+      `expected an environment name (${ENVIRONMENT_NAME_HINT}); given ${describe(match[1])}`,
+    );
   return { ref: { name: match[1]!, version: match[2]! } };
 }
 
@@ -174,6 +201,12 @@ function inlineImage(value: Dict, defaultName: string): InlineImage {
   }
   const image = expectString(value.image, "environment.image");
   const name = value.name === undefined ? defaultName : expectString(value.name, "environment.name");
+  if (!ENVIRONMENT_NAME.test(name))
+    throw new TemplateError(
+      value.name === undefined ? "environment" : "environment.name",
+      `expected an environment name (${ENVIRONMENT_NAME_HINT}); given ${describe(name)}` +
+        (value.name === undefined ? " (the default {experiment}-image: set environmentName)" : ""),
+    );
   // The version is derived from the image, so the same template reuses the same environment version.
   const version =
     value.version === undefined
@@ -270,11 +303,17 @@ function fromArm(doc: Dict): JobTemplate {
     );
   expectString(properties.command, "properties.command");
   const copy: Dict = structuredClone(properties);
+  const shm = (copy.resources as Dict | undefined)?.shmSize;
+  if (shm !== undefined && (typeof shm !== "string" || !SHM_SIZE.test(shm)))
+    throw new TemplateError(
+      "properties.resources.shmSize",
+      `expected a size with its unit (b, k, m or g), such as 8g or 512m; given ${describe(shm)}`,
+    );
   delete copy.computeId;
   delete copy.experimentName;
   const template: JobTemplate = { format: "arm", properties: copy };
   if (typeof copy.environmentId === "string" && copy.environmentId.startsWith("azureml:")) {
-    const env = environmentReference(copy.environmentId);
+    const env = environmentReference(copy.environmentId, "properties.environmentId");
     delete copy.environmentId;
     if (env.id) copy.environmentId = env.id;
     else template.environmentRef = env.ref!;
@@ -282,6 +321,12 @@ function fromArm(doc: Dict): JobTemplate {
     expectString(copy.environmentId, "properties.environmentId");
   }
   return deepFreeze(template);
+}
+
+/** Nodes one worker takes: `resources.instanceCount` of the template (default 1). */
+export function nodesPerWorker(template: JobTemplate): number {
+  const count = (template.properties.resources as { instanceCount?: unknown } | undefined)?.instanceCount;
+  return typeof count === "number" && Number.isInteger(count) && count >= 1 ? count : 1;
 }
 
 function deepFreeze<T>(value: T): T {

@@ -11,6 +11,7 @@ import {
 import type { RegionContext } from "../../../src/regions/context.js";
 import type { ArmEmulator } from "./server.js";
 import type { VirtualWorkspace } from "./workspace.js";
+import type { ClusterOptions } from "./cluster.js";
 
 export const SUBSCRIPTION = "00000000-0000-4000-8000-000000000001";
 export const RESOURCE_GROUP = "rg-workforce";
@@ -66,10 +67,12 @@ export function makeRegion(
   maxNodeCount: number,
   overrides: Partial<AzuremlRegionInput> = {},
   limiters = new WriteLimiterPool({ burst: 10_000, perSecond: 10_000 }),
+  readLimiters = new WriteLimiterPool({ burst: 10_000, perSecond: 10_000 }),
+  cluster: ClusterOptions = {},
 ): AzuremlRegion {
-  emulator.workspace(SUBSCRIPTION, RESOURCE_GROUP, ws).addCluster("cluster", maxNodeCount);
+  emulator.workspace(SUBSCRIPTION, RESOURCE_GROUP, ws).addCluster("cluster", maxNodeCount, cluster);
   const config = azuremlRegionSchema.parse(regionInput(emulator, ws, overrides));
-  return createAzuremlRegion(config, testContext(emulator), { writeLimiters: limiters });
+  return createAzuremlRegion(config, testContext(emulator), { writeLimiters: limiters, readLimiters });
 }
 
 /**

@@ -1,7 +1,10 @@
+import { ClusterNodes, type Cluster, type ClusterOptions } from "./cluster.js";
+
 /**
- * The virtual AzureML workspace behind the ARM emulator: jobs, one or more compute clusters, and a scheduler
- * that moves jobs Queued -> Preparing -> Running when a node of their cluster is free (one job per node),
- * then to Completed when told or after their duration.
+ * The virtual AzureML workspace behind the ARM emulator: jobs, compute clusters and a scheduler that moves
+ * jobs the way the service does: NotStarted -> Preparing (the image, no node yet) -> Queued (waiting for
+ * nodes) -> Running (on `resources.instanceCount` nodes) -> Finalizing -> Completed, each step after its
+ * time. Nodes come and go as `cluster.ts` says (minNodeCount, idle time before scale-down, resizes).
  */
 
 export type JobStatus =
@@ -21,57 +24,59 @@ export type JobStatus =
   | "Unknown"
   | "Waiting";
 
+export type { Cluster } from "./cluster.js";
+
 export const TERMINAL: ReadonlySet<string> = new Set(["Completed", "Failed", "Canceled"]);
-/** States that hold a node of the cluster. */
-const ON_NODE: ReadonlySet<string> = new Set([
-  "Preparing",
-  "Starting",
-  "Running",
-  "Finalizing",
-  "NotResponding",
-]);
+/** States in which a job holds its nodes. */
+const ON_NODE: ReadonlySet<string> = new Set(["Running", "Finalizing", "NotResponding"]);
 
 export interface StoredJob {
   name: string;
-  /** The `properties` of the job as PUT, plus server-side fields. */
+  /** The `properties` of the job as stored: what was PUT plus what the service adds (jobs.ts). */
   properties: Record<string, unknown>;
   status: JobStatus;
   createdAt: Date;
+  lastModifiedAt: Date;
   /** Order of creation (ties in createdAt). */
   seq: number;
-  /** ms timestamp at which the current state ends on its own (Preparing -> Running, Running -> Completed). */
+  /** ms timestamp at which the current state ends on its own. */
   stateEndsAt?: number;
   /** How long the job runs once Running (undefined: until told). */
   durationMs?: number;
   /** Cluster (compute name) the job runs on. */
   compute?: string;
-  /** It got a node (a cancel then frees the node only once Canceled). */
-  hadNode?: boolean;
-}
-
-export interface Cluster {
-  name: string;
-  maxNodeCount: number;
-  minNodeCount: number;
-  vmSize: string;
+  /** Nodes it holds now (0 while it waits). */
+  nodesHeld: number;
 }
 
 export interface SchedulerTiming {
-  /** Time a job spends Preparing before Running (default 0: next scheduler step). */
+  /** NotStarted -> Preparing (default 0: the same scheduler step). */
+  startMs: number;
+  /** Time a job spends Preparing (its image) before it queues for nodes (default 0). */
   prepareMs: number;
   /** Time from CancelRequested to Canceled. */
   cancelMs: number;
+  /** Time spent Finalizing (on its nodes) after running (default 0). */
+  finalizeMs: number;
   /** Default run time of a job once Running (undefined: until finished by the test). */
   runMs?: number;
 }
 
+/** Nodes a job asks for: `resources.instanceCount` (default 1). */
+export function nodesOf(properties: Record<string, unknown>): number {
+  const count = (properties.resources as { instanceCount?: unknown } | undefined)?.instanceCount;
+  return typeof count === "number" && Number.isInteger(count) && count >= 1 ? count : 1;
+}
+
 export class VirtualWorkspace {
   readonly jobs = new Map<string, StoredJob>();
-  readonly clusters = new Map<string, Cluster>();
+  readonly clusters = new Map<string, ClusterNodes>();
   readonly environments = new Map<string, Record<string, unknown>>();
   private seq = 0;
   /** Called when a job enters Running (the e2e test starts consuming tasks for it). */
   onRunning?: (job: StoredJob) => void;
+  /** What the service adds to every job it creates (set by the server: jobs.ts `decorate`). */
+  decorate?: (name: string, properties: Record<string, unknown>) => Record<string, unknown>;
 
   constructor(
     readonly subscription: string,
@@ -85,33 +90,28 @@ export class VirtualWorkspace {
     return `/subscriptions/${this.subscription}/resourceGroups/${this.resourceGroup}/providers/Microsoft.MachineLearningServices/workspaces/${this.name}`;
   }
 
-  addCluster(
-    name: string,
-    maxNodeCount: number,
-    options: Partial<Omit<Cluster, "name" | "maxNodeCount">> = {},
-  ): Cluster {
-    const cluster: Cluster = {
-      name,
-      maxNodeCount,
-      minNodeCount: options.minNodeCount ?? 0,
-      vmSize: options.vmSize ?? "STANDARD_D2_V2",
-    };
-    this.clusters.set(name.toLowerCase(), cluster);
-    return cluster;
+  addCluster(name: string, maxNodeCount: number, options: ClusterOptions = {}): Cluster {
+    const nodes = new ClusterNodes(name, maxNodeCount, options, this.now);
+    this.clusters.set(name.toLowerCase(), nodes);
+    return nodes.cluster;
   }
 
-  cluster(name: string): Cluster | undefined {
+  cluster(name: string): ClusterNodes | undefined {
     return this.clusters.get(name.toLowerCase());
   }
 
   createJob(name: string, properties: Record<string, unknown>, durationMs?: number): StoredJob {
     const computeId = typeof properties.computeId === "string" ? properties.computeId : undefined;
+    const at = new Date(this.now());
     const job: StoredJob = {
       name,
-      properties,
-      status: "Queued",
-      createdAt: new Date(this.now()),
+      properties: this.decorate ? this.decorate(name, properties) : properties,
+      status: "NotStarted",
+      createdAt: at,
+      lastModifiedAt: at,
       seq: this.seq++,
+      stateEndsAt: this.now() + this.timing.startMs,
+      nodesHeld: 0,
       ...(durationMs !== undefined || this.timing.runMs !== undefined
         ? { durationMs: durationMs ?? this.timing.runMs }
         : {}),
@@ -127,12 +127,16 @@ export class VirtualWorkspace {
       const name = `${prefix}-${i.toString(36).padStart(6, "0")}`;
       const job = this.createJob(name, properties(i));
       job.status = "Completed";
+      job.stateEndsAt = undefined;
     }
   }
 
+  /** Force a status (tests); a job that leaves its nodes gives them back. */
   setStatus(name: string, status: JobStatus): void {
     const job = this.jobs.get(name);
     if (!job) throw new Error(`no job ${name} in workspace ${this.name}`);
+    if (ON_NODE.has(status) && job.nodesHeld === 0) this.take(job);
+    if (!ON_NODE.has(status) && status !== "CancelRequested") this.release(job);
     job.status = status;
     job.stateEndsAt = undefined;
   }
@@ -149,58 +153,84 @@ export class VirtualWorkspace {
     job.stateEndsAt = this.now() + this.timing.cancelMs;
   }
 
-  nodesInUse(cluster: string): number {
-    let used = 0;
-    for (const job of this.jobs.values()) {
-      if (job.compute?.toLowerCase() !== cluster.toLowerCase()) continue;
-      // A cancelled job that had a node keeps it until it is Canceled.
-      if (ON_NODE.has(job.status) || (job.status === "CancelRequested" && job.hadNode)) used++;
-    }
-    return used;
-  }
-
   byStatus(status: JobStatus): StoredJob[] {
     return [...this.jobs.values()].filter((job) => job.status === status);
+  }
+
+  private take(job: StoredJob): boolean {
+    const cluster = this.cluster(job.compute ?? "");
+    const want = nodesOf(job.properties);
+    if (!cluster || !cluster.assign(want)) return false;
+    job.nodesHeld = want;
+    return true;
+  }
+
+  private release(job: StoredJob): void {
+    if (job.nodesHeld === 0) return;
+    this.cluster(job.compute ?? "")?.free(job.nodesHeld);
+    job.nodesHeld = 0;
+  }
+
+  private run(job: StoredJob, now: number): void {
+    job.status = "Running";
+    job.stateEndsAt = job.durationMs !== undefined ? now + job.durationMs : undefined;
+    this.onRunning?.(job);
   }
 
   /** Advance every job whose time has come; start queued jobs on free nodes, oldest first. */
   schedule(): void {
     const now = this.now();
+    // Timed steps, repeated while a zero-length step leads into the next one.
     for (const job of this.jobs.values()) {
-      if (job.stateEndsAt === undefined || job.stateEndsAt > now) continue;
-      if (job.status === "Preparing") {
-        job.status = "Running";
-        job.stateEndsAt = job.durationMs !== undefined ? now + job.durationMs : undefined;
-        this.onRunning?.(job);
-      } else if (job.status === "Running") {
-        job.status = "Completed";
-        job.stateEndsAt = undefined;
-      } else if (job.status === "CancelRequested") {
-        job.status = "Canceled";
-        job.stateEndsAt = undefined;
+      for (let guard = 0; guard < 6 && job.stateEndsAt !== undefined && job.stateEndsAt <= now; guard++) {
+        switch (job.status) {
+          case "NotStarted":
+            job.status = "Preparing";
+            job.stateEndsAt = job.stateEndsAt + this.timing.prepareMs;
+            break;
+          case "Preparing":
+            job.status = "Queued";
+            job.stateEndsAt = undefined;
+            break;
+          case "Running":
+            job.status = "Finalizing";
+            job.stateEndsAt = job.stateEndsAt + this.timing.finalizeMs;
+            break;
+          case "Finalizing":
+            job.status = "Completed";
+            job.stateEndsAt = undefined;
+            this.release(job);
+            break;
+          case "CancelRequested":
+            job.status = "Canceled";
+            job.stateEndsAt = undefined;
+            this.release(job);
+            break;
+          default:
+            job.stateEndsAt = undefined;
+        }
       }
     }
+    for (const cluster of this.clusters.values()) cluster.tick();
     const queued = [...this.jobs.values()]
       .filter((job) => job.status === "Queued")
       .sort((a, b) => a.seq - b.seq);
-    const free = new Map<string, number>();
+    const waiting = new Map<ClusterNodes, number>();
     for (const job of queued) {
-      const clusterName = job.compute ?? "";
-      const cluster = this.cluster(clusterName);
-      if (!cluster) continue;
-      const key = cluster.name.toLowerCase();
-      if (!free.has(key)) free.set(key, cluster.maxNodeCount - this.nodesInUse(cluster.name));
-      const left = free.get(key)!;
-      if (left <= 0) continue;
-      free.set(key, left - 1);
-      job.status = "Preparing";
-      job.hadNode = true;
-      job.stateEndsAt = now + this.timing.prepareMs;
-      if (this.timing.prepareMs === 0) {
-        job.status = "Running";
-        job.stateEndsAt = job.durationMs !== undefined ? now + job.durationMs : undefined;
-        this.onRunning?.(job);
+      if (this.take(job)) {
+        this.run(job, now);
+        continue;
       }
+      const cluster = this.cluster(job.compute ?? "");
+      if (cluster) waiting.set(cluster, (waiting.get(cluster) ?? 0) + nodesOf(job.properties));
+    }
+    // Clusters grow for the nodes their queued jobs still wait for; with no allocation time the new nodes
+    // are there at once and the jobs start in this same step.
+    let grewAtOnce = false;
+    for (const [cluster, demand] of waiting) if (cluster.request(demand)) grewAtOnce = true;
+    for (const cluster of this.clusters.values()) if (!waiting.has(cluster)) cluster.request(0);
+    if (grewAtOnce) {
+      for (const job of queued) if (job.status === "Queued" && this.take(job)) this.run(job, now);
     }
   }
 }
