@@ -151,8 +151,7 @@ export const SETTINGS = [
     env: "WORKFORCE_CALL_TIMEOUT_SECONDS",
     schema: positiveSeconds(),
     default: 30,
-    description:
-      "Deadline of each queue or region call within a tick; at most the interval (unset: 30, or the interval when shorter).",
+    description: "Deadline of each queue or region call within a tick; when set, at most the interval.",
   }),
   setting({
     key: "readConcurrency",
