@@ -30,7 +30,12 @@ export interface ListenOptions {
   hasWorkers?: () => boolean;
   /** How often `hasWorkers` is asked again while it says no (default 1 s). */
   workerPollMs?: number;
+  /** Logged with "listening for control messages" once the first receive has answered (connected). */
+  listeningFields?: Record<string, unknown>;
 }
+
+/** The first receive waits this long at most: its answer is what proves the link is up. */
+const FIRST_RECEIVE_MS = 1_000;
 
 export type ListenResult = { kind: "acted"; operation: ControlOperation } | { kind: "stopped" };
 
@@ -66,6 +71,7 @@ export async function listenForControl(options: ListenOptions): Promise<ListenRe
   const maxBackoffMs = options.maxBackoffMs ?? 30_000;
   let backoffMs = 500;
   let waitingForWorkers = false;
+  let listening = false;
   while (!signal.aborted) {
     if (options.hasWorkers && !options.hasWorkers()) {
       // Logged once per wait, not per poll.
@@ -78,11 +84,19 @@ export async function listenForControl(options: ListenOptions): Promise<ListenRe
     waitingForWorkers = false;
     let messages: ServiceBusReceivedMessage[];
     try {
-      messages = await receiver.receiveMessages(1, { maxWaitTimeInMs, abortSignal: signal });
+      messages = await receiver.receiveMessages(1, {
+        maxWaitTimeInMs: listening ? maxWaitTimeInMs : Math.min(FIRST_RECEIVE_MS, maxWaitTimeInMs),
+        abortSignal: signal,
+      });
       backoffMs = 500;
+      if (!listening) logger.info(options.listeningFields ?? {}, "listening for control messages");
+      listening = true;
     } catch (error) {
       if (signal.aborted) break;
-      logger.warn({ err: error, retryInMs: backoffMs }, "receiving control messages failed; retrying");
+      logger.warn(
+        { err: error, retryInMs: backoffMs },
+        `${listening ? "receiving control messages failed" : "cannot connect to the back channel yet"}; retrying`,
+      );
       await sleep(backoffMs, signal);
       backoffMs = Math.min(backoffMs * 2, maxBackoffMs);
       continue;

@@ -104,6 +104,7 @@ async function checkPortFree(options: DemoOptions): Promise<void> {
     throw new Error(
       `${setting}: cannot listen on 127.0.0.1:${port} (${(error as NodeJS.ErrnoException).code ?? error}); ` +
         `pick a free port with ${fromEnv ? "WORKFORCE_METRICS_PORT" : "--metrics-port"}, or 0 for any free port`,
+      { cause: error },
     );
   } finally {
     await new Promise<void>((resolve) => server.close(() => resolve()));
