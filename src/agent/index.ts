@@ -5,6 +5,7 @@ import { ConfigError, type ConfigProblem } from "../config/load.js";
 import type { Logger } from "../logging/logger.js";
 import { createServiceBusClient, namespaceOf } from "../backchannel/clients.js";
 import { SHUTDOWN_SUBSCRIPTION } from "../backchannel/config.js";
+import { explainServiceBusError } from "../backchannel/errors.js";
 import { CONTROL_OPERATIONS, isControlOperation, type ControlOperation } from "../backchannel/message.js";
 import { listenForControl, type ControlOutcome } from "./listener.js";
 import { chooseTargets, recordSignalled, scanPidDir, signalledBefore } from "./pids.js";
@@ -241,6 +242,12 @@ export async function runAgent(options: AgentOptions): Promise<number> {
           logger,
           onControl,
           hasWorkers: () => workersToStop().length > 0,
+          explainError: (error) =>
+            explainServiceBusError(error, {
+              namespace: namespaceOf(channel),
+              entity: `${channel.topic}/Subscriptions/${channel.subscription}`,
+              claim: "Listen",
+            }),
           signal: stop.signal,
           ...(options.maxWaitMs !== undefined ? { maxWaitMs: options.maxWaitMs } : {}),
         });

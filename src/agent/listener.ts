@@ -1,5 +1,6 @@
 import type { ServiceBusReceivedMessage, ServiceBusReceiver } from "@azure/service-bus";
 import type { Logger } from "../logging/logger.js";
+import { BackChannelAccessError } from "../backchannel/errors.js";
 import { decodeControlMessage, type ControlOperation, type ReceivedBody } from "../backchannel/message.js";
 
 /** What the node did about a control message. */
@@ -32,6 +33,8 @@ export interface ListenOptions {
   workerPollMs?: number;
   /** Logged with "listening for control messages" once the first receive has answered (connected). */
   listeningFields?: Record<string, unknown>;
+  /** Turns a failed receive into what a user should read (a refused token names its cause). */
+  explainError?: (error: unknown) => unknown;
 }
 
 /** The first receive waits this long at most: its answer is what proves the link is up. */
@@ -93,9 +96,12 @@ export async function listenForControl(options: ListenOptions): Promise<ListenRe
       listening = true;
     } catch (error) {
       if (signal.aborted) break;
+      const explained = options.explainError ? options.explainError(error) : error;
       logger.warn(
-        { err: error, retryInMs: backoffMs },
-        `${listening ? "receiving control messages failed" : "cannot connect to the back channel yet"}; retrying`,
+        { err: explained, retryInMs: backoffMs },
+        explained instanceof BackChannelAccessError
+          ? `the back channel refused access; retrying: ${explained.message}`
+          : `${listening ? "receiving control messages failed" : "cannot connect to the back channel yet"}; retrying`,
       );
       await sleep(backoffMs, signal);
       backoffMs = Math.min(backoffMs * 2, maxBackoffMs);

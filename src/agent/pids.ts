@@ -152,18 +152,19 @@ export function isSelfOrDescendant(pid: number, ancestor: number): boolean {
 }
 
 /**
- * The processes to signal: every live PID file, plus (wrap mode) the wrapped child when no live PID file
- * is the child or runs below it. A PID file for the child itself is dropped when another one runs below
- * it (the real worker wrote its own, and signalling the wrapper too would deliver the signal twice).
+ * The processes to signal: every live PID file, and nothing else. A worker is ready only once it has written
+ * its PID file (ai4s-jobq installs its signal handlers first, then writes it): a wrapped child that has not
+ * is still starting, and a signal would meet its default action (SIGUSR1 and SIGINT kill it). In wrap mode a
+ * PID file for the child itself is dropped when another one runs below it (the real worker wrote its own,
+ * and signalling the wrapper too would deliver the signal twice).
  */
 export function chooseTargets(states: readonly PidFileState[], childPid?: number): number[] {
   const live = [
     ...new Set(states.flatMap((state) => (state.verdict.status === "live" ? [state.verdict.pid] : []))),
   ];
-  if (childPid === undefined) return live;
+  if (childPid === undefined || !live.includes(childPid)) return live;
   const belowChild = live.filter((pid) => pid !== childPid && isSelfOrDescendant(pid, childPid));
-  if (belowChild.length > 0) return live.filter((pid) => pid !== childPid);
-  return live.includes(childPid) ? live : [...live, childPid];
+  return belowChild.length > 0 ? live.filter((pid) => pid !== childPid) : live;
 }
 
 /**

@@ -3,10 +3,13 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node
 import { constants } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "../logging/logger.js";
-import { chooseTargets, scanPidDir } from "./pids.js";
+import { isSelfOrDescendant, scanPidDir } from "./pids.js";
 
 /** Signals the agent passes on to its wrapped worker (SIGINT from a terminal reaches both through the process group). */
 export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ["SIGTERM", "SIGHUP"];
+
+/** Without --pid-file-grace, warn once when the worker has written no PID file after this long. */
+const NO_PID_FILE_WARNING_MS = 60_000;
 
 export interface WrappedWorker {
   readonly child: ChildProcess;
@@ -24,7 +27,10 @@ export interface WrapOptions {
   pidDir: string;
   workerId: string;
   logger: Logger;
-  /** Write the child's PID file if, after this long, no live PID file is the child or runs below it. */
+  /**
+   * For a command that writes no PID file: write one for the child if, after this long, no live PID file is
+   * the child or runs below it. Undefined (the default): never; the worker is ready when it writes its own.
+   */
   pidFileGraceMs?: number;
   env?: NodeJS.ProcessEnv;
 }
@@ -86,13 +92,24 @@ export function startWrappedWorker(options: WrapOptions): WrappedWorker {
   process.on("SIGINT", onInterrupt);
   handlers.push(["SIGINT", onInterrupt]);
 
+  /** Whether the child, or a process below it, has written a PID file that names it (it is ready). */
+  const hasOwnPidFile = (): boolean =>
+    child.pid !== undefined &&
+    scanPidDir(options.pidDir).some(
+      (state) => state.verdict.status === "live" && isSelfOrDescendant(state.verdict.pid, child.pid!),
+    );
+
+  const grace = options.pidFileGraceMs;
   const graceTimer = setTimeout(() => {
-    if (!running || child.pid === undefined) return;
-    const states = scanPidDir(options.pidDir);
-    const targets = chooseTargets(states, child.pid);
-    // The child (or something below it) wrote its own PID file: leave it at that.
-    if (!targets.includes(child.pid)) return;
-    if (states.some((state) => state.verdict.status === "live" && state.verdict.pid === child.pid)) return;
+    if (!running || child.pid === undefined || hasOwnPidFile()) return;
+    if (grace === undefined) {
+      options.logger.warn(
+        { pidDir: options.pidDir, pid: child.pid },
+        "the worker has written no PID file yet: no control message is taken until it does " +
+          "(for a command that writes none, give --pid-file-grace)",
+      );
+      return;
+    }
     const path = join(options.pidDir, `${options.workerId}.pid`);
     try {
       writePidFileAtomically(path, child.pid);
@@ -101,7 +118,7 @@ export function startWrappedWorker(options: WrapOptions): WrappedWorker {
     } catch (error) {
       options.logger.warn({ err: error, path }, "could not write the worker's PID file");
     }
-  }, options.pidFileGraceMs ?? 2_000);
+  }, grace ?? NO_PID_FILE_WARNING_MS);
   graceTimer.unref();
 
   function dispose(): void {

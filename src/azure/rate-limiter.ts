@@ -60,13 +60,28 @@ export class WriteRateLimiter {
    * all of them or does not start (a partial read is worth nothing).
    */
   async reserve(count: number, maxWaitMs: number, signal?: AbortSignal): Promise<boolean> {
-    this.refill();
-    const waitMs = ((count - this.tokens) / this.perSecond) * 1000;
-    if (waitMs > maxWaitMs) return false;
-    // Spoken for now (the bucket may go below zero); the wait is the time until it is back above.
-    this.tokens -= count;
+    const times = this.reserveAt(count, maxWaitMs);
+    if (!times) return false;
+    const waitMs = times[times.length - 1]! - this.now();
     if (waitMs > 0) await abortableDelay(Math.ceil(waitMs), signal);
     return true;
+  }
+
+  /**
+   * Like `reserve`, without waiting: the time (ms, this limiter's clock) at which each of the `count`
+   * tokens is there, or undefined (nothing taken) when the last would come later than `maxWaitMs`. A
+   * listing sends page k at its token's time, so its first pages need not wait for the last one's token.
+   */
+  reserveAt(count: number, maxWaitMs: number): number[] | undefined {
+    this.refill();
+    const now = this.now();
+    if (((count - this.tokens) / this.perSecond) * 1000 > maxWaitMs) return undefined;
+    const times: number[] = [];
+    for (let k = 1; k <= count; k++)
+      times.push(now + Math.max(0, ((k - this.tokens) / this.perSecond) * 1000));
+    // Spoken for now (the bucket may go below zero); each is usable at its time.
+    this.tokens -= count;
+    return times;
   }
 
   /** Tokens in the bucket now (negative while reservations are waiting). */

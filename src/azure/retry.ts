@@ -1,9 +1,14 @@
-import pRetry from "p-retry";
+import pRetry, { AbortError } from "p-retry";
+import { BackoffError, deadlineOf, type Backoff, type CallKind } from "./backoff.js";
 
 /**
  * One retry policy for every Azure call (ARM reads and writes): 429, 5xx, network errors and per-attempt
  * timeouts are retried; the server's `x-ms-retry-after-ms` or `Retry-After` wins over our own backoff.
  * The SDK's built-in retries are turned off (see arm-client.ts) so that this is the only place.
+ *
+ * With `backoff`, a 429 or 503 that says how long to wait is remembered for the region and kind of call
+ * (src/azure/backoff.ts): every later call waits for it, and a call whose deadline comes first gives up at
+ * once with a BackoffError instead of sending, or of sleeping until its deadline.
  */
 
 /** Codes the Node HTTP client puts on a RestError when no response came back. */
@@ -39,6 +44,14 @@ export interface RetryOptions {
   onRetry?: (info: { error: unknown; attempt: number; delayMs: number }) => void;
   /** Random source for jitter (tests pass a fixed one). */
   random?: () => number;
+  /** The region's remembered throttling, and which kind of call this is. */
+  backoff?: { gate: Backoff; call: CallKind };
+  /**
+   * With `backoff`: the longest wait for the back-off taken within a call (default 1 s), and only if it
+   * ends before the caller's deadline. A longer one makes the call give up at once: a throttled region
+   * must not hold the tick of the others.
+   */
+  inlineWaitMs?: number;
 }
 
 interface HeaderBag {
@@ -138,12 +151,35 @@ export async function withRetry<T>(
     onRetry,
     beforeAttempt,
     random = Math.random,
+    backoff,
+    inlineWaitMs = 1_000,
   } = options;
+  /** Wait `ms` if the caller's deadline (or, without one, maxDelayMs) allows; else a BackoffError now. */
+  const waitOrGiveUp = async (ms: number): Promise<void> => {
+    const deadline = deadlineOf(signal);
+    const fits = deadline === undefined ? ms <= maxDelayMs : ms <= inlineWaitMs && Date.now() + ms < deadline;
+    if (!fits && backoff) {
+      const state = backoff.gate.active().find((s) => s.call === backoff.call);
+      throw new BackoffError(backoff.call, state?.until ?? Date.now() + ms, state?.reason ?? "throttled");
+    }
+    await abortableDelay(Math.min(ms, maxDelayMs), signal);
+  };
   return pRetry(
     async () => {
       const controller = new AbortController();
       const onAbort = () => controller.abort(signal!.reason);
       if (signal?.aborted) throw signal.reason;
+      if (backoff) {
+        const quiet = backoff.gate.remainingMs(backoff.call);
+        if (quiet > 0) {
+          try {
+            await waitOrGiveUp(quiet);
+          } catch (error) {
+            // Not sent: p-retry's AbortError ends the retries with this error as it is.
+            throw error instanceof BackoffError ? new AbortError(error) : error;
+          }
+        }
+      }
       await beforeAttempt?.(signal);
       signal?.addEventListener("abort", onAbort, { once: true });
       const timer =
@@ -172,12 +208,23 @@ export async function withRetry<T>(
       minTimeout: 0,
       maxTimeout: 0,
       ...(signal ? { signal } : {}),
+      // Every throttled answer is remembered, the last attempt's too.
+      onFailedAttempt: ({ error }) => {
+        const status = statusOf(error);
+        const asked = serverRetryAfterMs(error);
+        if (backoff && asked !== undefined && (status === 429 || status === 503)) {
+          const seconds = Math.round(asked / 100) / 10;
+          backoff.gate.note(backoff.call, asked, `HTTP ${status}, Retry-After ${seconds} s`);
+        }
+      },
       // The wait happens here (not in p-retry's backoff) because it depends on the answer's headers.
       shouldRetry: async ({ error, attemptNumber }) => {
         if (signal?.aborted || !isRetryable(error)) return false;
-        const delayMs = Math.min(retryDelayMs(error, attemptNumber, random), maxDelayMs);
+        const wantedMs = retryDelayMs(error, attemptNumber, random);
+        const delayMs = Math.min(wantedMs, maxDelayMs);
         onRetry?.({ error, attempt: attemptNumber, delayMs });
-        await abortableDelay(delayMs, signal);
+        if (backoff) await waitOrGiveUp(wantedMs);
+        else await abortableDelay(delayMs, signal);
         return true;
       },
     },

@@ -1,14 +1,16 @@
 import { z } from "zod";
+import {
+  QUEUE_OR_TOPIC_NAME,
+  QUEUE_OR_TOPIC_RULE,
+  SUBSCRIPTION_NAME,
+  SUBSCRIPTION_RULE,
+} from "./entity-names.js";
 
 /** The subscription every node listens on; fixed by ai4s-jobq, so not configurable on the node side. */
 export const SHUTDOWN_SUBSCRIPTION = "shutdown";
 
-/** Service Bus entity names: letters, digits, '.', '_', '-' (topic names may also hold '/'). */
-const entityName = z
-  .string()
-  .min(1)
-  .max(260)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._/-]*$/, "a Service Bus entity name (letters, digits, '.', '_', '-', '/')");
+const topicName = z.string().regex(QUEUE_OR_TOPIC_NAME, QUEUE_OR_TOPIC_RULE);
+const subscriptionName = z.string().regex(SUBSCRIPTION_NAME, SUBSCRIPTION_RULE);
 
 /** A host name, optionally with a port: `NAME.servicebus.windows.net`, `127.0.0.1:5671`. */
 const hostName = z
@@ -43,9 +45,9 @@ export const backChannelSchema = z
       )
       .optional(),
     /** What nodes get in WORKFORCE_CONTROL_TOPIC_NAME. */
-    topic: entityName,
+    topic: topicName,
     /** Nodes listen on `shutdown` (ai4s-jobq's fixed name); change it only for agents started with the same name. */
-    subscription: entityName.default(SHUTDOWN_SUBSCRIPTION),
+    subscription: subscriptionName.default(SHUTDOWN_SUBSCRIPTION),
     /**
      * Where the administration client (HTTPS, ATOM) is reached when it is not the namespace itself, e.g. an
      * emulator that serves AMQP and HTTPS on different ports: `https://127.0.0.1:5443` or `127.0.0.1:5443`.

@@ -163,8 +163,12 @@ export function createDrainChannel(
         return { drained: 0, errors: [] };
       }
       const operation = deps.settings.drainOperation;
-      const { sent, errors } = await sender.send(operation, reserved.toSend, options);
-      if (sent < reserved.toSend) {
+      const result = await sender.send(operation, reserved.toSend, options);
+      const { sent, errors } = result;
+      const unknown = result.unknown ?? 0;
+      // A send cut off before the broker answered may have gone out: it stays in the ledger as sent.
+      const mayHaveGone = sent + unknown;
+      if (mayHaveGone < reserved.toSend) {
         try {
           // Its own deadline: the caller's signal may be what ended the send.
           await withLedger(
@@ -172,7 +176,7 @@ export function createDrainChannel(
             regionName,
             { signal: AbortSignal.timeout(SETTLE_TIMEOUT_MS) },
             (ledger) => ({
-              next: settleDrain(ledger, id, sent),
+              next: settleDrain(ledger, id, mayHaveGone),
               result: undefined,
             }),
           );
@@ -189,13 +193,14 @@ export function createDrainChannel(
           operation,
           requested: count,
           sent,
+          ...(unknown > 0 ? { unknown } : {}),
           inFlightBefore: reserved.inFlight,
           running: running.length,
           ...(errors[0] ? { err: errors[0] } : {}),
         },
-        `drain requested: ${sent} control message(s) sent`,
+        `drain requested: ${sent} control message(s) sent${unknown > 0 ? `, ${unknown} cut off (counted as sent)` : ""}`,
       );
-      return { drained: sent, errors };
+      return { drained: sent, ...(unknown > 0 ? { unknown } : {}), errors };
     },
 
     close: () => sender.close(),

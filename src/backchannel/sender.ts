@@ -1,4 +1,9 @@
-import type { ServiceBusClient, ServiceBusMessage, ServiceBusSender } from "@azure/service-bus";
+import type {
+  ServiceBusClient,
+  ServiceBusMessage,
+  ServiceBusMessageBatch,
+  ServiceBusSender,
+} from "@azure/service-bus";
 import type { Logger } from "../logging/logger.js";
 import type { CallOptions } from "../regions/types.js";
 import {
@@ -8,6 +13,7 @@ import {
   type ServiceBusClientDeps,
   type ServiceBusTarget,
 } from "./clients.js";
+import { explainServiceBusError } from "./errors.js";
 import { encodeControlMessage, type ControlOperation } from "./message.js";
 
 export interface ControlTopic extends ServiceBusTarget {
@@ -20,7 +26,27 @@ export interface ControlTopic extends ServiceBusTarget {
 export interface SendResult {
   /** Messages the broker accepted. */
   sent: number;
+  /**
+   * Messages whose send was cut off before the broker answered (deadline, dropped connection): the broker
+   * may have taken them, so they count as sent.
+   */
+  unknown?: number;
   errors: Error[];
+}
+
+/** Broker answers that say a send was refused, not carried out: its messages are certainly not sent. */
+const REFUSALS = new Set([
+  "MessageSizeExceeded",
+  "MessagingEntityNotFound",
+  "MessagingEntityDisabled",
+  "UnauthorizedAccess",
+  "QuotaExceeded",
+  "ServiceBusy",
+]);
+
+function refused(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" && REFUSALS.has(code);
 }
 
 export interface ControlSender {
@@ -138,10 +164,18 @@ export function createControlSender(options: ControlSenderOptions): ControlSende
   ): Promise<SendResult> {
     if (!Number.isInteger(count) || count < 0)
       throw new RangeError(`message count must be an integer >= 0; given ${count}`);
-    if (count === 0) return { sent: 0, errors: [] };
+    if (count === 0) return { sent: 0, unknown: 0, errors: [] };
     const abortSignal = callOptions?.signal;
     await ensureTopology(callOptions);
     let sent = 0;
+    /** Messages of the batch being sent now: if the send fails, they may have gone out all the same. */
+    let sending = 0;
+    const sendBatch = async (topicSender: ServiceBusSender, batch: ServiceBusMessageBatch) => {
+      sending = batch.count;
+      await topicSender.sendMessages(batch, { abortSignal });
+      sent += batch.count;
+      sending = 0;
+    };
     try {
       const topicSender = getSender();
       // Batches: k messages in as few round trips as the broker's size limit allows.
@@ -149,19 +183,25 @@ export function createControlSender(options: ControlSenderOptions): ControlSende
       for (let index = 0; index < count; index += 1) {
         if (batch.tryAddMessage(message(operation))) continue;
         if (batch.count === 0) throw new Error("a control message does not fit in an empty batch");
-        await topicSender.sendMessages(batch, { abortSignal });
-        sent += batch.count;
+        await sendBatch(topicSender, batch);
         batch = await topicSender.createMessageBatch({ abortSignal });
         if (!batch.tryAddMessage(message(operation)))
           throw new Error("a control message does not fit in an empty batch");
       }
-      if (batch.count > 0) {
-        await topicSender.sendMessages(batch, { abortSignal });
-        sent += batch.count;
-      }
-      return { sent, errors: [] };
+      if (batch.count > 0) await sendBatch(topicSender, batch);
+      return { sent, unknown: 0, errors: [] };
     } catch (error) {
-      return { sent, errors: [error instanceof Error ? error : new Error(String(error))] };
+      const unknown = refused(error) ? 0 : sending;
+      const explained = explainServiceBusError(error, {
+        namespace: namespaceOf(target),
+        entity: target.topic,
+        claim: "Send",
+      });
+      return {
+        sent,
+        unknown,
+        errors: [explained instanceof Error ? explained : new Error(String(explained))],
+      };
     }
   }
 

@@ -167,7 +167,15 @@ export const SETTINGS = [
     schema: int(0),
     default: 3,
     description:
-      "Ticks a region's last good observation may stand in for a failed read (no hires meanwhile).",
+      "Ticks a region's last good observation may stand in for a failed read while the other regions hire. The region itself gets no action while unreadable and keeps counting (its last reading plus the hires made there since); past this many ticks nobody is hired until it answers.",
+  }),
+  setting({
+    key: "hireGraceSeconds",
+    env: "WORKFORCE_HIRE_GRACE_SECONDS",
+    schema: seconds(1),
+    default: 300,
+    description:
+      "How long a submission whose outcome is unknown (timed out, cut off, reset) counts as a pending worker while the region's listing does not show it. ARM gives up on a request after about a minute; five leave room for a slow listing. Too short risks a duplicate hire, too long only delays a replacement.",
   }),
   setting({
     key: "dryRun",

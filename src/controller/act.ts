@@ -1,5 +1,5 @@
 import pLimit from "p-limit";
-import type { Region } from "../regions/types.js";
+import type { HireOptions, Region } from "../regions/types.js";
 import type { Plan, RegionPlan } from "../policy/decide.js";
 import type { Logger } from "../logging/logger.js";
 import type { RegionOperation } from "../metrics/registry.js";
@@ -10,9 +10,14 @@ import type { ScaleUpFailureReason } from "../metrics/registry.js";
 
 export interface RegionOutcome {
   region: string;
+  /** Workers the service accepted. */
   hired: number;
+  /** Submissions with an unknown outcome (timed out, cut off): they may exist and count as in flight. */
+  hireUnknown: number;
   cancelled: number;
   drained: number;
+  /** Drain requests that may have gone out (the send was cut off): they count as sent. */
+  drainUnknown: number;
   errors: Array<{
     operation: RegionOperation;
     message: string;
@@ -33,6 +38,15 @@ function failure(operation: RegionOperation, error: unknown): RegionOutcome["err
   };
 }
 
+/** What a region call answered: the counts of whichever operation it was. */
+export interface CallResult {
+  errors: Error[];
+  hired?: number;
+  cancelled?: number;
+  drained?: number;
+  unknown?: number;
+}
+
 export interface ActOptions {
   /** Deadline of one region's whole action (hires of many workers take a while). */
   actTimeoutMs: number;
@@ -40,10 +54,14 @@ export interface ActOptions {
   dryRun: boolean;
   logger: Logger;
   signal?: AbortSignal;
+  /** Options the controller adds to a region's hire (to count submissions in flight). */
+  hireOptions?: (region: string) => Pick<HireOptions, "onSubmit" | "onOutcome">;
+  /** A call abandoned at its deadline answered later: what it did after all. */
+  onLate?: (region: string, operation: RegionOperation, result: CallResult) => void;
 }
 
 function emptyOutcome(region: string): RegionOutcome {
-  return { region, hired: 0, cancelled: 0, drained: 0, errors: [] };
+  return { region, hired: 0, hireUnknown: 0, cancelled: 0, drained: 0, drainUnknown: 0, errors: [] };
 }
 
 /**
@@ -74,21 +92,23 @@ async function actOnRegion(region: Region, plan: RegionPlan, options: ActOptions
   const step = async (
     operation: RegionOperation,
     count: number,
-    call: (
-      signal: AbortSignal,
-    ) => Promise<{ errors: Error[]; hired?: number; cancelled?: number; drained?: number }>,
+    call: (signal: AbortSignal) => Promise<CallResult>,
     field: "hired" | "cancelled" | "drained",
   ) => {
     if (count <= 0) return;
+    let running: Promise<CallResult> | undefined;
     try {
       const result = await withDeadline(
         `region ${region.name} ${operation}`,
         options.actTimeoutMs,
-        call,
+        (signal) => (running = call(signal)),
         options.signal,
       );
       const done = Number(result[field] ?? 0);
       outcome[field] = Number.isFinite(done) ? done : 0;
+      const unknown = Number(result.unknown ?? 0);
+      if (operation === "hire") outcome.hireUnknown = Number.isFinite(unknown) ? unknown : 0;
+      if (operation === "drain") outcome.drainUnknown = Number.isFinite(unknown) ? unknown : 0;
       for (const error of result.errors ?? []) outcome.errors.push(failure(operation, error));
       if (outcome[field] < count || (result.errors?.length ?? 0) > 0) {
         log.warn(
@@ -99,10 +119,13 @@ async function actOnRegion(region: Region, plan: RegionPlan, options: ActOptions
     } catch (error) {
       outcome.errors.push(failure(operation, error));
       log.error({ operation, requested: count, err: error }, `${operation} failed`);
+      // Abandoned, not undone: what the call still does counts when it answers.
+      running?.then((late) => options.onLate?.(region.name, operation, late)).catch(() => undefined);
     }
   };
   await step("cancel", plan.cancel, (signal) => region.cancelPending(plan.cancel, { signal }), "cancelled");
   await step("drain", plan.drain, (signal) => region.drain(plan.drain, { signal }), "drained");
-  await step("hire", plan.hire, (signal) => region.hire(plan.hire, { signal }), "hired");
+  const hireOptions = options.hireOptions?.(region.name) ?? {};
+  await step("hire", plan.hire, (signal) => region.hire(plan.hire, { signal, ...hireOptions }), "hired");
   return outcome;
 }

@@ -1,3 +1,5 @@
+import { markDeadline } from "../azure/backoff.js";
+
 /** A call that did not answer within its deadline. */
 export class DeadlineError extends Error {
   readonly code = "DeadlineExceeded";
@@ -18,6 +20,7 @@ export async function withDeadline<T>(
   parent?: AbortSignal,
 ): Promise<T> {
   const controller = new AbortController();
+  markDeadline(controller.signal, Date.now() + ms);
   const onParentAbort = () => controller.abort(parent?.reason);
   if (parent?.aborted) controller.abort(parent.reason);
   else parent?.addEventListener("abort", onParentAbort, { once: true });

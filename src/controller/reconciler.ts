@@ -6,7 +6,9 @@ import { decide, type DecideParameters, type Plan } from "../policy/decide.js";
 import type { TargetSample } from "../policy/stabilize.js";
 import { initRegionSeries, type ReconcileOutcome, type WorkforceMetrics } from "../metrics/registry.js";
 import { takeSnapshot, describeError, type LastGood, type Snapshot } from "./snapshot.js";
-import { carryOut, type RegionOutcome } from "./act.js";
+import { carryOut, type CallResult, type RegionOutcome } from "./act.js";
+import { InFlightHires } from "./in-flight.js";
+import type { RegionOperation } from "../metrics/registry.js";
 import { ExitTracker, type RegionBackoff } from "./exits.js";
 import { defaultStartBackoff, type StartBackoffParameters } from "../policy/start-backoff.js";
 
@@ -20,6 +22,11 @@ export interface ReconcilerOptions {
   actTimeoutMs: number;
   readConcurrency: number;
   staleTicks: number;
+  /**
+   * How long a submission whose outcome is unknown counts as in flight while the region's listing does not
+   * show it (WORKFORCE_HIRE_GRACE_SECONDS; default 300 s).
+   */
+  hireGraceMs?: number;
   dryRun: boolean;
   /**
    * Start the scale-down window at the workforce found on the first tick, as if it had been the target
@@ -57,6 +64,9 @@ export class Reconciler {
   private history: TargetSample[] = [];
   private sawWorkforce = false;
   private readonly lastGood = new Map<string, LastGood>();
+  private readonly inFlight: InFlightHires;
+  /** Regions that name each submission before sending it (their hires are counted by name). */
+  private readonly naming = new Set<string>();
   private readonly now: () => number;
   private readonly exits: ExitTracker;
   /** The permanent errors of the last committed tick: readiness fails while there is one. */
@@ -64,6 +74,7 @@ export class Reconciler {
 
   constructor(private readonly options: ReconcilerOptions) {
     this.now = options.now ?? Date.now;
+    this.inFlight = new InFlightHires(options.hireGraceMs ?? 300_000, this.now);
     this.exits = new ExitTracker(options.startBackoff ?? defaultStartBackoff(60), this.now());
     if (options.metrics) {
       options.metrics.maxWorkers.set(options.parameters.maxWorkers);
@@ -109,8 +120,8 @@ export class Reconciler {
     const snapshot = await takeSnapshot(options.queue, options.regions, {
       callTimeoutMs: options.callTimeoutMs,
       readConcurrency: options.readConcurrency,
-      staleTicks: options.staleTicks,
       lastGood,
+      inFlight: mode.commit ? this.inFlight : this.inFlight.clone(),
       signal: mode.signal,
       now: this.now,
       ...(mode.onCall ? { onCall: mode.onCall } : {}),
@@ -146,6 +157,7 @@ export class Reconciler {
             name: reading.name,
             observation,
             fresh: reading.fresh,
+            ageTicks: reading.ageTicks,
             weight: region?.weight ?? 1,
             maxWorkers: region?.maxWorkers,
             canDrain: region?.canDrain,
@@ -155,6 +167,7 @@ export class Reconciler {
         parameters: options.parameters,
         history,
         now: observed,
+        staleTicks: options.staleTicks,
       });
       plan = decision.plan;
       if (mode.commit) this.history = decision.history;
@@ -182,7 +195,20 @@ export class Reconciler {
       dryRun: !mode.act,
       logger: options.logger,
       signal: mode.signal,
+      hireOptions: (region) => ({
+        onSubmit: (name) => {
+          this.naming.add(region);
+          this.inFlight.submitted(region, name);
+        },
+        onOutcome: (name, outcome) => {
+          this.inFlight.settled(region, name, outcome);
+          if (outcome === "accepted") options.metrics?.hired.inc({ region });
+          if (outcome === "unknown") options.metrics?.hireUnknown.inc({ region });
+        },
+      }),
+      onLate: (region, operation, result) => this.late(region, operation, result),
     });
+    if (mode.act) this.afterActions(outcomes);
     const finished = this.now();
 
     const result = this.classify(snapshot, outcomes, error);
@@ -207,6 +233,48 @@ export class Reconciler {
       this.logSummary(report);
     }
     return report;
+  }
+
+  /**
+   * The last good reading becomes the one after this tick's actions: cancelled workers are gone, drained
+   * ones are draining. Hires of regions that do not name them are counted in flight until listed.
+   */
+  private afterActions(outcomes: RegionOutcome[]): void {
+    for (const outcome of outcomes) {
+      const last = this.lastGood.get(outcome.region);
+      if (last && last.ageTicks === 0) {
+        const o = last.observation;
+        const cancelled = Math.min(outcome.cancelled, o.pending);
+        const drained = Math.min(outcome.drained + outcome.drainUnknown, o.running);
+        last.observation = {
+          ...o,
+          pending: o.pending - cancelled,
+          running: o.running - drained,
+          draining: o.draining + drained,
+        };
+      }
+      if (!this.naming.has(outcome.region)) {
+        this.inFlight.hiredUnnamed(outcome.region, outcome.hired);
+        if (outcome.hired) this.options.metrics?.hired.inc({ region: outcome.region }, outcome.hired);
+        if (outcome.hireUnknown)
+          this.options.metrics?.hireUnknown.inc({ region: outcome.region }, outcome.hireUnknown);
+      }
+    }
+  }
+
+  /** A region call abandoned at its deadline answered after all: count what it did. */
+  private late(region: string, operation: RegionOperation, result: CallResult): void {
+    const metrics = this.options.metrics;
+    this.options.logger.warn(
+      { region, operation, ...result, errors: result.errors?.map(describeError) },
+      `${operation} answered after its deadline`,
+    );
+    if (operation === "hire" && !this.naming.has(region)) {
+      this.inFlight.hiredUnnamed(region, result.hired ?? 0);
+      if (result.hired) metrics?.hired.inc({ region }, result.hired);
+    }
+    if (operation === "cancel" && result.cancelled) metrics?.cancelled.inc({ region }, result.cancelled);
+    if (operation === "drain" && result.drained) metrics?.drainRequests.inc({ region }, result.drained);
   }
 
   private classify(
@@ -241,6 +309,10 @@ export class Reconciler {
           permanent: String(reading.permanent === true),
         });
       metrics.regionObservationAge.set({ region }, reading.ageMs / 1000);
+      for (const call of ["read", "write"] as const) {
+        const state = reading.backoff?.find((b) => b.call === call);
+        metrics.regionBackoff.set({ region, call }, state ? Math.max(0, state.until - this.now()) / 1000 : 0);
+      }
       const observation = reading.observation;
       if (!observation) continue;
       metrics.workers.set({ region, state: "running" }, observation.running);
@@ -250,9 +322,10 @@ export class Reconciler {
     }
     for (const outcome of report.outcomes) {
       const region = outcome.region;
-      if (outcome.hired) metrics.hired.inc({ region }, outcome.hired);
+      // Hires are counted as the service answers each one (see run), not here.
       if (outcome.cancelled) metrics.cancelled.inc({ region }, outcome.cancelled);
       if (outcome.drained) metrics.drainRequests.inc({ region }, outcome.drained);
+      if (outcome.drainUnknown) metrics.drainUnknown.inc({ region }, outcome.drainUnknown);
       for (const failure of outcome.errors)
         metrics.regionErrors.inc({
           region,
@@ -307,8 +380,16 @@ export class Reconciler {
 
   private logSummary(report: TickReport): void {
     const { plan, snapshot, outcomes } = report;
-    const sum = (field: "hired" | "cancelled" | "drained") =>
+    const sum = (field: "hired" | "hireUnknown" | "cancelled" | "drained" | "drainUnknown") =>
       outcomes.reduce((total, o) => total + o[field], 0);
+    const backoff = snapshot.regions.flatMap((reading) =>
+      (reading.backoff ?? []).map((state) => ({
+        region: reading.name,
+        call: state.call,
+        seconds: Math.max(0, Math.ceil((state.until - this.now()) / 1000)),
+        reason: state.reason,
+      })),
+    );
     const line = {
       result: report.result,
       dryRun: report.dryRun,
@@ -323,10 +404,15 @@ export class Reconciler {
       surplus: plan.surplus,
       planned: { hire: plan.hire, cancel: sumPlan(plan, "cancel"), drain: sumPlan(plan, "drain") },
       hired: sum("hired"),
+      hireUnknown: sum("hireUnknown"),
+      inFlight: snapshot.regions.reduce((total, reading) => total + reading.inFlight, 0),
       cancelled: sum("cancelled"),
       drained: sum("drained"),
+      drainUnknown: sum("drainUnknown"),
       durationsMs: report.durations,
       ...(plan.hold ? { hold: plan.hold } : {}),
+      ...(plan.hireHold ? { hireHold: plan.hireHold } : {}),
+      ...(backoff.length ? { backoff } : {}),
       ...(snapshot.queue.error ? { queueError: snapshot.queue.error } : {}),
       ...(this.regionProblems(report).length ? { regionProblems: this.regionProblems(report) } : {}),
     };
@@ -343,8 +429,8 @@ export class Reconciler {
           operation: "observe",
           error: reading.error,
           using: reading.observation
-            ? `last good reading, ${reading.ageTicks} tick(s) old`
-            : "nothing (no hires)",
+            ? `last good reading, ${reading.ageTicks} tick(s) old, plus ${reading.inFlight} hire(s) since`
+            : "nothing: its workers are unknown (no hires)",
         });
       }
     }

@@ -1,7 +1,8 @@
 import { classifyFailure, oneLine } from "./failures.js";
 import pLimit from "p-limit";
 import type { QueueProbe } from "../queue/types.js";
-import type { Region, RegionObservation } from "../regions/types.js";
+import type { BackoffState, Region, RegionObservation } from "../regions/types.js";
+import type { InFlightHires } from "./in-flight.js";
 import { redactText } from "../logging/logger.js";
 import { withDeadline } from "./deadline.js";
 
@@ -15,13 +16,21 @@ export interface QueueReading {
 
 export interface RegionReading {
   name: string;
-  /** The observation the tick uses: fresh, or the last good one while it is young enough. */
+  /**
+   * The observation the tick uses, with the hires still in flight counted as pending: fresh, or, while the
+   * region cannot be read, the last good one (taken after that tick's own actions) plus every hire made
+   * there since. Undefined when the region was never read: its workers are unknown.
+   */
   observation?: RegionObservation;
   fresh: boolean;
   /** Ticks since the observation was read (0 when fresh). */
   ageTicks: number;
   /** Milliseconds since the observation was read (0 when fresh). */
   ageMs: number;
+  /** Hires in flight counted in `observation.pending` (submitted, not listed yet). */
+  inFlight: number;
+  /** Kinds of call the region's service asked us to hold back, and until when. */
+  backoff?: BackoffState[];
   error?: string;
   /** The error will not heal by itself (a wrong key, a missing workspace or cluster...). */
   permanent?: boolean;
@@ -44,9 +53,9 @@ export interface LastGood {
 export interface SnapshotOptions {
   callTimeoutMs: number;
   readConcurrency: number;
-  /** How many ticks a last good observation may stand in for a failed read. */
-  staleTicks: number;
   lastGood: Map<string, LastGood>;
+  /** Hires in flight per region (updated in place: a fresh listing settles them). */
+  inFlight?: InFlightHires;
   signal?: AbortSignal;
   now?: () => number;
   /** Told when each read starts and ends (the CLI says what it still waits for). */
@@ -85,10 +94,20 @@ function isValidObservation(value: RegionObservation): boolean {
   );
 }
 
+/** The observation with `inFlight` more pending workers (and no other field than the four counts). */
+function withInFlight(observation: RegionObservation, inFlight: number): RegionObservation {
+  return {
+    running: observation.running,
+    pending: observation.pending + inFlight,
+    draining: observation.draining,
+    capacity: observation.capacity - inFlight,
+  };
+}
+
 /**
  * Read the queue depth and every region at once (bounded concurrency, each call under a deadline). A
- * failed region read falls back to its last good observation for at most `staleTicks` ticks; `lastGood`
- * is updated in place.
+ * failed region read falls back to its last good observation, for as long as it keeps failing (the
+ * decision tells how old it may be); `lastGood` is updated in place. Hires in flight count as pending.
  */
 export async function takeSnapshot(
   queue: QueueProbe,
@@ -137,33 +156,39 @@ export async function takeSnapshot(
             `observation must have numeric running, pending, draining and capacity; got ${JSON.stringify(observation)}`,
           );
         }
-        options.lastGood.set(region.name, { observation, at: now(), ageTicks: 0 });
+        const inFlight = options.inFlight?.reconcile(region.name, region.observedWorkers?.(), started) ?? 0;
+        const stored = withInFlight(observation, 0);
+        options.lastGood.set(region.name, { observation: stored, at: now(), ageTicks: 0 });
         return {
           name: region.name,
-          observation,
+          observation: withInFlight(stored, inFlight),
           fresh: true,
           ageTicks: 0,
           ageMs: 0,
+          inFlight,
+          ...backoffOf(region),
           durationMs: now() - started,
         };
       } catch (error) {
         const previous = options.lastGood.get(region.name);
+        const inFlight = options.inFlight?.count(region.name) ?? 0;
         const reading: RegionReading = {
           name: region.name,
           fresh: false,
           ageTicks: 0,
           ageMs: 0,
+          inFlight: 0,
+          ...backoffOf(region),
           ...describeFailure(error),
           durationMs: now() - started,
         };
-        if (previous && previous.ageTicks < options.staleTicks) {
+        if (previous) {
+          // Unknown is "as many as could be": the last count, plus every hire made there since.
           previous.ageTicks += 1;
-          reading.observation = previous.observation;
+          reading.observation = withInFlight(previous.observation, inFlight);
+          reading.inFlight = inFlight;
           reading.ageTicks = previous.ageTicks;
           reading.ageMs = now() - previous.at;
-        } else if (previous) {
-          // Too old to trust: the region counts as unknown until it answers again.
-          options.lastGood.delete(region.name);
         }
         return reading;
       } finally {
@@ -174,4 +199,9 @@ export async function takeSnapshot(
 
   const [queueReading, regionReadings] = await Promise.all([queueRead, Promise.all(regionReads)]);
   return { at, queue: queueReading, regions: regionReadings };
+}
+
+function backoffOf(region: Region): { backoff?: BackoffState[] } {
+  const states = region.backoffs?.() ?? [];
+  return states.length > 0 ? { backoff: states } : {};
 }

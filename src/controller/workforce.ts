@@ -101,6 +101,7 @@ export async function buildWorkforce(config: Config, deps: WorkforceDeps): Promi
     actTimeoutMs: Math.max(config.callTimeoutSeconds, config.intervalSeconds) * 1000,
     readConcurrency: config.readConcurrency,
     staleTicks: config.staleTicks,
+    hireGraceMs: config.hireGraceSeconds * 1000,
     dryRun,
     windowFromFirstSight: deps.windowFromFirstSight ?? false,
     logger: deps.logger,

@@ -18,8 +18,14 @@ export interface WorkforceMetrics {
   /** Seconds since the region's observation was read (0 when fresh; grows while a stale one stands in). */
   regionObservationAge: Gauge<"region">;
   hired: Counter<"region">;
+  /** Submissions whose outcome is unknown (they may exist; counted in flight, not in `hired`). */
+  hireUnknown: Counter<"region">;
   cancelled: Counter<"region">;
   drainRequests: Counter<"region">;
+  /** Drain requests cut off before the broker answered (counted as sent). */
+  drainUnknown: Counter<"region">;
+  /** Seconds left of a region's back-off, per kind of call (0 when none). */
+  regionBackoff: Gauge<"region" | "call">;
   regionErrors: Counter<"region" | "operation" | "permanent">;
   reconcileDuration: Histogram;
   reconcilePhaseDuration: Histogram<"phase">;
@@ -128,8 +134,26 @@ export function createMetrics(options: MetricsOptions = {}): WorkforceMetrics {
     }),
     hired: new Counter({
       name: "workforce_hired_total",
-      help: "Workers hired (jobs submitted or processes started).",
+      help: "Workers hired: submissions the service accepted (jobs created or processes started).",
       labelNames: ["region"] as const,
+      registers,
+    }),
+    hireUnknown: new Counter({
+      name: "workforce_hire_unknown_total",
+      help: "Submissions with an unknown outcome (timed out, cut off, reset): they may exist, and count as pending until listed or the hire grace period passes.",
+      labelNames: ["region"] as const,
+      registers,
+    }),
+    drainUnknown: new Counter({
+      name: "workforce_drain_unknown_total",
+      help: "Drain requests whose send was cut off before the broker answered: counted as sent until the drain timeout.",
+      labelNames: ["region"] as const,
+      registers,
+    }),
+    regionBackoff: new Gauge({
+      name: "workforce_region_backoff_seconds",
+      help: "Seconds before calls of a kind (read, write) may go to the region again, as its service asked with Retry-After (0: none).",
+      labelNames: ["region", "call"] as const,
       registers,
     }),
     cancelled: new Counter({
@@ -263,8 +287,11 @@ export function createMetrics(options: MetricsOptions = {}): WorkforceMetrics {
 export function initRegionSeries(metrics: WorkforceMetrics, region: string): void {
   for (const state of WORKER_STATES) metrics.workers.set({ region, state }, 0);
   metrics.hired.inc({ region }, 0);
+  metrics.hireUnknown.inc({ region }, 0);
   metrics.cancelled.inc({ region }, 0);
   metrics.drainRequests.inc({ region }, 0);
+  metrics.drainUnknown.inc({ region }, 0);
+  for (const call of ["read", "write"]) metrics.regionBackoff.set({ region, call }, 0);
   for (const operation of REGION_OPERATIONS)
     for (const permanent of ["true", "false"]) metrics.regionErrors.inc({ region, operation, permanent }, 0);
   for (const outcome of WORKER_EXIT_OUTCOMES) metrics.workerExits.inc({ region, outcome }, 0);

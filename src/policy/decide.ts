@@ -9,8 +9,14 @@ export interface RegionView {
   name: string;
   /** Undefined when the region has never been read successfully. */
   observation?: RegionObservation;
-  /** Read this tick. A stale region counts in the totals but gets no hires and no actions. */
+  /**
+   * Read this tick. A region that could not be read counts in the totals with as many workers as it may
+   * have (its last reading plus the hires made there since) but gets no actions, and counts as having
+   * none when deciding what is surplus.
+   */
   fresh: boolean;
+  /** Ticks since the observation was read (0 when fresh). */
+  ageTicks?: number;
   weight?: number;
   maxWorkers?: number;
   /** False when the region cannot drain running workers (no back channel). */
@@ -34,6 +40,11 @@ export interface DecideInput {
   /** Targets of earlier ticks (scale-down stabilization window). */
   history: readonly TargetSample[];
   now: number;
+  /**
+   * How many ticks a region's last reading may stand in for a failed read while hiring elsewhere
+   * (WORKFORCE_STALE_TICKS). Past it, or for a region never read, nobody is hired (default: no limit).
+   */
+  staleTicks?: number;
 }
 
 export interface RegionPlan {
@@ -53,6 +64,8 @@ export interface Totals {
 export interface Plan {
   /** Set when the tick takes no action, with the reason (e.g. the queue could not be read). */
   hold?: string;
+  /** Set when the tick hires nobody, with the reason (a region whose workers are unknown). */
+  hireHold?: string;
   queueDepth?: number;
   /** What the policy asks for now. */
   desired: number;
@@ -96,6 +109,22 @@ function sumTotals(regions: readonly RegionView[]): Totals {
 
 function emptyRegionPlans(regions: readonly RegionView[]): RegionPlan[] {
   return regions.map((region) => ({ region: region.name, hire: 0, cancel: 0, drain: 0 }));
+}
+
+/**
+ * Why nobody may be hired: a region whose workers are unknown (never read), or known only from a reading
+ * older than `staleTicks` ticks. Undefined when every region's count can be trusted.
+ */
+function unknownRegions(regions: readonly RegionView[], staleTicks: number): string | undefined {
+  const never = regions.filter((region) => !region.observation).map((region) => region.name);
+  if (never.length > 0)
+    return `region(s) ${never.join(", ")} never read: their workers are unknown, so nobody is hired`;
+  const old = regions.filter((region) => !region.fresh && (region.ageTicks ?? 0) > staleTicks);
+  if (old.length > 0) {
+    const names = old.map((region) => `${region.name} (${region.ageTicks} ticks)`).join(", ");
+    return `region(s) ${names} unreadable for more than ${staleTicks} ticks: nobody is hired until they answer`;
+  }
+  return undefined;
 }
 
 /** Room for new workers: the region's free capacity, within its own maxWorkers. */
@@ -143,7 +172,10 @@ export function decide(input: DecideInput): Decision {
   const target = stabilized.target;
 
   const active = totals.running + totals.pending;
-  const hire = Math.max(0, desired - active);
+  const hireHold = unknownRegions(input.regions, input.staleTicks ?? Infinity);
+  // The cap bounds every worker that exists, draining ones too (they still run).
+  const room = parameters.maxWorkers - active - totals.draining;
+  const hire = hireHold ? 0 : Math.max(0, Math.min(desired - active, room));
   const placed = spreadHires(
     hire,
     input.regions.map((region) => ({
@@ -158,10 +190,12 @@ export function decide(input: DecideInput): Decision {
     target,
     queueDepth: input.queueDepth,
     concurrency: parameters.concurrency,
+    // A region not read this tick may have fewer workers than it last had: as few as none. Counting them
+    // as surplus could drain workers elsewhere that the queue still needs.
     regions: input.regions.map((region) => ({
       name: region.name,
-      running: region.observation?.running ?? 0,
-      pending: region.observation?.pending ?? 0,
+      running: region.fresh ? (region.observation?.running ?? 0) : 0,
+      pending: region.fresh ? (region.observation?.pending ?? 0) : 0,
       draining: region.observation?.draining ?? 0,
       actionable: region.fresh && region.observation !== undefined,
       drainable: region.canDrain !== false,
@@ -178,6 +212,7 @@ export function decide(input: DecideInput): Decision {
   return {
     plan: {
       queueDepth: input.queueDepth,
+      ...(hireHold ? { hireHold } : {}),
       desired,
       target,
       totals,

@@ -5,9 +5,9 @@ import { pythonJsonDumps } from "./python-json.js";
 /**
  * ai4s-jobq task messages (`ai4s.jobq.entities.Task`). Upstream writes
  *   {"version": 1, "reply_requested": false, "kwargs": "<JSON text>", "num_retries": N, "id": "<id>"}
- * with Python's json.dumps; since upstream added `min_version` it writes `"min_version": null` between
- * num_retries and id. Readers of every version look keys up by name and ignore the rest, so both shapes
- * run everywhere. Version 0 messages (no reply_requested) are read too, as upstream does.
+ * with Python's json.dumps, and no other key (it has no `min_version`). Its readers look keys up by name
+ * and ignore the rest, so a message with `min_version` is read too (we keep it on a retry). Version 0
+ * messages (no reply_requested) are read too, as upstream does.
  */
 export interface TaskMessage {
   id: string;

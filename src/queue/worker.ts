@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { QueueClient, DequeuedMessageItem } from "@azure/storage-queue";
@@ -13,11 +14,12 @@ import { removePidFile, writePidFile } from "./pid-file.js";
  * An ai4s-jobq compatible worker: pulls task messages from a Storage queue and runs them as shell commands,
  * `concurrency` at a time.
  *
- * - Receive one message with a visibility timeout; extend it every timeout/2 while the task runs (heartbeat).
+ * - Receive as many messages as there are free slots (at most 32) with a visibility timeout; extend each
+ *   one's every timeout/2 from the moment it is received until it is settled (heartbeat).
  * - Exit code 0: delete. Failure with retries left: update with num_retries - 1, visible again at once.
  *   Out of retries: copy to `{queue}-failed` (created when missing), then delete.
- * - A malformed message (not an ai4s-jobq shell task) is moved to `{queue}-failed` as it is, then deleted:
- *   upstream deletes it outright; we keep it for inspection. The worker carries on.
+ * - A malformed message (not an ai4s-jobq shell task) is moved to `{queue}-failed` as it is, then deleted,
+ *   and the worker carries on. (Upstream's worker stops with exit 1 and leaves it in the queue.)
  * - `stop` (SIGINT/SIGTERM in the CLI): take no new task, finish the ones in hand, resolve.
  *   `abort` (a second signal, or SIGUSR2): stop the tasks and put their messages back at once, untouched.
  */
@@ -59,10 +61,20 @@ export interface WorkerSummary {
   released: number;
   /** Why the worker left. */
   reason: "idle" | "stopped" | "aborted";
+  /** Calls made to the Storage queue service (receive, update, delete, send, create). */
+  queueCalls: number;
 }
 
 /** Consecutive failed receives before the worker gives up (it exits 1; its job can be hired again). */
 const MAX_RECEIVE_ERRORS = 5;
+/** Storage's limit on messages per receive. */
+const MAX_BATCH = 32;
+/**
+ * How long a free slot waits for others to free up before the worker receives for it: half the recent
+ * task duration, within these bounds (short next to any real task, long enough for trivial ones).
+ */
+const GATHER_MIN_MS = 25;
+const GATHER_MAX_MS = 250;
 
 export function defaultWorkerId(): string {
   return `${hostname()}-${process.pid}`;
@@ -86,14 +98,19 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     malformed: 0,
     released: 0,
     reason: "idle",
+    queueCalls: 0,
   };
+  const countCall = () => void summary.queueCalls++;
   const stop = options.stop ?? new AbortController().signal;
   const abort = options.abort ?? new AbortController().signal;
+  // Every task in hand listens on these (its process is stopped on abort).
+  setMaxListeners(Math.max(1, options.concurrency) + 10, stop, abort);
   const leaving = () => stop.aborted || abort.aborted;
   const timeout = () => AbortSignal.timeout(callTimeoutMs);
 
   let failedQueueReady: Promise<unknown> | undefined;
   const sendToFailedQueue = async (body: string) => {
+    if (!failedQueueReady) countCall();
     failedQueueReady ??= failedClient
       .createIfNotExists({ abortSignal: timeout() })
       .catch((error: unknown) => {
@@ -101,11 +118,13 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
         throw error;
       });
     await failedQueueReady;
+    countCall();
     await failedClient.sendMessage(body, { messageTimeToLive: -1, abortSignal: timeout() });
   };
 
   // Upstream creates the queue when missing (exist_ok); a credential without that right may still read it.
   try {
+    countCall();
     await client.createIfNotExists({ abortSignal: timeout() });
   } catch (error) {
     log.warn({ err: error }, "could not make sure the queue exists; trying to read it anyway");
@@ -118,7 +137,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   );
 
   const handle = async (message: DequeuedMessageItem) => {
-    const lease = new Lease(client, message, visibility, callTimeoutMs, log);
+    const lease = new Lease(client, message, visibility, callTimeoutMs, log, countCall);
     lease.startHeartbeat();
     let task: TaskMessage;
     try {
@@ -202,24 +221,70 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     }
   };
 
-  let receiveErrors = 0;
-  const slot = async (index: number) => {
+  /** Tasks in hand; a task's entry goes when its message is settled. */
+  const running = new Set<Promise<void>>();
+  /** Recent task duration (moving average, ms): how long slots are worth waiting for. */
+  let taskMsAverage = 0;
+  const startTask = (message: DequeuedMessageItem) => {
+    const started = Date.now();
+    const task: Promise<void> = handle(message)
+      .then(() => {
+        const ms = Date.now() - started;
+        taskMsAverage = taskMsAverage === 0 ? ms : 0.8 * taskMsAverage + 0.2 * ms;
+      })
+      .catch((error: unknown) => log.error({ err: error, messageId: message.messageId }, "task failed"))
+      .finally(() => running.delete(task));
+    running.add(task);
+  };
+  const concurrency = Math.max(1, options.concurrency);
+  /** Resolves after `ms`, when a task in `tasks` ends, or on stop, whichever comes first. */
+  const pause = (ms: number, tasks: Iterable<Promise<void>>): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        stop.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      stop.addEventListener("abort", done, { once: true });
+      for (const task of tasks) void task.then(done);
+    });
+
+  // One receive loop feeds every slot: each receive asks for as many messages as there are free slots (at
+  // most 32, the service's limit), so a busy worker pays about one receive per batch rather than per task.
+  // A message's heartbeat starts as it is received, so it stays invisible for as long as this worker has it.
+  const receiveLoop = async () => {
+    let receiveErrors = 0;
     let emptySince: number | undefined;
     while (!leaving()) {
-      let message: DequeuedMessageItem | undefined;
+      if (running.size >= concurrency) {
+        await Promise.race(running);
+        continue;
+      }
+      // Slots free up one by one; a receive for each would cost a call per task. Wait a moment for more of
+      // them (short next to any real task, long next to a trivial one) and fetch them together.
+      const target = Math.min(concurrency, MAX_BATCH);
+      const gatherUntil = Date.now() + Math.min(GATHER_MAX_MS, Math.max(GATHER_MIN_MS, taskMsAverage / 2));
+      while (running.size > 0 && concurrency - running.size < target && !leaving()) {
+        const left = gatherUntil - Date.now();
+        if (left <= 0) break;
+        await pause(left, running);
+      }
+      let messages: DequeuedMessageItem[];
       try {
-        // A deadline only, never the stop signal: a receive cut short by Ctrl-C may still have hidden a
-        // message for the whole visibility timeout. A message that arrives after stop is handed back below.
+        // A deadline only, never the stop signal: a receive cut short by Ctrl-C may still have hidden
+        // messages for the whole visibility timeout. Messages that arrive after stop are handed back below.
+        summary.queueCalls++;
         const response = await client.receiveMessages({
-          numberOfMessages: 1,
+          numberOfMessages: Math.min(concurrency - running.size, MAX_BATCH),
           visibilityTimeout: visibility,
           abortSignal: timeout(),
         });
-        message = response.receivedMessageItems[0];
+        messages = response.receivedMessageItems;
         receiveErrors = 0;
       } catch (error) {
         receiveErrors++;
-        log.warn({ err: error, slot: index, attempt: receiveErrors }, "receive failed");
+        log.warn({ err: error, attempt: receiveErrors }, "receive failed");
         if (receiveErrors >= MAX_RECEIVE_ERRORS)
           throw new Error(`worker: ${receiveErrors} receives in a row failed; giving up`, { cause: error });
         await sleep(Math.min(2 ** receiveErrors, 30) * 1000, undefined, { signal: stop }).catch(
@@ -227,27 +292,36 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
         );
         continue;
       }
-      if (!message) {
+      if (messages.length === 0) {
         emptySince ??= Date.now();
-        if (Date.now() - emptySince >= idleMs) return;
-        await sleep(pollMs, undefined, { signal: stop }).catch(() => undefined);
+        if (running.size === 0 && Date.now() - emptySince >= idleMs) return;
+        // Ask again after the poll interval (a task in hand may put its message back for a retry), or as
+        // soon as the last task in hand ends, to leave at once if the queue is still empty.
+        await pause(pollMs, running.size > 0 ? [Promise.all(running).then(() => undefined)] : []);
         continue;
       }
       emptySince = undefined;
-      if (leaving()) {
+      for (const message of messages) {
+        if (!leaving()) {
+          startTask(message);
+          continue;
+        }
         // Received just as we were told to leave: hand it straight back.
-        await new Lease(client, message, visibility, callTimeoutMs, log)
+        await new Lease(client, message, visibility, callTimeoutMs, log, countCall)
           .update(undefined, 0)
           .catch(() => undefined);
         summary.released++;
-        return;
       }
-      await handle(message);
     }
   };
 
   try {
-    await Promise.all(Array.from({ length: Math.max(1, options.concurrency) }, (_, i) => slot(i)));
+    try {
+      await receiveLoop();
+    } finally {
+      // Finish (or, on abort, put back) the tasks in hand before leaving, whatever ended the loop.
+      while (running.size > 0) await Promise.all(running);
+    }
     summary.reason = abort.aborted ? "aborted" : stop.aborted ? "stopped" : "idle";
     log.info({ ...summary }, "worker finished");
     return summary;
@@ -271,6 +345,7 @@ class Lease {
     private readonly visibility: number,
     private readonly callTimeoutMs: number,
     private readonly log: Logger,
+    private readonly countCall: () => void,
   ) {
     this.popReceipt = message.popReceipt;
   }
@@ -293,6 +368,7 @@ class Lease {
 
   private async extend(timeoutMs: number): Promise<void> {
     if (!this.heartbeat) return;
+    this.countCall();
     const response = await this.client.updateMessage(
       this.message.messageId,
       this.popReceipt,
@@ -315,6 +391,7 @@ class Lease {
   /** New content (undefined keeps it) and visibility; visibility 0 puts it back at once. */
   update(content: string | undefined, visibility: number): Promise<void> {
     return this.enqueue(async () => {
+      this.countCall();
       const response = await this.client.updateMessage(
         this.message.messageId,
         this.popReceipt,
@@ -330,6 +407,7 @@ class Lease {
 
   delete(): Promise<void> {
     return this.enqueue(async () => {
+      this.countCall();
       await this.client.deleteMessage(this.message.messageId, this.popReceipt, {
         abortSignal: AbortSignal.timeout(this.callTimeoutMs),
       });

@@ -3,6 +3,10 @@
  * Adapters translate; they never decide how many workers there should be (that is src/policy's job).
  */
 
+import type { BackoffState } from "../azure/backoff.js";
+
+export type { BackoffState } from "../azure/backoff.js";
+
 /** What a region looks like right now. */
 export interface RegionObservation {
   /** Workers executing, not asked to leave. These are the ones a drain may target. */
@@ -71,14 +75,29 @@ export interface HireProgress {
   total: number;
 }
 
+/**
+ * What became of one submission: the service took it, said no, or nobody knows (timed out, cut off, reset:
+ * it may exist or appear later, and must be counted as if it did).
+ */
+export type SubmitOutcome = "accepted" | "refused" | "unknown";
+
 export interface HireOptions extends CallOptions {
   /** Called as workers are submitted; the interactive CLI draws a bar with it. */
   onProgress?: (progress: HireProgress) => void;
+  /**
+   * Told the name of each worker just before its submission goes out, then what became of it: so that the
+   * controller counts a submission in flight even when the call is abandoned at its deadline. Regions that
+   * name workers before submitting call both; the outcome may come after the hire call was abandoned.
+   */
+  onSubmit?: (name: string) => void;
+  onOutcome?: (name: string, outcome: SubmitOutcome) => void;
 }
 
 export interface HireResult {
-  /** Workers actually submitted. */
+  /** Workers the service accepted. */
   hired: number;
+  /** Submissions whose outcome is unknown (they may exist): not in `hired`. */
+  unknown?: number;
   /** Errors met on the way (the rest of the batch may have gone through). */
   errors: Error[];
 }
@@ -91,6 +110,8 @@ export interface CancelResult {
 export interface DrainResult {
   /** Drain requests delivered (signals sent, or control messages accepted by the broker). */
   drained: number;
+  /** Drain requests that may have gone out (a send cut off before the broker answered): not in `drained`. */
+  unknown?: number;
   errors: Error[];
 }
 
@@ -109,6 +130,11 @@ export interface Region {
   readonly canDrain?: boolean;
 
   observe(options?: CallOptions): Promise<RegionObservation>;
+  /**
+   * Names of every worker the last successful observe() listed, in any state. Optional: with it, a
+   * submission whose outcome was unknown stops counting as in flight as soon as a listing shows it.
+   */
+  observedWorkers?(): ReadonlySet<string>;
   /** Start `count` new workers. */
   hire(count: number, options?: HireOptions): Promise<HireResult>;
   /** Cancel up to `count` workers that have not started work (oldest / least advanced first). */
@@ -120,6 +146,11 @@ export interface Region {
    * `lay-off --cancel-running`; the controller never calls it.
    */
   cancelRunning?(count: number, options?: CallOptions): Promise<CancelResult>;
+  /**
+   * Kinds of call (reads, writes) the region's service asked us to hold back (429/503 with Retry-After),
+   * and until when: no call of that kind goes to it before then. For status, metrics and the tick log.
+   */
+  backoffs?(): BackoffState[];
   /** Release connections, timers, child handles. */
   close?(): Promise<void>;
 }

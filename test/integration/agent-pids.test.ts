@@ -80,13 +80,14 @@ describe("PID files", () => {
     expect(scanPidDir(join(dir, "missing"))).toEqual([]);
   });
 
-  it("wrap mode: the wrapped child is a target unless a PID file below it exists", () => {
+  it("wrap mode: the wrapped child is a target only once a PID file names it, and not when one below it exists", () => {
     const dir = tempDir("wrap");
     // A shell (the wrapped child) running a sleep (the real worker, which writes its own PID file).
     const shell = spawn("sh", ["-c", "sleep 30 & wait"], { stdio: "ignore" });
     children.push(shell);
-    expect(chooseTargets(scanPidDir(dir), shell.pid)).toEqual([shell.pid]);
-    // Our own PID file for the child: still just the child.
+    // No PID file yet: the child is still starting, nobody is ready.
+    expect(chooseTargets(scanPidDir(dir), shell.pid)).toEqual([]);
+    // A PID file for the child: the child.
     writeFileSync(join(dir, "agent.pid"), String(shell.pid));
     expect(chooseTargets(scanPidDir(dir), shell.pid)).toEqual([shell.pid]);
     return new Promise<void>((resolve, reject) => {

@@ -250,7 +250,9 @@ describe("AzureML region: operator traps", () => {
     );
     const result = await region.hire(20, { signal: AbortSignal.timeout(500) });
     const created = ws("ws1").jobs.size;
-    expect(result.hired).toBe(created);
+    // What the service accepted is counted exactly; a submit cut off in flight is unknown (it may exist).
+    expect(result.hired).toBeLessThanOrEqual(created);
+    expect(result.hired + (result.unknown ?? 0)).toBeGreaterThanOrEqual(created);
     expect(created).toBeGreaterThan(0);
     expect(created).toBeLessThan(20);
     const messages = result.errors.map((error) => error.message).join("\n");

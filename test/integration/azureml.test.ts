@@ -265,12 +265,10 @@ describe("AzureML region against the ARM emulator", () => {
 
   it("in the controller's tick, a failing and a hanging region do not stop the others from hiring", async () => {
     const regions = [
-      makeRegion(emulator, "good", 5),
+      makeRegion(emulator, "good", 20),
       makeRegion(emulator, "failing", 5, { retries: 1 }),
       makeRegion(emulator, "hanging", 5, { retries: 0, requestTimeoutSeconds: 60 }),
     ];
-    emulator.addFault({ kind: "error500", workspaces: ["failing"] });
-    emulator.addFault({ kind: "hang", workspaces: ["hanging"] });
     const reconciler = new Reconciler({
       queue: { description: "fixed", depth: async () => 100 },
       regions,
@@ -283,11 +281,17 @@ describe("AzureML region against the ARM emulator", () => {
       dryRun: false,
       logger: createLogger({ level: "silent" }),
     });
+    // Every region answers once (a region never read has unknown workers: nobody would be hired).
+    await reconciler.tick();
+    const failingBefore = jobsOf("failing").length;
+    emulator.step();
+    emulator.addFault({ kind: "error500", workspaces: ["failing"] });
+    emulator.addFault({ kind: "hang", workspaces: ["hanging"] });
     const report = await reconciler.tick();
     expect(report.result).toBe("degraded");
-    expect(report.outcomes.find((outcome) => outcome.region === "good")!.hired).toBe(5);
-    expect(jobsOf("good")).toHaveLength(5);
-    expect(jobsOf("failing")).toHaveLength(0);
+    const hiredGood = report.outcomes.find((outcome) => outcome.region === "good")!.hired;
+    expect(hiredGood).toBeGreaterThan(0);
+    expect(jobsOf("failing")).toHaveLength(failingBefore);
     expect(report.durations.totalMs).toBeLessThan(20_000);
   }, 30_000);
 

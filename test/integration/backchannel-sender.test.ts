@@ -152,7 +152,7 @@ describe("drain channel over Service Bus", () => {
       clientDeps: { tlsCa: emulator.ca },
     });
     try {
-      expect(await sender.send("graceful-downscale", 0)).toEqual({ sent: 0, errors: [] });
+      expect(await sender.send("graceful-downscale", 0)).toEqual({ sent: 0, unknown: 0, errors: [] });
       await expect(sender.send("graceful-downscale", -1)).rejects.toThrow(/>= 0/);
       // Many messages go in batches, and all arrive.
       expect((await sender.send("graceful-downscale", 250)).sent).toBe(250);

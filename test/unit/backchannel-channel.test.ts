@@ -56,6 +56,34 @@ describe("drain channel (ledger + sender)", () => {
     expect(await channel.inFlight(["a", "b", "c", "d"])).toBe(0);
   });
 
+  it("counts a send cut off before the broker answered as sent, until the drain timeout", async () => {
+    let clock = 1_000_000;
+    const cutOff: ControlSender = {
+      // The deadline came while the broker had the batch: it may have taken every message.
+      send: async (_operation, count) => ({ sent: 0, unknown: count, errors: [new Error("aborted")] }),
+      ensureTopology: async () => {},
+      close: async () => {},
+    };
+    const channel = createDrainChannel("r", config, {
+      settings,
+      logger,
+      store: createMemoryLedgerStore(),
+      sender: cutOff,
+      now: () => clock,
+    });
+    const running = ["a", "b", "c", "d", "e"];
+    const result = await channel.requestDrain(3, running);
+    expect(result).toMatchObject({ drained: 0, unknown: 3 });
+    expect(await channel.inFlight(running)).toBe(3);
+    // The next tick's request for the same surplus sends nothing more than the 2 not asked yet.
+    clock += 1_000;
+    const again = await channel.requestDrain(5, running);
+    expect(again.unknown).toBe(2);
+    expect(await channel.inFlight(running)).toBe(5);
+    clock += 600_000;
+    expect(await channel.inFlight(running)).toBe(0);
+  });
+
   it("sends nothing when its ledger cannot be read or written, and says why", async () => {
     const broken: LedgerStore = {
       description: "broken",

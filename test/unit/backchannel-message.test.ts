@@ -114,6 +114,14 @@ describe("back channel config", () => {
       subscription: "shutdown",
       autoCreate: true,
     });
+    // Azure's rules: '/', '.', '-', '_' in topic names up to 260 characters; subscriptions up to 50.
+    expect(
+      backChannelSchema.parse({
+        fullyQualifiedNamespace: "ns1.servicebus.windows.net",
+        topic: `team-a/east.us_${"x".repeat(245)}`,
+        subscription: "s".repeat(50),
+      }).topic,
+    ).toHaveLength(260);
     const parsed = backChannelSchema.parse({
       connectionString:
         "Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=k;SharedAccessKey=s3cret;UseDevelopmentEmulator=true",
@@ -135,7 +143,18 @@ describe("back channel config", () => {
       text: /not both/,
     },
     { input: { fullyQualifiedNamespace: "a.b" }, path: "topic", text: /./ },
-    { input: { fullyQualifiedNamespace: "a.b", topic: "no spaces" }, path: "topic", text: /entity name/ },
+    { input: { fullyQualifiedNamespace: "a.b", topic: "no spaces" }, path: "topic", text: /topic name/ },
+    {
+      input: { fullyQualifiedNamespace: "a.b", topic: "t", subscription: "s".repeat(51) },
+      path: "subscription",
+      text: /1-50/,
+    },
+    {
+      input: { fullyQualifiedNamespace: "a.b", topic: "t", subscription: "a/b" },
+      path: "subscription",
+      text: /no '\/'/,
+    },
+    { input: { fullyQualifiedNamespace: "a.b", topic: "t".repeat(261) }, path: "topic", text: /1-260/ },
     {
       input: { connectionString: "SharedAccessKey=s3cret", topic: "t" },
       path: "connectionString",

@@ -58,6 +58,7 @@ const OVERRIDES: Record<string, string | number | boolean> = {
   callTimeoutSeconds: 12,
   readConcurrency: 3,
   staleTicks: 5,
+  hireGraceSeconds: 240,
   dryRun: true,
   drainOperation: "do-not-accept-new-tasks",
   drainTimeoutSeconds: 900,

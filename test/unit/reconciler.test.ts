@@ -85,33 +85,102 @@ describe("reconciler", () => {
     await instance.tick(); // both healthy: 10 hired, spread 5/5
     slow.start();
     ok.start();
-    await instance.tick(); // both read with 5 running each
+    await instance.tick(); // both read with 5 running each; 40 more hired, 20 each
     slow.hang.observe = true;
+    queue.depthValue = 5000; // the policy now wants 10 x (10 + 1) = 110
     const started = Date.now();
     const report = await instance.tick();
     expect(Date.now() - started).toBeLessThan(2000);
     expect(report.result).toBe("degraded");
     const slowReading = report.snapshot.regions.find((r) => r.name === "slow");
     expect(slowReading?.fresh).toBe(false);
-    expect(slowReading?.observation?.running).toBe(5); // last good reading stands in
+    // Its last good reading stands in, plus the hires made there since (the tick's own 20).
+    expect(slowReading?.observation).toMatchObject({ running: 5, pending: 20 });
     expect(report.plan.regions.find((r) => r.region === "slow")?.hire).toBe(0);
-    expect(report.plan.regions.find((r) => r.region === "ok")?.hire).toBeGreaterThan(0);
+    // The others fill up to the target counting all of slow's workers: 110 - (10 running + 40 pending).
+    expect(report.plan.regions.find((r) => r.region === "ok")?.hire).toBe(60);
   });
 
-  test("a failing region's last good reading stands in for at most staleTicks ticks", async () => {
+  test("a failing region keeps counting for as long as it fails; past staleTicks nobody is hired", async () => {
+    const queue = new MemoryQueue();
+    queue.depthValue = 1000;
+    const a = new MemoryRegion("a");
+    a.running = 3;
+    const b = new MemoryRegion("b");
+    b.running = 3;
+    const { instance, lines } = reconciler([a, b], queue, { staleTicks: 2 });
+    await instance.tick(); // 6 running: the policy wants 50, 44 hired (22 each)
+    a.fail.observe = new Error("503 Service Unavailable");
+    const seen = [];
+    for (let i = 0; i < 4; i++) {
+      queue.depthValue += 1000; // more work keeps arriving
+      b.start();
+      const report = await instance.tick();
+      const reading = report.snapshot.regions[0]!;
+      seen.push({
+        age: reading.ageTicks,
+        active: (reading.observation?.running ?? 0) + (reading.observation?.pending ?? 0),
+        hired: report.plan.hire,
+      });
+    }
+    // a counts its 3 running + its 22 hires for as long as it fails; b hires while a's reading is at most
+    // 2 ticks old, then nobody is hired.
+    expect(seen.map((s) => [s.age, s.active])).toEqual([
+      [1, 25],
+      [2, 25],
+      [3, 25],
+      [4, 25],
+    ]);
+    expect(seen[0]!.hired).toBeGreaterThan(0);
+    expect(seen.slice(2).map((s) => s.hired)).toEqual([0, 0]);
+    expect(lines.filter((line) => line.msg === "tick").at(-1)).toMatchObject({
+      hireHold: expect.stringContaining("unreadable for more than 2 ticks"),
+    });
+  });
+
+  test("a region never read: its workers are unknown, so nobody is hired", async () => {
+    const queue = new MemoryQueue();
+    queue.depthValue = 1000;
+    const a = new MemoryRegion("a");
+    a.fail.observe = new Error("403 AuthorizationFailed");
+    const b = new MemoryRegion("b");
+    const { instance } = reconciler([a, b], queue);
+    const report = await instance.tick();
+    expect(report.plan.hire).toBe(0);
+    expect(report.plan.hireHold).toMatch(/never read/);
+    expect(b.calls.filter((call) => call.operation === "hire")).toEqual([]);
+  });
+
+  test("an unreadable region's workers do not make others surplus: it may have none left", async () => {
     const queue = new MemoryQueue();
     queue.depthValue = 10;
     const a = new MemoryRegion("a");
-    a.running = 3;
-    const { instance } = reconciler([a], queue, { staleTicks: 2 });
-    await instance.tick();
-    a.fail.observe = new Error("503 Service Unavailable");
-    const ages = [];
-    for (let i = 0; i < 3; i++) {
-      const report = await instance.tick();
-      ages.push(report.snapshot.regions[0]?.observation ? report.snapshot.regions[0].ageTicks : "none");
-    }
-    expect(ages).toEqual([1, 2, "none"]);
+    a.running = 10;
+    const b = new MemoryRegion("b");
+    b.running = 10;
+    const { instance } = reconciler([a, b], queue, { staleTicks: 5 });
+    await instance.tick(); // 20 running for 10 tasks: 10 surplus, drained 5 + 5
+    a.finishDraining();
+    b.finishDraining();
+    a.fail.observe = new Error("timeout");
+    queue.depthValue = 5;
+    // a's 5 may have all left: b's 5 are what the queue may still need (5 tasks).
+    const report = await instance.tick();
+    expect(report.plan.surplus).toBe(0);
+    expect(b.draining).toBe(0);
+  });
+
+  test("the cap counts draining workers too", async () => {
+    const queue = new MemoryQueue();
+    queue.depthValue = 1000;
+    const a = new MemoryRegion("a");
+    a.running = 5;
+    a.draining = 20;
+    const { instance } = reconciler([a], queue, {
+      parameters: { concurrency: 1, maxWorkers: 30, minWorkers: 0, rampFactor: 10, scaleDownDelayMs: 0 },
+    });
+    const report = await instance.tick();
+    expect(report.plan.hire).toBe(5);
   });
 
   test("a failing hire in one region does not stop another region's hire", async () => {

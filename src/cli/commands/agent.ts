@@ -19,7 +19,7 @@ interface AgentCliOptions {
   workerId?: string;
   subscription: string;
   receiveWait: number;
-  pidFileGrace: number;
+  pidFileGrace?: number;
   logLevel?: string;
 }
 
@@ -59,9 +59,10 @@ export function register(program: Command): void {
         .hideHelp(),
     )
     .addOption(
-      new Option("--pid-file-grace <seconds>", "wrap mode: wait this long for the worker's own PID file")
-        .default(2)
-        .argParser(Number),
+      new Option(
+        "--pid-file-grace <seconds>",
+        "wrap mode, for a command that writes no PID file: after this long, write one for it (default: never; the worker is signalled only once its own PID file exists)",
+      ).argParser(Number),
     )
     .option("--log-level <level>", "log level (default $WORKFORCE_LOG_LEVEL or info)")
     .action(async (command: string[], opts: AgentCliOptions) => {
@@ -96,6 +97,7 @@ export function register(program: Command): void {
         ["--receive-wait", opts.receiveWait],
         ["--pid-file-grace", opts.pidFileGrace],
       ] as const) {
+        if (value === undefined) continue;
         if (!Number.isFinite(value) || value < 0)
           throw new ConfigError([{ where: name, message: `expected seconds >= 0; given ${value}` }]);
       }
@@ -111,7 +113,7 @@ export function register(program: Command): void {
               wrap: {
                 argv: command,
                 workerId: opts.workerId ?? `agent-${hostname()}-${process.pid}`,
-                pidFileGraceMs: opts.pidFileGrace * 1000,
+                ...(opts.pidFileGrace !== undefined ? { pidFileGraceMs: opts.pidFileGrace * 1000 } : {}),
               },
             }
           : {}),

@@ -29,15 +29,25 @@ export function formatStatus(report: TickReport): string {
           regionPlan.drain ? `drain ${regionPlan.drain}` : "",
         ].filter(Boolean)
       : [];
-    const backoff = report.backoff?.find((candidate) => candidate.region === reading.name);
+    const startBackoff = report.backoff?.find((candidate) => candidate.region === reading.name);
+    const backoff = (reading.backoff ?? [])
+      .map(
+        (b) =>
+          `${b.call}s in back-off for ${Math.max(0, Math.ceil((b.until - Date.now()) / 1000))} s (${b.reason})`,
+      )
+      .join("; ");
     const note =
       (reading.error
-        ? ` [read failed: ${oneLine(reading.error)}${o ? `; using a reading ${reading.ageTicks} tick(s) old` : ""}]`
-        : "") + (backoff ? ` [backing off: ${backoff.reason}]` : "");
+        ? ` [read failed: ${oneLine(reading.error)}${o ? `; using a reading ${reading.ageTicks} tick(s) old` : "; workers unknown"}]`
+        : "") +
+      (reading.inFlight ? ` [${reading.inFlight} hire(s) in flight, counted as pending]` : "") +
+      (backoff ? ` [${backoff}]` : "") +
+      (startBackoff ? ` [backing off: ${startBackoff.reason}]` : "");
     lines.push(
       `${reading.name.padEnd(20)}${pad(o?.running ?? "?", 9)}${pad(o?.pending ?? "?", 9)}${pad(o?.draining ?? "?", 10)}${pad(o?.capacity ?? "?", 10)}  ${actions.join(", ") || "nothing"}${note}`,
     );
   }
+  if (plan.hireHold && !plan.hold) lines.push(`no hires: ${plan.hireHold}`);
   lines.push(
     plan.hold
       ? `next tick: ${plan.hold}`

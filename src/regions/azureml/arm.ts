@@ -4,6 +4,7 @@ import type { Logger } from "../../logging/logger.js";
 import { armScope, PUBLIC_ARM_ENDPOINT } from "../../azure/credentials.js";
 import { withRetry, statusOf } from "../../azure/retry.js";
 import type { WriteRateLimiter } from "../../azure/rate-limiter.js";
+import { Backoff, BackoffError } from "../../azure/backoff.js";
 import { workspaceId, type WorkspaceRef } from "./names.js";
 
 /**
@@ -47,8 +48,23 @@ interface Transport {
   send(method: string, url: string, body: string | undefined, signal: AbortSignal): Promise<PipelineResponse>;
 }
 
+/**
+ * One HTTP client (and so one keep-alive agent per CA) for every workspace of the process: 84 regions on
+ * one ARM endpoint share their TLS connections instead of opening 84 agents with a TLS context each. The
+ * agent is cached by the identity of the request's TLS settings, so those are one object per CA.
+ */
+let sharedClient: HttpClient | undefined;
+const tlsByCa = new Map<string, { ca: string }>();
+function tlsSettings(ca: string): { ca: string } {
+  let settings = tlsByCa.get(ca);
+  if (!settings) tlsByCa.set(ca, (settings = { ca }));
+  return settings;
+}
+
 export class ArmWorkspace {
   readonly counts: ArmCallCounts = { reads: 0, writes: 0 };
+  /** Throttling this workspace's ARM answers asked for, per kind of call, remembered across ticks. */
+  readonly backoff = new Backoff();
   private transport: Promise<Transport> | undefined;
 
   constructor(private readonly options: ArmWorkspaceOptions) {}
@@ -66,10 +82,12 @@ export class ArmWorkspace {
       retryOptions: { maxRetries: 0 },
       userAgentOptions: { userAgentPrefix: "workforce-autoscaler" },
       // The extra CA is for emulators and private clouds; public ARM keeps Node's own roots.
-      ...(tlsCa && new URL(endpoint).origin !== PUBLIC_ARM_ENDPOINT ? { tlsOptions: { ca: tlsCa } } : {}),
+      ...(tlsCa && new URL(endpoint).origin !== PUBLIC_ARM_ENDPOINT
+        ? { tlsOptions: tlsSettings(tlsCa) }
+        : {}),
     });
     pipeline.addPolicy(rest.bearerTokenAuthenticationPolicy({ credential, scopes: armScope(endpoint) }));
-    const client = rest.createDefaultHttpClient();
+    const client = (sharedClient ??= rest.createDefaultHttpClient());
     return {
       pipeline,
       client,
@@ -139,6 +157,7 @@ export class ArmWorkspace {
     what: string,
     run: (signal: AbortSignal) => Promise<T>,
     signal?: AbortSignal,
+    onRetry?: (error: unknown) => void,
   ): Promise<T> {
     const limiter = this.options.writeLimiter;
     return withRetry(
@@ -156,8 +175,10 @@ export class ArmWorkspace {
         ...(kind === "write" ? { beforeAttempt: (outer?: AbortSignal) => limiter.acquire(outer) } : {}),
         retries: this.options.retries,
         attemptTimeoutMs: this.options.attemptTimeoutMs,
+        backoff: { gate: this.backoff, call: kind === "read" ? "read" : "write" },
         ...(signal ? { signal } : {}),
-        onRetry: ({ error, attempt, delayMs }) =>
+        onRetry: ({ error, attempt, delayMs }) => {
+          onRetry?.(error);
           this.options.logger.debug(
             {
               call: what,
@@ -167,7 +188,8 @@ export class ArmWorkspace {
               code: (error as { code?: unknown }).code,
             },
             "retrying ARM call",
-          ),
+          );
+        },
       },
     );
   }
@@ -209,12 +231,17 @@ export class ArmWorkspace {
   /**
    * PUT a job body as given (raw JSON, nothing added or dropped). `background`: only with spare write
    * budget, else WriteBudgetBusy at once. `onAttempt` is told of each request sent (a JobPropertyImmutable
-   * on the first one is not our own retry's echo).
+   * on the first one is not our own retry's echo), and `onRetry` of each failed attempt that is retried.
    */
   async putJob(
     name: string,
     body: Json,
-    options: { signal?: AbortSignal; background?: boolean; onAttempt?: () => void } = {},
+    options: {
+      signal?: AbortSignal;
+      background?: boolean;
+      onAttempt?: () => void;
+      onRetry?: (error: unknown) => void;
+    } = {},
   ): Promise<void> {
     const url = `${this.base}/jobs/${encodeURIComponent(name)}?api-version=${API_VERSION}`;
     await this.call(
@@ -225,6 +252,7 @@ export class ArmWorkspace {
         await this.send("PUT", url, body, attemptSignal);
       },
       options.signal,
+      options.onRetry,
     );
   }
 
@@ -290,4 +318,15 @@ export function isJobPropertyImmutable(error: unknown): boolean {
   const e = error as { code?: unknown; message?: unknown; response?: { bodyAsText?: unknown } } | undefined;
   const texts = [e?.code, e?.message, e?.response?.bodyAsText];
   return texts.some((text) => typeof text === "string" && text.includes("JobPropertyImmutable"));
+}
+
+/**
+ * Whether a failed write attempt may still have been carried out: anything but a definite refusal (a 4xx
+ * other than 408, which includes 429) or a request that was never sent (back-off, no write budget). A
+ * timeout, a reset, a 5xx or an abort while the request was out leave the outcome unknown.
+ */
+export function mayHaveCommitted(error: unknown): boolean {
+  if (error instanceof BackoffError || error instanceof WriteBudgetBusy) return false;
+  const status = statusOf(error);
+  return !(status !== undefined && status >= 400 && status < 500 && status !== 408);
 }

@@ -3,7 +3,7 @@ import type { Logger } from "../../logging/logger.js";
 import { redactText } from "../../logging/logger.js";
 import { statusOf } from "../../azure/retry.js";
 import type { HireOptions, HireResult } from "../types.js";
-import { isJobPropertyImmutable, type ArmWorkspace } from "./arm.js";
+import { isJobPropertyImmutable, mayHaveCommitted, type ArmWorkspace } from "./arm.js";
 import { pushError, regionError } from "./errors.js";
 import { newJobName } from "./names.js";
 import { buildJobBody, type JobContext, type JobTemplate } from "./template.js";
@@ -25,25 +25,42 @@ export interface HireContext {
 /** Names tried per worker: a clash with a job we did not create gets a fresh name, a few times at most. */
 const NAME_TRIES = 3;
 
-/** Submit one worker; resolves once it exists (created by this call or by its own retried request). */
-async function submitOne(ctx: HireContext, job: JobContext, signal?: AbortSignal): Promise<void> {
+/**
+ * Submit one worker; resolves once it exists (created by this call or by its own retried request). The
+ * caller is told each name before it goes out and what became of it; a failure whose job may exist anyway
+ * (timed out, cut off, reset, 5xx) is `unknown`, not refused, and says so (`error.unknown`).
+ */
+async function submitOne(ctx: HireContext, job: JobContext, options: HireOptions): Promise<void> {
+  const { signal, onSubmit, onOutcome } = options;
   for (let tryNo = 1; ; tryNo++) {
     const name = newJobName(ctx.experiment);
     let attempts = 0;
+    const retried: unknown[] = [];
+    onSubmit?.(name);
     try {
       await ctx.arm.putJob(name, buildJobBody(ctx.template, job), {
         ...(signal ? { signal } : {}),
         onAttempt: () => attempts++,
+        onRetry: (error) => retried.push(error),
       });
+      onOutcome?.(name, "accepted");
       return;
     } catch (error) {
-      if (!isJobPropertyImmutable(error)) throw regionError(ctx.region, `submit job ${name}`, error);
+      if (!isJobPropertyImmutable(error)) {
+        // The failures of the requests that went out: the retried ones, and the last one if it was sent.
+        const failures = attempts > retried.length ? [...retried, error] : retried;
+        const unknown = failures.some(mayHaveCommitted);
+        onOutcome?.(name, unknown ? "unknown" : "refused");
+        throw Object.assign(regionError(ctx.region, `submit job ${name}`, error), { unknown });
+      }
       if (attempts > 1) {
         // Our fresh name already exists after a retry: an earlier attempt created it. Success, counted once.
         ctx.logger.debug({ job: name }, "job already created by a retried request; counted as hired");
+        onOutcome?.(name, "accepted");
         return;
       }
       // On the first request: the name belongs to a job we never submitted. Not ours; try another name.
+      onOutcome?.(name, "refused");
       if (tryNo >= NAME_TRIES) throw regionError(ctx.region, `submit job ${name}`, error);
       ctx.logger.warn(
         { job: name },
@@ -63,6 +80,8 @@ export async function hireWorkers(
   const errors: Error[] = [];
   let hired = 0;
   let failed = 0;
+  /** Failed with an unknown outcome: the job may exist (counted apart from `hired`). */
+  let unknown = 0;
   /** Not tried: the caller's deadline came first (the next tick sees the gap and hires again). */
   let skipped = 0;
   /** A refusal every other submit would get too (401, 403, a 400 on the template): stop sending. */
@@ -81,10 +100,11 @@ export async function hireWorkers(
           return;
         }
         try {
-          await submitOne(ctx, job, signal);
+          await submitOne(ctx, job, options);
           hired++;
         } catch (error) {
           failed++;
+          if ((error as { unknown?: boolean }).unknown) unknown++;
           pushError(errors, error as Error);
           const status = statusOf((error as Error).cause ?? error);
           if (status !== undefined && status >= 400 && status < 500 && ![408, 409, 429].includes(status))
@@ -113,6 +133,6 @@ export async function hireWorkers(
       ),
     );
   }
-  ctx.logger.info({ hired, failed, skipped, refused, requested: count }, "hire done");
-  return { hired, errors };
+  ctx.logger.info({ hired, failed, unknown, skipped, refused, requested: count }, "hire done");
+  return { hired, ...(unknown > 0 ? { unknown } : {}), errors };
 }

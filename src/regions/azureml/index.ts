@@ -144,6 +144,8 @@ export function createAzuremlRegion(
   });
   const perWorker = nodesPerWorker(template);
   let listing: Listing | undefined;
+  /** Names of the jobs the last observe listed: a submission it names is no longer in flight. */
+  let listedNames: ReadonlySet<string> = new Set();
   let environmentId: Promise<string> | undefined;
 
   /** Odd jobs already reported (once each: a tick every 30 s would repeat it all day). */
@@ -227,6 +229,11 @@ export function createAzuremlRegion(
         ),
     ]);
     listing = jobs;
+    listedNames = new Set(
+      [...jobs.running, ...jobs.pending, ...jobs.unknown, ...jobs.finished]
+        .map((job) => job.name)
+        .filter((name) => name !== ""),
+    );
     const runningNames = jobs.running.map((job) => job.name);
     const draining = channel
       ? Math.min(await channel.inFlight(runningNames, { ...(signal ? { signal } : {}) }), runningNames.length)
@@ -258,6 +265,8 @@ export function createAzuremlRegion(
     get calls() {
       return arm.counts;
     },
+    backoffs: () => arm.backoff.active(),
+    observedWorkers: () => listedNames,
 
     async observe(options: CallOptions = {}): Promise<RegionObservation> {
       try {

@@ -1,4 +1,5 @@
 import type { WriteRateLimiter } from "../../azure/rate-limiter.js";
+import { abortableDelay } from "../../azure/retry.js";
 import { BadAnswerError, NotJson, type ArmWorkspace } from "./arm.js";
 import { classifyStatus, type StatusClass } from "./states.js";
 
@@ -120,9 +121,15 @@ export async function listWorkforce(
 ): Promise<Listing> {
   const { arm, readLimiter, maxBudgetWaitMs } = options;
   const upFront = Math.max(1, expectedPages) + extraReads;
-  if (!(await readLimiter.reserve(upFront, maxBudgetWaitMs, signal)))
-    throw new ReadBudgetHold(region, upFront, maxBudgetWaitMs);
-  let reserved = upFront - extraReads;
+  const times = readLimiter.reserveAt(upFront, maxBudgetWaitMs);
+  if (!times) throw new ReadBudgetHold(region, upFront, maxBudgetWaitMs);
+  // The reads beside the listing (the cluster) take the first tokens; page k waits for its own.
+  const pageTimes = times.slice(extraReads);
+  const when = async (page: number): Promise<void> => {
+    const at = pageTimes[page];
+    const waitMs = at === undefined ? 0 : at - Date.now();
+    if (waitMs > 0) await abortableDelay(Math.ceil(waitMs), signal);
+  };
   const listing = emptyListing();
   // By name: a job created or retired while we page may shift the pages and show up twice.
   const seen = new Set<string>();
@@ -132,7 +139,9 @@ export async function listWorkforce(
     jobType: "Command",
     tag: options.tagKey,
   });
-  let next = arm.getJson("jobs.list", url, signal);
+  const fetchPage = (page: number, link: string) =>
+    when(page).then(() => arm.getJson("jobs.list", link, signal));
+  let next = fetchPage(0, url);
   for (let page = 0; page < options.maxListPages; page++) {
     const answer = await next;
     const value = (answer as { value?: unknown } | undefined)?.value;
@@ -143,12 +152,12 @@ export async function listWorkforce(
     listing.pages = page + 1;
     // The next page is asked for as soon as its link is known, before this one is sorted.
     if (url) {
-      if (listing.pages >= reserved) {
-        if (!(await readLimiter.reserve(1, maxBudgetWaitMs, signal)))
-          throw new ReadBudgetHold(region, listing.pages + 1, maxBudgetWaitMs);
-        reserved++;
+      if (listing.pages >= pageTimes.length) {
+        const more = readLimiter.reserveAt(1, maxBudgetWaitMs);
+        if (!more) throw new ReadBudgetHold(region, listing.pages + 1, maxBudgetWaitMs);
+        pageTimes.push(more[0]!);
       }
-      next = arm.getJson("jobs.list", url, signal);
+      next = fetchPage(listing.pages, url);
       // An unread page must not end as an unhandled rejection if this one turns out bad.
       next.catch(() => undefined);
     }

@@ -47,6 +47,8 @@ export interface StoredJob {
   compute?: string;
   /** Nodes it holds now (0 while it waits). */
   nodesHeld: number;
+  /** The state the job was in when a cancel was requested (a fault drill checks no Running job is cancelled). */
+  cancelledFrom?: JobStatus;
 }
 
 export interface SchedulerTiming {
@@ -149,6 +151,7 @@ export class VirtualWorkspace {
 
   requestCancel(job: StoredJob): void {
     if (TERMINAL.has(job.status) || job.status === "CancelRequested") return;
+    job.cancelledFrom = job.status;
     job.status = "CancelRequested";
     job.stateEndsAt = this.now() + this.timing.cancelMs;
   }

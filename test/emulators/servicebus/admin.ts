@@ -1,7 +1,15 @@
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Entity, EntityKind, EntitySettings, EntityStatus, Store } from "./store.js";
+import { covers, verifySasToken, type AuthorizationRule } from "./sas.js";
+import {
+  SUBSCRIPTION_PATH,
+  type Entity,
+  type EntityKind,
+  type EntitySettings,
+  type EntityStatus,
+  type Store,
+} from "./store.js";
 
 /**
  * The ATOM management API that ServiceBusAdministrationClient speaks (always HTTPS): create, get, list
@@ -18,6 +26,8 @@ export interface AdminServerOptions {
   host: string;
   port: number;
   tls: { key: string; cert: string };
+  /** Shared access rules: a SAS token must be signed with one that has Manage. */
+  rules: readonly AuthorizationRule[];
   store: Store;
 }
 
@@ -213,6 +223,19 @@ export class AdminServer {
     this.send(res, status, `<Error><Code>${status}</Code><Detail>${escapeXml(detail)}</Detail></Error>`);
   }
 
+  /** Why the Authorization header does not allow managing `path` (undefined: it does). */
+  private refusal(authorization: string, path: string): string | undefined {
+    // Entra ID is not emulated: a bearer token is taken at its word.
+    if (/^Bearer\s/i.test(authorization)) return undefined;
+    const verdict = verifySasToken(authorization, this.options.rules, this.options.store.now());
+    if (!verdict.ok) return verdict.description;
+    if (!covers(verdict.resourcePath, path.toLowerCase()))
+      return `InvalidAudience: The token is for '${verdict.resourcePath}', not for '${path}'.`;
+    if (!verdict.rights.includes("Manage"))
+      return `Unauthorized: Manage claim(s) are required for this operation (rule '${verdict.rule}' has ${verdict.rights.join(", ")}).`;
+    return undefined;
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -221,8 +244,10 @@ export class AdminServer {
       return this.error(res, 401, "MissingToken: the Authorization header is required.");
     const url = new URL(req.url ?? "/", this.base());
     const path = decodeURIComponent(url.pathname).replace(/^\/+|\/+$/g, "");
+    const refusal = this.refusal(req.headers.authorization, path);
+    if (refusal) return this.error(res, 401, refusal);
     const store = this.options.store;
-    const subscriptionList = /^([^/]+)\/Subscriptions$/i.exec(path);
+    const subscriptionList = /^(.+)\/Subscriptions$/i.exec(path);
 
     if (req.method === "GET") {
       if (/^\$Resources\/Queues$/i.test(path))
@@ -260,7 +285,7 @@ export class AdminServer {
         return this.send(res, 200, this.entry(existing));
       }
       if (existing) return this.error(res, 409, `The messaging entity '${path}' already exists.`);
-      const topicName = /^([^/]+)\/Subscriptions\/[^/]+$/i.exec(path)?.[1];
+      const topicName = SUBSCRIPTION_PATH.exec(path)?.[1];
       if (kind === "subscription" && (!topicName || store.get(topicName)?.kind !== "topic")) {
         return this.error(res, 404, `The messaging entity '${topicName ?? path}' could not be found.`);
       }

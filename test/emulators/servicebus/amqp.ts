@@ -4,6 +4,7 @@ import type { Socket } from "node:net";
 import type { Connection, Container, Delivery, EventContext, Message, Receiver, Sender } from "rhea";
 import type { Faults } from "./faults.js";
 import { bytesToUuid, deliveryTagToLockToken, lockTokenToDeliveryTag } from "./lock-token.js";
+import { covers, missingClaim, verifySasToken, type AuthorizationRule, type Right } from "./sas.js";
 import {
   allows,
   entityPathOf,
@@ -36,7 +37,12 @@ const LOCK_LOST = "com.microsoft:message-lock-lost";
 
 export interface AmqpBrokerOptions {
   host: string;
+  /** Plain AMQP (what `UseDevelopmentEmulator=true` connects to): SASL ANONYMOUS, or no SASL layer. */
   port: number;
+  /** AMQP over TLS, as Azure serves it on 5671: SASL MSSBCBS, ANONYMOUS, EXTERNAL. */
+  tls?: { port: number; key: string; cert: string };
+  /** Shared access rules whose tokens `$cbs` accepts. */
+  rules: readonly AuthorizationRule[];
   /** Offered on every attach; the client sizes its batches by it. */
   maxMessageSize: number;
   store: Store;
@@ -80,6 +86,38 @@ function answerEveryDrain(sender: Sender): void {
   };
 }
 
+/** An AMQP int (signed 32 bits): what the management spec types status codes as. rhea would send a uint. */
+function int(value: number): unknown {
+  return rhea.types.wrap_int(value);
+}
+
+/** What a `$cbs` put-token granted a connection. */
+interface Grant {
+  /** Entity path the token is for ('' = the whole namespace). */
+  path: string;
+  rights: readonly Right[];
+  expiresAtMs: number;
+}
+
+/** Azure's SASL mechanisms on its TLS port. MSSBCBS and EXTERNAL carry nothing: the client authorises with `$cbs`. */
+function tlsMechanisms(): Record<string, () => unknown> {
+  const later = () => ({
+    outcome: undefined as boolean | undefined,
+    username: undefined,
+    start(this: { outcome?: boolean }) {
+      this.outcome = true;
+    },
+  });
+  const mechanisms = rhea.sasl.server_mechanisms() as unknown as Record<string, () => unknown> & {
+    enable_anonymous(): void;
+  };
+  mechanisms.MSSBCBS = later;
+  // Our own client (@azure/service-bus) sends ANONYMOUS with the key name, or no SASL layer at all.
+  mechanisms.enable_anonymous();
+  mechanisms.EXTERNAL = later;
+  return mechanisms;
+}
+
 function socketOf(connection: Connection): Socket | undefined {
   return (connection as unknown as { socket?: Socket }).socket;
 }
@@ -119,51 +157,75 @@ export class AmqpBroker {
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly unsubscribe: () => void;
 
+  private readonly tlsContainer: Container | undefined;
+  private tlsServer: Server | undefined;
+  /** What each connection's put-tokens granted. */
+  private readonly grants = new WeakMap<Connection, Grant[]>();
+
   constructor(private readonly options: AmqpBrokerOptions) {
-    this.container = rhea.create_container({
-      id: "servicebus-emulator",
-      // The broker decides when to accept and settle; rhea must not do it on its own.
-      autoaccept: false,
-      treat_modified_as_released: false,
-    } as Parameters<typeof rhea.create_container>[0]);
-    this.container.on("connection_open", (ctx: EventContext) => this.connections.add(ctx.connection));
-    this.container.on("disconnected", (ctx: EventContext) => this.forget(ctx.connection));
-    this.container.on("connection_close", (ctx: EventContext) => this.forget(ctx.connection));
-    this.container.on("error", () => undefined); // a client's bad frame must not crash the test process
-    this.container.on("sender_open", (ctx: EventContext) => this.onSenderOpen(ctx));
-    this.container.on("receiver_open", (ctx: EventContext) => this.onReceiverOpen(ctx));
-    this.container.on("sender_close", (ctx: EventContext) => this.removeConsumer(ctx.sender));
-    this.container.on("message", (ctx: EventContext) => this.onMessage(ctx));
-    this.container.on("sendable", (ctx: EventContext) => this.pumpConsumer(ctx.sender));
-    this.container.on("sender_draining", (ctx: EventContext) => this.onDraining(ctx));
-    for (const outcome of ["accepted", "rejected", "modified", "released"] as const) {
-      this.container.on(outcome, (ctx: EventContext) => this.onDisposition(ctx, outcome));
+    this.container = this.createContainer("servicebus-emulator");
+    if (options.tls) {
+      this.tlsContainer = this.createContainer("servicebus-emulator-tls");
+      (this.tlsContainer as unknown as { sasl_server_mechanisms: unknown }).sasl_server_mechanisms =
+        tlsMechanisms();
     }
     this.unsubscribe = options.store.onAvailable((entity) => this.pump(entity));
   }
 
+  private createContainer(id: string): Container {
+    const container = rhea.create_container({
+      id,
+      // The broker decides when to accept and settle; rhea must not do it on its own.
+      autoaccept: false,
+      treat_modified_as_released: false,
+    } as Parameters<typeof rhea.create_container>[0]);
+    container.on("connection_open", (ctx: EventContext) => this.connections.add(ctx.connection));
+    container.on("disconnected", (ctx: EventContext) => this.forget(ctx.connection));
+    container.on("connection_close", (ctx: EventContext) => this.forget(ctx.connection));
+    container.on("error", () => undefined); // a client's bad frame must not crash the test process
+    container.on("sender_open", (ctx: EventContext) => this.onSenderOpen(ctx));
+    container.on("receiver_open", (ctx: EventContext) => this.onReceiverOpen(ctx));
+    container.on("sender_close", (ctx: EventContext) => this.removeConsumer(ctx.sender));
+    container.on("message", (ctx: EventContext) => this.onMessage(ctx));
+    container.on("sendable", (ctx: EventContext) => this.pumpConsumer(ctx.sender));
+    container.on("sender_draining", (ctx: EventContext) => this.onDraining(ctx));
+    for (const outcome of ["accepted", "rejected", "modified", "released"] as const) {
+      container.on(outcome, (ctx: EventContext) => this.onDisposition(ctx, outcome));
+    }
+    return container;
+  }
+
+  /** The TLS port once started (undefined without TLS). */
+  tlsPort: number | undefined;
+
   async start(): Promise<number> {
-    const server = this.container.listen({
-      host: this.options.host,
-      port: this.options.port,
-    }) as unknown as Server;
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once("listening", resolve);
-      server.once("error", reject);
-    });
+    const listen = async (container: Container, options: Record<string, unknown>): Promise<Server> => {
+      const server = container.listen({ host: this.options.host, ...options } as never) as unknown as Server;
+      await new Promise<void>((resolve, reject) => {
+        server.once("listening", resolve);
+        server.once("error", reject);
+      });
+      return server;
+    };
+    this.server = await listen(this.container, { port: this.options.port });
+    if (this.tlsContainer && this.options.tls) {
+      const { port, key, cert } = this.options.tls;
+      this.tlsServer = await listen(this.tlsContainer, { port, transport: "tls", key, cert });
+      this.tlsPort = (this.tlsServer.address() as AddressInfo).port;
+    }
     // Locks and time-to-live expire on the clock, not on traffic.
     this.sweepTimer = setInterval(() => this.tick(), 50);
     this.sweepTimer.unref();
-    return (server.address() as AddressInfo).port;
+    return (this.server.address() as AddressInfo).port;
   }
 
   async stop(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.unsubscribe();
     this.dropConnections();
-    const server = this.server;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const server of [this.server, this.tlsServer]) {
+      if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   }
 
   /** Destroys every client socket: what a network failure looks like to the client. */
@@ -214,6 +276,11 @@ export class AmqpBroker {
       sender.close(entityDisabled(source.entity));
       return;
     }
+    const refusal = this.unauthorized(ctx.connection, source.entity.path, "Listen", address);
+    if (refusal) {
+      sender.close(refusal);
+      return;
+    }
     answerEveryDrain(sender);
     // Peek-lock clients attach with rcv-settle-mode second; receive-and-delete with snd-settle-mode settled.
     const mode: ReceiveMode = sender.snd_settle_mode === 1 ? "receive-and-delete" : "peek-lock";
@@ -234,7 +301,30 @@ export class AmqpBroker {
       });
     } else if (!allows(entity, "send")) {
       receiver.close(entityDisabled(entity));
+    } else {
+      const refusal = this.unauthorized(ctx.connection, entity.path, "Send", address);
+      if (refusal) receiver.close(refusal);
     }
+  }
+
+  /** Azure's refusal when no live put-token of this connection grants `right` on `path`. */
+  private unauthorized(
+    connection: Connection,
+    path: string,
+    right: Right,
+    address: string,
+  ): { condition: string; description: string } | undefined {
+    const now = this.options.store.now();
+    const granted = (this.grants.get(connection) ?? []).some(
+      (grant) =>
+        grant.expiresAtMs > now &&
+        covers(grant.path, path) &&
+        (grant.rights.includes(right) || grant.rights.includes("Manage")),
+    );
+    if (granted) return undefined;
+    const host = (connection as unknown as { options?: { hostname?: string } }).options?.hostname;
+    const resource = /^[a-z]+:\/\//i.test(address) ? address : `sb://${host ?? "localhost"}/${path}`;
+    return { condition: "amqp:unauthorized-access", description: missingClaim(right, resource) };
   }
 
   private mirrorAttach(link: Sender | Receiver): void {
@@ -333,11 +423,37 @@ export class AmqpBroker {
 
   private onPutToken(ctx: EventContext): void {
     const request = ctx.message as Message;
-    const refused = this.options.faults.takePutTokenRefusal();
-    this.reply(ctx, CBS, request, {
-      "status-code": refused ? 401 : 202,
-      "status-description": refused ? "Unauthorized: token refused (emulator fault injection)" : "Accepted",
-    });
+    const answer = (code: number, description: string) =>
+      this.reply(ctx, CBS, request, { "status-code": int(code), "status-description": description });
+    if (this.options.faults.takePutTokenRefusal())
+      return answer(401, "Unauthorized: token refused (emulator fault injection)");
+    const properties = request.application_properties ?? {};
+    const audience = String(properties.name ?? "");
+    const type = String(properties.type ?? "");
+    const token = typeof request.body === "string" ? request.body : String(request.body ?? "");
+    // A token for an entity's `$management` node is a token for the entity.
+    const path = entityPathOf(audience)
+      .toLowerCase()
+      .replace(/\/\$management$/, "");
+    const now = this.options.store.now();
+    let grant: Grant;
+    if (type === "jwt") {
+      // Entra ID is not emulated: a bearer token is taken at its word, with every right.
+      grant = { path, rights: ["Manage", "Send", "Listen"], expiresAtMs: now + 3_600_000 };
+    } else {
+      const verdict = verifySasToken(token, this.options.rules, now);
+      if (!verdict.ok) return answer(401, verdict.description);
+      if (!covers(verdict.resourcePath.replace(/\/\$management$/, ""), path))
+        return answer(
+          401,
+          `InvalidAudience: The token is for '${verdict.resourcePath}', not for '${audience}'.`,
+        );
+      grant = { path, rights: verdict.rights, expiresAtMs: verdict.expiresAtMs };
+    }
+    const grants = this.grants.get(ctx.connection) ?? [];
+    grants.push(grant);
+    this.grants.set(ctx.connection, grants);
+    answer(202, "Accepted");
   }
 
   private onManagement(ctx: EventContext, entityPath: string): void {
@@ -347,9 +463,17 @@ export class AmqpBroker {
     const body = (request.body ?? {}) as Record<string, unknown>;
     const tokens = (Array.isArray(body["lock-tokens"]) ? body["lock-tokens"] : []).map(lockTokenOf);
     const store = this.options.store;
+    const refusal = this.unauthorized(ctx.connection, entityPathOf(entityPath), "Listen", entityPath);
+    if (refusal) {
+      return this.reply(ctx, node, request, {
+        statusCode: int(401),
+        statusDescription: refusal.description,
+        errorCondition: refusal.condition,
+      });
+    }
     const lockLost = (): void =>
       this.reply(ctx, node, request, {
-        statusCode: 410,
+        statusCode: int(410),
         statusDescription:
           "The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue.",
         errorCondition: LOCK_LOST,
@@ -362,13 +486,13 @@ export class AmqpBroker {
         if (!until) return lockLost();
         expirations.push(until);
       }
-      return this.reply(ctx, node, request, { statusCode: 200 }, { expirations });
+      return this.reply(ctx, node, request, { statusCode: int(200) }, { expirations });
     }
     if (operation === "com.microsoft:peek-message") {
       const source = store.resolveSource(entityPath);
       if (!source) {
         return this.reply(ctx, node, request, {
-          statusCode: 404,
+          statusCode: int(404),
           statusDescription: `The messaging entity '${entityPath}' could not be found.`,
           errorCondition: "amqp:not-found",
         });
@@ -376,9 +500,9 @@ export class AmqpBroker {
       const from = numberOf(body["from-sequence-number"]) ?? 1;
       const count = numberOf(body["message-count"]) ?? 1;
       const found = store.peek(source, from, count);
-      if (found.length === 0) return this.reply(ctx, node, request, { statusCode: 204 });
+      if (found.length === 0) return this.reply(ctx, node, request, { statusCode: int(204) });
       const messages = found.map((m) => ({ message: rhea.message.encode(this.outgoing(m, source)) }));
-      return this.reply(ctx, node, request, { statusCode: 200 }, { messages });
+      return this.reply(ctx, node, request, { statusCode: int(200) }, { messages });
     }
     if (operation === "com.microsoft:update-disposition") {
       const status = String(body["disposition-status"] ?? "");
@@ -386,10 +510,10 @@ export class AmqpBroker {
         const outcome = this.settleByStatus(token, status, body);
         if (outcome === "lock-lost") return lockLost();
       }
-      return this.reply(ctx, node, request, { statusCode: 200 });
+      return this.reply(ctx, node, request, { statusCode: int(200) });
     }
     this.reply(ctx, node, request, {
-      statusCode: 501,
+      statusCode: int(501),
       statusDescription: `The emulator does not implement ${operation || "(no operation)"}.`,
       errorCondition: "amqp:not-implemented",
     });

@@ -1,7 +1,9 @@
-import { loadTestTls } from "../tls/index.js";
+import { join } from "node:path";
+import { loadTestTls, testTlsDir } from "../tls/index.js";
 import { AdminServer } from "./admin.js";
 import { AmqpBroker } from "./amqp.js";
 import { Faults, type ServiceBusFaults } from "./faults.js";
+import { ROOT_RULE_NAME, type AuthorizationRule } from "./sas.js";
 import {
   Store,
   type EntitySettings,
@@ -11,8 +13,13 @@ import {
 } from "./store.js";
 
 /**
- * A Service Bus emulator for tests: an AMQP 1.0 broker (plain AMQP, SASL ANONYMOUS) that the real
- * @azure/service-bus client talks to, plus the ATOM admin API over HTTPS for ServiceBusAdministrationClient.
+ * A Service Bus emulator for tests: an AMQP 1.0 broker that the real @azure/service-bus client and the
+ * Python azure-servicebus client (uamqp) talk to, plus the ATOM admin API over HTTPS for
+ * ServiceBusAdministrationClient. AMQP is served twice: plain (SASL ANONYMOUS, for
+ * `UseDevelopmentEmulator=true`) and over TLS (SASL MSSBCBS, ANONYMOUS, EXTERNAL, as Azure's 5671).
+ * Every client authorises with SAS tokens on `$cbs` (and on the admin API), checked for real: signature
+ * with the rule's key, expiry, and the rule's rights (Send to send, Listen to receive, Manage for the
+ * admin API), refused with Azure's errors.
  *
  * Clients:
  *   new ServiceBusClient(emulator.connectionString)
@@ -23,6 +30,7 @@ import {
  */
 
 export type { ServiceBusFaults } from "./faults.js";
+export type { AuthorizationRule, Right } from "./sas.js";
 export type { EntitySettings, EntityStatus, MessageState } from "./store.js";
 
 export interface ServiceBusEmulatorOptions {
@@ -38,8 +46,12 @@ export interface ServiceBusEmulatorOptions {
   subscriptions?: string[];
   /** Settings for entities created by this emulator's helpers and the lists above. */
   entitySettings?: Partial<EntitySettings>;
-  /** Key in the connection string; the emulator accepts any token. */
+  /** Key of the root rule (RootManageSharedAccessKey: Manage, Send, Listen); tokens are checked against it. */
   sharedAccessKey?: string;
+  /** More shared access rules, e.g. `{ name: "sender", key: "k", rights: ["Send"] }`. */
+  rules?: AuthorizationRule[];
+  /** Port of AMQP over TLS (0, the default, picks a free one). */
+  tlsPort?: number;
 }
 
 /** One message as a test sees it. */
@@ -73,9 +85,20 @@ export interface EntityCounts {
 
 export interface ServiceBusEmulator {
   amqpPort: number;
+  /** AMQP over TLS (the test CA's certificate, for `localhost` and 127.0.0.1), as Azure serves 5671. */
+  tlsPort: number;
   adminPort: number;
-  /** For ServiceBusClient (AMQP on amqpPort). */
+  /** For ServiceBusClient (plain AMQP on amqpPort, `UseDevelopmentEmulator=true`). */
   connectionString: string;
+  /**
+   * For any AMQP client over TLS (`Endpoint=sb://localhost:TLSPORT`, no emulator flag): the client must
+   * trust `ca` (Node: NODE_EXTRA_CA_CERTS=`caPath`; Python: connection_verify=`caPath`).
+   */
+  tlsConnectionString: string;
+  /** A connection string for another rule (or a wrong key), plain or over TLS. */
+  connectionStringFor(rule: { name: string; key: string }, options?: { tls?: boolean }): string;
+  /** Path of the CA's PEM file. */
+  caPath: string;
   /** For ServiceBusAdministrationClient (HTTPS on adminPort); pass `tlsOptions: { ca }`. */
   adminConnectionString: string;
   /** `https://127.0.0.1:adminPort` */
@@ -151,15 +174,21 @@ export async function startServiceBusEmulator(
   // The faults' drop switch and the broker refer to each other; the switch is only used after start.
   const brokerRef: { current?: AmqpBroker } = {};
   const faults = new Faults(() => brokerRef.current?.dropConnections() ?? 0);
+  const rules: AuthorizationRule[] = [
+    { name: ROOT_RULE_NAME, key, rights: ["Manage", "Send", "Listen"] },
+    ...(options.rules ?? []),
+  ];
   const broker = new AmqpBroker({
     host,
     port: options.amqpPort ?? 0,
+    tls: { port: options.tlsPort ?? 0, key: tls.key, cert: tls.cert },
+    rules,
     maxMessageSize: options.maxMessageSize ?? 256 * 1024,
     store,
     faults,
   });
   brokerRef.current = broker;
-  const admin = new AdminServer({ host, port: options.adminPort ?? 0, tls, store });
+  const admin = new AdminServer({ host, port: options.adminPort ?? 0, tls, store, rules });
   const amqpPort = await broker.start();
   let adminPort: number;
   try {
@@ -168,8 +197,14 @@ export async function startServiceBusEmulator(
     await broker.stop();
     throw error;
   }
-  const connectionStringFor = (port: number): string =>
-    `Endpoint=sb://${host}:${port};SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=${key};UseDevelopmentEmulator=true;`;
+  const tlsPort = broker.tlsPort as number;
+  const connectionStringFor = (
+    port: number,
+    rule: { name: string; key: string } = { name: ROOT_RULE_NAME, key },
+  ): string =>
+    port === tlsPort
+      ? `Endpoint=sb://localhost:${port}/;SharedAccessKeyName=${rule.name};SharedAccessKey=${rule.key}`
+      : `Endpoint=sb://${host}:${port};SharedAccessKeyName=${rule.name};SharedAccessKey=${rule.key};UseDevelopmentEmulator=true;`;
 
   const source = (entity: string) => {
     const resolved = store.resolveSource(entity);
@@ -179,8 +214,12 @@ export async function startServiceBusEmulator(
 
   return {
     amqpPort,
+    tlsPort,
     adminPort,
     connectionString: connectionStringFor(amqpPort),
+    tlsConnectionString: connectionStringFor(tlsPort),
+    connectionStringFor: (rule, o = {}) => connectionStringFor(o.tls ? tlsPort : amqpPort, rule),
+    caPath: join(testTlsDir(), "ca.pem"),
     adminConnectionString: connectionStringFor(adminPort),
     adminEndpoint: `https://${host}:${adminPort}`,
     adminNamespace: `${host}:${adminPort}`,

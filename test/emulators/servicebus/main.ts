@@ -23,6 +23,7 @@ const { values } = parseArgs({
   options: {
     "amqp-port": { type: "string" },
     "admin-port": { type: "string" },
+    "tls-port": { type: "string" },
     host: { type: "string" },
     queue: { type: "string", multiple: true },
     topic: { type: "string", multiple: true },
@@ -33,6 +34,7 @@ const { values } = parseArgs({
 const emulator = await startServiceBusEmulator({
   amqpPort: port("amqp-port", values["amqp-port"]),
   adminPort: port("admin-port", values["admin-port"]),
+  tlsPort: port("tls-port", values["tls-port"]),
   ...(values.host ? { host: values.host } : {}),
   queues: values.queue ?? [],
   topics: values.topic ?? [],
@@ -43,7 +45,10 @@ process.stdout.write(
     connectionString: emulator.connectionString,
     adminConnectionString: emulator.adminConnectionString,
     adminEndpoint: emulator.adminEndpoint,
+    tlsConnectionString: emulator.tlsConnectionString,
+    caPath: emulator.caPath,
     amqpPort: emulator.amqpPort,
+    tlsPort: emulator.tlsPort,
     adminPort: emulator.adminPort,
   }) + "\n",
 );

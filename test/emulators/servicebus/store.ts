@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Message } from "rhea";
+import { entityNameProblem } from "../../../src/backchannel/entity-names.js";
 import { newLockToken } from "./lock-token.js";
 
 /**
@@ -76,7 +77,8 @@ export class Entity {
   }
 
   get name(): string {
-    return this.path.split("/").pop() as string;
+    // A topic or queue name may hold '/'; a subscription's is the last segment of its path.
+    return this.kind === "subscription" ? (this.path.split("/").pop() as string) : this.path;
   }
 
   /** Active = available + locked + deferred, as Service Bus' ActiveMessageCount counts them. */
@@ -107,6 +109,11 @@ export interface ReceivedRecord {
 }
 
 const DLQ_SUFFIX = "/$deadletterqueue";
+/** `TOPIC/Subscriptions/NAME`; a topic name may itself hold '/'. */
+export const SUBSCRIPTION_PATH = /^(.+)\/Subscriptions\/([^/]+)$/i;
+
+/** An entity name Azure refuses (the admin API answers 400 with it). */
+export class EntityNameError extends Error {}
 
 function key(path: string): string {
   return path.toLowerCase();
@@ -156,12 +163,15 @@ export class Store {
     if (this.entities.has(key(clean))) throw new Error(`entity already exists: ${clean}`);
     let parent: Entity | undefined;
     if (kind === "subscription") {
-      const match = /^([^/]+)\/Subscriptions\/([^/]+)$/i.exec(clean);
+      const match = SUBSCRIPTION_PATH.exec(clean);
       if (!match) throw new Error(`a subscription path is TOPIC/Subscriptions/NAME, got ${clean}`);
+      const problem = entityNameProblem("subscription", match[2] as string);
+      if (problem) throw new EntityNameError(problem);
       parent = this.entities.get(key(match[1] as string));
       if (!parent || parent.kind !== "topic") throw new Error(`topic not found: ${match[1]}`);
-    } else if (clean.includes("/")) {
-      throw new Error(`a ${kind} name has no "/", got ${clean}`);
+    } else {
+      const problem = entityNameProblem(kind, clean);
+      if (problem) throw new EntityNameError(problem);
     }
     const entity = new Entity(kind, clean, { ...defaultEntitySettings, ...settings }, this.now());
     this.entities.set(key(clean), entity);
@@ -177,7 +187,7 @@ export class Store {
       if (m.lockToken) this.locks.delete(m.lockToken);
     this.entities.delete(key(entity.path));
     if (entity.kind === "subscription") {
-      const topic = this.get(entity.path.split("/")[0] as string);
+      const topic = this.get(SUBSCRIPTION_PATH.exec(entity.path)?.[1] ?? "");
       topic?.subscriptions.delete(key(entity.name));
     }
     return true;
@@ -223,7 +233,8 @@ export class Store {
     const now = this.now();
     // The entity's default time-to-live is also a ceiling for the message's own, and a subscription's
     // messages get the lower of the topic's and the subscription's (Service Bus "Message expiration").
-    const topic = entity.kind === "subscription" ? this.get(entity.path.split("/")[0] as string) : undefined;
+    const topic =
+      entity.kind === "subscription" ? this.get(SUBSCRIPTION_PATH.exec(entity.path)?.[1] ?? "") : undefined;
     const limits = [
       typeof amqp.ttl === "number" ? amqp.ttl : undefined,
       entity.settings.defaultTtlMs,
