@@ -249,6 +249,7 @@ export function resolveConfig(options: LoadOptions = {}): ResolvedConfig {
     return { where, source: entry.source };
   });
   problems.push(...pairs.problems);
+  warnings.push(...pairs.warnings);
   for (const [key, value] of Object.entries(pairs.adjusted)) {
     settings[key] = value;
     const entry = sourceOf(key);

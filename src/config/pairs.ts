@@ -14,8 +14,9 @@ type Locate = (key: string) => { where: string; source: Source };
 export function checkPairs(
   settings: Partial<Settings>,
   locate: Locate,
-): { problems: ConfigProblem[]; adjusted: Partial<Settings> } {
+): { problems: ConfigProblem[]; adjusted: Partial<Settings>; warnings: string[] } {
   const problems: ConfigProblem[] = [];
+  const warnings: string[] = [];
   const adjusted: Partial<Settings> = {};
   const named = (key: string) => {
     const { where, source } = locate(key);
@@ -30,17 +31,18 @@ export function checkPairs(
     });
   }
 
-  // A call given a deadline longer than the interval holds every tick behind it: an explicit one above
-  // the interval is a mistake. (The default, 30 s, stays: short intervals are for tests and demos, whose
-  // calls may still need it on a loaded machine.)
+  // A call given a deadline longer than the interval delays the ticks behind it when it hangs: worth a
+  // warning (fault drills do it on purpose), not a refusal.
   const { callTimeoutSeconds, intervalSeconds } = settings;
-  if (typeof callTimeoutSeconds === "number" && typeof intervalSeconds === "number") {
-    if (callTimeoutSeconds > intervalSeconds && locate("callTimeoutSeconds").source !== "default") {
-      problems.push({
-        where: `${named("callTimeoutSeconds")} and ${named("intervalSeconds")}`,
-        message: `a call may last ${callTimeoutSeconds} s but ticks come every ${intervalSeconds} s: expected callTimeoutSeconds <= intervalSeconds`,
-      });
-    }
+  if (
+    typeof callTimeoutSeconds === "number" &&
+    typeof intervalSeconds === "number" &&
+    callTimeoutSeconds > intervalSeconds &&
+    locate("callTimeoutSeconds").source !== "default"
+  ) {
+    warnings.push(
+      `${named("callTimeoutSeconds")} (${callTimeoutSeconds} s) is above ${named("intervalSeconds")} (${intervalSeconds} s): a hung call delays the next tick`,
+    );
   }
 
   // A control message that outlives its drain could stop a worker the daemon has since asked again.
@@ -55,5 +57,5 @@ export function checkPairs(
       message: `a control message lives ${controlMessageTtlSeconds} s, longer than a drain counts (${drainTimeoutSeconds} s): expected controlMessageTtlSeconds <= drainTimeoutSeconds`,
     });
   }
-  return { problems, adjusted };
+  return { problems, adjusted, warnings };
 }

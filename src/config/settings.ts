@@ -151,7 +151,8 @@ export const SETTINGS = [
     env: "WORKFORCE_CALL_TIMEOUT_SECONDS",
     schema: positiveSeconds(),
     default: 30,
-    description: "Deadline of each queue or region call within a tick; when set, at most the interval.",
+    description:
+      "Deadline of each queue or region call within a tick (one set above the interval is warned about).",
   }),
   setting({
     key: "readConcurrency",

@@ -94,13 +94,18 @@ function isValidObservation(value: RegionObservation): boolean {
   );
 }
 
-/** The observation with `inFlight` more pending workers (and no other field than the four counts). */
+/**
+ * The observation with `inFlight` more pending workers: the four counts, plus the region's exit history
+ * and expired drains (the start backoff and the drain metrics read them).
+ */
 function withInFlight(observation: RegionObservation, inFlight: number): RegionObservation {
   return {
     running: observation.running,
     pending: observation.pending + inFlight,
     draining: observation.draining,
     capacity: observation.capacity - inFlight,
+    ...(observation.exits ? { exits: observation.exits } : {}),
+    ...(observation.expiredDrains ? { expiredDrains: observation.expiredDrains } : {}),
   };
 }
 

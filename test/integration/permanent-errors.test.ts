@@ -26,6 +26,7 @@ let forbiddingPort = 0;
 let refusedPort = 0;
 let hung: NetServer;
 let hungPort = 0;
+const hungSockets = new Set<import("node:net").Socket>();
 
 beforeAll(async () => {
   // A wrong account key: Storage answers 403 AuthenticationFailed with a multi-line message.
@@ -44,13 +45,14 @@ beforeAll(async () => {
   refusedPort = (probe.address() as { port: number }).port;
   await new Promise<void>((resolve) => probe.close(() => resolve()));
   // Accepts connections and never answers.
-  hung = createNetServer(() => undefined);
+  hung = createNetServer((socket) => void hungSockets.add(socket));
   await new Promise<void>((resolve) => hung.listen(0, "127.0.0.1", resolve));
   hungPort = (hung.address() as { port: number }).port;
 });
 
 afterAll(async () => {
   await new Promise<void>((resolve) => forbidding.close(() => resolve()));
+  for (const socket of hungSockets) socket.destroy();
   await new Promise<void>((resolve) => hung.close(() => resolve()));
   rmSync(stateDir, { recursive: true, force: true });
 });

@@ -50,9 +50,13 @@ describe("durations stay within what a timer can hold", () => {
     );
   });
 
-  test("a call timeout set above the interval names both settings", () => {
-    expect(problems({ WORKFORCE_INTERVAL_SECONDS: "10", WORKFORCE_CALL_TIMEOUT_SECONDS: "20" })).toEqual([
-      "WORKFORCE_CALL_TIMEOUT_SECONDS and WORKFORCE_INTERVAL_SECONDS: a call may last 20 s but ticks come every 10 s: expected callTimeoutSeconds <= intervalSeconds",
+  test("a call timeout set above the interval is warned about, naming both settings", () => {
+    const resolved = resolveConfig({
+      env: { ...base, WORKFORCE_INTERVAL_SECONDS: "10", WORKFORCE_CALL_TIMEOUT_SECONDS: "20" },
+    });
+    expect(resolved.problems).toEqual([]);
+    expect(resolved.warnings).toEqual([
+      "WORKFORCE_CALL_TIMEOUT_SECONDS (20 s) is above WORKFORCE_INTERVAL_SECONDS (10 s): a hung call delays the next tick",
     ]);
     expect(loadConfig({ env: { ...base, WORKFORCE_INTERVAL_SECONDS: "10" } }).callTimeoutSeconds).toBe(30);
   });
