@@ -301,45 +301,19 @@ async function budgetScenario(): Promise<void> {
 }
 
 export default async function bench(): Promise<void> {
+  // AZUREML_BENCH=tick:500,budget runs only those (names: memory, retire, cli, tick:NAME, budget).
+  const only = process.env.AZUREML_BENCH?.split(",");
+  const run = (name: string) => !only || only.includes(name);
   // First, while the process is fresh: its resident memory is what the 20 ticks leave.
-  await memoryScenario();
-  await retireScenario();
-  cliScenario();
-  await tickScenario({
-    name: "growth",
-    regions: 84,
-    nodes: 20,
-    running: 3,
-    queued: 0,
-    depth: 8000,
-    concurrency: 4,
-  });
-  await tickScenario({
-    name: "shrink",
-    regions: 84,
-    nodes: 0,
-    running: 0,
-    queued: 2,
-    depth: 0,
-    concurrency: 4,
-  });
-  await tickScenario({
-    name: "200 regions",
-    regions: 200,
-    nodes: 4,
-    running: 3,
-    queued: 0,
-    depth: 80_000,
-    concurrency: 4,
-  });
-  await tickScenario({
-    name: "500 active",
-    regions: 84,
-    nodes: 500,
-    running: 500,
-    queued: 0,
-    depth: 168_000,
-    concurrency: 4,
-  });
-  await budgetScenario();
+  if (run("memory")) await memoryScenario();
+  if (run("retire")) await retireScenario();
+  if (run("cli")) cliScenario();
+  const cases: TickCase[] = [
+    { name: "growth", regions: 84, nodes: 20, running: 3, queued: 0, depth: 8000, concurrency: 4 },
+    { name: "shrink", regions: 84, nodes: 0, running: 0, queued: 2, depth: 0, concurrency: 4 },
+    { name: "200 regions", regions: 200, nodes: 4, running: 3, queued: 0, depth: 80_000, concurrency: 4 },
+    { name: "500 active", regions: 84, nodes: 500, running: 500, queued: 0, depth: 168_000, concurrency: 4 },
+  ];
+  for (const c of cases) if (run(`tick:${c.name.split(" ")[0]}`)) await tickScenario(c);
+  if (run("budget")) await budgetScenario();
 }

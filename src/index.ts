@@ -58,7 +58,18 @@ export {
   type LayOffResult,
   type ScaleToResult,
 } from "./controller/operations.js";
-export { loadPolicy, BUILTIN_POLICIES } from "./controller/policy-loader.js";
+export { loadPolicy, builtinPolicy, BUILTIN_POLICIES } from "./controller/policy-loader.js";
+export { predictivePolicy, predictiveSizing, DEFAULT_PAYBACK_RATIO } from "./policy/predictive.js";
+export { WorkloadLearner } from "./controller/learner.js";
+export {
+  simulate,
+  parseTrace,
+  parseCluster,
+  renderChart,
+  type SimulationResult,
+  type Cluster,
+  type Task,
+} from "./simulate/index.js";
 
 // Metrics and logs
 export { createMetrics, initRegionSeries, type WorkforceMetrics } from "./metrics/registry.js";

@@ -72,11 +72,23 @@ export function regionCredential(
   });
 }
 
-/** A fixed token, for tests and the emulator (which accepts any bearer token). */
+/**
+ * A fixed identity for tests and the emulators: an unsigned JWT (`alg: none`) whose `aud` is the resource
+ * of the scope asked for, as Entra ID's tokens carry it, so that an emulator can refuse a token meant for
+ * another service (an ARM token sent to ml.azure.com) as the real one does. Never valid for Azure.
+ */
 export class StaticTokenCredential implements TokenCredential {
-  constructor(private readonly token = "test-token") {}
-  async getToken(): Promise<AccessToken> {
-    return { token: this.token, expiresOnTimestamp: Date.now() + 3_600_000 };
+  constructor(private readonly subject = "test-token") {}
+  async getToken(scopes: string | string[]): Promise<AccessToken> {
+    const scope = (Array.isArray(scopes) ? scopes[0] : scopes) ?? "";
+    const expiresOnTimestamp = Date.now() + 3_600_000;
+    const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+    const claims = {
+      aud: scope.replace(/\/\.default$/, ""),
+      sub: this.subject,
+      exp: Math.floor(expiresOnTimestamp / 1000),
+    };
+    return { token: `${part({ alg: "none", typ: "JWT" })}.${part(claims)}.`, expiresOnTimestamp };
   }
 }
 

@@ -84,6 +84,32 @@ export class WriteRateLimiter {
     return times;
   }
 
+  /** Tokens promised to claims and not taken yet. */
+  private claimed = 0;
+
+  /**
+   * Promise `count` tokens to a caller that will take them one by one (`takeClaimed`), if the bucket can
+   * give all of them, beyond what earlier claims hold, within `maxWaitMs`; else promise nothing. Each take
+   * then queues in turn with everyone else, so the first read of every listing goes before the last
+   * reads of the others. Release what was not taken (`release`).
+   */
+  claim(count: number, maxWaitMs: number): boolean {
+    this.refill();
+    if (((this.claimed + count - this.tokens) / this.perSecond) * 1000 > maxWaitMs) return false;
+    this.claimed += count;
+    return true;
+  }
+
+  /** Take one claimed token (waiting for it in turn). */
+  takeClaimed(signal?: AbortSignal): Promise<void> {
+    this.claimed = Math.max(0, this.claimed - 1);
+    return this.acquire(signal);
+  }
+
+  release(count: number): void {
+    this.claimed = Math.max(0, this.claimed - count);
+  }
+
   /** Tokens in the bucket now (negative while reservations are waiting). */
   get available(): number {
     this.refill();

@@ -165,11 +165,12 @@ export async function withRetry<T>(
     await abortableDelay(Math.min(ms, maxDelayMs), signal);
   };
   return pRetry(
-    async () => {
+    async (attemptNumber) => {
       const controller = new AbortController();
       const onAbort = () => controller.abort(signal!.reason);
       if (signal?.aborted) throw signal.reason;
-      if (backoff) {
+      // A new call waits for the region's back-off; a retry has just waited for its own answer's.
+      if (backoff && attemptNumber === 1) {
         const quiet = backoff.gate.remainingMs(backoff.call);
         if (quiet > 0) {
           try {

@@ -8,10 +8,12 @@ import type { Settings } from "../config/settings.js";
 import type { CallOptions, DrainResult } from "../regions/types.js";
 import type { BackChannelConfig } from "./config.js";
 import type { DrainChannel } from "./types.js";
+import type { WriteFence } from "../regions/fence.js";
 import { evaluateLedger, recordDrain, settleDrain, type DrainLedger } from "./ledger.js";
 import {
   createBlobLedgerStore,
   createMemoryLedgerStore,
+  fencedLedgerStore,
   LedgerConflictError,
   type LedgerStore,
 } from "./ledger-store.js";
@@ -54,6 +56,8 @@ export interface DrainChannelDeps {
   topology?: TopologyCache;
   now?: () => number;
   newId?: () => string;
+  /** Checked before every ledger write and every send (leader election). */
+  fence?: WriteFence;
 }
 
 /** Deadline of the ledger correction after a failed send. */
@@ -115,8 +119,10 @@ export function createDrainChannel(
       labels: { region: regionName },
       ...(deps.clientDeps ? { clientDeps: deps.clientDeps } : {}),
       ...(deps.topology ? { topology: deps.topology } : {}),
+      ...(deps.fence ? { fence: deps.fence } : {}),
       now,
     });
+  if (deps.fence) deps = { ...deps, store: fencedLedgerStore(deps.store, deps.fence) };
 
   let expired: ExpiredDrain[] = [];
   return {
@@ -217,6 +223,8 @@ export interface DrainChannelFactoryDeps {
   stateStore: LedgerStore;
   /** Extra CA (PEM) for the Service Bus administration endpoint. */
   tlsCa?: string;
+  /** Checked before every ledger write and every control message send (leader election). */
+  fence?: WriteFence;
 }
 
 /**
@@ -233,6 +241,7 @@ export function drainChannelFactory(
       logger: deps.logger.child({ region: regionName }),
       store: deps.stateStore,
       topology,
+      ...(deps.fence ? { fence: deps.fence } : {}),
       clientDeps: {
         ...(deps.credential ? { credential: deps.credential } : {}),
         ...(deps.tlsCa ? { tlsCa: deps.tlsCa } : {}),

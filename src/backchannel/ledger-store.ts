@@ -6,6 +6,7 @@ import { lazySdk } from "../azure/lazy-sdk.js";
 const storageBlob = lazySdk<typeof storageBlobTypes>("@azure/storage-blob");
 import { z } from "zod";
 import type { CallOptions } from "../regions/types.js";
+import type { WriteFence } from "../regions/fence.js";
 import type { DrainLedger } from "./ledger.js";
 
 /**
@@ -220,4 +221,16 @@ async function streamToString(stream: NodeJS.ReadableStream | undefined): Promis
   for await (const chunk of stream)
     chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
   return Buffer.concat(chunks).toString("utf8");
+}
+
+/** A store whose every save is checked against the fence first: a fenced replica changes no ledger. */
+export function fencedLedgerStore(store: LedgerStore, fence: WriteFence): LedgerStore {
+  return {
+    ...store,
+    load: (region, options) => store.load(region, options),
+    save: (region, ledger, expectedVersion, options) => {
+      fence.check(`drain ledger write for region ${region}`);
+      return store.save(region, ledger, expectedVersion, options);
+    },
+  };
 }

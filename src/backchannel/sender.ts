@@ -6,6 +6,7 @@ import type {
 } from "@azure/service-bus";
 import type { Logger } from "../logging/logger.js";
 import type { CallOptions } from "../regions/types.js";
+import type { WriteFence } from "../regions/fence.js";
 import {
   createAdministrationClient,
   createServiceBusClient,
@@ -82,6 +83,8 @@ export interface ControlSenderOptions {
   labels?: Record<string, string>;
   /** Injected clock for tests. */
   now?: () => number;
+  /** Checked right before each batch goes to the broker (leader election). */
+  fence?: WriteFence;
 }
 
 function alreadyExists(error: unknown): boolean {
@@ -171,6 +174,8 @@ export function createControlSender(options: ControlSenderOptions): ControlSende
     /** Messages of the batch being sent now: if the send fails, they may have gone out all the same. */
     let sending = 0;
     const sendBatch = async (topicSender: ServiceBusSender, batch: ServiceBusMessageBatch) => {
+      // Before the batch is in flight: a fenced replica sends nothing, and nothing counts as maybe sent.
+      options.fence?.check("control message send");
       sending = batch.count;
       await topicSender.sendMessages(batch, { abortSignal });
       sent += batch.count;
@@ -191,12 +196,13 @@ export function createControlSender(options: ControlSenderOptions): ControlSende
       if (batch.count > 0) await sendBatch(topicSender, batch);
       return { sent, unknown: 0, errors: [] };
     } catch (error) {
-      const unknown = refused(error) ? 0 : sending;
+      // The SDK's retries wrap the broker's answer in an AggregateError: judge (and report) the answer.
       const explained = explainServiceBusError(error, {
         namespace: namespaceOf(target),
         entity: target.topic,
         claim: "Send",
       });
+      const unknown = refused(explained) ? 0 : sending;
       return {
         sent,
         unknown,

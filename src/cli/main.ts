@@ -16,6 +16,7 @@ import { register as registerWorker } from "./commands/worker.js";
 import { register as registerAgent } from "./commands/agent.js";
 import { register as registerSignal } from "./commands/signal.js";
 import { register as registerDemo } from "./commands/demo.js";
+import { register as registerSimulate } from "./commands/simulate.js";
 
 import { EXIT_CONFIG } from "./exit-codes.js";
 import { register as registerConfig } from "./commands/config.js";
@@ -50,6 +51,7 @@ export function buildProgram(): Command {
   registerAgent(program);
   registerSignal(program);
   registerDemo(program);
+  registerSimulate(program);
   return program;
 }
 

@@ -91,16 +91,38 @@ export const SETTINGS = [
   setting({
     key: "policy",
     env: "WORKFORCE_POLICY",
-    schema: z.enum(["step", "proportional"]),
+    schema: z.enum(["step", "proportional", "predictive"]),
     default: "step",
     description:
-      "Built-in scaling policy: `step` (ai4s-jobq's) or `proportional` (ceil(queue / concurrency)).",
+      "Built-in scaling policy: `step` (ai4s-jobq's), `proportional` (ceil(queue / concurrency)) or `predictive` (learns task and start-up times; see 'How it decides').",
   }),
   setting({
     key: "policyModule",
     env: "WORKFORCE_POLICY_MODULE",
     schema: z.string().min(1),
     description: "Path of an ES module exporting a custom policy function; replaces WORKFORCE_POLICY.",
+  }),
+  setting({
+    key: "paybackRatio",
+    env: "WORKFORCE_PAYBACK_RATIO",
+    schema: number().min(0, { error: "expected a number >= 0" }),
+    default: 8,
+    description:
+      "`predictive` only: hire a worker only if it should stay busy this many times its start-up. Higher is cheaper and slower; 0 is as fast as `proportional`.",
+  }),
+  setting({
+    key: "taskSeconds",
+    env: "WORKFORCE_TASK_SECONDS",
+    schema: seconds(1),
+    default: 600,
+    description: "`predictive` only: task time to assume until the daemon has measured it.",
+  }),
+  setting({
+    key: "startupSeconds",
+    env: "WORKFORCE_STARTUP_SECONDS",
+    schema: seconds(0),
+    default: 300,
+    description: "`predictive` only: worker start-up time to assume until measured in a region.",
   }),
   setting({
     key: "maxWorkers",
@@ -230,6 +252,16 @@ export const SETTINGS = [
     schema: boolFromEnv,
     default: false,
     description: "Hold a blob lease so that only one replica acts (for replicas > 1).",
+  }),
+  setting({
+    key: "leaderLeaseSeconds",
+    env: "WORKFORCE_LEADER_LEASE_SECONDS",
+    schema: int(15).max(60, {
+      error: "expected a whole number of seconds from 15 to 60 (Azure blob leases)",
+    }),
+    default: 15,
+    description:
+      "Length of the leader lease (15-60 s, what Azure blob leases allow). The leader renews every third of it and stops writing a fifth before its end by its own clock; a standby takes over within it plus about a second when the leader dies.",
   }),
   setting({
     key: "metricsPort",

@@ -7,6 +7,7 @@ import { withDeadline } from "./deadline.js";
 import { describeError } from "./snapshot.js";
 import { classifyFailure } from "./failures.js";
 import type { ScaleUpFailureReason } from "../metrics/registry.js";
+import type { WriteFence } from "../regions/fence.js";
 
 export interface RegionOutcome {
   region: string;
@@ -16,6 +17,8 @@ export interface RegionOutcome {
   hireUnknown: number;
   cancelled: number;
   drained: number;
+  /** The sweep over paused workers, in regions that have one (AzureML). */
+  resume?: { resumed: number; cancelled: number; refused: number; failed: number };
   /** Drain requests that may have gone out (the send was cut off): they count as sent. */
   drainUnknown: number;
   errors: Array<{
@@ -54,6 +57,11 @@ export interface ActOptions {
   dryRun: boolean;
   logger: Logger;
   signal?: AbortSignal;
+  /**
+   * Checked before each step (cancel, drain, hire) of each region; the regions check it again before
+   * every single write. Once it refuses, the region's remaining steps are skipped.
+   */
+  fence?: WriteFence;
   /** Options the controller adds to a region's hire (to count submissions in flight). */
   hireOptions?: (region: string) => Pick<HireOptions, "onSubmit" | "onOutcome">;
   /** A call abandoned at its deadline answered later: what it did after all. */
@@ -66,7 +74,9 @@ function emptyOutcome(region: string): RegionOutcome {
 
 /**
  * Carry out a plan, region by region and independently: one region's failure or slowness does not touch
- * the others. Within a region: cancel pending workers first, then drain, then hire.
+ * the others. Within a region: cancel pending workers first, then drain, then hire, then resume paused
+ * workers (as upstream, at the end of the tick: a paused worker cancelled as surplus is not resumed). The
+ * resume runs in a held tick too: it is neither growth nor shrink, and a held tick may last a while.
  */
 export async function carryOut(
   plan: Plan,
@@ -79,8 +89,12 @@ export async function carryOut(
     plan.regions.map((regionPlan) =>
       limit(async () => {
         const region = byName.get(regionPlan.region);
-        if (!region || options.dryRun || plan.hold) return emptyOutcome(regionPlan.region);
-        return actOnRegion(region, regionPlan, options);
+        if (!region || options.dryRun) return emptyOutcome(regionPlan.region);
+        const outcome = plan.hold
+          ? emptyOutcome(region.name)
+          : await actOnRegion(region, regionPlan, options);
+        if (region.resumePaused) await resumeIn(region, outcome, options);
+        return outcome;
       }),
     ),
   );
@@ -89,13 +103,22 @@ export async function carryOut(
 async function actOnRegion(region: Region, plan: RegionPlan, options: ActOptions): Promise<RegionOutcome> {
   const outcome = emptyOutcome(region.name);
   const log = options.logger.child({ region: region.name });
+  let fenced = false;
   const step = async (
     operation: RegionOperation,
     count: number,
     call: (signal: AbortSignal) => Promise<CallResult>,
     field: "hired" | "cancelled" | "drained",
   ) => {
-    if (count <= 0) return;
+    if (count <= 0 || fenced) return;
+    try {
+      options.fence?.check(`region ${region.name} ${operation}`);
+    } catch (error) {
+      fenced = true;
+      outcome.errors.push(failure(operation, error));
+      log.warn({ operation, requested: count, err: error }, `${operation} not started: fenced`);
+      return;
+    }
     let running: Promise<CallResult> | undefined;
     try {
       const result = await withDeadline(
@@ -128,4 +151,21 @@ async function actOnRegion(region: Region, plan: RegionPlan, options: ActOptions
   const hireOptions = options.hireOptions?.(region.name) ?? {};
   await step("hire", plan.hire, (signal) => region.hire(plan.hire, { signal, ...hireOptions }), "hired");
   return outcome;
+}
+
+async function resumeIn(region: Region, outcome: RegionOutcome, options: ActOptions): Promise<void> {
+  try {
+    const result = await withDeadline(
+      `region ${region.name} resume`,
+      options.actTimeoutMs,
+      (signal) => region.resumePaused!({ signal }),
+      options.signal,
+    );
+    const { resumed, cancelled, refused, failed } = result;
+    outcome.resume = { resumed, cancelled, refused, failed };
+    for (const error of result.errors) outcome.errors.push(failure("resume", error));
+  } catch (error) {
+    outcome.errors.push(failure("resume", error));
+    options.logger.child({ region: region.name }).error({ operation: "resume", err: error }, "resume failed");
+  }
 }

@@ -7,7 +7,7 @@ import { packageVersion } from "../cli/version.js";
 import { runLoop } from "./loop.js";
 import type { TickReport } from "./reconciler.js";
 import { buildWorkforce, type Workforce, type WorkforceDeps } from "./workforce.js";
-import { startLeaderElection, type LeaderElection } from "./leader.js";
+import { LeaseFence, startLeaderElection, type LeaderElection } from "./leader.js";
 
 export interface DaemonOptions extends Partial<WorkforceDeps> {
   config: Config;
@@ -36,7 +36,15 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const { config } = options;
   const logger: Logger = options.logger ?? createLogger({ level: config.logLevel });
   const metrics = options.metrics ?? createMetrics();
-  const workforce = await buildWorkforce(config, { ...options, logger, metrics, windowFromFirstSight: true });
+  // Built before the regions, so that every write they make can check it; the election drives it.
+  const fence = config.leaderElection ? new LeaseFence() : undefined;
+  const workforce = await buildWorkforce(config, {
+    ...options,
+    logger,
+    metrics,
+    windowFromFirstSight: true,
+    ...(fence ? { fence } : {}),
+  });
   const intervalMs = config.intervalSeconds * 1000;
   const startedAt = Date.now();
   let lastSuccessAt: number | undefined;
@@ -65,7 +73,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
   let leader: LeaderElection | undefined;
   if (config.leaderElection) {
-    leader = await startLeaderElection(config, { logger, metrics });
+    leader = await startLeaderElection(config, {
+      logger,
+      metrics,
+      leaseSeconds: config.leaderLeaseSeconds,
+      ...(fence ? { fence } : {}),
+    });
   } else {
     metrics.isLeader.set(1);
   }
@@ -100,6 +113,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     logger,
     stop: stopController.signal,
     mayAct: leader ? () => leader.isLeader() : undefined,
+    untilMayAct: leader ? (signal) => leader.whenLeader(signal) : undefined,
     onTick: (report) => {
       if (report.result === "ok" || report.result === "degraded") lastSuccessAt = Date.now();
       options.onTick?.(report);

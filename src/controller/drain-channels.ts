@@ -4,11 +4,13 @@ import type { Logger } from "../logging/logger.js";
 import type { RegionContext } from "../regions/context.js";
 import { drainChannelFactory, ledgerStoreFromSettings } from "../backchannel/index.js";
 import { parseQueueSpec } from "../queue/spec.js";
+import type { WriteFence } from "../regions/fence.js";
 
 export interface DrainChannelDeps {
   logger: Logger;
   credential: () => TokenCredential;
   tlsCa?: string;
+  fence?: WriteFence;
 }
 
 /** A Storage queue reached with Azure AD: its account's blob endpoint holds the drain ledger. */
@@ -49,5 +51,6 @@ export function createDrainChannelFactory(
     credential: deps.credential,
     stateStore,
     ...(deps.tlsCa ? { tlsCa: deps.tlsCa } : {}),
+    ...(deps.fence ? { fence: deps.fence } : {}),
   });
 }

@@ -9,9 +9,15 @@ import { stateStorageConnectionString } from "../config/connection-strings.js";
 import type { Logger } from "../logging/logger.js";
 import type { WorkforceMetrics } from "../metrics/registry.js";
 import { describeError } from "./snapshot.js";
+import { FencedError, type WriteFence } from "../regions/fence.js";
 
 export interface LeaderElection {
+  /** True while this replica holds the lease by its own monotonic clock, less the safety margin. */
   isLeader(): boolean;
+  /** Checked before every write: refuses it unless isLeader() is true at that very moment. */
+  readonly fence: LeaseFence;
+  /** Resolves once this replica is the leader (at once if it is), or when `signal` aborts. */
+  whenLeader(signal?: AbortSignal): Promise<void>;
   /** Give the lease up so a standby takes over at once. */
   stop(): Promise<void>;
 }
@@ -19,12 +25,66 @@ export interface LeaderElection {
 export interface LeaderOptions {
   logger: Logger;
   metrics?: WorkforceMetrics;
-  /** Lease length, 15-60 s as Azure allows (default 30). */
+  /** Lease length, 15-60 s as Azure allows (default 15). */
   leaseSeconds?: number;
-  /** How often to renew or try to acquire (default a third of the lease). */
+  /** How often the leader renews (default a third of the lease). */
   renewEveryMs?: number;
+  /** How often a standby tries to acquire (default 1 s: it takes over within about that of the expiry). */
+  standbyRetryMs?: number;
+  /**
+   * How much sooner than the lease's end the leader stops writing (default a fifth of the lease): room
+   * for clock-rate differences with the Storage service and for a write sent just before the end.
+   */
+  safetyMarginMs?: number;
+  /** The fence to drive (the daemon builds it first, so that the regions can check it). */
+  fence?: LeaseFence;
   /** Blob name (default "leader"). */
   blobName?: string;
+  /** Monotonic clock in ms (default performance.now; tests pass their own). */
+  now?: () => number;
+}
+
+/** Azure blob leases last 15 to 60 seconds (or forever, which a leader election cannot use). */
+export const LEASE_SECONDS = { min: 15, max: 60, default: 15 } as const;
+
+/**
+ * The fence of a lease holder: writes may go until `heldUntil` on this process's monotonic clock. The
+ * lease is taken as starting when its acquire or renew request was *sent* (the service starts it later),
+ * and ends `safetyMarginMs` before the lease would, so this replica stops writing before any standby can
+ * acquire the lease. A paused process (SIGSTOP, a frozen VM) finds the time past on waking and writes
+ * nothing until a renewal has succeeded.
+ */
+export class LeaseFence implements WriteFence {
+  private heldUntil = -Infinity;
+  constructor(private readonly now: () => number = () => performance.now()) {}
+
+  holds(): boolean {
+    return this.now() < this.heldUntil;
+  }
+
+  /** The lease was granted or renewed by a request sent at `sentAt` (this clock); it may be used for `validMs`. */
+  grant(sentAt: number, validMs: number): void {
+    this.heldUntil = sentAt + validMs;
+  }
+
+  revoke(): void {
+    this.heldUntil = -Infinity;
+  }
+
+  /** Milliseconds of writing left (negative once fenced), for logs. */
+  remainingMs(): number {
+    return this.heldUntil - this.now();
+  }
+
+  check(write: string): void {
+    if (this.holds()) return;
+    throw new FencedError(
+      write,
+      Number.isFinite(this.heldUntil)
+        ? `this replica's leader lease ran out ${Math.round(-this.remainingMs())} ms ago by its own clock and is not renewed yet`
+        : "this replica does not hold the leader lease",
+    );
+  }
 }
 
 /** Where the daemon keeps its own state: the state connection string, or the queue's Storage account. */
@@ -44,11 +104,26 @@ export function stateConnectionString(config: Config): string {
 
 /**
  * Leader election on an Azure blob lease, as Kubernetes controllers do with a Lease object: only the
- * holder reconciles; a standby takes over within one lease length when the leader dies.
+ * holder reconciles, and only while its fence holds (see LeaseFence). The leader renews every third of
+ * the lease; a standby tries every `standbyRetryMs`, so it takes over within the lease length plus about
+ * that when the leader dies, and at once when the leader steps down.
  */
 export async function startLeaderElection(config: Config, options: LeaderOptions): Promise<LeaderElection> {
-  const leaseSeconds = options.leaseSeconds ?? 30;
-  const renewEveryMs = options.renewEveryMs ?? (leaseSeconds * 1000) / 3;
+  const leaseSeconds = options.leaseSeconds ?? LEASE_SECONDS.default;
+  if (!(leaseSeconds >= LEASE_SECONDS.min && leaseSeconds <= LEASE_SECONDS.max)) {
+    throw new ConfigError([
+      {
+        where: "WORKFORCE_LEADER_LEASE_SECONDS",
+        message: `expected ${LEASE_SECONDS.min} to ${LEASE_SECONDS.max} seconds (what Azure blob leases allow); given ${leaseSeconds}`,
+      },
+    ]);
+  }
+  const leaseMs = leaseSeconds * 1000;
+  const renewEveryMs = options.renewEveryMs ?? leaseMs / 3;
+  const standbyRetryMs = options.standbyRetryMs ?? 1000;
+  const marginMs = options.safetyMarginMs ?? leaseMs / 5;
+  const now = options.now ?? (() => performance.now());
+  const fence = options.fence ?? new LeaseFence(now);
   const log = options.logger.child({ component: "leader-election" });
   const service = storageBlob().BlobServiceClient.fromConnectionString(stateConnectionString(config));
   const container = service.getContainerClient(config.stateContainer);
@@ -58,34 +133,85 @@ export async function startLeaderElection(config: Config, options: LeaderOptions
     await blob.upload("", 0).catch(() => undefined); // another replica may have created it
   }
   const lease: BlobLeaseClient = blob.getBlobLeaseClient();
-  let leader = false;
+  /** We hold the lease as far as the service is concerned (our last call on it succeeded). */
+  let holding = false;
+  let reported = false;
+  let stopped = false;
+  const waiters = new Set<() => void>();
 
-  const setLeader = (value: boolean) => {
-    if (value !== leader) log.info({ leader: value }, value ? "became the leader" : "no longer the leader");
-    leader = value;
+  const report = () => {
+    const value = fence.holds();
+    if (value !== reported) log.info({ leader: value }, value ? "became the leader" : "no longer the leader");
+    reported = value;
     options.metrics?.isLeader.set(value ? 1 : 0);
+    if (value) for (const wake of waiters) wake();
   };
 
   const attempt = async () => {
+    const sentAt = now();
+    // A call that hangs past the lease is worthless: give it until the fence would end anyway.
+    const abortSignal = AbortSignal.timeout(
+      Math.max(1000, holding ? leaseMs - marginMs : standbyRetryMs * 5),
+    );
     try {
-      if (leader) await lease.renewLease();
-      else await lease.acquireLease(leaseSeconds);
-      setLeader(true);
+      if (holding) await lease.renewLease({ abortSignal });
+      else await lease.acquireLease(leaseSeconds, { abortSignal });
+      holding = true;
+      fence.grant(sentAt, leaseMs - marginMs);
     } catch (error) {
-      if (leader) log.warn({ error: describeError(error) }, "lost the leader lease");
-      setLeader(false);
+      if (holding) log.warn({ error: describeError(error) }, "could not renew the leader lease");
+      // A renewal that failed for a moment may still succeed next time; a 409 means someone else has it.
+      // Either way the fence, not this flag, decides whether we write: it runs out on its own.
+      if (statusCode(error) === 409) {
+        holding = false;
+        fence.revoke();
+      } else if (!fence.holds()) {
+        holding = false;
+      }
     }
+    report();
+  };
+
+  let timer: NodeJS.Timeout | undefined;
+  const schedule = () => {
+    if (stopped) return;
+    timer = setTimeout(
+      () => void attempt().finally(schedule),
+      holding ? Math.max(200, Math.min(renewEveryMs, fence.remainingMs() / 2)) : standbyRetryMs,
+    );
+    timer.unref();
   };
 
   await attempt();
-  const timer = setInterval(() => void attempt(), renewEveryMs);
-  timer.unref();
+  schedule();
   return {
-    isLeader: () => leader,
+    isLeader: () => fence.holds(),
+    fence,
+    whenLeader: (signal) =>
+      new Promise<void>((resolve) => {
+        if (fence.holds() || signal?.aborted) return resolve();
+        const done = () => {
+          waiters.delete(done);
+          signal?.removeEventListener("abort", done);
+          resolve();
+        };
+        waiters.add(done);
+        signal?.addEventListener("abort", done, { once: true });
+      }),
     stop: async () => {
-      clearInterval(timer);
-      if (leader) await lease.releaseLease().catch(() => undefined);
-      setLeader(false);
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      const had = holding;
+      holding = false;
+      fence.revoke();
+      if (had) await lease.releaseLease().catch(() => undefined);
+      report();
+      for (const wake of waiters) wake();
     },
   };
+}
+
+function statusCode(error: unknown): number | undefined {
+  const status = (error as { statusCode?: unknown } | undefined)?.statusCode;
+  return typeof status === "number" ? status : undefined;
 }

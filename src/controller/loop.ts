@@ -13,6 +13,8 @@ export interface LoopOptions {
   onTick?: (report: TickReport) => void;
   /** When false the replica is not the leader: skip ticks. */
   mayAct?: () => boolean;
+  /** Resolves when mayAct() may have become true: a standby that takes over ticks at once. */
+  untilMayAct?: (signal: AbortSignal) => Promise<void>;
   random?: () => number;
 }
 
@@ -36,6 +38,10 @@ export async function runLoop(reconciler: Reconciler, options: LoopOptions): Pro
       }
     } else {
       options.logger.debug("not the leader: skipping tick");
+      if (options.untilMayAct) {
+        await options.untilMayAct(options.stop);
+        continue;
+      }
     }
     await sleep(jittered(options.intervalMs, options.jitter, options.random), options.stop);
   }

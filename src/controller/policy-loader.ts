@@ -4,10 +4,30 @@ import { ConfigError } from "../config/load.js";
 import type { Settings } from "../config/settings.js";
 import type { PolicyFunction } from "../policy/types.js";
 import { proportionalPolicy, stepPolicy } from "../policy/step.js";
+import { DEFAULT_PAYBACK_RATIO, predictivePolicy } from "../policy/predictive.js";
 
+export type PredictiveSettings = Pick<Settings, "paybackRatio" | "taskSeconds" | "startupSeconds">;
+
+const PREDICTIVE_DEFAULTS: PredictiveSettings = {
+  paybackRatio: DEFAULT_PAYBACK_RATIO,
+  taskSeconds: 600,
+  startupSeconds: 300,
+};
+
+/** A built-in policy by name; `predictive` takes its knob and hints from the settings. */
+export function builtinPolicy(
+  name: Settings["policy"],
+  settings: Partial<PredictiveSettings> = {},
+): PolicyFunction {
+  if (name === "predictive") return predictivePolicy({ ...PREDICTIVE_DEFAULTS, ...settings });
+  return name === "proportional" ? proportionalPolicy : stepPolicy;
+}
+
+/** The built-in policies with default settings (`predictive` with its default knob and hints). */
 export const BUILTIN_POLICIES: Record<Settings["policy"], PolicyFunction> = {
   step: stepPolicy,
   proportional: proportionalPolicy,
+  predictive: builtinPolicy("predictive"),
 };
 
 /**
@@ -16,9 +36,9 @@ export const BUILTIN_POLICIES: Record<Settings["policy"], PolicyFunction> = {
  * configuration error: the daemon refuses to start rather than scale on a guess.
  */
 export async function loadPolicy(
-  settings: Pick<Settings, "policy" | "policyModule">,
+  settings: Pick<Settings, "policy" | "policyModule"> & Partial<PredictiveSettings>,
 ): Promise<PolicyFunction> {
-  if (!settings.policyModule) return BUILTIN_POLICIES[settings.policy];
+  if (!settings.policyModule) return builtinPolicy(settings.policy, definedOnly(settings));
   const path = isAbsolute(settings.policyModule) ? settings.policyModule : resolve(settings.policyModule);
   let module: Record<string, unknown>;
   try {
@@ -38,4 +58,12 @@ export async function loadPolicy(
     ]);
   }
   return candidate as PolicyFunction;
+}
+
+function definedOnly(settings: Partial<PredictiveSettings>): Partial<PredictiveSettings> {
+  return Object.fromEntries(
+    (["paybackRatio", "taskSeconds", "startupSeconds"] as const)
+      .filter((key) => settings[key] !== undefined)
+      .map((key) => [key, settings[key]]),
+  );
 }

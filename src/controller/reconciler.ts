@@ -6,11 +6,14 @@ import { decide, type DecideParameters, type Plan } from "../policy/decide.js";
 import type { TargetSample } from "../policy/stabilize.js";
 import { initRegionSeries, type ReconcileOutcome, type WorkforceMetrics } from "../metrics/registry.js";
 import { takeSnapshot, describeError, type LastGood, type Snapshot } from "./snapshot.js";
+import { WorkloadLearner } from "./learner.js";
+import type { Estimates, Hints } from "../policy/estimate.js";
 import { carryOut, type CallResult, type RegionOutcome } from "./act.js";
 import { InFlightHires } from "./in-flight.js";
 import type { RegionOperation } from "../metrics/registry.js";
 import { ExitTracker, type RegionBackoff } from "./exits.js";
 import { defaultStartBackoff, type StartBackoffParameters } from "../policy/start-backoff.js";
+import type { WriteFence } from "../regions/fence.js";
 
 export interface ReconcilerOptions {
   queue: QueueProbe;
@@ -36,15 +39,21 @@ export interface ReconcilerOptions {
   windowFromFirstSight?: boolean;
   logger: Logger;
   metrics?: WorkforceMetrics;
+  /** Leader election's fence, checked by the act phase before each region's every step. */
+  fence?: WriteFence;
   now?: () => number;
   /** Backoff of regions whose workers fail to start (default: from a 60 s interval). */
   startBackoff?: StartBackoffParameters;
+  /** Task and start-up times to assume until measured (WORKFORCE_TASK_SECONDS, WORKFORCE_STARTUP_SECONDS). */
+  hints?: Hints;
 }
 
 /** What one tick saw, decided and did: a plain object to log, test and print. */
 export interface TickReport {
   snapshot: Snapshot;
   plan: Plan;
+  /** Learned task and start-up times the tick decided with. */
+  estimates: Estimates;
   outcomes: RegionOutcome[];
   result: ReconcileOutcome;
   dryRun: boolean;
@@ -71,9 +80,11 @@ export class Reconciler {
   private readonly exits: ExitTracker;
   /** The permanent errors of the last committed tick: readiness fails while there is one. */
   private permanent: string[] = [];
+  private readonly learner: WorkloadLearner;
 
   constructor(private readonly options: ReconcilerOptions) {
     this.now = options.now ?? Date.now;
+    this.learner = new WorkloadLearner(options.hints ?? { taskSeconds: 600, startupSeconds: 300 });
     this.inFlight = new InFlightHires(options.hireGraceMs ?? 300_000, this.now);
     this.exits = new ExitTracker(options.startBackoff ?? defaultStartBackoff(60), this.now());
     if (options.metrics) {
@@ -141,6 +152,22 @@ export class Reconciler {
       if (mode.commit) this.sawWorkforce = true;
     }
 
+    // The learner sees every committed tick; a preview only reads what it knows.
+    if (mode.commit) {
+      this.learner.observe({
+        at: observed / 1000,
+        queueDepth: snapshot.queue.depth,
+        concurrency: options.parameters.concurrency,
+        regions: snapshot.regions,
+      });
+    }
+    const estimates = this.learner.estimates(
+      observed / 1000,
+      Object.fromEntries(
+        snapshot.regions.map((reading) => [reading.name, reading.observation?.capacity ?? 0]),
+      ),
+    );
+
     let plan: Plan;
     let error: string | undefined;
     try {
@@ -167,6 +194,7 @@ export class Reconciler {
         parameters: options.parameters,
         history,
         now: observed,
+        estimates: { taskSeconds: estimates.taskSeconds, startupSeconds: estimates.startupSeconds },
         staleTicks: options.staleTicks,
       });
       plan = decision.plan;
@@ -195,6 +223,7 @@ export class Reconciler {
       dryRun: !mode.act,
       logger: options.logger,
       signal: mode.signal,
+      ...(options.fence ? { fence: options.fence } : {}),
       hireOptions: (region) => ({
         onSubmit: (name) => {
           this.naming.add(region);
@@ -210,11 +239,18 @@ export class Reconciler {
     });
     if (mode.act) this.afterActions(outcomes);
     const finished = this.now();
+    if (mode.commit) {
+      this.learner.acted(
+        decided / 1000,
+        outcomes.map((o) => ({ region: o.region, hired: o.hired, cancelled: o.cancelled })),
+      );
+    }
 
     const result = this.classify(snapshot, outcomes, error);
     const report: TickReport = {
       snapshot,
       plan,
+      estimates,
       outcomes,
       result,
       dryRun: !mode.act,
@@ -300,6 +336,10 @@ export class Reconciler {
       metrics.targetWorkers.set(plan.target);
       metrics.desiredWorkers.set(plan.desired);
     }
+    metrics.estimatedTaskSeconds.set(report.estimates.taskSeconds);
+    for (const [region, estimate] of Object.entries(report.estimates.startup)) {
+      metrics.estimatedStartupSeconds.set({ region }, estimate.seconds);
+    }
     for (const reading of snapshot.regions) {
       const region = reading.name;
       if (reading.error)
@@ -325,6 +365,8 @@ export class Reconciler {
       // Hires are counted as the service answers each one (see run), not here.
       if (outcome.cancelled) metrics.cancelled.inc({ region }, outcome.cancelled);
       if (outcome.drained) metrics.drainRequests.inc({ region }, outcome.drained);
+      for (const [state, count] of Object.entries(outcome.resume ?? {}))
+        if (count > 0) metrics.resumed.inc({ region, outcome: state }, count);
       if (outcome.drainUnknown) metrics.drainUnknown.inc({ region }, outcome.drainUnknown);
       for (const failure of outcome.errors)
         metrics.regionErrors.inc({
@@ -408,6 +450,8 @@ export class Reconciler {
       inFlight: snapshot.regions.reduce((total, reading) => total + reading.inFlight, 0),
       cancelled: sum("cancelled"),
       drained: sum("drained"),
+      resumed: outcomes.reduce((total, o) => total + (o.resume?.resumed ?? 0), 0),
+      ...(resumeTotals(outcomes) ? { resume: resumeTotals(outcomes) } : {}),
       drainUnknown: sum("drainUnknown"),
       durationsMs: report.durations,
       ...(plan.hold ? { hold: plan.hold } : {}),
@@ -443,4 +487,13 @@ export class Reconciler {
 
 function sumPlan(plan: Plan, field: "hire" | "cancel" | "drain"): number {
   return plan.regions.reduce((total, region) => total + region[field], 0);
+}
+
+/** The resume sweep's counts over all regions, when it did anything at all. */
+function resumeTotals(outcomes: RegionOutcome[]): Record<string, number> | undefined {
+  const totals = { resumed: 0, cancelled: 0, refused: 0, failed: 0 };
+  for (const outcome of outcomes)
+    for (const key of Object.keys(totals) as Array<keyof typeof totals>)
+      totals[key] += outcome.resume?.[key] ?? 0;
+  return Object.values(totals).some((count) => count > 0) ? totals : undefined;
 }

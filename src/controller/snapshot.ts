@@ -88,10 +88,22 @@ export function describeFailure(error: unknown): { error: string; permanent: boo
   return { error: text, permanent: kind.permanent };
 }
 
-function isValidObservation(value: RegionObservation): boolean {
-  return (["running", "pending", "draining", "capacity"] as const).every(
-    (key) => typeof value?.[key] === "number" && Number.isFinite(value[key]),
-  );
+const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
+const shown = (value: unknown) => (typeof value === "number" ? String(value) : JSON.stringify(value));
+
+/**
+ * What is wrong with an observation, or undefined: counts of workers are whole numbers >= 0, capacity a
+ * whole number (negative when over-committed). A bad answer is a failed read, never a reading: a running
+ * count of -1 would shrink the fleet.
+ */
+function observationProblem(value: unknown): string | undefined {
+  const fields = (value ?? {}) as Record<string, unknown>;
+  for (const key of ["running", "pending", "draining"] as const) {
+    if (!isCount(fields[key])) return `${key} must be a whole number >= 0; got ${shown(fields[key])}`;
+  }
+  if (!Number.isSafeInteger(fields.capacity))
+    return `capacity must be a whole number; got ${shown(fields.capacity)}`;
+  return undefined;
 }
 
 /**
@@ -134,8 +146,7 @@ export async function takeSnapshot(
         (signal) => queue.depth({ signal }),
         options.signal,
       );
-      if (!Number.isFinite(depth) || depth < 0)
-        throw new Error(`queue depth must be a number >= 0; got ${depth}`);
+      if (!isCount(depth)) throw new Error(`queue depth must be a whole number >= 0; got ${String(depth)}`);
       return { depth, durationMs: now() - started };
     } catch (error) {
       return { ...describeFailure(error), durationMs: now() - started };
@@ -156,11 +167,8 @@ export async function takeSnapshot(
           (signal) => region.observe({ signal }),
           options.signal,
         );
-        if (!isValidObservation(observation)) {
-          throw new Error(
-            `observation must have numeric running, pending, draining and capacity; got ${JSON.stringify(observation)}`,
-          );
-        }
+        const problem = observationProblem(observation);
+        if (problem) throw new Error(`region ${region.name} observe: ${problem}`);
         const inFlight = options.inFlight?.reconcile(region.name, region.observedWorkers?.(), started) ?? 0;
         const stored = withInFlight(observation, 0);
         options.lastGood.set(region.name, { observation: stored, at: now(), ageTicks: 0 });

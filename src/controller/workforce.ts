@@ -13,6 +13,7 @@ import { lazyDefaultCredential } from "../azure/credentials.js";
 import { loadPolicy } from "./policy-loader.js";
 import { Reconciler } from "./reconciler.js";
 import { createDrainChannelFactory } from "./drain-channels.js";
+import type { WriteFence } from "../regions/fence.js";
 
 export interface WorkforceDeps {
   logger: Logger;
@@ -28,6 +29,8 @@ export interface WorkforceDeps {
   dryRun?: boolean;
   /** The daemon: start the scale-down window at the workforce found (see ReconcilerOptions). */
   windowFromFirstSight?: boolean;
+  /** Leader election's fence: checked before every write to a region, its drain channel and ledger. */
+  fence?: WriteFence;
 }
 
 /** The assembled pieces: what the daemon and the one-shot CLI commands work with. */
@@ -71,6 +74,7 @@ export async function buildWorkforce(config: Config, deps: WorkforceDeps): Promi
     logger: deps.logger,
     credential,
     tlsCa: deps.tlsCa,
+    ...(deps.fence ? { fence: deps.fence } : {}),
   });
   const regions =
     deps.regions ??
@@ -81,6 +85,7 @@ export async function buildWorkforce(config: Config, deps: WorkforceDeps): Promi
         credential,
         ...(deps.tlsCa ? { tlsCa: deps.tlsCa } : {}),
         ...(createDrainChannel ? { createDrainChannel } : {}),
+        ...(deps.fence ? { fence: deps.fence } : {}),
       };
       return createRegion(regionConfig, context);
     });
@@ -106,7 +111,9 @@ export async function buildWorkforce(config: Config, deps: WorkforceDeps): Promi
     windowFromFirstSight: deps.windowFromFirstSight ?? false,
     logger: deps.logger,
     startBackoff: defaultStartBackoff(config.intervalSeconds),
+    hints: { taskSeconds: config.taskSeconds, startupSeconds: config.startupSeconds },
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    ...(deps.fence ? { fence: deps.fence } : {}),
   });
   return {
     queue,

@@ -22,6 +22,8 @@ export interface WorkforceMetrics {
   hireUnknown: Counter<"region">;
   cancelled: Counter<"region">;
   drainRequests: Counter<"region">;
+  /** Paused workers swept, by outcome (resumed, cancelled past their execution limit, refused, failed). */
+  resumed: Counter<"region" | "outcome">;
   /** Drain requests cut off before the broker answered (counted as sent). */
   drainUnknown: Counter<"region">;
   /** Seconds left of a region's back-off, per kind of call (0 when none). */
@@ -34,6 +36,9 @@ export interface WorkforceMetrics {
   /** The configured interval: alerts say "3 intervals" with it instead of a fixed number. */
   reconcileInterval: Gauge;
   dryRun: Gauge;
+  /** What the controller has learned (the predictive policy sizes with these; hints until measured). */
+  estimatedTaskSeconds: Gauge;
+  estimatedStartupSeconds: Gauge<"region">;
   isLeader: Gauge;
   info: Gauge<"version" | "policy" | "queue" | "storage_account">;
   /** Workers the plan wanted this tick that no region took (no room, failed hires, backoff). */
@@ -64,8 +69,12 @@ export const WORKER_STATES = ["running", "pending", "draining"] as const;
 export type WorkerState = (typeof WORKER_STATES)[number];
 
 /** Operations a region error is counted under. */
-export const REGION_OPERATIONS = ["observe", "hire", "cancel", "drain"] as const;
+export const REGION_OPERATIONS = ["observe", "hire", "cancel", "drain", "resume"] as const;
 export type RegionOperation = (typeof REGION_OPERATIONS)[number];
+
+/** Outcomes of resuming a paused worker (`workforce_resumed_total`). */
+export const RESUME_OUTCOMES = ["resumed", "cancelled", "refused", "failed"] as const;
+export type ResumeOutcome = (typeof RESUME_OUTCOMES)[number];
 
 /** Outcomes of a tick: ok, degraded (some region failed or held), held (queue unreadable), error. */
 export const RECONCILE_OUTCOMES = ["ok", "degraded", "held", "error"] as const;
@@ -168,9 +177,15 @@ export function createMetrics(options: MetricsOptions = {}): WorkforceMetrics {
       labelNames: ["region"] as const,
       registers,
     }),
+    resumed: new Counter({
+      name: "workforce_resumed_total",
+      help: "Paused workers swept by outcome: resumed, cancelled (past their max execution time), refused (4xx for that job), failed.",
+      labelNames: ["region", "outcome"] as const,
+      registers,
+    }),
     regionErrors: new Counter({
       name: "workforce_region_errors_total",
-      help: "Failed region calls by operation (observe, hire, cancel, drain); permanent=true for errors that will not heal by themselves.",
+      help: "Failed region calls by operation (observe, hire, cancel, drain, resume); permanent=true for errors that will not heal by themselves.",
       labelNames: ["region", "operation", "permanent"] as const,
       registers,
     }),
@@ -206,6 +221,17 @@ export function createMetrics(options: MetricsOptions = {}): WorkforceMetrics {
     dryRun: new Gauge({
       name: "workforce_dry_run",
       help: "1 when the daemon plans but does not act.",
+      registers,
+    }),
+    estimatedTaskSeconds: new Gauge({
+      name: "workforce_estimated_task_seconds",
+      help: "Median task time learned from the queue depth and busy workers (the hint until measured).",
+      registers,
+    }),
+    estimatedStartupSeconds: new Gauge({
+      name: "workforce_estimated_startup_seconds",
+      help: "Median worker start-up (hired to running) learned per region (the hint until measured).",
+      labelNames: ["region"] as const,
       registers,
     }),
     isLeader: new Gauge({
@@ -290,6 +316,7 @@ export function initRegionSeries(metrics: WorkforceMetrics, region: string): voi
   metrics.hireUnknown.inc({ region }, 0);
   metrics.cancelled.inc({ region }, 0);
   metrics.drainRequests.inc({ region }, 0);
+  for (const outcome of RESUME_OUTCOMES) metrics.resumed.inc({ region, outcome }, 0);
   metrics.drainUnknown.inc({ region }, 0);
   for (const call of ["read", "write"]) metrics.regionBackoff.set({ region, call }, 0);
   for (const operation of REGION_OPERATIONS)

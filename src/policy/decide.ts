@@ -1,5 +1,5 @@
 import type { RegionObservation } from "../regions/types.js";
-import type { PolicyFunction } from "./types.js";
+import type { PolicyEstimates, PolicyFunction } from "./types.js";
 import { stabilizeTarget, type TargetSample } from "./stabilize.js";
 import { spreadHires } from "./spread.js";
 import { planShrink } from "./shrink.js";
@@ -40,6 +40,8 @@ export interface DecideInput {
   /** Targets of earlier ticks (scale-down stabilization window). */
   history: readonly TargetSample[];
   now: number;
+  /** Learned task and start-up times, handed to the policy (see estimate.ts). */
+  estimates?: PolicyEstimates;
   /**
    * How many ticks a region's last reading may stand in for a failed read while hiring elsewhere
    * (WORKFORCE_STALE_TICKS). Past it, or for a region never read, nobody is hired (default: no limit).
@@ -162,6 +164,7 @@ export function decide(input: DecideInput): Decision {
     maxWorkers: parameters.maxWorkers,
     minWorkers: parameters.minWorkers,
     rampFactor: parameters.rampFactor,
+    ...(input.estimates ? { estimates: input.estimates } : {}),
   });
   if (typeof answer !== "number" || !Number.isFinite(answer) || answer < 0) {
     throw new PolicyError(`policy returned ${String(answer)}; expected a finite number >= 0`);
@@ -182,7 +185,8 @@ export function decide(input: DecideInput): Decision {
       name: region.name,
       capacity: roomFor(region),
       weight: region.weight ?? 1,
-      healthy: region.fresh && region.observation !== undefined,
+      // A region without an observation has no room (roomFor), fresh or not.
+      healthy: region.fresh,
     })),
   );
 
@@ -196,8 +200,7 @@ export function decide(input: DecideInput): Decision {
       name: region.name,
       running: region.fresh ? (region.observation?.running ?? 0) : 0,
       pending: region.fresh ? (region.observation?.pending ?? 0) : 0,
-      draining: region.observation?.draining ?? 0,
-      actionable: region.fresh && region.observation !== undefined,
+      actionable: region.fresh,
       drainable: region.canDrain !== false,
     })),
   });

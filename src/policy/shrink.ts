@@ -3,7 +3,6 @@ export interface ShrinkRegion {
   name: string;
   running: number;
   pending: number;
-  draining: number;
   /** Regions whose state is stale or unknown are not acted on. */
   actionable?: boolean;
   /** False for a region that cannot ask running workers to leave: nothing is drained there. */
@@ -28,24 +27,28 @@ export interface ShrinkPlan {
   busyWorkers: number;
 }
 
-/** Take `count` from the regions, always from the one with the most left: evens out the regions. */
+/**
+ * Take `count` from the regions, always from the one with the most left: evens out the regions. Ties go
+ * round-robin in listed order. Whole levels are taken at once, so a count of billions costs a few steps.
+ */
 function takeFromLargest(count: number, available: Map<string, number>): Record<string, number> {
   const taken: Record<string, number> = {};
   let left = count;
   while (left > 0) {
-    let best: string | undefined;
-    for (const [name, amount] of available) {
-      if (amount > 0 && (best === undefined || amount > (available.get(best) ?? 0))) best = name;
+    const top = Math.max(0, ...available.values());
+    if (top === 0) break;
+    const tied = [...available.keys()].filter((name) => available.get(name) === top);
+    const below = Math.max(0, ...[...available.values()].filter((amount) => amount < top));
+    // As many full rounds over the tied regions as fit before they reach the next level...
+    const rounds = Math.min(Math.floor(left / tied.length), top - below);
+    // ...or, when fewer are left than regions tied, one each to the first of them.
+    const chosen = rounds > 0 ? tied : tied.slice(0, left);
+    const each = Math.max(rounds, 1);
+    for (const name of chosen) {
+      available.set(name, top - each);
+      taken[name] = (taken[name] ?? 0) + each;
+      left -= each;
     }
-    if (best === undefined) break;
-    // Take down to the next region's level in one step, so that large counts stay cheap.
-    const bestAmount = available.get(best) ?? 0;
-    let nextLevel = 0;
-    for (const [name, amount] of available) if (name !== best) nextLevel = Math.max(nextLevel, amount);
-    const step = Math.max(1, Math.min(left, bestAmount - nextLevel));
-    available.set(best, bestAmount - step);
-    taken[best] = (taken[best] ?? 0) + step;
-    left -= step;
   }
   return taken;
 }
@@ -71,7 +74,7 @@ export function planShrink(input: ShrinkInput): ShrinkPlan {
   );
   const cancel = takeFromLargest(toCancel, pendingByRegion);
 
-  const busyWorkers = input.queueDepth > 0 ? Math.ceil(input.queueDepth / input.concurrency) : 0;
+  const busyWorkers = Math.max(0, Math.ceil(input.queueDepth / input.concurrency));
   const surplus = Math.max(0, running - Math.max(target, busyWorkers));
   const runningByRegion = new Map(
     input.regions

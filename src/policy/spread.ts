@@ -17,16 +17,15 @@ export interface SpreadRegion {
  */
 export function spreadHires(total: number, regions: readonly SpreadRegion[]): Record<string, number> {
   const planned: Record<string, number> = Object.fromEntries(regions.map((region) => [region.name, 0]));
-  const room = new Map<string, number>();
-  for (const region of regions) {
-    if (region.healthy === false) continue;
-    const free = Math.floor(region.capacity);
-    if (free > 0) room.set(region.name, free);
-  }
+  const room = new Map(
+    regions.map((region) => [region.name, region.healthy === false ? 0 : Math.floor(region.capacity)]),
+  );
+  const roomOf = (region: SpreadRegion) => room.get(region.name) ?? 0;
   let remaining = Math.max(0, Math.floor(total));
+  let open = regions.filter((region) => roomOf(region) > 0);
 
-  while (remaining > 0 && room.size > 0) {
-    const open = regions.filter((region) => (room.get(region.name) ?? 0) > 0);
+  // Each round gives at least one worker (the shares add up to what is left), so this ends.
+  while (remaining > 0 && open.length > 0) {
     const weightSum = open.reduce((sum, region) => sum + (region.weight ?? 1), 0);
     // Largest-remainder apportionment of what is left among regions with room.
     const quotas = open.map((region, index) => {
@@ -40,17 +39,13 @@ export function spreadHires(total: number, regions: readonly SpreadRegion[]): Re
       quota.whole += 1;
       leftover -= 1;
     }
-    let given = 0;
     for (const { region, whole } of quotas) {
-      const free = room.get(region.name) ?? 0;
-      const take = Math.min(whole, free);
+      const take = Math.min(whole, roomOf(region));
       planned[region.name] = (planned[region.name] ?? 0) + take;
-      given += take;
-      if (free - take > 0) room.set(region.name, free - take);
-      else room.delete(region.name);
+      room.set(region.name, roomOf(region) - take);
+      remaining -= take;
     }
-    remaining -= given;
-    if (given === 0) break;
+    open = open.filter((region) => roomOf(region) > 0);
   }
   return planned;
 }

@@ -15,7 +15,7 @@ export function rampLimit(input: Pick<PolicyInput, "running" | "rampFactor">): n
   return Math.floor(input.rampFactor * (input.running + 1));
 }
 
-/** Caps shared by the built-in policies: ramp, queue, maxWorkers; then the minWorkers floor. */
+/** Caps shared by the built-in policies: ramp, queue, maxWorkers; then the minWorkers floor. An empty queue wants nobody. */
 export function applyLimits(raw: number, input: PolicyInput): number {
   if (input.queueDepth <= 0) return 0;
   const capped = Math.min(raw, rampLimit(input), input.queueDepth, input.maxWorkers);
@@ -25,12 +25,10 @@ export function applyLimits(raw: number, input: PolicyInput): number {
 
 /** ai4s-jobq's determine_number_of_workers, plus a minWorkers floor. */
 export function stepPolicy(input: PolicyInput): number {
-  if (input.queueDepth <= 0) return 0;
   return applyLimits(stepSize(Math.floor(input.queueDepth / input.concurrency)), input);
 }
 
 /** One worker per `concurrency` tasks, with the same ramp and caps. */
 export function proportionalPolicy(input: PolicyInput): number {
-  if (input.queueDepth <= 0) return 0;
   return applyLimits(Math.ceil(input.queueDepth / input.concurrency), input);
 }

@@ -14,6 +14,18 @@ export interface PolicyInput {
   minWorkers: number;
   /** Target may be at most rampFactor x (running + 1) (default 10). */
   rampFactor: number;
+  /**
+   * What the controller has learned from its observations (see estimate.ts); set by the daemon and the
+   * simulator, absent in `workforce plan`. Policies that do not need it ignore it.
+   */
+  estimates?: PolicyEstimates;
+}
+
+export interface PolicyEstimates {
+  /** Median time a task keeps a slot busy. */
+  taskSeconds: number;
+  /** Start-up of the next hire: hired to running. */
+  startupSeconds: number;
 }
 
 /**

@@ -115,6 +115,19 @@ export interface DrainResult {
   errors: Error[];
 }
 
+/** What a sweep over Paused workers did (AzureML regions; see docs/azureml.md, "Resuming paused workers"). */
+export interface ResumeResult {
+  /** Resume accepted: the worker is queued again for a node. */
+  resumed: number;
+  /** Refused because the job is past its maximum execution time: cancelled instead (its slot is dead). */
+  cancelled: number;
+  /** Refused for this job only (gone, no longer Paused, ...): logged and skipped. */
+  refused: number;
+  /** Not resumed for a failure of the call (5xx after retries, network, deadline, 401/403). */
+  failed: number;
+  errors: Error[];
+}
+
 export interface Region {
   readonly name: string;
   /** The adapter's kind, e.g. "local" or "azureml". */
@@ -146,6 +159,11 @@ export interface Region {
    * `lay-off --cancel-running`; the controller never calls it.
    */
   cancelRunning?(count: number, options?: CallOptions): Promise<CancelResult>;
+  /**
+   * Resume workers a preemption paused (oldest first), every acting tick; a region without pausing jobs
+   * has no such method. Not a scaling decision: a paused worker already counts as pending.
+   */
+  resumePaused?(options?: CallOptions): Promise<ResumeResult>;
   /**
    * Kinds of call (reads, writes) the region's service asked us to hold back (429/503 with Retry-After),
    * and until when: no call of that kind goes to it before then. For status, metrics and the tick log.

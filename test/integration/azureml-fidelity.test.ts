@@ -161,3 +161,19 @@ describe("AzureML as the service answers", () => {
     expect(emulator.requests.length).toBe(before);
   });
 });
+
+describe("AzureML throttling longer than a minute", () => {
+  it("a Retry-After of 120 s is honoured through the region's back-off: the call gives up at once, and no read goes before then", async () => {
+    const region = makeRegion(emulator, "ws1", 10, { retries: 3 });
+    emulator.addFault({ kind: "throttle", retryAfterSeconds: 120, operations: ["jobs.list"], times: 1 });
+    const started = Date.now();
+    const first = await region.observe().catch((e: Error) => e);
+    expect(String(first)).toMatch(/back-off until .*Retry-After 120/);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    const lists = () => emulator.requests.filter((r) => r.operation === "jobs.list").length;
+    const sent = lists();
+    const second = await region.observe().catch((e: Error) => e);
+    expect(String(second)).toMatch(/back-off until/);
+    expect(lists()).toBe(sent);
+  });
+});

@@ -56,3 +56,44 @@ test("leader election without a Storage account is a configuration error naming 
     /WORKFORCE_STATE_CONNECTION_STRING/,
   );
 });
+
+test("a lease length outside what Azure blob leases allow (15-60 s) is refused, naming the variable", () => {
+  for (const value of ["10", "61", "20.5"]) {
+    expect(() =>
+      loadConfig({
+        env: { WORKFORCE_LEADER_ELECTION: "true", WORKFORCE_LEADER_LEASE_SECONDS: value },
+        regionsOptional: true,
+      }),
+    ).toThrow(/WORKFORCE_LEADER_LEASE_SECONDS/);
+  }
+  const config = loadConfig({ env: { WORKFORCE_LEADER_LEASE_SECONDS: "60" }, regionsOptional: true });
+  expect(config.leaderLeaseSeconds).toBe(60);
+});
+
+test("a leader whose own clock passes the end of its lease (less the safety margin) stops acting, lease or not", async () => {
+  const config = loadConfig({
+    env: { WORKFORCE_STATE_CONNECTION_STRING: azurite.connectionString, WORKFORCE_STATE_CONTAINER: "paused" },
+    regionsOptional: true,
+  });
+  let clock = 0;
+  // Renewals only when the test says (a paused process renews nothing).
+  const a = await startLeaderElection(config, {
+    logger: createLogger({ level: "silent" }),
+    leaseSeconds: 15,
+    renewEveryMs: 3_600_000,
+    now: () => clock,
+  });
+  try {
+    expect(a.isLeader()).toBe(true);
+    expect(() => a.fence.check("hire")).not.toThrow();
+    clock = 12_000; // a fifth of the lease before its end: the safety margin
+    expect(a.isLeader()).toBe(false);
+    expect(() => a.fence.check("hire")).toThrow(/hire not sent: .*not renewed yet/);
+    let woke = false;
+    void a.whenLeader().then(() => (woke = true));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(woke).toBe(false);
+  } finally {
+    await a.stop();
+  }
+});

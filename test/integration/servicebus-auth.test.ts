@@ -2,6 +2,8 @@ import { createHmac } from "node:crypto";
 import { ServiceBusAdministrationClient, ServiceBusClient } from "@azure/service-bus";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServiceBusEmulator, type ServiceBusEmulator } from "../emulators/servicebus/index.js";
+import { createControlSender } from "../../src/backchannel/sender.js";
+import { quietLogger } from "./agent-support.js";
 
 /**
  * The emulator checks SAS tokens as Service Bus does, so that a wrong key or a missing claim shows up in
@@ -141,6 +143,36 @@ describe("the administration API", () => {
       expect(message?.body).toEqual({ operation: "graceful-downscale" });
     } finally {
       await client.close();
+    }
+  });
+});
+
+describe("our sender on a refused token", () => {
+  it("names the refusal (not the empty AggregateError of the SDK's retries) and counts nothing as sent", async () => {
+    const sender = createControlSender({
+      target: {
+        connectionString: emulator.connectionStringFor({
+          name: "RootManageSharedAccessKey",
+          key: "d3Jvbmc=",
+        }),
+        topic: "auth",
+        subscription: "shutdown",
+        autoCreate: false,
+      },
+      ttlSeconds: 60,
+      logger: quietLogger(),
+      clientDeps: { retry: { maxRetries: 1, retryDelayInMs: 10 } },
+    });
+    try {
+      const result = await sender.send("graceful-downscale", 2);
+      expect(result.sent).toBe(0);
+      expect(result.unknown ?? 0).toBe(0);
+      expect(result.errors[0]).toMatchObject({
+        name: "BackChannelAccessError",
+        message: expect.stringMatching(/refused access to .*auth.*InvalidSignature.*Send is needed/),
+      });
+    } finally {
+      await sender.close();
     }
   });
 });

@@ -23,6 +23,10 @@ describe("spreading hires over regions", () => {
     [100, [-3, 40, 30, 1000], [0, 36, 30, 34]],
     [50, [10, 5], [10, 5]], // not enough room: everything that fits
     [0, [10, 10], [0, 0]],
+    [7, [10, 10, 10, 10, 10], [2, 2, 1, 1, 1]], // ties go to the region listed first
+    [3, [10, 10, 10, 10], [1, 1, 1, 0]],
+    [9, [2, 10, 10], [2, 4, 3]], // a full region's share goes to the others, first listed first
+    [4, [1.9, 2.5], [1, 2]], // fractional room rounds down
   ])("%i over %j -> %j", (total, capacities, expected) => {
     const result = spreadHires(total, regions(capacities));
     expect(capacities.map((_, i) => result[`r${i}`])).toEqual(expected);
@@ -232,9 +236,22 @@ describe("decide", () => {
     expect(after.plan.regions[0]?.drain).toBe(10);
   });
 
-  test("a policy that answers nonsense is an error, not a plan", () => {
-    expect(() => decide(input({ queueDepth: 5, policy: () => Number.NaN }))).toThrow(PolicyError);
-    expect(() => decide(input({ queueDepth: 5, policy: () => -1 }))).toThrow(PolicyError);
+  test.each([
+    ["NaN", Number.NaN],
+    ["-1", -1],
+    ["Infinity", Number.POSITIVE_INFINITY],
+    ["5", "5"],
+    ["undefined", undefined],
+  ])("a policy that answers %s is an error naming the answer, not a plan", (shown, answer) => {
+    const policy = () => answer as number;
+    expect(() => decide(input({ queueDepth: 5, policy }))).toThrow(PolicyError);
+    expect(() => decide(input({ queueDepth: 5, policy }))).toThrow(
+      expect.objectContaining({
+        name: "PolicyError",
+        code: "PolicyError",
+        message: `policy returned ${shown}; expected a finite number >= 0`,
+      }),
+    );
   });
 
   test("maxWorkers caps a custom policy too", () => {
@@ -262,5 +279,43 @@ describe("regions that cannot drain", () => {
       ],
     });
     expect(plan.drain).toEqual({ "with-channel": 2 });
+  });
+});
+
+describe("shrinking: ties and large counts", () => {
+  test("equal regions: the one listed first is cut first", () => {
+    const plan = planShrink({
+      target: 3,
+      queueDepth: 0,
+      concurrency: 1,
+      regions: [
+        { name: "a", running: 0, pending: 2 },
+        { name: "b", running: 0, pending: 2 },
+      ],
+    });
+    expect(plan.cancel).toEqual({ a: 1 });
+  });
+
+  test("cuts of billions of workers are planned level by level, not one by one", () => {
+    const plan = planShrink({
+      target: 0,
+      queueDepth: 0,
+      concurrency: 1,
+      regions: [
+        { name: "a", running: 3_000_000_000, pending: 0 },
+        { name: "b", running: 1_000_000_000, pending: 0 },
+      ],
+    });
+    expect(plan.drain).toEqual({ a: 3_000_000_000, b: 1_000_000_000 });
+  });
+
+  test("a negative queue depth keeps no worker busy", () => {
+    const plan = planShrink({
+      target: 0,
+      queueDepth: -4,
+      concurrency: 2,
+      regions: [{ name: "a", running: 3, pending: 0 }],
+    });
+    expect(plan).toMatchObject({ busyWorkers: 0, surplus: 3, drain: { a: 3 } });
   });
 });

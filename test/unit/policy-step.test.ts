@@ -70,3 +70,60 @@ describe("proportional policy", () => {
     expect(proportionalPolicy({ ...base, ...overrides })).toBe(expected);
   });
 });
+
+describe("step table boundaries (r = floor(queue / concurrency); a step starts just above each edge)", () => {
+  test.each([
+    [0, 1],
+    [10, 1],
+    [11, 5],
+    [20, 5],
+    [21, 15],
+    [100, 15],
+    [101, 50],
+    [1000, 50],
+    [1001, 400],
+    [10000, 400],
+    [10001, 1000],
+    [10 ** 9, 1000],
+  ])("stepSize(%i) = %i", (tasksPerWorker, expected) => {
+    expect(stepSize(tasksPerWorker)).toBe(expected);
+  });
+
+  test.each([
+    // [queue, concurrency, expected]: r is floored before the table is read, so 83 tasks at 4 is r = 20.
+    [83, 4, 5],
+    [84, 4, 15],
+    [403, 4, 15],
+    [404, 4, 50],
+    [4003, 4, 50],
+    [4004, 4, 400],
+    [40003, 4, 400],
+    [40004, 4, 1000],
+  ])(
+    "stepPolicy with %i tasks at concurrency %i (no ramp limit) wants %i",
+    (queueDepth, concurrency, expected) => {
+      expect(stepPolicy({ ...base, queueDepth, concurrency, running: 10000 })).toBe(expected);
+    },
+  );
+
+  test.each([
+    // The ramp is floor(rampFactor x (running + 1)), exactly at and around its edge.
+    [{ running: 4, rampFactor: 2 }, 10],
+    [{ running: 4, rampFactor: 2.5 }, 12],
+    [{ running: 0, rampFactor: 0.5 }, 0],
+    [{ running: 1, rampFactor: 0.5 }, 1],
+  ] as const)("the ramp with %o allows %i", (overrides, expected) => {
+    expect(stepPolicy({ ...base, queueDepth: 100000, ...overrides })).toBe(expected);
+    expect(proportionalPolicy({ ...base, queueDepth: 100000, ...overrides })).toBe(expected);
+  });
+
+  test.each([
+    // A fractional floor or cap never yields a fractional target.
+    [{ queueDepth: 3, minWorkers: 2.5 }, 2],
+    [{ queueDepth: 100000, running: 10000, maxWorkers: 7.9 }, 7],
+    [{ queueDepth: -5, running: 10 }, 0],
+    [{ queueDepth: 1, minWorkers: 3, maxWorkers: 0 }, 0],
+  ] as const)("limits with %o give %i", (overrides, expected) => {
+    expect(stepPolicy({ ...base, ...overrides })).toBe(expected);
+  });
+});

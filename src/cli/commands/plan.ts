@@ -1,5 +1,6 @@
 import type { Command } from "commander";
-import { BUILTIN_POLICIES } from "../../controller/policy-loader.js";
+import { BUILTIN_POLICIES, builtinPolicy } from "../../controller/policy-loader.js";
+import { predictiveSizing } from "../../policy/predictive.js";
 import { rampLimit, stepSize } from "../../policy/step.js";
 import { planShrink } from "../../policy/shrink.js";
 import { parseCount, UsageError } from "../context.js";
@@ -16,7 +17,14 @@ export function register(program: Command): void {
     .option("--max <n>", "maxWorkers cap", "50000")
     .option("--min <n>", "minWorkers floor while the queue is non-empty", "0")
     .option("--ramp-factor <n>", "target <= ramp factor x (running + 1)", "10")
-    .option("--policy <name>", "step | proportional", "step")
+    .option("--policy <name>", "step | proportional | predictive", "step")
+    .option("--task-seconds <s>", "predictive: the task time (as learned, or WORKFORCE_TASK_SECONDS)", "600")
+    .option(
+      "--startup-seconds <s>",
+      "predictive: the start-up time (as learned, or WORKFORCE_STARTUP_SECONDS)",
+      "300",
+    )
+    .option("--payback-ratio <x>", "predictive: WORKFORCE_PAYBACK_RATIO", "8")
     .option("--json", "print JSON")
     .addHelpText(
       "after",
@@ -26,8 +34,7 @@ export function register(program: Command): void {
     )
     .action((options: Record<string, string | boolean | undefined>) => {
       const policyName = String(options.policy);
-      const policy = BUILTIN_POLICIES[policyName as keyof typeof BUILTIN_POLICIES];
-      if (!policy)
+      if (!(policyName in BUILTIN_POLICIES))
         throw new UsageError(
           `--policy must be one of ${Object.keys(BUILTIN_POLICIES).join(", ")}; given "${policyName}"`,
         );
@@ -47,7 +54,20 @@ export function register(program: Command): void {
         minWorkers: parseCount(String(options.min), "--min"),
         rampFactor,
       };
+      const predictive = {
+        taskSeconds: Number(options.taskSeconds),
+        startupSeconds: Number(options.startupSeconds),
+        paybackRatio: Number(options.paybackRatio),
+      };
+      for (const [option, value] of Object.entries(predictive)) {
+        if (!(value >= 0))
+          throw new UsageError(
+            `--${option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be a number >= 0`,
+          );
+      }
+      const policy = builtinPolicy(policyName as keyof typeof BUILTIN_POLICIES, predictive);
       const target = policy(input);
+      const sizing = policyName === "predictive" ? predictiveSizing(input, predictive) : undefined;
       const active = input.running + input.pending;
       const delta = target - active;
       // The daemon's own shrink rule: cancel pending first, drain running only beyond what the queue can
@@ -56,7 +76,7 @@ export function register(program: Command): void {
         target,
         queueDepth: input.queueDepth,
         concurrency,
-        regions: [{ name: "all", running: input.running, pending: input.pending, draining: 0 }],
+        regions: [{ name: "all", running: input.running, pending: input.pending }],
       });
       const cancel = shrink.cancel.all ?? 0;
       const drain = shrink.drain.all ?? 0;
@@ -83,6 +103,7 @@ export function register(program: Command): void {
         limits: {
           ramp: rampLimit(input),
           step: policyName === "step" ? stepSize(Math.floor(input.queueDepth / concurrency)) : undefined,
+          payback: sizing?.raw,
           queue: input.queueDepth,
           maxWorkers: input.maxWorkers,
         },
@@ -93,7 +114,8 @@ export function register(program: Command): void {
       } else {
         process.stdout.write(
           `target ${target} (${policyName}; ramp limit ${result.limits.ramp}` +
-            `${result.limits.step !== undefined ? `, step ${result.limits.step}` : ""}, queue ${input.queueDepth}, max ${input.maxWorkers})\n` +
+            `${result.limits.step !== undefined ? `, step ${result.limits.step}` : ""}` +
+            `${sizing ? `, payback ${sizing.payingWorkers} workers in ${sizing.waves} waves -> ${sizing.raw}` : ""}, queue ${input.queueDepth}, max ${input.maxWorkers})\n` +
             `active ${active} (running ${input.running}, pending ${input.pending}) -> ${result.action}\n`,
         );
       }

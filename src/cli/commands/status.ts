@@ -8,6 +8,17 @@ function pad(value: string | number, width: number): string {
   return String(value).padStart(width);
 }
 
+/** The learned times, and where each comes from (a one-shot command has measured nothing: hints). */
+export function formatEstimates(report: Pick<TickReport, "estimates">): string {
+  const { estimates } = report;
+  const describe = (e: { seconds: number; source: string; samples: number }) =>
+    `${Math.round(e.seconds)} s (${e.source === "hint" ? "hint" : e.source === "at-least" ? "at least, still measuring" : `measured, ${e.samples} samples`})`;
+  const startup = Object.entries(estimates.startup)
+    .map(([region, estimate]) => `${region} ${describe(estimate)}`)
+    .join(", ");
+  return `estimates: task ${describe(estimates.task)}; start-up ${startup || "none"}`;
+}
+
 /** A human-readable status: one row per region, the queue, and what the next tick would do. */
 export function formatStatus(report: TickReport): string {
   const lines: string[] = [];
@@ -47,6 +58,7 @@ export function formatStatus(report: TickReport): string {
       `${reading.name.padEnd(20)}${pad(o?.running ?? "?", 9)}${pad(o?.pending ?? "?", 9)}${pad(o?.draining ?? "?", 10)}${pad(o?.capacity ?? "?", 10)}  ${actions.join(", ") || "nothing"}${note}`,
     );
   }
+  lines.push(formatEstimates(report));
   if (plan.hireHold && !plan.hold) lines.push(`no hires: ${plan.hireHold}`);
   lines.push(
     plan.hold
@@ -75,7 +87,7 @@ export function register(program: Command): void {
       ).finally(() => notice.stop());
       if (options.json) {
         process.stdout.write(
-          `${JSON.stringify({ queue: report.snapshot.queue, regions: report.snapshot.regions, plan: report.plan, backoff: report.backoff }, null, 2)}\n`,
+          `${JSON.stringify({ queue: report.snapshot.queue, regions: report.snapshot.regions, plan: report.plan, estimates: report.estimates, backoff: report.backoff }, null, 2)}\n`,
         );
       } else {
         process.stdout.write(formatStatus(report));

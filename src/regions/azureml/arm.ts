@@ -6,6 +6,7 @@ import { withRetry, statusOf } from "../../azure/retry.js";
 import type { WriteRateLimiter } from "../../azure/rate-limiter.js";
 import { Backoff, BackoffError } from "../../azure/backoff.js";
 import { workspaceId, type WorkspaceRef } from "./names.js";
+import type { WriteFence } from "../fence.js";
 
 /**
  * The ARM calls of one AzureML workspace, as raw JSON through @azure/core-rest-pipeline (the Azure SDK's
@@ -37,6 +38,8 @@ export interface ArmWorkspaceOptions extends WorkspaceRef {
   attemptTimeoutMs: number;
   writeLimiter: WriteRateLimiter;
   logger: Logger;
+  /** Checked right before every write request (each attempt): a fenced replica sends none. */
+  fence?: WriteFence;
 }
 
 type Json = Record<string, unknown>;
@@ -165,6 +168,8 @@ export class ArmWorkspace {
         // Background writes only use spare budget: half the burst stays for hires and cancels.
         if (kind === "background-write" && !limiter.tryAcquire(limiter.burst / 2))
           throw new WriteBudgetBusy();
+        // After the wait for a write token, right before the request: the moment that counts.
+        if (kind !== "read") this.options.fence?.check(`ARM ${what}`);
         if (kind === "read") this.counts.reads++;
         else this.counts.writes++;
         return run(attemptSignal);
@@ -222,6 +227,15 @@ export class ArmWorkspace {
     url.searchParams.set("api-version", API_VERSION);
     for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
     return url.toString();
+  }
+
+  /** The workspace's Azure region (`location`), for the ml.azure.com paths. */
+  async getWorkspaceLocation(signal?: AbortSignal): Promise<string> {
+    const answer = await this.getJson("workspaces.get", `${this.base}?api-version=${API_VERSION}`, signal);
+    const location = (answer as { location?: unknown } | undefined)?.location;
+    if (typeof location !== "string" || location === "")
+      throw new BadAnswerError(this.where("workspaces.get", "location", "an Azure region", location));
+    return location.toLowerCase().replace(/\s+/g, "");
   }
 
   computeUrl(name: string): string {

@@ -3,6 +3,7 @@ import { regionCommonShape } from "../common-config.js";
 import { backChannelSchema } from "../../backchannel/config.js";
 import { ENVIRONMENT_NAME } from "./template.js";
 import { credentialConfigSchema, PUBLIC_ARM_ENDPOINT } from "../../azure/credentials.js";
+import { PUBLIC_ML_ENDPOINT } from "./ml-api.js";
 
 const armName = (what: string) =>
   z
@@ -76,6 +77,23 @@ export const azuremlRegionSchema = z
         ENVIRONMENT_NAME,
         "an environment name (letters, digits, '-', '_'; at most 255; the service's pattern)",
       )
+      .optional(),
+    /**
+     * How the region lists its jobs: `arm` (the documented, versioned ARM jobs list; the default) or
+     * `index` (the AzureML index API on ml.azure.com, filtered by status on the server, what upstream
+     * ai4s-jobq runs in production; undocumented, not part of ARM: experimental).
+     */
+    listing: z.enum(["arm", "index"]).default("arm"),
+    /** Resume workers a preemption paused, every tick, through the AzureML execution API on ml.azure.com. */
+    resumePaused: z.boolean().default(true),
+    /** Paused workers resumed per tick at most (each resume is one write from the subscription's budget). */
+    resumeBatch: z.number().int().min(0).default(100),
+    /** Base URL of the AzureML front end (resume, `listing: index`); the emulator in tests. */
+    mlEndpoint: z.url({ protocol: /^https$/, error: "an https:// URL" }).default(PUBLIC_ML_ENDPOINT),
+    /** The workspace's Azure region (e.g. `eastus`) for ml.azure.com paths; default: read once from ARM. */
+    location: z
+      .string()
+      .regex(/^[a-z0-9]+$/, "an Azure region name in lower case, e.g. eastus")
       .optional(),
     /** Stop listing after this many pages (a guard against a runaway workspace; 100 jobs a page). */
     maxListPages: z.number().int().min(1).default(500),

@@ -6,6 +6,7 @@ import type { HireOptions, HireResult } from "../types.js";
 import { isJobPropertyImmutable, mayHaveCommitted, type ArmWorkspace } from "./arm.js";
 import { pushError, regionError } from "./errors.js";
 import { newJobName } from "./names.js";
+import { isFenced } from "../fence.js";
 import { buildJobBody, type JobContext, type JobTemplate } from "./template.js";
 
 /**
@@ -87,6 +88,9 @@ export async function hireWorkers(
   /** A refusal every other submit would get too (401, 403, a 400 on the template): stop sending. */
   let refusal: number | undefined;
   let refused = 0;
+  /** This replica lost its leader lease (by its own clock): not one more submit. */
+  let fenced: Error | undefined;
+  let notSent = 0;
   let lastLog = Date.now();
   await Promise.all(
     Array.from({ length: count }, () =>
@@ -99,10 +103,19 @@ export async function hireWorkers(
           refused++;
           return;
         }
+        if (fenced) {
+          notSent++;
+          return;
+        }
         try {
           await submitOne(ctx, job, options);
           hired++;
         } catch (error) {
+          if (isFenced(error)) {
+            fenced ??= error as Error;
+            notSent++;
+            return;
+          }
           failed++;
           if ((error as { unknown?: boolean }).unknown) unknown++;
           pushError(errors, error as Error);
@@ -133,6 +146,16 @@ export async function hireWorkers(
       ),
     );
   }
-  ctx.logger.info({ hired, failed, unknown, skipped, refused, requested: count }, "hire done");
+  if (fenced) {
+    errors.push(
+      new Error(
+        `region ${ctx.region}: hire stopped: ${fenced.message}: ${notSent} of ${count} workers not submitted`,
+      ),
+    );
+  }
+  ctx.logger.info(
+    { hired, failed, unknown, skipped, refused, fenced: notSent, requested: count },
+    "hire done",
+  );
   return { hired, ...(unknown > 0 ? { unknown } : {}), errors };
 }

@@ -7,6 +7,7 @@ import type {
   HireResult,
   Region,
   RegionObservation,
+  ResumeResult,
 } from "../types.js";
 import type { RegionContext } from "../context.js";
 import type { DrainChannel } from "../../backchannel/types.js";
@@ -23,7 +24,10 @@ import { freeWorkers, readCluster } from "./capacity.js";
 import { cancelJobs, pendingVictims, runningVictims } from "./cancel.js";
 import { regionError } from "./errors.js";
 import { hireWorkers } from "./hire.js";
-import { listWorkforce, type Listing, type ListingOptions } from "./listing.js";
+import { listWorkforce, ReadBudgetHold, type Listing, type ListingOptions } from "./listing.js";
+import { listIndexed } from "./index-listing.js";
+import { checkMlConfig, mlOffLimits, regionMlApi } from "./ml-api.js";
+import { resumePaused } from "./resume.js";
 import { resolveCompute, workspaceId } from "./names.js";
 import { Retirer } from "./retire.js";
 import { loadJobTemplate, nodesPerWorker, TemplateError, type JobTemplate } from "./template.js";
@@ -42,6 +46,9 @@ export interface AzuremlRegion extends Region {
   cancelRunning(count: number, options?: CallOptions): Promise<CancelResult>;
   /** ARM requests made so far (attempts, retries included). */
   readonly calls: Readonly<ArmCallCounts>;
+  /** ml.azure.com requests made so far (index pages, resumes). */
+  readonly mlCalls: Readonly<ArmCallCounts>;
+  resumePaused(options?: CallOptions): Promise<ResumeResult>;
   /** Resolves when the finished jobs being retired in the background are done. */
   settled(): Promise<void>;
 }
@@ -100,6 +107,7 @@ function parseConfig(config: AzuremlRegionConfig): {
       },
     ]);
   }
+  checkMlConfig(config, template, where);
   return { compute, template };
 }
 
@@ -117,17 +125,34 @@ export function createAzuremlRegion(
   const tagKey = config.tagKey ?? `workforce.${config.experiment}`;
   const log = ctx.logger;
   const budgetKey = `${config.armEndpoint}|${config.subscriptionId.toLowerCase()}`;
+  const writeLimiter = (deps.writeLimiters ?? processWriteLimiters).get(budgetKey);
+  // One credential for ARM and ml.azure.com (two scopes, one identity and token cache).
+  const credential = regionCredential(config.credential, () => ctx.credential());
   const arm = new ArmWorkspace({
     ...ref,
     region: config.name,
     endpoint: config.armEndpoint,
-    credential: regionCredential(config.credential, () => ctx.credential()),
+    credential,
     ...(ctx.tlsCa ? { tlsCa: ctx.tlsCa } : {}),
     retries: config.retries,
     attemptTimeoutMs: config.requestTimeoutSeconds * 1000,
-    writeLimiter: (deps.writeLimiters ?? processWriteLimiters).get(budgetKey),
+    writeLimiter,
+    logger: log,
+    ...(ctx.fence ? { fence: ctx.fence } : {}),
+  });
+  const ml = regionMlApi(config, {
+    arm,
+    credential,
+    ...(ctx.tlsCa ? { tlsCa: ctx.tlsCa } : {}),
+    writeLimiter,
     logger: log,
   });
+  const resumeOn = config.resumePaused && config.resumeBatch > 0 && !mlOffLimits(config);
+  if (config.resumePaused && mlOffLimits(config)) {
+    log.warn(
+      `region ${config.name}: paused workers are not resumed: the "emulator" credential is only for emulators on 127.0.0.1 and mlEndpoint is ${config.mlEndpoint} (set mlEndpoint to the ml.azure.com emulator, or resumePaused: false)`,
+    );
+  }
   const channel: DrainChannel | undefined =
     config.backChannel && ctx.createDrainChannel
       ? ctx.createDrainChannel(config.name, config.backChannel)
@@ -144,6 +169,8 @@ export function createAzuremlRegion(
   });
   const perWorker = nodesPerWorker(template);
   let listing: Listing | undefined;
+  /** The tick's observation (cancels take their jobs out of it), for the resume sweep at its end. */
+  let observed: Listing | undefined;
   /** Names of the jobs the last observe listed: a submission it names is no longer in flight. */
   let listedNames: ReadonlySet<string> = new Set();
   let environmentId: Promise<string> | undefined;
@@ -177,10 +204,26 @@ export function createAzuremlRegion(
     keepFinished: config.retireFinished === "keep" ? 0 : config.retireBatch,
     onOddJob: warnOddJob,
   };
+  /** `listing: index`: pages from ml.azure.com; only the reads beside it (the cluster) are ARM's budget. */
+  async function listByIndex(extraReads: number, signal?: AbortSignal): Promise<Listing> {
+    const { readLimiter, maxBudgetWaitMs } = listingOptions;
+    if (extraReads > 0 && !(await readLimiter.reserve(extraReads, maxBudgetWaitMs, signal)))
+      throw new ReadBudgetHold(config.name, extraReads, maxBudgetWaitMs);
+    return listIndexed(ml, {
+      region: config.name,
+      experiment: config.experiment,
+      maxPages: config.maxListPages,
+      nodesPerWorker: perWorker,
+      onOddJob: warnOddJob,
+      ...(signal ? { signal } : {}),
+    });
+  }
   const list = (extraReads: number, signal?: AbortSignal): Promise<Listing> =>
     deps.listing
       ? deps.listing(listingOptions, listing?.pages ?? 1, signal)
-      : listWorkforce(listingOptions, config.name, listing?.pages ?? 1, extraReads, signal);
+      : config.listing === "index"
+        ? listByIndex(extraReads, signal)
+        : listWorkforce(listingOptions, config.name, listing?.pages ?? 1, extraReads, signal);
 
   async function ensureEnvironment(signal?: AbortSignal): Promise<string | undefined> {
     if (template.environmentRef) {
@@ -229,6 +272,7 @@ export function createAzuremlRegion(
         ),
     ]);
     listing = jobs;
+    observed = jobs;
     listedNames = new Set(
       [...jobs.running, ...jobs.pending, ...jobs.unknown, ...jobs.finished]
         .map((job) => job.name)
@@ -264,6 +308,9 @@ export function createAzuremlRegion(
     ...(config.maxWorkers !== undefined ? { maxWorkers: config.maxWorkers } : {}),
     get calls() {
       return arm.counts;
+    },
+    get mlCalls() {
+      return ml.counts;
     },
     backoffs: () => arm.backoff.active(),
     observedWorkers: () => listedNames,
@@ -349,6 +396,35 @@ export function createAzuremlRegion(
         cancelContext(),
         options.signal,
       );
+    },
+
+    async resumePaused(options: CallOptions = {}): Promise<ResumeResult> {
+      const none: ResumeResult = { resumed: 0, cancelled: 0, refused: 0, failed: 0, errors: [] };
+      if (!resumeOn) return none;
+      let source: Listing;
+      try {
+        // The tick's observation, less what this tick cancelled (a Paused worker cancelled as surplus).
+        source =
+          observed && Date.now() - observed.at < LISTING_REUSE_MS
+            ? observed
+            : await currentListing(options.signal);
+      } catch (error) {
+        return { ...none, errors: [regionError(config.name, "list paused workers", error)] };
+      }
+      const paused = source.pending.filter((job) => job.status === "Paused");
+      const result = await resumePaused(paused, {
+        api: ml,
+        region: config.name,
+        experiment: config.experiment,
+        batch: config.resumeBatch,
+        slots: writes,
+        cancel: (name, signal) => arm.cancel(name, signal),
+        logger: log,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      // Resumed or cancelled jobs are Paused no more: the next sweep must not try them from this listing.
+      if (result.resumed > 0 || result.cancelled > 0) observed = listing = undefined;
+      return result;
     },
 
     async settled(): Promise<void> {

@@ -1,5 +1,4 @@
 import type { WriteRateLimiter } from "../../azure/rate-limiter.js";
-import { abortableDelay } from "../../azure/retry.js";
 import { BadAnswerError, NotJson, type ArmWorkspace } from "./arm.js";
 import { classifyStatus, type StatusClass } from "./states.js";
 
@@ -119,17 +118,38 @@ export async function listWorkforce(
   extraReads: number,
   signal?: AbortSignal,
 ): Promise<Listing> {
-  const { arm, readLimiter, maxBudgetWaitMs } = options;
+  const { readLimiter, maxBudgetWaitMs } = options;
   const upFront = Math.max(1, expectedPages) + extraReads;
-  const times = readLimiter.reserveAt(upFront, maxBudgetWaitMs);
-  if (!times) throw new ReadBudgetHold(region, upFront, maxBudgetWaitMs);
-  // The reads beside the listing (the cluster) take the first tokens; page k waits for its own.
-  const pageTimes = times.slice(extraReads);
-  const when = async (page: number): Promise<void> => {
-    const at = pageTimes[page];
-    const waitMs = at === undefined ? 0 : at - Date.now();
-    if (waitMs > 0) await abortableDelay(Math.ceil(waitMs), signal);
+  if (!readLimiter.claim(upFront, maxBudgetWaitMs))
+    throw new ReadBudgetHold(region, upFront, maxBudgetWaitMs);
+  let unused = upFront;
+  const take = () => {
+    unused--;
+    return readLimiter.takeClaimed(signal);
   };
+  // The reads beside the listing (the cluster, sent at once) are taken from the claim now.
+  for (let i = 0; i < extraReads; i++) take().catch(() => undefined);
+  try {
+    return await readPages(options, region, signal, () => {
+      if (unused > 0) return take();
+      // A listing longer than expected: one more read, under the same rule.
+      if (!readLimiter.claim(1, maxBudgetWaitMs))
+        return Promise.reject(new ReadBudgetHold(region, upFront + 1, maxBudgetWaitMs));
+      unused++;
+      return take();
+    });
+  } finally {
+    readLimiter.release(Math.max(0, unused));
+  }
+}
+
+async function readPages(
+  options: ListingOptions,
+  region: string,
+  signal: AbortSignal | undefined,
+  budget: () => Promise<void>,
+): Promise<Listing> {
+  const { arm } = options;
   const listing = emptyListing();
   // By name: a job created or retired while we page may shift the pages and show up twice.
   const seen = new Set<string>();
@@ -139,9 +159,8 @@ export async function listWorkforce(
     jobType: "Command",
     tag: options.tagKey,
   });
-  const fetchPage = (page: number, link: string) =>
-    when(page).then(() => arm.getJson("jobs.list", link, signal));
-  let next = fetchPage(0, url);
+  const fetchPage = (link: string) => budget().then(() => arm.getJson("jobs.list", link, signal));
+  let next = fetchPage(url);
   for (let page = 0; page < options.maxListPages; page++) {
     const answer = await next;
     const value = (answer as { value?: unknown } | undefined)?.value;
@@ -152,12 +171,7 @@ export async function listWorkforce(
     listing.pages = page + 1;
     // The next page is asked for as soon as its link is known, before this one is sorted.
     if (url) {
-      if (listing.pages >= pageTimes.length) {
-        const more = readLimiter.reserveAt(1, maxBudgetWaitMs);
-        if (!more) throw new ReadBudgetHold(region, listing.pages + 1, maxBudgetWaitMs);
-        pageTimes.push(more[0]!);
-      }
-      next = fetchPage(listing.pages, url);
+      next = fetchPage(url);
       // An unread page must not end as an unhandled rejection if this one turns out bad.
       next.catch(() => undefined);
     }

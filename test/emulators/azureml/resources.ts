@@ -1,6 +1,17 @@
 import { HttpError, PROVIDER } from "./errors.js";
 import type { VirtualWorkspace } from "./workspace.js";
 
+/** The workspace resource, as much as a client of ours reads (its `location`). */
+export function workspaceResource(ws: VirtualWorkspace): unknown {
+  return {
+    id: ws.armId,
+    name: ws.name,
+    type: `${PROVIDER}/workspaces`,
+    location: ws.location,
+    properties: { provisioningState: "Succeeded", friendlyName: ws.name },
+  };
+}
+
 /** A compute GET: an AmlCompute cluster, its numbers one level down in `properties.properties`. */
 export function computeResource(ws: VirtualWorkspace, name: string): unknown {
   const nodes = ws.cluster(name);

@@ -2,6 +2,7 @@ import { PROVIDER } from "./errors.js";
 
 /** The ARM operations of AzureML the emulator answers (the names of the REST spec's operation ids). */
 export type Operation =
+  | "workspaces.get"
   | "jobs.list"
   | "jobs.get"
   | "jobs.createOrUpdate"
@@ -45,13 +46,15 @@ export function route(method: string, path: string): Route {
     lower[4] !== "providers" ||
     lower[5] !== PROVIDER.toLowerCase() ||
     lower[6] !== "workspaces" ||
-    parts.length < 9
+    parts.length < 8
   ) {
     return { operation: "unknown", ...(lower[0] === "subscriptions" ? { subscription: parts[1] } : {}) };
   }
   const base = { subscription: parts[1]!, resourceGroup: parts[3]!, workspace: parts[7]! };
   const rest = lower.slice(8);
   const restRaw = parts.slice(8);
+  if (rest.length === 0)
+    return method === "GET" ? { operation: "workspaces.get", ...base } : { operation: "unknown", ...base };
   if (rest[0] === "jobs") {
     if (rest.length === 1 && method === "GET") return { operation: "jobs.list", ...base };
     if (rest.length === 2 && method === "GET") return { operation: "jobs.get", ...base, name: restRaw[1]! };

@@ -18,7 +18,12 @@ import {
   putJob,
   type CancelOperations,
 } from "./jobs.js";
-import { computeResource, getEnvironmentVersion, putEnvironmentVersion } from "./resources.js";
+import {
+  computeResource,
+  getEnvironmentVersion,
+  putEnvironmentVersion,
+  workspaceResource,
+} from "./resources.js";
 
 /**
  * An HTTPS emulator of the Azure Resource Manager API of AzureML (api-version 2022-10-01), as the service
@@ -44,6 +49,8 @@ export interface LoggedRequest {
   faults: string[];
   /** The JSON body of a PUT or POST, as it came on the wire. */
   body?: unknown;
+  /** Which entrance it came through (see ArmEmulator.entrance): tells clients apart in the log. */
+  via?: string;
 }
 
 export interface ArmEmulatorOptions {
@@ -79,6 +86,11 @@ export interface ArmEmulator {
   clearFaults(): void;
   /** Run the scheduler of every workspace now. */
   step(): void;
+  /**
+   * Another port onto the same service, whose requests are logged with `via: name`: give each of two
+   * daemons its own entrance and the log says who sent every request (the fault drill does). Its URL.
+   */
+  entrance(name: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -165,6 +177,8 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
     const ws = lookup(r);
     ws.schedule();
     switch (r.operation) {
+      case "workspaces.get":
+        return { status: 200, body: workspaceResource(ws) };
       case "jobs.list":
         return { status: 200, body: listJobs(ws, query, jobsOptions) };
       case "jobs.get":
@@ -182,12 +196,13 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
     }
   }
 
-  async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function onRequest(req: IncomingMessage, res: ServerResponse, via?: string): Promise<void> {
     const method = req.method ?? "GET";
     const url = new URL(req.url ?? "/", "https://emulator");
     const r = route(method, url.pathname);
     const entry: LoggedRequest = {
       at: Date.now(),
+      ...(via ? { via } : {}),
       method,
       path: url.pathname,
       query: Object.fromEntries(url.searchParams),
@@ -321,20 +336,25 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
     }
   }
 
-  const server: Server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
-    onRequest(req, res).catch(() => res.destroy());
-  });
-  // ARM's front door keeps idle connections for minutes; Node's 5 s default would reset kept-alive sockets.
-  server.keepAliveTimeout = 120_000;
-  server.on("connection", (socket: Socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
+  const servers: Server[] = [];
+  async function listen(port: number, via?: string): Promise<number> {
+    const server: Server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
+      onRequest(req, res, via).catch(() => res.destroy());
+    });
+    // ARM's front door keeps idle connections for minutes; Node's 5 s default would reset kept-alive sockets.
+    server.keepAliveTimeout = 120_000;
+    server.on("connection", (socket: Socket) => {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, options.host ?? "127.0.0.1", () => resolve());
+    });
+    servers.push(server);
+    return (server.address() as AddressInfo).port;
+  }
+  const port = await listen(options.port ?? 0);
   baseUrl = `https://${options.host ?? "127.0.0.1"}:${port}`;
   const stepMs = options.stepMs ?? 25;
   const timer = stepMs > 0 ? setInterval(() => workspaces.forEach((ws) => ws.schedule()), stepMs) : undefined;
@@ -351,10 +371,13 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
     addFault: (fault) => void faults.push(fault),
     clearFaults: () => void faults.splice(0),
     step: () => workspaces.forEach((ws) => ws.schedule()),
+    entrance: async (name) => `https://${options.host ?? "127.0.0.1"}:${await listen(0, name)}`,
     close: async () => {
       if (timer) clearInterval(timer);
       for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.all(
+        servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
+      );
     },
   };
 }

@@ -75,6 +75,8 @@ export class VirtualWorkspace {
   readonly clusters = new Map<string, ClusterNodes>();
   readonly environments = new Map<string, Record<string, unknown>>();
   private seq = 0;
+  /** The workspace's Azure region, as ARM's workspace GET gives it (the ml.azure.com paths carry it). */
+  location = "eastus";
   /** Called when a job enters Running (the e2e test starts consuming tasks for it). */
   onRunning?: (job: StoredJob) => void;
   /** What the service adds to every job it creates (set by the server: jobs.ts `decorate`). */

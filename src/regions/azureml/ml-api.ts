@@ -1,0 +1,240 @@
+import type { TokenCredential } from "@azure/core-auth";
+import type { HttpClient, Pipeline, PipelineResponse } from "@azure/core-rest-pipeline";
+import type { Logger } from "../../logging/logger.js";
+import { redactText } from "../../logging/logger.js";
+import { statusOf, withRetry } from "../../azure/retry.js";
+import type { WriteRateLimiter } from "../../azure/rate-limiter.js";
+import type { WorkspaceRef } from "./names.js";
+import type { ArmWorkspace } from "./arm.js";
+import type { AzuremlRegionConfig } from "./config.js";
+import type { JobTemplate } from "./template.js";
+import { ConfigError } from "../../config/load.js";
+
+/**
+ * The AzureML front end on ml.azure.com (what Studio and upstream ai4s-jobq call): the execution API
+ * (resume a paused job) and the index API (list jobs filtered by status on the server). Neither is part of
+ * ARM nor documented or versioned; see docs/azureml.md. Every call goes through the project's one retry
+ * policy (429, 5xx, HTML 503 pages, resets and timeouts retried, Retry-After honoured) with a token for
+ * `https://ml.azure.com/.default` from the region's credential. The HTTP pipeline is loaded on first use
+ * (dynamic import), as for ARM: a region that never calls ml.azure.com loads nothing for it.
+ */
+
+/** The public front end; tests point a region's `mlEndpoint` at the emulator on 127.0.0.1. */
+export const PUBLIC_ML_ENDPOINT = "https://ml.azure.com";
+/** The token audience of the AzureML front end (the same in every public-cloud region). */
+export const ML_SCOPE = "https://ml.azure.com/.default";
+
+export interface MlApiOptions extends WorkspaceRef {
+  region: string;
+  endpoint: string;
+  /** The workspace's Azure region (`eastus`), part of every ml.azure.com path. */
+  location: () => Promise<string>;
+  credential: TokenCredential;
+  tlsCa?: string;
+  retries: number;
+  attemptTimeoutMs: number;
+  writeLimiter: WriteRateLimiter;
+  logger: Logger;
+}
+
+/** A 4xx answer of the front end: not retried; the body says why (e.g. "exceeded max job execution time"). */
+export class MlApiRefusal extends Error {
+  readonly code = "MlApiRefusal";
+  constructor(
+    readonly statusCode: number,
+    readonly body: string,
+    what: string,
+  ) {
+    super(`${what}: HTTP ${statusCode}: ${redactText(body.slice(0, 300)) || "(no body)"}`);
+    this.name = "MlApiRefusal";
+  }
+}
+
+/** A 2xx answer that is not what the call expects (HTML, no `value` array, ...): not retried. */
+export class MlApiBadAnswer extends Error {
+  readonly code = "MlApiBadAnswer";
+  constructor(message: string) {
+    super(message);
+    this.name = "MlApiBadAnswer";
+  }
+}
+
+export class MlApi {
+  readonly counts = { reads: 0, writes: 0 };
+  private transport:
+    | Promise<{ rest: typeof import("@azure/core-rest-pipeline"); pipeline: Pipeline; client: HttpClient }>
+    | undefined;
+
+  constructor(private readonly options: MlApiOptions) {}
+
+  private async build() {
+    const rest = await import("@azure/core-rest-pipeline");
+    const pipeline = rest.createPipelineFromOptions({
+      // Retries live in withRetry; the pipeline's own would multiply them.
+      retryOptions: { maxRetries: 0 },
+      userAgentOptions: { userAgentPrefix: "workforce-autoscaler" },
+      ...(this.options.tlsCa && new URL(this.options.endpoint).origin !== PUBLIC_ML_ENDPOINT
+        ? { tlsOptions: { ca: this.options.tlsCa } }
+        : {}),
+    });
+    pipeline.addPolicy(
+      rest.bearerTokenAuthenticationPolicy({ credential: this.options.credential, scopes: ML_SCOPE }),
+    );
+    return { rest, pipeline, client: rest.createDefaultHttpClient() };
+  }
+
+  /** `{endpoint}/api/{location}/{service}/v1.0/subscriptions/.../workspaces/{ws}` */
+  private async workspaceUrl(service: "execution" | "index"): Promise<string> {
+    const { subscriptionId, resourceGroup, workspace } = this.options;
+    const location = await this.options.location();
+    const base = new URL(this.options.endpoint).origin;
+    return (
+      `${base}/api/${encodeURIComponent(location)}/${service}/v1.0/subscriptions/${subscriptionId}` +
+      `/resourceGroups/${resourceGroup}/providers/Microsoft.MachineLearningServices/workspaces/${workspace}`
+    );
+  }
+
+  /** One POST under the retry policy; 429 and 5xx throw a RestError (retried), 4xx an MlApiRefusal. */
+  private post(
+    kind: "read" | "write",
+    what: string,
+    url: () => Promise<string>,
+    body: unknown,
+    signal?: AbortSignal,
+  ): Promise<PipelineResponse> {
+    return withRetry(
+      async (attemptSignal) => {
+        this.transport ??= this.build();
+        const { rest, pipeline, client } = await this.transport;
+        const request = rest.createPipelineRequest({
+          url: await url(),
+          method: "POST",
+          body: body === undefined ? "" : JSON.stringify(body),
+          abortSignal: attemptSignal,
+        });
+        request.headers.set("Content-Type", "application/json");
+        if (kind === "read") this.counts.reads++;
+        else this.counts.writes++;
+        const response = await pipeline.sendRequest(client, request);
+        const status = response.status;
+        if (status >= 200 && status < 300) return response;
+        const text = response.bodyAsText ?? "";
+        if (status === 408 || status === 429 || status >= 500) {
+          // The front door's HTML 503 page is named, not quoted: it is a page of markup.
+          const shown = /^\s*</.test(text) ? "an HTML error page" : redactText(text.slice(0, 200));
+          throw new rest.RestError(`${what}: HTTP ${status}: ${shown}`, { statusCode: status, response });
+        }
+        throw new MlApiRefusal(status, text, what);
+      },
+      {
+        ...(kind === "write"
+          ? { beforeAttempt: (outer?: AbortSignal) => this.options.writeLimiter.acquire(outer) }
+          : {}),
+        retries: this.options.retries,
+        attemptTimeoutMs: this.options.attemptTimeoutMs,
+        ...(signal ? { signal } : {}),
+        onRetry: ({ error, attempt, delayMs }) =>
+          this.options.logger.debug(
+            { call: what, attempt, delayMs, status: statusOf(error) },
+            "retrying ml.azure.com call",
+          ),
+      },
+    );
+  }
+
+  /** Resume a Paused job (execution API). Resolves on 2xx; throws MlApiRefusal on a 4xx. */
+  async resume(experiment: string, job: string, signal?: AbortSignal): Promise<void> {
+    await this.post(
+      "write",
+      `resume ${job}`,
+      async () =>
+        `${await this.workspaceUrl("execution")}/experiments/${encodeURIComponent(experiment)}/runId/${encodeURIComponent(job)}/resume`,
+      undefined,
+      signal,
+    );
+  }
+
+  /** One page of the index API's entities search. */
+  async searchEntities(body: unknown, signal?: AbortSignal): Promise<unknown> {
+    const response = await this.post(
+      "read",
+      "index entities",
+      async () => `${await this.workspaceUrl("index")}/entities`,
+      body,
+      signal,
+    );
+    const text = response.bodyAsText ?? "";
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      const type = response.headers.get("content-type") ?? "no content type";
+      throw new MlApiBadAnswer(
+        `region ${this.options.region}: index entities: expected a JSON answer; given a ${type} answer: ${JSON.stringify(text.slice(0, 80))}`,
+      );
+    }
+  }
+}
+
+/** A region's MlApi: the workspace location read once from ARM unless configured (a failed read is retried). */
+export function regionMlApi(
+  config: AzuremlRegionConfig,
+  deps: {
+    arm: ArmWorkspace;
+    credential: TokenCredential;
+    tlsCa?: string;
+    writeLimiter: WriteRateLimiter;
+    logger: Logger;
+  },
+): MlApi {
+  let location: Promise<string> | undefined;
+  return new MlApi({
+    subscriptionId: config.subscriptionId,
+    resourceGroup: config.resourceGroup,
+    workspace: config.workspace,
+    region: config.name,
+    endpoint: config.mlEndpoint,
+    location: () => {
+      if (config.location) return Promise.resolve(config.location);
+      location ??= deps.arm.getWorkspaceLocation().catch((error: unknown) => {
+        location = undefined;
+        throw error;
+      });
+      return location;
+    },
+    credential: deps.credential,
+    ...(deps.tlsCa ? { tlsCa: deps.tlsCa } : {}),
+    retries: config.retries,
+    attemptTimeoutMs: config.requestTimeoutSeconds * 1000,
+    // Resumes are writes of the workforce, rationed with its ARM writes (upstream's "MFE write pressure").
+    writeLimiter: deps.writeLimiter,
+    logger: deps.logger,
+  });
+}
+
+const loopback = (url: string) => ["127.0.0.1", "localhost", "[::1]"].includes(new URL(url).hostname);
+
+/** The emulator credential's dummy token never goes to a real ml.azure.com. */
+export function mlOffLimits(config: AzuremlRegionConfig): boolean {
+  return config.credential?.type === "emulator" && !loopback(config.mlEndpoint);
+}
+
+/** Config errors of the ml.azure.com options, named by field (`where` is `regions[NAME]`). */
+export function checkMlConfig(config: AzuremlRegionConfig, template: JobTemplate, where: string): void {
+  if (config.listing === "index" && template.properties.displayName !== undefined) {
+    throw new ConfigError([
+      {
+        where: `${where}.template.display_name`,
+        message:
+          "the index listing knows a job by its display name (as upstream): leave display_name out of the template, or use listing: arm",
+      },
+    ]);
+  }
+  if (mlOffLimits(config) && config.listing === "index") {
+    throw new ConfigError([
+      {
+        where: `${where}.credential.type`,
+        message: `"emulator" sends a dummy token and is only for emulators on 127.0.0.1; mlEndpoint is ${config.mlEndpoint} (point mlEndpoint at the emulator, or use listing: arm)`,
+      },
+    ]);
+  }
+}
