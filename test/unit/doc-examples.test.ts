@@ -63,6 +63,12 @@ const PLACEHOLDER = /^(\$?[A-Z][A-Z_]*|\$\{?\w+\}?)$/;
 function commandProblem(argv: readonly string[]): string | undefined {
   const program = buildProgram();
   const [name, ...args] = argv;
+  if (name?.startsWith("-")) {
+    // Options of the program itself (`workforce --help`, `workforce --version`).
+    const options = program.createHelp().visibleOptions(program);
+    const unknownOption = argv.find((word) => word.startsWith("-") && !options.some((o) => o.is(word)));
+    return unknownOption === undefined ? undefined : `unknown option ${unknownOption}`;
+  }
   const command = program.commands.find((candidate: Command) => candidate.name() === name);
   if (!command) return `unknown command ${JSON.stringify(name)}`;
   command.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
@@ -125,7 +131,9 @@ function docCommands(file: string): string[][] {
   const text = readFileSync(join(REPO_ROOT, file), "utf8");
   const lines: string[] = [];
   for (const block of blocks(file)) {
-    if (block.lang === "sh" || block.lang === "") lines.push(...block.text.split("\n"));
+    // A command continued over several lines with `\` is one command line.
+    if (block.lang === "sh" || block.lang === "")
+      lines.push(...block.text.replace(/\\\n\s*/g, " ").split("\n"));
   }
   const prose = text.replace(/^```[\s\S]*?^```/gm, "");
   for (const match of prose.matchAll(/`([^`\n]+)`/g)) lines.push(match[1]!);
@@ -225,6 +233,10 @@ describe("every `workforce ...` command the docs show parses", () => {
 
   test.each(commands)("%s: workforce %s", (_file, _text, argv) => {
     expect(commandProblem([...argv])).toBeUndefined();
+  });
+
+  test("the checker catches a wrong option of the program itself", () => {
+    expect(commandProblem(["--helpp"])).toBe("unknown option --helpp");
   });
 
   test("the checker catches a wrong option (the old azureml.md job command)", () => {
