@@ -26,12 +26,8 @@ export { listenForControl, type ListenOptions, type ListenResult } from "./liste
 export { startWrappedWorker, exitCodeOf, type WrappedWorker } from "./wrap.js";
 
 /** Env vars, as ai4s-jobq names them. */
-export const AGENT_ENV = {
-  namespace: "WORKFORCE_BACK_CHANNEL_FULLY_QUALIFIED_NAMESPACE",
-  connectionString: "WORKFORCE_BACK_CHANNEL_CONNECTION_STRING",
-  topic: "WORKFORCE_CONTROL_TOPIC_NAME",
-  pidDir: "JOBQ_PID_DIR",
-} as const;
+export { AGENT_ENV } from "./env.js";
+import { AGENT_ENV } from "./env.js";
 
 /** Where the agent listens; undefined when the back channel is not configured (wrap mode then only waits). */
 export interface AgentChannel {

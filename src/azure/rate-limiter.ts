@@ -20,8 +20,6 @@ export class WriteRateLimiter {
   private tokens: number;
   private last: number;
   private readonly now: () => number;
-  /** Waiters are served in order, so a burst of submits cannot starve one region. */
-  private queue: Promise<void> = Promise.resolve();
 
   constructor(options: WriteRateLimiterOptions = {}) {
     this.burst = options.burst ?? 200;
@@ -116,25 +114,28 @@ export class WriteRateLimiter {
     return this.tokens;
   }
 
-  /** Take one token, waiting for it if needed. Rejects with the signal's reason if aborted meanwhile. */
-  acquire(signal?: AbortSignal): Promise<void> {
+  /**
+   * Take one token, waiting for it if needed. Rejects with the signal's reason if aborted meanwhile.
+   * Waiters are served in order by giving each, when it asks, the time its token will be there (the
+   * bucket goes below zero): one timer per waiter to an absolute time, not a chain of timers each waiting
+   * for the one before (under a busy event loop every late timer in such a chain added its delay).
+   */
+  async acquire(signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
+    this.refill();
+    this.tokens -= 1;
+    if (this.tokens >= 0) return;
+    const due = this.now() + Math.ceil((-this.tokens / this.perSecond) * 1000);
     this.waiting++;
-    const turn = this.queue.then(() => this.take(signal)).finally(() => this.waiting--);
-    // The next waiter queues behind this one whatever its outcome.
-    this.queue = turn.catch(() => undefined);
-    return turn;
-  }
-
-  private async take(signal?: AbortSignal): Promise<void> {
-    for (;;) {
-      signal?.throwIfAborted();
-      this.refill();
-      if (this.tokens >= 1) {
-        this.tokens -= 1;
-        return;
-      }
-      const waitMs = Math.ceil(((1 - this.tokens) / this.perSecond) * 1000);
-      await abortableDelay(waitMs, signal);
+    try {
+      // One timer in practice; again only if this limiter's clock (a test's) says it is not time yet.
+      while (this.now() < due) await abortableDelay(Math.max(1, due - this.now()), signal);
+    } catch (error) {
+      // Not taken after all: the token goes back (later waiters keep their times, a little early).
+      this.tokens += 1;
+      throw error;
+    } finally {
+      this.waiting--;
     }
   }
 }

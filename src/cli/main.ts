@@ -2,10 +2,10 @@
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
-import { ConfigError } from "../config/load.js";
-import { redactText } from "../logging/logger.js";
+import { ConfigError } from "../config/errors.js";
+import { redactText } from "../logging/redact.js";
 import { packageVersion } from "./version.js";
-import { UsageError } from "./context.js";
+import { UsageError } from "./usage.js";
 import { register as registerRun } from "./commands/run.js";
 import { register as registerOnce } from "./commands/once.js";
 import { register as registerStatus } from "./commands/status.js";

@@ -3,7 +3,7 @@ import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import { SETTINGS, type Settings } from "./settings.js";
 import { regionListSchema, type RegionConfig } from "./regions.js";
-import { redactText } from "../logging/logger.js";
+import { redactText } from "../logging/redact.js";
 import { FILE_ENV, REGIONS_ENV, closestName, unknownVariables } from "./variables.js";
 import { checkPairs, type Source } from "./pairs.js";
 
@@ -16,30 +16,8 @@ export interface Config extends Settings {
   configFile?: string;
 }
 
-export interface ConfigProblem {
-  /** Variable or field path, e.g. "WORKFORCE_CONCURRENCY" or "regions[1].capacity (in /etc/wf.yaml)". */
-  where: string;
-  /** What was expected and, unless secret, what was given. */
-  message: string;
-}
-
-/** Bad configuration. The daemon exits 2 on it. */
-export class ConfigError extends Error {
-  readonly code = "ConfigError";
-  readonly problems: ConfigProblem[];
-  constructor(problems: ConfigProblem[]) {
-    // A secret pasted into the wrong field (a connection string as WORKFORCE_QUEUE) is echoed as "given".
-    const redacted = problems.map((problem) => ({
-      where: problem.where,
-      message: redactText(problem.message),
-    }));
-    super(
-      `invalid configuration:\n${redacted.map((problem) => `  - ${problem.where}: ${problem.message}`).join("\n")}`,
-    );
-    this.problems = redacted;
-    this.name = "ConfigError";
-  }
-}
+export { ConfigError, type ConfigProblem } from "./errors.js";
+import { ConfigError, type ConfigProblem } from "./errors.js";
 
 export interface LoadOptions {
   /** Environment to read (default process.env). */

@@ -1,5 +1,5 @@
 import pLimit from "p-limit";
-import type { HireOptions, Region } from "../regions/types.js";
+import type { CancelOptions, CancelOutcome, HireOptions, Region } from "../regions/types.js";
 import type { Plan, RegionPlan } from "../policy/decide.js";
 import type { Logger } from "../logging/logger.js";
 import type { RegionOperation } from "../metrics/registry.js";
@@ -16,6 +16,8 @@ export interface RegionOutcome {
   /** Submissions with an unknown outcome (timed out, cut off): they may exist and count as in flight. */
   hireUnknown: number;
   cancelled: number;
+  /** Cancels with an unknown outcome (sent, then cut off or timed out): the job may be cancelling. */
+  cancelUnknown: number;
   drained: number;
   /** The sweep over paused workers, in regions that have one (AzureML). */
   resume?: { resumed: number; cancelled: number; refused: number; failed: number };
@@ -69,7 +71,16 @@ export interface ActOptions {
 }
 
 function emptyOutcome(region: string): RegionOutcome {
-  return { region, hired: 0, hireUnknown: 0, cancelled: 0, drained: 0, drainUnknown: 0, errors: [] };
+  return {
+    region,
+    hired: 0,
+    hireUnknown: 0,
+    cancelled: 0,
+    cancelUnknown: 0,
+    drained: 0,
+    drainUnknown: 0,
+    errors: [],
+  };
 }
 
 /**
@@ -142,15 +153,59 @@ async function actOnRegion(region: Region, plan: RegionPlan, options: ActOptions
     } catch (error) {
       outcome.errors.push(failure(operation, error));
       log.error({ operation, requested: count, err: error }, `${operation} failed`);
+      // What the region confirmed before the cut-off counts now; only what comes after counts as late.
+      const counted = operation === "cancel" ? cancels.cutOff(outcome) : 0;
       // Abandoned, not undone: what the call still does counts when it answers.
-      running?.then((late) => options.onLate?.(region.name, operation, late)).catch(() => undefined);
+      running
+        ?.then((late) =>
+          options.onLate?.(region.name, operation, {
+            ...late,
+            ...(late.cancelled !== undefined ? { cancelled: Math.max(0, late.cancelled - counted) } : {}),
+          }),
+        )
+        .catch(() => undefined);
     }
   };
-  await step("cancel", plan.cancel, (signal) => region.cancelPending(plan.cancel, { signal }), "cancelled");
+  const cancels = cancelTally();
+  await step(
+    "cancel",
+    plan.cancel,
+    (signal) => region.cancelPending(plan.cancel, { signal, ...cancels.options }),
+    "cancelled",
+  );
+  outcome.cancelUnknown = Math.max(outcome.cancelUnknown, cancels.unknown());
   await step("drain", plan.drain, (signal) => region.drain(plan.drain, { signal }), "drained");
   const hireOptions = options.hireOptions?.(region.name) ?? {};
   await step("hire", plan.hire, (signal) => region.hire(plan.hire, { signal, ...hireOptions }), "hired");
   return outcome;
+}
+
+/**
+ * Counts each cancel as it is sent and answered, so that a batch cut off by the act deadline reports the
+ * cancels that went through (confirmed) and the ones sent but not answered (unknown), as hires do.
+ */
+function cancelTally() {
+  const outcomes = new Map<string, CancelOutcome | undefined>();
+  let frozen: number | undefined;
+  const count = (wanted: (outcome: CancelOutcome | undefined) => boolean) =>
+    [...outcomes.values()].filter(wanted).length;
+  return {
+    options: {
+      onSubmit: (name: string) => outcomes.set(name, undefined),
+      onOutcome: (name: string, outcome: CancelOutcome) => {
+        if (frozen === undefined) outcomes.set(name, outcome);
+      },
+    } satisfies Pick<CancelOptions, "onSubmit" | "onOutcome">,
+    /** Sent and never answered, or answered with an unknown outcome. */
+    unknown: () => count((outcome) => outcome === undefined || outcome === "unknown"),
+    /** At the deadline: what was confirmed so far is the outcome; returns how many that is. */
+    cutOff(outcome: RegionOutcome): number {
+      frozen = count((o) => o === "cancelled");
+      outcome.cancelled = frozen;
+      outcome.cancelUnknown = count((o) => o === undefined || o === "unknown");
+      return frozen;
+    },
+  };
 }
 
 async function resumeIn(region: Region, outcome: RegionOutcome, options: ActOptions): Promise<void> {

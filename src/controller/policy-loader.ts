@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { ConfigError } from "../config/load.js";
+import { ConfigError } from "../config/errors.js";
 import type { Settings } from "../config/settings.js";
 import type { PolicyFunction } from "../policy/types.js";
 import { proportionalPolicy, stepPolicy } from "../policy/step.js";

@@ -422,8 +422,9 @@ export class Reconciler {
 
   private logSummary(report: TickReport): void {
     const { plan, snapshot, outcomes } = report;
-    const sum = (field: "hired" | "hireUnknown" | "cancelled" | "drained" | "drainUnknown") =>
-      outcomes.reduce((total, o) => total + o[field], 0);
+    const sum = (
+      field: "hired" | "hireUnknown" | "cancelled" | "cancelUnknown" | "drained" | "drainUnknown",
+    ) => outcomes.reduce((total, o) => total + o[field], 0);
     const backoff = snapshot.regions.flatMap((reading) =>
       (reading.backoff ?? []).map((state) => ({
         region: reading.name,
@@ -449,6 +450,7 @@ export class Reconciler {
       hireUnknown: sum("hireUnknown"),
       inFlight: snapshot.regions.reduce((total, reading) => total + reading.inFlight, 0),
       cancelled: sum("cancelled"),
+      ...(sum("cancelUnknown") ? { cancelUnknown: sum("cancelUnknown") } : {}),
       drained: sum("drained"),
       resumed: outcomes.reduce((total, o) => total + (o.resume?.resumed ?? 0), 0),
       ...(resumeTotals(outcomes) ? { resume: resumeTotals(outcomes) } : {}),

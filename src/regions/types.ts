@@ -107,6 +107,21 @@ export interface CancelResult {
   errors: Error[];
 }
 
+/**
+ * What became of one cancel request: the service took it, said no, or nobody knows (cut off, timed out:
+ * the job may be cancelling).
+ */
+export type CancelOutcome = "cancelled" | "refused" | "unknown";
+
+export interface CancelOptions extends CallOptions {
+  /**
+   * Told the name of each worker just before its cancel goes out, then what became of it: so that the
+   * controller reports the cancels that went through even when the call is abandoned at its deadline.
+   */
+  onSubmit?: (name: string) => void;
+  onOutcome?: (name: string, outcome: CancelOutcome) => void;
+}
+
 export interface DrainResult {
   /** Drain requests delivered (signals sent, or control messages accepted by the broker). */
   drained: number;
@@ -151,14 +166,14 @@ export interface Region {
   /** Start `count` new workers. */
   hire(count: number, options?: HireOptions): Promise<HireResult>;
   /** Cancel up to `count` workers that have not started work (oldest / least advanced first). */
-  cancelPending(count: number, options?: CallOptions): Promise<CancelResult>;
+  cancelPending(count: number, options?: CancelOptions): Promise<CancelResult>;
   /** Ask up to `count` running workers to finish the task in hand and leave. Never the same worker twice. */
   drain(count: number, options?: CallOptions): Promise<DrainResult>;
   /**
    * Stop up to `count` running workers at once, losing the task in hand. Only for an operator's explicit
    * `lay-off --cancel-running`; the controller never calls it.
    */
-  cancelRunning?(count: number, options?: CallOptions): Promise<CancelResult>;
+  cancelRunning?(count: number, options?: CancelOptions): Promise<CancelResult>;
   /**
    * Resume workers a preemption paused (oldest first), every acting tick; a region without pausing jobs
    * has no such method. Not a scaling decision: a paused worker already counts as pending.

@@ -10,6 +10,10 @@ import { seededJobProperties } from "../emulators/azureml/fixtures.js";
 
 // The cost of a tick must not grow with finished jobs: the list is filtered by the workforce's tag key and
 // by listViewType=ActiveOnly, and the region retires (archives) its own finished jobs.
+// The tests count reads, and a retried attempt is a read too: give each attempt a generous deadline, so an
+// answer slowed by a loaded machine (the emulator filters 20,000 jobs in this process) is not abandoned and
+// retried, which would add a read that the listing did not need.
+const PATIENT = { requestTimeoutSeconds: 60 };
 let emulator: ArmEmulator;
 
 beforeEach(async () => {
@@ -35,7 +39,7 @@ async function readsOfOneObserve(
 
 describe("AzureML listing cost", () => {
   it("stays flat as finished jobs grow from 0 to 10,000 (500 active)", async () => {
-    const region = makeRegion(emulator, "ws1", 300);
+    const region = makeRegion(emulator, "ws1", 300, PATIENT);
     const ws = emulator.findWorkspace("ws1")!;
     seedActive(ws);
 
@@ -57,7 +61,7 @@ describe("AzureML listing cost", () => {
   });
 
   it("retires its own finished jobs in batches, after which the listing is back to the active jobs only", async () => {
-    const region = makeRegion(emulator, "ws1", 300, { retireBatch: 100 });
+    const region = makeRegion(emulator, "ws1", 300, { ...PATIENT, retireBatch: 100 });
     const ws = emulator.findWorkspace("ws1")!;
     seedActive(ws);
     ws.seedFinished(250, () => seededJobProperties(ws, "exp-ws1", true), "done");
@@ -81,7 +85,7 @@ describe("AzureML listing cost", () => {
   });
 
   it("untag mode renames the tag key instead of archiving", async () => {
-    const region = makeRegion(emulator, "ws1", 10, { retireFinished: "untag" });
+    const region = makeRegion(emulator, "ws1", 10, { ...PATIENT, retireFinished: "untag" });
     const ws = emulator.findWorkspace("ws1")!;
     ws.seedFinished(3, () => seededJobProperties(ws, "exp-ws1", true), "done");
     await region.observe();

@@ -1,12 +1,10 @@
+import { AGENT_ENV } from "../../agent/env.js";
+import { ConfigError } from "../../config/errors.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Command, Option } from "commander";
-import { ConfigError } from "../../config/load.js";
-import { createLogger } from "../../logging/logger.js";
-import { AGENT_ENV, agentChannelFromEnv, runAgent, signalPlan } from "../../agent/index.js";
 import { CONTROL_OPERATIONS } from "../../backchannel/message.js";
-import { lazyDefaultCredential } from "../../azure/credentials.js";
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -66,6 +64,9 @@ export function register(program: Command): void {
     )
     .option("--log-level <level>", "log level (default $WORKFORCE_LOG_LEVEL or info)")
     .action(async (command: string[], opts: AgentCliOptions) => {
+      const { createLogger } = await import("../../logging/logger.js");
+      const { agentChannelFromEnv, runAgent, signalPlan } = await import("../../agent/index.js");
+      const { lazyDefaultCredential } = await import("../../azure/credentials.js");
       const logger = createLogger({
         level: opts.logLevel ?? (process.env.WORKFORCE_LOG_LEVEL || "info"),
         destination: process.stderr as never,

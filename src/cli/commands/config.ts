@@ -1,6 +1,4 @@
 import type { Command } from "commander";
-import { resolveConfig } from "../../config/load.js";
-import { formatResolvedConfig } from "../../config/explain.js";
 import { EXIT_CONFIG } from "../exit-codes.js";
 
 /**
@@ -15,7 +13,9 @@ export function register(program: Command): void {
     )
     .option("--check", "print only problems and warnings; exit 2 on any (for CI and init containers)")
     .option("--json", "print JSON")
-    .action((options: { check?: boolean; json?: boolean }) => {
+    .action(async (options: { check?: boolean; json?: boolean }) => {
+      const { resolveConfig } = await import("../../config/load.js");
+      const { formatResolvedConfig } = await import("../../config/explain.js");
       const resolved = resolveConfig({ regionsOptional: false });
       const configFile = process.env.WORKFORCE_CONFIG || undefined;
       const failed = resolved.problems.length > 0 || (options.check && resolved.warnings.length > 0);

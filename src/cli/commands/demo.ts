@@ -1,7 +1,5 @@
+import { parseCount, UsageError } from "../usage.js";
 import type { Command } from "commander";
-import { createLogger } from "../../logging/logger.js";
-import { startDemo } from "../../demo/demo.js";
-import { parseCount, UsageError } from "../context.js";
 
 function positive(value: string, what: string): number {
   const parsed = Number(value);
@@ -37,6 +35,8 @@ export function register(program: Command): void {
     .option("--exit-when-done", "stop once the queue is empty and every worker has left")
     .action(async (options: Record<string, string | boolean | undefined>) => {
       // Every option is checked before anything starts (Azurite, the workload, workers).
+      const { createLogger } = await import("../../logging/logger.js");
+      const { startDemo } = await import("../../demo/demo.js");
       const [min, max] = String(options.taskSeconds)
         .split("-")
         .map((part) => positive(part, "--task-seconds"));

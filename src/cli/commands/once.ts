@@ -1,7 +1,4 @@
 import type { Command } from "commander";
-import { createMetrics } from "../../metrics/registry.js";
-import { buildWorkforce } from "../../controller/workforce.js";
-import { cliConfig, cliLogger } from "../context.js";
 
 /** `workforce once`: one tick, then exit (1 when the tick could not read the queue or decide). */
 export function register(program: Command): void {
@@ -11,6 +8,9 @@ export function register(program: Command): void {
     .option("--dry-run", "plan and log, but act on nothing")
     .option("--json", "print the tick report as JSON on stdout")
     .action(async (options: { dryRun?: boolean; json?: boolean }) => {
+      const { createMetrics } = await import("../../metrics/registry.js");
+      const { buildWorkforce } = await import("../../controller/workforce.js");
+      const { cliConfig, cliLogger } = await import("../context.js");
       const config = cliConfig();
       const logger = cliLogger(config);
       const workforce = await buildWorkforce(config, {

@@ -1,9 +1,9 @@
+import { parseCount, UsageError } from "../usage.js";
 import type { Command } from "commander";
 import { BUILTIN_POLICIES, builtinPolicy } from "../../controller/policy-loader.js";
 import { predictiveSizing } from "../../policy/predictive.js";
 import { rampLimit, stepSize } from "../../policy/step.js";
 import { planShrink } from "../../policy/shrink.js";
-import { parseCount, UsageError } from "../context.js";
 
 /** `workforce plan`: the policy alone, no I/O. What would the target be for this state of the world? */
 export function register(program: Command): void {

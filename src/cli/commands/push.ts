@@ -1,11 +1,6 @@
+import { ConfigError } from "../../config/errors.js";
 import { createInterface } from "node:readline";
 import { Command, Option } from "commander";
-import { ConfigError } from "../../config/load.js";
-import { createLogger } from "../../logging/logger.js";
-import { lazyDefaultCredential } from "../../azure/credentials.js";
-import { storageQueueFromCli } from "../context.js";
-import { describeQueueSpec } from "../../queue/spec.js";
-import { pushTasks } from "../../queue/push.js";
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -41,6 +36,11 @@ export function register(program: Command): void {
         queueArg: string | undefined,
         opts: { command: string[]; numRetries: number; env: string[]; cwd?: string },
       ) => {
+        const { createLogger } = await import("../../logging/logger.js");
+        const { lazyDefaultCredential } = await import("../../azure/credentials.js");
+        const { storageQueueFromCli } = await import("../context.js");
+        const { describeQueueSpec } = await import("../../queue/spec.js");
+        const { pushTasks } = await import("../../queue/push.js");
         const { spec, connectionString } = storageQueueFromCli(queueArg, "push");
         const env: Record<string, string> = {};
         for (const pair of opts.env) {

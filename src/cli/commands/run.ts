@@ -1,8 +1,4 @@
 import type { Command } from "commander";
-import { startDaemon } from "../../controller/daemon.js";
-import { createLogger } from "../../logging/logger.js";
-import { ConfigError, resolveConfig } from "../../config/load.js";
-import { configLogFields } from "../../config/explain.js";
 
 /** `workforce run`: the daemon. SIGTERM/SIGINT finish the tick in flight, then exit 0. */
 export function register(program: Command): void {
@@ -11,6 +7,10 @@ export function register(program: Command): void {
     .description("Run the autoscaler daemon (configured by WORKFORCE_* variables and WORKFORCE_CONFIG)")
     .option("--dry-run", "plan and log, but act on nothing")
     .action(async (options: { dryRun?: boolean }) => {
+      const { startDaemon } = await import("../../controller/daemon.js");
+      const { createLogger } = await import("../../logging/logger.js");
+      const { ConfigError, resolveConfig } = await import("../../config/load.js");
+      const { configLogFields } = await import("../../config/explain.js");
       const resolved = resolveConfig();
       if (!resolved.config) throw new ConfigError(resolved.problems);
       const config = resolved.config;

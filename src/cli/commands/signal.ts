@@ -1,12 +1,7 @@
+import { ConfigError } from "../../config/errors.js";
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
-import { ConfigError, loadConfig } from "../../config/load.js";
-import { createLogger } from "../../logging/logger.js";
-import { backChannelSchema } from "../../backchannel/config.js";
-import { namespaceOf } from "../../backchannel/clients.js";
-import { lazyDefaultCredential } from "../../azure/credentials.js";
 import { CONTROL_OPERATIONS, isControlOperation } from "../../backchannel/message.js";
-import { createControlSender } from "../../backchannel/sender.js";
 
 interface SignalCliOptions {
   region: string;
@@ -40,6 +35,12 @@ export function register(program: Command): void {
     .option("--ttl <seconds>", "time-to-live of each message (default: the controlMessageTtlSeconds setting)")
     .option("--ca-file <path>", "extra CA certificate (PEM) for the administration endpoint")
     .action(async (opts: SignalCliOptions) => {
+      const { loadConfig } = await import("../../config/load.js");
+      const { createLogger } = await import("../../logging/logger.js");
+      const { backChannelSchema } = await import("../../backchannel/config.js");
+      const { namespaceOf } = await import("../../backchannel/clients.js");
+      const { lazyDefaultCredential } = await import("../../azure/credentials.js");
+      const { createControlSender } = await import("../../backchannel/sender.js");
       const config = loadConfig();
       const region = config.regions.find((candidate) => candidate.name === opts.region);
       if (!region) {

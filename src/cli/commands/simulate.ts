@@ -1,19 +1,41 @@
+import { UsageError } from "../usage.js";
 import { writeFileSync } from "node:fs";
 import { basename } from "node:path";
 import type { Command } from "commander";
 import { builtinPolicy, loadPolicy } from "../../controller/policy-loader.js";
-import { SETTINGS, type Settings } from "../../config/settings.js";
+import type { Settings } from "../../config/settings.js";
 import type { PolicyFunction } from "../../policy/types.js";
-import { readCluster, readTrace, SimulationInputError } from "../../simulate/input.js";
-import { simulate } from "../../simulate/run.js";
-import { renderChart } from "../../simulate/chart.js";
-import { formatTable, summary, type NamedResult } from "../../simulate/report.js";
-import { UsageError } from "../context.js";
+import type { NamedResult } from "../../simulate/report.js";
 
 const POLICY_NAMES = ["step", "proportional", "predictive"] as const;
 
-function defaultOf(key: string): string {
-  return String(SETTINGS.find((spec) => spec.key === key)?.default);
+/** Options whose defaults are the daemon's settings' defaults (read from the schema, which loads zod). */
+const SETTING_DEFAULTS: Record<string, keyof Settings> = {
+  "--max-workers": "maxWorkers",
+  "--min-workers": "minWorkers",
+  "--ramp-factor": "rampFactor",
+  "--scale-down-delay": "scaleDownDelaySeconds",
+  "--payback-ratio": "paybackRatio",
+  "--task-seconds": "taskSeconds",
+  "--startup-seconds": "startupSeconds",
+};
+
+/**
+ * Give the setting-backed options their defaults only when `simulate` runs (or shows its help): the
+ * settings schema needs zod, which `workforce --help` and the other commands should not load.
+ */
+function withSettingDefaults(program: Command): void {
+  program.hook("preSubcommand", async (_, sub) => {
+    if (sub.name() !== "simulate") return;
+    const { SETTINGS } = await import("../../config/settings.js");
+    for (const option of sub.options) {
+      const key = SETTING_DEFAULTS[option.long ?? ""];
+      if (!key) continue;
+      const value = String(SETTINGS.find((spec) => spec.key === key)?.default);
+      option.default(value);
+      sub.setOptionValueWithSource(option.attributeName(), value, "default");
+    }
+  });
 }
 
 function number(value: string, option: string, min: number): number {
@@ -34,6 +56,7 @@ const collect = (value: string, previous: string[] = []) => [
 
 /** `workforce simulate`: what a policy would do to a workload, in simulated time, before paying for it. */
 export function register(program: Command): void {
+  withSettingDefaults(program);
   program
     .command("simulate")
     .description(
@@ -54,25 +77,13 @@ export function register(program: Command): void {
       "a custom policy module (as WORKFORCE_POLICY_MODULE); runs beside any --policy",
     )
     .option("--seed <n>", "seed of the start-up draws and drain choices", "1")
-    .option("--max-workers <n>", "WORKFORCE_MAX_WORKERS", defaultOf("maxWorkers"))
-    .option("--min-workers <n>", "WORKFORCE_MIN_WORKERS", defaultOf("minWorkers"))
-    .option("--ramp-factor <x>", "WORKFORCE_RAMP_FACTOR", defaultOf("rampFactor"))
-    .option(
-      "--scale-down-delay <seconds>",
-      "WORKFORCE_SCALE_DOWN_DELAY_SECONDS",
-      defaultOf("scaleDownDelaySeconds"),
-    )
-    .option("--payback-ratio <x>", "WORKFORCE_PAYBACK_RATIO (predictive)", defaultOf("paybackRatio"))
-    .option(
-      "--task-seconds <s>",
-      "WORKFORCE_TASK_SECONDS: the task-time hint (predictive)",
-      defaultOf("taskSeconds"),
-    )
-    .option(
-      "--startup-seconds <s>",
-      "WORKFORCE_STARTUP_SECONDS: the start-up hint (predictive)",
-      defaultOf("startupSeconds"),
-    )
+    .option("--max-workers <n>", "WORKFORCE_MAX_WORKERS")
+    .option("--min-workers <n>", "WORKFORCE_MIN_WORKERS")
+    .option("--ramp-factor <x>", "WORKFORCE_RAMP_FACTOR")
+    .option("--scale-down-delay <seconds>", "WORKFORCE_SCALE_DOWN_DELAY_SECONDS")
+    .option("--payback-ratio <x>", "WORKFORCE_PAYBACK_RATIO (predictive)")
+    .option("--task-seconds <s>", "WORKFORCE_TASK_SECONDS: the task-time hint (predictive)")
+    .option("--startup-seconds <s>", "WORKFORCE_STARTUP_SECONDS: the start-up hint (predictive)")
     .option("--max-hours <h>", "stop after this much simulated time", "168")
     .option("--json", "print JSON: one object per policy (keyed by policy when several)")
     .option("--chart <file.svg>", "draw queue, target and workers over time, one block per policy")
@@ -86,6 +97,10 @@ export function register(program: Command): void {
         "intervalSeconds and sees only what the daemon sees (queue depth, workers per state, capacity).",
     )
     .action(async (options: Record<string, string | string[] | boolean | undefined>) => {
+      const { readCluster, readTrace, SimulationInputError } = await import("../../simulate/input.js");
+      const { simulate } = await import("../../simulate/run.js");
+      const { renderChart } = await import("../../simulate/chart.js");
+      const { formatTable, summary } = await import("../../simulate/report.js");
       let tasks;
       let cluster;
       try {

@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import type { TickReport } from "../../controller/reconciler.js";
-import { cliConfig, cliLogger, withWorkforce } from "../context.js";
 import { oneLine } from "../../controller/failures.js";
 import { waitNotice } from "../waiting.js";
 
@@ -76,6 +75,7 @@ export function register(program: Command): void {
     )
     .option("--json", "print JSON")
     .action(async (options: { json?: boolean }) => {
+      const { cliConfig, cliLogger, withWorkforce } = await import("../context.js");
       const config = cliConfig();
       const logger = cliLogger(config, "warn");
       const notice = waitNotice({ limitSeconds: config.callTimeoutSeconds });

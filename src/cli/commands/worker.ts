@@ -1,10 +1,6 @@
+import { ConfigError } from "../../config/errors.js";
 import { Command, Option } from "commander";
-import { ConfigError } from "../../config/load.js";
-import { createLogger } from "../../logging/logger.js";
 import { defaultPidDir } from "../../queue/pid-file.js";
-import { lazyDefaultCredential } from "../../azure/credentials.js";
-import { storageQueueFromCli } from "../context.js";
-import { defaultWorkerId, runWorker } from "../../queue/worker.js";
 
 /** Exit code of a worker stopped by a second signal or SIGUSR2: its tasks were interrupted and put back. */
 export const EXIT_ABORTED = 130;
@@ -69,6 +65,10 @@ export function register(program: Command): void {
         queueArg: string | undefined,
         opts: { concurrency: number; visibilityTimeout: number; idleTimeout: number; workerId?: string },
       ) => {
+        const { createLogger } = await import("../../logging/logger.js");
+        const { lazyDefaultCredential } = await import("../../azure/credentials.js");
+        const { storageQueueFromCli } = await import("../context.js");
+        const { defaultWorkerId, runWorker } = await import("../../queue/worker.js");
         const { spec, connectionString } = storageQueueFromCli(queueArg, "workforce worker");
         const logger = createLogger({ level: process.env.WORKFORCE_LOG_LEVEL || "info" });
         const stop = new AbortController();

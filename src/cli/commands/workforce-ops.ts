@@ -1,23 +1,32 @@
+import { parseCount } from "../usage.js";
 import type { Command } from "commander";
-import { layOff, scaleTo } from "../../controller/operations.js";
-import { describeError } from "../../controller/snapshot.js";
-import { cliConfig, cliLogger, findRegion, parseCount, withWorkforce } from "../context.js";
-import { classifyFailure, oneLine } from "../../controller/failures.js";
-import { EXIT_PARTIAL, EXIT_RUNTIME } from "../exit-codes.js";
 import { progressBar } from "../progress.js";
+import { EXIT_PARTIAL, EXIT_RUNTIME } from "../exit-codes.js";
 import type { Workforce } from "../../controller/workforce.js";
 import type { Logger } from "../../logging/logger.js";
 
-function print(result: unknown): void {
+/** What the actions need, loaded when one runs (not for `workforce --help`). */
+async function load() {
+  const [context, operations, snapshot, failures] = await Promise.all([
+    import("../context.js"),
+    import("../../controller/operations.js"),
+    import("../../controller/snapshot.js"),
+    import("../../controller/failures.js"),
+  ]);
+  return { ...context, ...operations, ...snapshot, ...failures };
+}
+type Lib = Awaited<ReturnType<typeof load>>;
+
+function print(result: unknown, { describeError }: Lib): void {
   process.stdout.write(
     `${JSON.stringify(result, (key, value) => (value instanceof Error ? describeError(value) : value), 2)}\n`,
   );
 }
 
 /** Did less than asked: how much, and why (undefined when it did all of it). */
-type Shortfall<R> = (result: R, n: number) => string | undefined;
+type Shortfall<R> = (result: R, n: number, lib: Lib) => string | undefined;
 
-function reasons(errors: Error[]): string {
+function reasons(errors: Error[], { oneLine, describeError }: Lib): string {
   const lines = [...new Set(errors.map((error) => oneLine(describeError(error))))];
   return lines.length > 0 ? `: ${lines.join("; ")}` : "";
 }
@@ -30,17 +39,19 @@ function reasons(errors: Error[]): string {
 async function operate<R extends { errors: Error[] } & object>(
   command: string,
   count: string,
-  act: (n: number, workforce: Workforce, logger: Logger) => Promise<R>,
+  act: (n: number, workforce: Workforce, logger: Logger, lib: Lib) => Promise<R>,
   shortfall: Shortfall<R>,
 ): Promise<void> {
   const n = parseCount(count);
+  const lib = await load();
+  const { cliConfig, cliLogger, withWorkforce } = lib;
   const config = cliConfig();
   const logger = cliLogger(config);
   await withWorkforce(config, logger, async (workforce) => {
-    const result = await act(n, workforce, logger);
-    print(result);
-    const failed = result.errors.some((error) => classifyFailure(error).reason !== "no_capacity");
-    const short = shortfall(result, n);
+    const result = await act(n, workforce, logger, lib);
+    print(result, lib);
+    const failed = result.errors.some((error) => lib.classifyFailure(error).reason !== "no_capacity");
+    const short = shortfall(result, n, lib);
     if (short) process.stderr.write(`workforce: ${command}: ${short}\n`);
     if (failed) process.exitCode = EXIT_RUNTIME;
     else if (short) process.exitCode = EXIT_PARTIAL;
@@ -60,7 +71,7 @@ export function register(program: Command): void {
       operate(
         "hire",
         count,
-        async (n, workforce) => {
+        async (n, workforce, _logger, { findRegion }) => {
           const bar = progressBar(`hiring in ${options.region}`);
           const result = await findRegion(workforce, options.region).hire(n, {
             ...(bar ? { onProgress: (progress) => bar.update(progress) } : {}),
@@ -68,9 +79,9 @@ export function register(program: Command): void {
           bar?.finish();
           return { region: options.region, requested: n, ...result };
         },
-        (result, n) =>
+        (result, n, lib) =>
           result.hired < n
-            ? `hired ${result.hired} of ${n} in ${options.region}${reasons(result.errors)}`
+            ? `hired ${result.hired} of ${n} in ${options.region}${reasons(result.errors, lib)}`
             : undefined,
       ),
     );
@@ -90,19 +101,19 @@ export function register(program: Command): void {
       operate(
         "lay-off",
         count,
-        async (n, workforce, logger) => {
+        async (n, workforce, logger, { findRegion, layOff }) => {
           const region = findRegion(workforce, options.region);
           const result = await layOff(region, n, { cancelRunning: options.cancelRunning, logger });
           return { region: options.region, requested: n, ...result };
         },
-        (result, n) => {
+        (result, n, lib) => {
           const done = result.cancelled + result.drained + result.cancelledRunning;
           if (done >= n) return undefined;
           return (
             `laid off ${done} of ${n} in ${options.region} (cancelled ${result.cancelled} pending, ` +
             `${options.cancelRunning ? `stopped ${result.cancelledRunning}` : `drained ${result.drained}`} running)` +
             (result.errors.length
-              ? reasons(result.errors)
+              ? reasons(result.errors, lib)
               : ": no more workers there to lay off (or all already draining)")
           );
         },
@@ -120,11 +131,11 @@ export function register(program: Command): void {
       operate(
         "scale-to",
         count,
-        async (n, workforce, logger) => {
+        async (n, workforce, logger, { scaleTo }) => {
           const result = await scaleTo(workforce.regions, n, { withLayoffs: options.withLayoffs, logger });
           return { target: n, ...result };
         },
-        (result, n) => {
+        (result, n, lib) => {
           const active = result.before.reduce((total, state) => total + state.running + state.pending, 0);
           if (n > active) {
             const hired = sum(result.hired);
@@ -134,7 +145,7 @@ export function register(program: Command): void {
               .join(", ");
             return (
               `${active + hired} active of the ${n} asked: hired ${hired} of ${n - active}` +
-              (result.errors.length ? reasons(result.errors) : "") +
+              (result.errors.length ? reasons(result.errors, lib) : "") +
               ` (room before: ${room})`
             );
           }
@@ -143,7 +154,7 @@ export function register(program: Command): void {
           if (n < active) {
             const shrunk = sum(result.cancelled) + sum(result.drained);
             if (active - shrunk <= n) return undefined;
-            return `laid off ${shrunk} of ${active - n}${reasons(result.errors) || ": the rest are already draining"}`;
+            return `laid off ${shrunk} of ${active - n}${reasons(result.errors, lib) || ": the rest are already draining"}`;
           }
           return undefined;
         },

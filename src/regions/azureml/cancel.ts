@@ -1,6 +1,7 @@
 import type { LimitFunction } from "p-limit";
 import type { Logger } from "../../logging/logger.js";
-import type { CancelResult } from "../types.js";
+import type { CancelOptions, CancelResult } from "../types.js";
+import { mayHaveCommitted } from "./arm.js";
 import type { ArmWorkspace } from "./arm.js";
 import { pushError, regionError } from "./errors.js";
 import type { JobSummary, Listing } from "./listing.js";
@@ -34,19 +35,29 @@ export async function cancelJobs(
   victims: JobSummary[],
   what: string,
   context: { arm: ArmWorkspace; writes: LimitFunction; region: string; logger: Logger; listing?: Listing },
-  signal?: AbortSignal,
+  options: CancelOptions = {},
 ): Promise<CancelResult> {
+  const { signal, onSubmit, onOutcome } = options;
   const errors: Error[] = [];
   let cancelled = 0;
+  /** Not sent: the caller's deadline came first (the next tick reads afresh and cancels again). */
+  let skipped = 0;
   const gone = new Set<string>();
   await Promise.all(
     victims.map((job) =>
       context.writes(async () => {
+        if (signal?.aborted) {
+          skipped++;
+          return;
+        }
+        onSubmit?.(job.name);
         try {
           await context.arm.cancel(job.name, signal);
           cancelled++;
           gone.add(job.name);
+          onOutcome?.(job.name, "cancelled");
         } catch (error) {
+          onOutcome?.(job.name, mayHaveCommitted(error) ? "unknown" : "refused");
           pushError(errors, regionError(context.region, `${what} ${job.name}`, error));
         }
       }),
@@ -57,6 +68,12 @@ export async function cancelJobs(
     listing.pending = listing.pending.filter((job) => !gone.has(job.name));
     listing.running = listing.running.filter((job) => !gone.has(job.name));
   }
+  if (skipped > 0)
+    errors.push(
+      new Error(
+        `region ${context.region}: ${what} stopped by the caller's deadline: ${skipped} of ${victims.length} not sent`,
+      ),
+    );
   if (cancelled > 0) context.logger.info({ cancelled, of: victims.length }, `${what}: done`);
   return { cancelled, errors };
 }

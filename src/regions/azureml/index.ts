@@ -1,6 +1,7 @@
 import pLimit from "p-limit";
 import type {
   CallOptions,
+  CancelOptions,
   CancelResult,
   DrainResult,
   HireOptions,
@@ -43,7 +44,7 @@ export type AzuremlHireOptions = HireOptions;
 export interface AzuremlRegion extends Region {
   readonly kind: "azureml";
   hire(count: number, options?: AzuremlHireOptions): Promise<HireResult>;
-  cancelRunning(count: number, options?: CallOptions): Promise<CancelResult>;
+  cancelRunning(count: number, options?: CancelOptions): Promise<CancelResult>;
   /** ARM requests made so far (attempts, retries included). */
   readonly calls: Readonly<ArmCallCounts>;
   /** ml.azure.com requests made so far (index pages, resumes). */
@@ -354,17 +355,12 @@ export function createAzuremlRegion(
       return result;
     },
 
-    async cancelPending(count: number, options: CallOptions = {}): Promise<CancelResult> {
+    async cancelPending(count: number, options: CancelOptions = {}): Promise<CancelResult> {
       if (count <= 0) return { cancelled: 0, errors: [] };
       // From the tick's listing, not a new one: a job that started in the seconds since may be cancelled
       // as it starts (it has done no work yet); a re-list per cancel doubled a shrink tick.
       const current = await currentListing(options.signal);
-      return cancelJobs(
-        pendingVictims(current, count),
-        "cancel pending job",
-        cancelContext(),
-        options.signal,
-      );
+      return cancelJobs(pendingVictims(current, count), "cancel pending job", cancelContext(), options);
     },
 
     async drain(count: number, options: CallOptions = {}): Promise<DrainResult> {
@@ -387,15 +383,10 @@ export function createAzuremlRegion(
       );
     },
 
-    async cancelRunning(count: number, options: CallOptions = {}): Promise<CancelResult> {
+    async cancelRunning(count: number, options: CancelOptions = {}): Promise<CancelResult> {
       if (count <= 0) return { cancelled: 0, errors: [] };
       const current = await currentListing(options.signal);
-      return cancelJobs(
-        runningVictims(current, count),
-        "cancel running job",
-        cancelContext(),
-        options.signal,
-      );
+      return cancelJobs(runningVictims(current, count), "cancel running job", cancelContext(), options);
     },
 
     async resumePaused(options: CallOptions = {}): Promise<ResumeResult> {

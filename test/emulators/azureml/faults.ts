@@ -24,10 +24,18 @@ export type Fault = FaultKind & {
   workspaces?: string[];
   /** How many requests it hits before it is spent (default: unlimited). */
   times?: number;
+  /**
+   * At most this many hits on any one resource (the request's path, e.g. one job's PUT and its retries;
+   * default: unlimited). Bounds what one call's retries meet, whatever the order of parallel requests.
+   */
+  perPath?: number;
 };
 
+/** Hits so far per fault and path, for `perPath`. */
+export type FaultHits = WeakMap<Fault, Map<string, number>>;
+
 /** The faults that hit this request (and spend one of their `times`). */
-export function pickFaults(faults: Fault[], r: Route): Fault[] {
+export function pickFaults(faults: Fault[], r: Route, path: string, hitsSoFar: FaultHits): Fault[] {
   const hits: Fault[] = [];
   for (const fault of faults) {
     if (fault.times !== undefined && fault.times <= 0) continue;
@@ -37,6 +45,13 @@ export function pickFaults(faults: Fault[], r: Route): Fault[] {
       (!r.workspace || !fault.workspaces.some((w) => w.toLowerCase() === r.workspace!.toLowerCase()))
     )
       continue;
+    if (fault.perPath !== undefined) {
+      const byPath = hitsSoFar.get(fault) ?? new Map<string, number>();
+      hitsSoFar.set(fault, byPath);
+      const hits = byPath.get(path) ?? 0;
+      if (hits >= fault.perPath) continue;
+      byPath.set(path, hits + 1);
+    }
     if (fault.times !== undefined) fault.times--;
     hits.push(fault);
   }

@@ -6,7 +6,7 @@ import { loadTestTls } from "../tls/index.js";
 import { VirtualWorkspace, type SchedulerTiming } from "./workspace.js";
 import { HttpError, armErrorBody, PROVIDER } from "./errors.js";
 import { isRead, route, type Operation, type Route } from "./routes.js";
-import { pickFaults, type Fault, type FaultKind } from "./faults.js";
+import { pickFaults, type Fault, type FaultHits, type FaultKind } from "./faults.js";
 import { ARM_BUDGET, SubscriptionBudgets, type BudgetOptions } from "./budget.js";
 import {
   cancelJob,
@@ -122,6 +122,7 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
   };
   const workspaces = new Map<string, VirtualWorkspace>();
   const faults: Fault[] = [];
+  const faultHits: FaultHits = new WeakMap();
   const requests: LoggedRequest[] = [];
   const cancelOps: CancelOperations = new Map();
   const budgets =
@@ -227,7 +228,7 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
     const rawBody = await readBody(req);
     let commitThenReset = false;
     let rewrite: Extract<FaultKind, { kind: "rewrite" }> | undefined;
-    for (const fault of pickFaults(faults, r)) {
+    for (const fault of pickFaults(faults, r, url.pathname.toLowerCase(), faultHits)) {
       entry.faults.push(fault.kind);
       switch (fault.kind) {
         case "latency":
