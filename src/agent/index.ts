@@ -224,16 +224,16 @@ export async function runAgent(options: AgentOptions): Promise<number> {
           skipParsingBodyAsJson: true,
           maxAutoLockRenewalDurationInMs: 0,
         });
-        logger.info(
-          {
-            namespace: namespaceOf(channel),
-            topic: channel.topic,
-            subscription: channel.subscription,
-            pidDir,
-          },
-          "listening for control messages",
-        );
+        const where = {
+          namespace: namespaceOf(channel),
+          topic: channel.topic,
+          subscription: channel.subscription,
+          pidDir,
+        };
+        // "listening" only once the first receive has answered: before that, it is only trying.
+        logger.info(where, "connecting to the back channel");
         const result = await listenForControl({
+          listeningFields: where,
           receiver,
           logger,
           onControl,

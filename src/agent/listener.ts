@@ -31,9 +31,14 @@ export interface ListenOptions {
   hasWorkers?: () => boolean;
   /** How often `hasWorkers` is asked again while it says no (default 1 s). */
   workerPollMs?: number;
+  /** Logged with "listening for control messages" once the first receive has answered (connected). */
+  listeningFields?: Record<string, unknown>;
   /** Turns a failed receive into what a user should read (a refused token names its cause). */
   explainError?: (error: unknown) => unknown;
 }
+
+/** The first receive waits this long at most: its answer is what proves the link is up. */
+const FIRST_RECEIVE_MS = 1_000;
 
 export type ListenResult = { kind: "acted"; operation: ControlOperation } | { kind: "stopped" };
 
@@ -69,6 +74,7 @@ export async function listenForControl(options: ListenOptions): Promise<ListenRe
   const maxBackoffMs = options.maxBackoffMs ?? 30_000;
   let backoffMs = 500;
   let waitingForWorkers = false;
+  let listening = false;
   while (!signal.aborted) {
     if (options.hasWorkers && !options.hasWorkers()) {
       // Logged once per wait, not per poll.
@@ -81,8 +87,13 @@ export async function listenForControl(options: ListenOptions): Promise<ListenRe
     waitingForWorkers = false;
     let messages: ServiceBusReceivedMessage[];
     try {
-      messages = await receiver.receiveMessages(1, { maxWaitTimeInMs, abortSignal: signal });
+      messages = await receiver.receiveMessages(1, {
+        maxWaitTimeInMs: listening ? maxWaitTimeInMs : Math.min(FIRST_RECEIVE_MS, maxWaitTimeInMs),
+        abortSignal: signal,
+      });
       backoffMs = 500;
+      if (!listening) logger.info(options.listeningFields ?? {}, "listening for control messages");
+      listening = true;
     } catch (error) {
       if (signal.aborted) break;
       const explained = options.explainError ? options.explainError(error) : error;
@@ -90,7 +101,7 @@ export async function listenForControl(options: ListenOptions): Promise<ListenRe
         { err: explained, retryInMs: backoffMs },
         explained instanceof BackChannelAccessError
           ? `the back channel refused access; retrying: ${explained.message}`
-          : "receiving control messages failed; retrying",
+          : `${listening ? "receiving control messages failed" : "cannot connect to the back channel yet"}; retrying`,
       );
       await sleep(backoffMs, signal);
       backoffMs = Math.min(backoffMs * 2, maxBackoffMs);

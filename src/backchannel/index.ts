@@ -1,3 +1,4 @@
+import type { ExpiredDrain } from "../regions/types.js";
 import { stateStorageConnectionString } from "../config/connection-strings.js";
 import { LazyCredential } from "../azure/credentials.js";
 import { randomUUID } from "node:crypto";
@@ -123,11 +124,18 @@ export function createDrainChannel(
     });
   if (deps.fence) deps = { ...deps, store: fencedLedgerStore(deps.store, deps.fence) };
 
+  let expired: ExpiredDrain[] = [];
   return {
     async inFlight(running, options) {
       const { ledger } = await deps.store.load(regionName, options);
-      return evaluateLedger(ledger, running, now()).inFlight;
+      const evaluation = evaluateLedger(ledger, running, now());
+      expired = evaluation.entries
+        .filter((state) => state.expired && state.outstanding > 0)
+        .map((state) => ({ id: state.entry.id, count: state.outstanding, at: state.entry.expiresAt }));
+      return evaluation.inFlight;
     },
+
+    expiredDrains: () => expired,
 
     async requestDrain(count, running, options): Promise<DrainResult> {
       if (!Number.isInteger(count) || count <= 0) return { drained: 0, errors: [] };

@@ -1,4 +1,4 @@
-import type { CallOptions, DrainResult } from "../regions/types.js";
+import type { CallOptions, DrainResult, ExpiredDrain } from "../regions/types.js";
 
 /**
  * How a region asks running workers to finish their task and leave when it cannot signal them itself
@@ -11,6 +11,11 @@ export interface DrainChannel {
    * whose worker has not left yet. Never more than running.length.
    */
   inFlight(running: readonly string[], options?: CallOptions): Promise<number>;
+  /**
+   * Drain requests that reached the drain timeout with no worker leaving for them, as of the last
+   * inFlight() call (no I/O of its own).
+   */
+  expiredDrains?(): ExpiredDrain[];
   /** Send `count` drain requests and record them against the workers running now. */
   requestDrain(count: number, running: readonly string[], options?: CallOptions): Promise<DrainResult>;
   close?(): Promise<void>;

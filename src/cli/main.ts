@@ -18,8 +18,10 @@ import { register as registerSignal } from "./commands/signal.js";
 import { register as registerDemo } from "./commands/demo.js";
 import { register as registerSimulate } from "./commands/simulate.js";
 
-/** Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage. */
-export const EXIT_CONFIG = 2;
+import { EXIT_CONFIG } from "./exit-codes.js";
+import { register as registerConfig } from "./commands/config.js";
+
+export { EXIT_CONFIG } from "./exit-codes.js";
 
 /**
  * Each command lives in src/cli/commands/<name>.ts and exports a `register` function; add one import
@@ -35,10 +37,11 @@ export function buildProgram(): Command {
     .addHelpText(
       "after",
       "\nConfiguration: WORKFORCE_* variables and the file named by WORKFORCE_CONFIG (README: Configuration)." +
-        "\nExit codes: 0 success, 1 runtime failure, 2 bad configuration or usage." +
+        "\nExit codes: 0 success, 1 runtime failure, 2 bad configuration or usage, 3 did less than asked." +
         "\nTry it: npm start (a local demo), or workforce plan --queue 1600 --concurrency 4 --running 3",
     );
   registerRun(program);
+  registerConfig(program);
   registerOnce(program);
   registerStatus(program);
   registerPlan(program);

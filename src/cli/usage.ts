@@ -9,9 +9,14 @@ export class UsageError extends Error {
   }
 }
 
+/** Largest count a command takes: more is a typo (1e9 workers), not a plan. */
+export const MAX_COUNT = 1_000_000;
+
 export function parseCount(value: string, what = "count"): number {
   const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 0)
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isInteger(parsed) || parsed < 0)
     throw new UsageError(`${what} must be a whole number >= 0; given ${JSON.stringify(value)}`);
+  if (parsed > MAX_COUNT)
+    throw new UsageError(`${what} must be at most ${MAX_COUNT}; given ${JSON.stringify(value)}`);
   return parsed;
 }

@@ -3,6 +3,12 @@ import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import { SETTINGS, type Settings } from "./settings.js";
 import { regionListSchema, type RegionConfig } from "./regions.js";
+import { redactText } from "../logging/redact.js";
+import { FILE_ENV, REGIONS_ENV, closestName, unknownVariables } from "./variables.js";
+import { checkPairs, type Source } from "./pairs.js";
+
+export { unknownVariables } from "./variables.js";
+export type { Source } from "./pairs.js";
 
 export interface Config extends Settings {
   regions: RegionConfig[];
@@ -22,10 +28,8 @@ export interface LoadOptions {
   regionsOptional?: boolean;
 }
 
-const FILE_ENV = "WORKFORCE_CONFIG";
 /** Field names whose values are never echoed back. */
 const SECRET_FIELD = /connectionstring|key|secret|token|password|sas/i;
-const REGIONS_ENV = "WORKFORCE_REGIONS";
 
 function describeValue(value: unknown): string {
   if (value === undefined) return "nothing";
@@ -97,46 +101,26 @@ function readConfigFile(path: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
-/** WORKFORCE_* variables read by the node side (agent, worker), not by the daemon's settings. */
-const NODE_SIDE_VARIABLES = [
-  "WORKFORCE_BACK_CHANNEL_CONNECTION_STRING",
-  "WORKFORCE_BACK_CHANNEL_FULLY_QUALIFIED_NAMESPACE",
-  "WORKFORCE_CONTROL_TOPIC_NAME",
-  "WORKFORCE_WORKER_ID",
-  "WORKFORCE_AGENT_SIGNAL",
-];
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(
-        previous[j]! + 1,
-        current[j - 1]! + 1,
-        previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    }
-    previous = current;
-  }
-  return previous[b.length]!;
+/** Where one setting's effective value came from. */
+export interface SettingSource {
+  key: string;
+  /** Its variable (WORKFORCE_REGIONS for the region list). */
+  env: string;
+  source: Source;
+  /** The effective value; undefined for secrets (never shown) and unset settings. */
+  value?: unknown;
+  secret: boolean;
+  /** Given, but refused (the problem says why). */
+  invalid?: boolean;
 }
 
-/**
- * WORKFORCE_* variables nobody reads (a typo leaves its setting at the default without a word), each with
- * the closest known name when one is near. Not an error: a deployment may carry variables for other tools.
- */
-export function unknownVariables(env: NodeJS.ProcessEnv): Array<{ name: string; suggestion?: string }> {
-  const known = [...SETTINGS.map((spec) => spec.env), FILE_ENV, REGIONS_ENV, ...NODE_SIDE_VARIABLES];
-  return Object.keys(env)
-    .filter((name) => name.startsWith("WORKFORCE_") && !known.includes(name))
-    .sort()
-    .map((name) => {
-      const [closest] = known
-        .map((candidate) => ({ candidate, distance: editDistance(name, candidate) }))
-        .sort((x, y) => x.distance - y.distance);
-      return closest && closest.distance <= 3 ? { name, suggestion: closest.candidate } : { name };
-    });
+/** Everything `workforce config` shows: values, their sources, problems and warnings, without I/O. */
+export interface ResolvedConfig {
+  config?: Config;
+  sources: SettingSource[];
+  problems: ConfigProblem[];
+  /** Not wrong, but worth a look: a variable overriding the file, an unknown variable that is allowed. */
+  warnings: string[];
 }
 
 /**
@@ -144,18 +128,39 @@ export function unknownVariables(env: NodeJS.ProcessEnv): Array<{ name: string; 
  * a variable overrides the file. Every problem is collected, then reported at once.
  */
 export function loadConfig(options: LoadOptions = {}): Config {
+  const resolved = resolveConfig(options);
+  if (resolved.problems.length > 0 || !resolved.config) throw new ConfigError(resolved.problems);
+  return resolved.config;
+}
+
+/** As loadConfig, but returns problems instead of throwing, with the source of every value. */
+export function resolveConfig(options: LoadOptions = {}): ResolvedConfig {
   const env = options.env ?? process.env;
   const filePath = env[FILE_ENV] || undefined;
-  const file = filePath ? readConfigFile(filePath) : {};
+  let file: Record<string, unknown> = {};
   const problems: ConfigProblem[] = [];
+  const warnings: string[] = [];
+  if (filePath) {
+    try {
+      file = readConfigFile(filePath);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      // Nothing else is worth checking against a file that cannot be read.
+      return { sources: [], problems: error.problems, warnings };
+    }
+  }
   const settings: Record<string, unknown> = {};
+  const sources: SettingSource[] = [];
 
-  const knownKeys = new Set<string>([...SETTINGS.map((spec) => spec.key), "regions"]);
+  const knownKeys = [...SETTINGS.map((spec) => spec.key), "regions"];
   for (const key of Object.keys(file)) {
-    if (!knownKeys.has(key)) {
+    if (!knownKeys.includes(key)) {
+      const suggestion = closestName(key, knownKeys);
       problems.push({
         where: `${key} (in ${filePath})`,
-        message: `unknown setting; expected one of ${[...knownKeys].join(", ")}`,
+        message: suggestion
+          ? `unknown setting (did you mean ${suggestion}?)`
+          : `unknown setting; expected one of ${knownKeys.join(", ")}`,
       });
     }
   }
@@ -164,8 +169,17 @@ export function loadConfig(options: LoadOptions = {}): Config {
     const fromEnv = env[spec.env];
     const useEnv = fromEnv !== undefined && fromEnv !== "";
     const raw = useEnv ? fromEnv : file[spec.key];
-    if (raw === undefined || raw === null) {
+    const secret = "secret" in spec && spec.secret === true;
+    // An empty string means unset, in a variable as in the file (the chart's values use "" for unset).
+    if (raw === undefined || raw === null || raw === "") {
       settings[spec.key] = spec.default;
+      sources.push({
+        key: spec.key,
+        env: spec.env,
+        source: spec.default === undefined ? "unset" : "default",
+        ...(spec.default === undefined ? {} : { value: spec.default }),
+        secret,
+      });
       continue;
     }
     // Numeric settings coerce text (variables are text), but must not take a file's `true` as 1 or [7] as 7.
@@ -175,20 +189,73 @@ export function loadConfig(options: LoadOptions = {}): Config {
       : (spec.schema as z.ZodType).safeParse(raw);
     if (result.success) {
       settings[spec.key] = result.data;
+      sources.push({
+        key: spec.key,
+        env: spec.env,
+        source: useEnv ? "variable" : "file",
+        ...(secret ? {} : { value: result.data }),
+        secret,
+      });
+      const fileValue = file[spec.key];
+      if (useEnv && fileValue !== undefined && fileValue !== null) {
+        const parsedFile = (spec.schema as z.ZodType).safeParse(fileValue);
+        if (!parsedFile.success || parsedFile.data !== result.data) {
+          warnings.push(
+            `${spec.env} overrides ${spec.key} of ${filePath}${secret ? "" : ` (${describeValue(result.data)} instead of ${describeValue(fileValue)})`}: keep one of them`,
+          );
+        }
+      }
     } else {
+      sources.push({
+        key: spec.key,
+        env: spec.env,
+        source: useEnv ? "variable" : "file",
+        secret,
+        invalid: true,
+      });
       const where = useEnv ? spec.env : `${spec.key} (in ${filePath})`;
       const detail = result.error.issues.map((issue) => issue.message).join("; ");
-      const given = spec.secret ? "" : `; given ${describeValue(raw)}`;
+      const given = secret ? "" : `; given ${describeValue(raw)}`;
       problems.push({ where, message: `${detail}${given}` });
     }
   }
+  const sourceOf = (key: string) => sources.find((entry) => entry.key === key);
+  const pairs = checkPairs(settings as Partial<Settings>, (key) => {
+    const entry = sourceOf(key);
+    if (!entry) return { where: key, source: "default" as Source };
+    const where = entry.source === "file" ? `${key} (in ${filePath})` : entry.env;
+    return { where, source: entry.source };
+  });
+  problems.push(...pairs.problems);
+  warnings.push(...pairs.warnings);
+  for (const [key, value] of Object.entries(pairs.adjusted)) {
+    settings[key] = value;
+    const entry = sourceOf(key);
+    if (entry) entry.value = value;
+  }
+
+  // A typo in a variable name would leave its setting at the default, or act for real instead of dry-run.
+  const allowUnknown = settings.allowUnknownVariables === true;
+  for (const { name, suggestion } of unknownVariables(env)) {
+    const hint = suggestion ? ` (did you mean ${suggestion}?)` : "";
+    if (allowUnknown) warnings.push(`unknown variable ${name} ignored${hint}`);
+    else
+      problems.push({
+        where: name,
+        message: `unknown variable${hint}; set WORKFORCE_ALLOW_UNKNOWN_VARIABLES=true to allow variables no setting reads`,
+      });
+  }
 
   let regionsInput: unknown = file.regions;
+  let regionsSource: Source = "file";
   let regionsWhere = (path: string) => `regions${path} (in ${filePath})`;
   const regionsEnv = env[REGIONS_ENV];
   let regionsUnparsable = false;
   if (regionsEnv) {
     regionsWhere = (path: string) => `${REGIONS_ENV}${path}`;
+    regionsSource = "variable";
+    if (file.regions !== undefined)
+      warnings.push(`${REGIONS_ENV} overrides regions of ${filePath}: keep one of them`);
     try {
       regionsInput = JSON.parse(regionsEnv);
     } catch (error) {
@@ -203,11 +270,13 @@ export function loadConfig(options: LoadOptions = {}): Config {
   }
   if (regionsInput === undefined && options.defaultRegions) {
     regionsInput = options.defaultRegions;
+    regionsSource = "default";
     regionsWhere = (path: string) => `default regions${path}`;
   }
 
   let regions: RegionConfig[] = [];
   if (regionsInput === undefined) {
+    regionsSource = "unset";
     // An unparsable WORKFORCE_REGIONS is reported once, not again as "no regions".
     if (!options.regionsOptional && !regionsUnparsable) {
       problems.push({
@@ -220,7 +289,20 @@ export function loadConfig(options: LoadOptions = {}): Config {
     if (result.success) regions = result.data;
     else problems.push(...issueMessages(result.error, regionsInput, regionsWhere, false));
   }
+  sources.push({
+    key: "regions",
+    env: REGIONS_ENV,
+    source: regionsSource,
+    value: regions.map((region) => `${region.name} (${region.kind})`),
+    secret: false,
+  });
 
-  if (problems.length > 0) throw new ConfigError(problems);
-  return { ...(settings as Settings), regions, ...(filePath ? { configFile: filePath } : {}) };
+  const redactedProblems = new ConfigError(problems).problems;
+  if (problems.length > 0) return { sources, problems: redactedProblems, warnings: warnings.map(redactText) };
+  return {
+    config: { ...(settings as Settings), regions, ...(filePath ? { configFile: filePath } : {}) },
+    sources,
+    problems: [],
+    warnings: warnings.map(redactText),
+  };
 }

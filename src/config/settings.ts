@@ -29,7 +29,20 @@ const int = (min: number) =>
   number()
     .int({ error: "expected a whole number" })
     .min(min, { error: `expected a whole number >= ${min}` });
-const seconds = (min: number) => number().min(min, { error: `expected a number of seconds >= ${min}` });
+/** Node's timers hold at most 2^31-1 ms: a longer delay fires at once (a hot loop), so no duration may exceed it. */
+export const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+const TIMER_LIMIT = `${MAX_TIMER_SECONDS} (about 24 days: Node timers overflow above 2^31-1 ms)`;
+const seconds = (min: number) =>
+  number()
+    .min(min, { error: `expected a number of seconds from ${min} to ${TIMER_LIMIT}` })
+    .max(MAX_TIMER_SECONDS, { error: `expected a number of seconds from ${min} to ${TIMER_LIMIT}` });
+const positiveSeconds = () =>
+  number()
+    .positive({ error: `expected a number of seconds > 0 and <= ${TIMER_LIMIT}` })
+    .max(MAX_TIMER_SECONDS, { error: `expected a number of seconds > 0 and <= ${TIMER_LIMIT}` });
+const PORT_RANGE = "expected a port from 1 to 65535 (or 0 for any free port)";
+const port = () =>
+  number().int({ error: PORT_RANGE }).min(0, { error: PORT_RANGE }).max(65535, { error: PORT_RANGE });
 
 // Overloads keep the key literal and remember whether a default exists, so Settings below is exact.
 function setting<const K extends string, S extends z.ZodType>(
@@ -142,23 +155,26 @@ export const SETTINGS = [
   setting({
     key: "intervalSeconds",
     env: "WORKFORCE_INTERVAL_SECONDS",
-    schema: number().positive({ error: "expected a number of seconds > 0" }),
+    schema: positiveSeconds(),
     default: 60,
     description: "Time between reconcile ticks.",
   }),
   setting({
     key: "jitter",
     env: "WORKFORCE_JITTER",
-    schema: number().min(0).max(1, { error: "expected a fraction from 0 to 1" }),
+    schema: number()
+      .min(0, { error: "expected a fraction from 0 to below 1" })
+      .lt(1, { error: "expected a fraction from 0 to below 1 (1 would allow a zero interval)" }),
     default: 0.1,
-    description: "Random spread of the interval, as a fraction (0.1 = +/-10%).",
+    description: "Random spread of the interval, as a fraction from 0 to below 1 (0.1 = +/-10%).",
   }),
   setting({
     key: "callTimeoutSeconds",
     env: "WORKFORCE_CALL_TIMEOUT_SECONDS",
-    schema: number().positive({ error: "expected a number of seconds > 0" }),
+    schema: positiveSeconds(),
     default: 30,
-    description: "Deadline of each queue or region call within a tick.",
+    description:
+      "Deadline of each queue or region call within a tick (one set above the interval is warned about).",
   }),
   setting({
     key: "readConcurrency",
@@ -250,7 +266,7 @@ export const SETTINGS = [
   setting({
     key: "metricsPort",
     env: "WORKFORCE_METRICS_PORT",
-    schema: int(0).max(65535),
+    schema: port(),
     default: 9464,
     description: "Port of /metrics, /healthz and /readyz (0 = any free port).",
   }),
@@ -267,6 +283,14 @@ export const SETTINGS = [
     schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
     default: "info",
     description: "pino log level.",
+  }),
+  setting({
+    key: "allowUnknownVariables",
+    env: "WORKFORCE_ALLOW_UNKNOWN_VARIABLES",
+    schema: boolFromEnv,
+    default: false,
+    description:
+      "Accept WORKFORCE_* variables that no setting reads (warned about) instead of refusing them as typos (exit 2).",
   }),
 ] as const;
 

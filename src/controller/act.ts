@@ -5,6 +5,8 @@ import type { Logger } from "../logging/logger.js";
 import type { RegionOperation } from "../metrics/registry.js";
 import { withDeadline } from "./deadline.js";
 import { describeError } from "./snapshot.js";
+import { classifyFailure } from "./failures.js";
+import type { ScaleUpFailureReason } from "../metrics/registry.js";
 import type { WriteFence } from "../regions/fence.js";
 
 export interface RegionOutcome {
@@ -21,7 +23,24 @@ export interface RegionOutcome {
   resume?: { resumed: number; cancelled: number; refused: number; failed: number };
   /** Drain requests that may have gone out (the send was cut off): they count as sent. */
   drainUnknown: number;
-  errors: Array<{ operation: RegionOperation; message: string }>;
+  errors: Array<{
+    operation: RegionOperation;
+    message: string;
+    reason: ScaleUpFailureReason;
+    /** It will not heal by itself: someone must fix the configuration. */
+    permanent: boolean;
+  }>;
+}
+
+function failure(operation: RegionOperation, error: unknown): RegionOutcome["errors"][number] {
+  const kind = classifyFailure(error);
+  const detail = [kind.network, kind.hint].filter(Boolean).join("; ");
+  return {
+    operation,
+    message: `${describeError(error)}${detail ? ` (${detail})` : ""}`,
+    reason: kind.reason,
+    permanent: kind.permanent,
+  };
 }
 
 /** What a region call answered: the counts of whichever operation it was. */
@@ -107,7 +126,7 @@ async function actOnRegion(region: Region, plan: RegionPlan, options: ActOptions
       options.fence?.check(`region ${region.name} ${operation}`);
     } catch (error) {
       fenced = true;
-      outcome.errors.push({ operation, message: describeError(error) });
+      outcome.errors.push(failure(operation, error));
       log.warn({ operation, requested: count, err: error }, `${operation} not started: fenced`);
       return;
     }
@@ -124,8 +143,7 @@ async function actOnRegion(region: Region, plan: RegionPlan, options: ActOptions
       const unknown = Number(result.unknown ?? 0);
       if (operation === "hire") outcome.hireUnknown = Number.isFinite(unknown) ? unknown : 0;
       if (operation === "drain") outcome.drainUnknown = Number.isFinite(unknown) ? unknown : 0;
-      for (const error of result.errors ?? [])
-        outcome.errors.push({ operation, message: describeError(error) });
+      for (const error of result.errors ?? []) outcome.errors.push(failure(operation, error));
       if (outcome[field] < count || (result.errors?.length ?? 0) > 0) {
         log.warn(
           { operation, requested: count, done: outcome[field], errors: result.errors?.map(describeError) },
@@ -133,7 +151,7 @@ async function actOnRegion(region: Region, plan: RegionPlan, options: ActOptions
         );
       }
     } catch (error) {
-      outcome.errors.push({ operation, message: describeError(error) });
+      outcome.errors.push(failure(operation, error));
       log.error({ operation, requested: count, err: error }, `${operation} failed`);
       // What the region confirmed before the cut-off counts now; only what comes after counts as late.
       const counted = operation === "cancel" ? cancels.cutOff(outcome) : 0;
@@ -200,10 +218,9 @@ async function resumeIn(region: Region, outcome: RegionOutcome, options: ActOpti
     );
     const { resumed, cancelled, refused, failed } = result;
     outcome.resume = { resumed, cancelled, refused, failed };
-    for (const error of result.errors)
-      outcome.errors.push({ operation: "resume", message: describeError(error) });
+    for (const error of result.errors) outcome.errors.push(failure("resume", error));
   } catch (error) {
-    outcome.errors.push({ operation: "resume", message: describeError(error) });
+    outcome.errors.push(failure("resume", error));
     options.logger.child({ region: region.name }).error({ operation: "resume", err: error }, "resume failed");
   }
 }

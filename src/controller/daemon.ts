@@ -1,3 +1,4 @@
+import { stateStorageConnectionString, storageAccountName } from "../config/connection-strings.js";
 import type { Config } from "../config/load.js";
 import { createLogger, type Logger } from "../logging/logger.js";
 import { createMetrics, type WorkforceMetrics } from "../metrics/registry.js";
@@ -54,12 +55,19 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       version: packageVersion(),
       policy: config.policyModule ? "custom" : config.policy,
       queue: workforce.queue.description,
+      // Not secret, and the first thing to check when the drain ledger or the lease misbehaves.
+      storage_account: storageAccountName(stateStorageConnectionString(config)) ?? "",
     },
     1,
   );
   const server: MetricsServer = await startMetricsServer(
     metrics.registry,
-    { lastSuccessAt: () => lastSuccessAt, intervalMs, startedAt },
+    {
+      lastSuccessAt: () => lastSuccessAt,
+      intervalMs,
+      startedAt,
+      permanentProblems: () => workforce.reconciler.permanentProblems(),
+    },
     { port: config.metricsPort, host: config.metricsHost },
   );
 

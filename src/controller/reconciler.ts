@@ -11,6 +11,8 @@ import type { Estimates, Hints } from "../policy/estimate.js";
 import { carryOut, type CallResult, type RegionOutcome } from "./act.js";
 import { InFlightHires } from "./in-flight.js";
 import type { RegionOperation } from "../metrics/registry.js";
+import { ExitTracker, type RegionBackoff } from "./exits.js";
+import { defaultStartBackoff, type StartBackoffParameters } from "../policy/start-backoff.js";
 import type { WriteFence } from "../regions/fence.js";
 
 export interface ReconcilerOptions {
@@ -40,6 +42,8 @@ export interface ReconcilerOptions {
   /** Leader election's fence, checked by the act phase before each region's every step. */
   fence?: WriteFence;
   now?: () => number;
+  /** Backoff of regions whose workers fail to start (default: from a 60 s interval). */
+  startBackoff?: StartBackoffParameters;
   /** Task and start-up times to assume until measured (WORKFORCE_TASK_SECONDS, WORKFORCE_STARTUP_SECONDS). */
   hints?: Hints;
 }
@@ -56,6 +60,8 @@ export interface TickReport {
   durations: { observeMs: number; decideMs: number; actMs: number; totalMs: number };
   /** Set when the tick failed as a whole (e.g. the policy threw). */
   error?: string;
+  /** Regions that get no hires because their workers keep failing to start. */
+  backoff: RegionBackoff[];
 }
 
 /**
@@ -71,12 +77,22 @@ export class Reconciler {
   /** Regions that name each submission before sending it (their hires are counted by name). */
   private readonly naming = new Set<string>();
   private readonly now: () => number;
+  private readonly exits: ExitTracker;
+  /** The permanent errors of the last committed tick: readiness fails while there is one. */
+  private permanent: string[] = [];
   private readonly learner: WorkloadLearner;
 
   constructor(private readonly options: ReconcilerOptions) {
     this.now = options.now ?? Date.now;
     this.learner = new WorkloadLearner(options.hints ?? { taskSeconds: 600, startupSeconds: 300 });
     this.inFlight = new InFlightHires(options.hireGraceMs ?? 300_000, this.now);
+    this.exits = new ExitTracker(options.startBackoff ?? defaultStartBackoff(60), this.now());
+    if (options.metrics) {
+      options.metrics.maxWorkers.set(options.parameters.maxWorkers);
+      for (const region of options.regions)
+        if (region.maxWorkers !== undefined)
+          options.metrics.regionMaxWorkers.set({ region: region.name }, region.maxWorkers);
+    }
     if (options.metrics) for (const region of options.regions) initRegionSeries(options.metrics, region.name);
     options.metrics?.dryRun.set(options.dryRun ? 1 : 0);
   }
@@ -85,17 +101,30 @@ export class Reconciler {
     return this.options.regions;
   }
 
+  /** Errors of the last tick that will not heal by themselves, one line each (empty when none). */
+  permanentProblems(): readonly string[] {
+    return this.permanent;
+  }
+
   /** One full tick. Never throws: failures become the report's result and error. */
   async tick(signal?: AbortSignal): Promise<TickReport> {
     return this.run({ act: !this.options.dryRun, commit: true, signal });
   }
 
   /** Observe and plan, but act on nothing and keep no state: for `workforce status`. */
-  async preview(signal?: AbortSignal): Promise<TickReport> {
-    return this.run({ act: false, commit: false, signal });
+  async preview(
+    signal?: AbortSignal,
+    onCall?: (what: string, state: "start" | "end") => void,
+  ): Promise<TickReport> {
+    return this.run({ act: false, commit: false, signal, ...(onCall ? { onCall } : {}) });
   }
 
-  private async run(mode: { act: boolean; commit: boolean; signal?: AbortSignal }): Promise<TickReport> {
+  private async run(mode: {
+    act: boolean;
+    commit: boolean;
+    signal?: AbortSignal;
+    onCall?: (what: string, state: "start" | "end") => void;
+  }): Promise<TickReport> {
     const { options } = this;
     const started = this.now();
     const lastGood = mode.commit ? this.lastGood : new Map([...this.lastGood].map(([k, v]) => [k, { ...v }]));
@@ -106,8 +135,11 @@ export class Reconciler {
       inFlight: mode.commit ? this.inFlight : this.inFlight.clone(),
       signal: mode.signal,
       now: this.now,
+      ...(mode.onCall ? { onCall: mode.onCall } : {}),
     });
     const observed = this.now();
+    const backoffs = this.exits.backoffs(snapshot, observed);
+    if (mode.commit) this.exits.record(snapshot, backoffs, observed, options.logger, options.metrics);
 
     let history = this.history;
     if (options.windowFromFirstSight && !this.sawWorkforce && snapshot.queue.depth !== undefined) {
@@ -143,9 +175,14 @@ export class Reconciler {
         queueDepth: snapshot.queue.depth,
         regions: snapshot.regions.map((reading) => {
           const region = options.regions.find((candidate) => candidate.name === reading.name);
+          // A region backing off after failed starts gets no hires: it offers no room this tick.
+          const observation =
+            reading.observation && backoffs.has(reading.name)
+              ? { ...reading.observation, capacity: Math.min(0, reading.observation.capacity) }
+              : reading.observation;
           return {
             name: reading.name,
-            observation: reading.observation,
+            observation,
             fresh: reading.fresh,
             ageTicks: reading.ageTicks,
             weight: region?.weight ?? 1,
@@ -224,9 +261,11 @@ export class Reconciler {
         totalMs: finished - started,
       },
       ...(error ? { error } : {}),
+      backoff: this.exits.describe(backoffs, observed),
     };
     if (mode.commit) {
       this.record(report);
+      this.notePermanent(report);
       this.logSummary(report);
     }
     return report;
@@ -292,7 +331,7 @@ export class Reconciler {
     if (!metrics) return;
     const { snapshot, plan } = report;
     if (snapshot.queue.depth !== undefined) metrics.queueDepth.set(snapshot.queue.depth);
-    else metrics.queueReadErrors.inc();
+    else metrics.queueReadErrors.inc({ permanent: String(snapshot.queue.permanent === true) });
     if (!plan.hold) {
       metrics.targetWorkers.set(plan.target);
       metrics.desiredWorkers.set(plan.desired);
@@ -303,7 +342,12 @@ export class Reconciler {
     }
     for (const reading of snapshot.regions) {
       const region = reading.name;
-      if (reading.error) metrics.regionErrors.inc({ region, operation: "observe" });
+      if (reading.error)
+        metrics.regionErrors.inc({
+          region,
+          operation: "observe",
+          permanent: String(reading.permanent === true),
+        });
       metrics.regionObservationAge.set({ region }, reading.ageMs / 1000);
       for (const call of ["read", "write"] as const) {
         const state = reading.backoff?.find((b) => b.call === call);
@@ -325,7 +369,24 @@ export class Reconciler {
         if (count > 0) metrics.resumed.inc({ region, outcome: state }, count);
       if (outcome.drainUnknown) metrics.drainUnknown.inc({ region }, outcome.drainUnknown);
       for (const failure of outcome.errors)
-        metrics.regionErrors.inc({ region, operation: failure.operation });
+        metrics.regionErrors.inc({
+          region,
+          operation: failure.operation,
+          permanent: String(failure.permanent),
+        });
+    }
+    const hired = report.outcomes.reduce((total, outcome) => total + outcome.hired, 0);
+    const shrunk = report.outcomes.reduce((total, outcome) => total + outcome.cancelled + outcome.drained, 0);
+    const placed = report.dryRun ? sumPlan(plan, "hire") : hired;
+    metrics.unplacedWorkers.set(plan.hold ? 0 : Math.max(0, plan.hire - placed));
+    if (hired > 0) metrics.lastScaleUp.set(this.now() / 1000);
+    if (shrunk > 0) metrics.lastScaleDown.set(this.now() / 1000);
+    for (const outcome of report.outcomes) {
+      const planned = plan.regions.find((regionPlan) => regionPlan.region === outcome.region)?.hire ?? 0;
+      const missing = planned - outcome.hired;
+      if (report.dryRun || missing <= 0) continue;
+      const failure = outcome.errors.find((candidate) => candidate.operation === "hire");
+      metrics.failedScaleUps.inc({ region: outcome.region, reason: failure?.reason ?? "error" }, missing);
     }
     metrics.reconcileDuration.observe(report.durations.totalMs / 1000);
     metrics.reconcilePhaseDuration.observe({ phase: "observe" }, report.durations.observeMs / 1000);
@@ -336,6 +397,27 @@ export class Reconciler {
     if (report.result === "ok" || report.result === "degraded") {
       metrics.lastReconcileSuccess.set(this.now() / 1000);
     }
+  }
+
+  /** Log each permanent error at error once, when it appears (the tick line repeats it every tick). */
+  private notePermanent(report: TickReport): void {
+    const problems = [
+      ...(report.snapshot.queue.permanent
+        ? [`queue ${this.options.queue.description}: ${report.snapshot.queue.error}`]
+        : []),
+      ...report.snapshot.regions
+        .filter((reading) => reading.permanent)
+        .map((reading) => `region ${reading.name}: ${reading.error}`),
+      ...report.outcomes.flatMap((outcome) =>
+        outcome.errors
+          .filter((failure) => failure.permanent)
+          .map((failure) => `region ${outcome.region} ${failure.operation}: ${failure.message}`),
+      ),
+    ];
+    for (const problem of problems)
+      if (!this.permanent.includes(problem))
+        this.options.logger.error({ problem }, `permanent error: ${problem} (it will not heal by itself)`);
+    this.permanent = problems;
   }
 
   private logSummary(report: TickReport): void {

@@ -1,3 +1,4 @@
+import { classifyFailure, oneLine } from "./failures.js";
 import pLimit from "p-limit";
 import type { QueueProbe } from "../queue/types.js";
 import type { BackoffState, Region, RegionObservation } from "../regions/types.js";
@@ -8,6 +9,8 @@ import { withDeadline } from "./deadline.js";
 export interface QueueReading {
   depth?: number;
   error?: string;
+  /** The error will not heal by itself (a wrong key, a missing queue, a host that does not resolve). */
+  permanent?: boolean;
   durationMs: number;
 }
 
@@ -29,6 +32,8 @@ export interface RegionReading {
   /** Kinds of call the region's service asked us to hold back, and until when. */
   backoff?: BackoffState[];
   error?: string;
+  /** The error will not heal by itself (a wrong key, a missing workspace or cluster...). */
+  permanent?: boolean;
   durationMs: number;
 }
 
@@ -53,11 +58,34 @@ export interface SnapshotOptions {
   inFlight?: InFlightHires;
   signal?: AbortSignal;
   now?: () => number;
+  /** Told when each read starts and ends (the CLI says what it still waits for). */
+  onCall?: (what: string, state: "start" | "end") => void;
 }
 
 export function describeError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   return redactText(message);
+}
+
+/**
+ * A failed read in one line: the SDK's message (its first line: no RequestId or Time), then whether it is
+ * permanent and what to fix, and the host and network cause when the network is to blame.
+ */
+export function describeFailure(error: unknown): { error: string; permanent: boolean } {
+  const kind = classifyFailure(error);
+  const notes = [kind.network, kind.hint].filter(Boolean).join("; ");
+  // The service's error code (x-ms-error-code) names the problem better than its prose.
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const message = oneLine(describeError(error));
+  const coded =
+    typeof code === "string" &&
+    /^[A-Z][A-Za-z]+$/.test(code) &&
+    code !== "DeadlineExceeded" &&
+    !message.includes(code)
+      ? `${code}: ${message}`
+      : message;
+  const text = `${kind.permanent ? "permanent: " : ""}${coded}${notes ? ` (${notes})` : ""}`;
+  return { error: text, permanent: kind.permanent };
 }
 
 const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
@@ -78,13 +106,18 @@ function observationProblem(value: unknown): string | undefined {
   return undefined;
 }
 
-/** The observation with `inFlight` more pending workers (and no other field than the four counts). */
+/**
+ * The observation with `inFlight` more pending workers: the four counts, plus the region's exit history
+ * and expired drains (the start backoff and the drain metrics read them).
+ */
 function withInFlight(observation: RegionObservation, inFlight: number): RegionObservation {
   return {
     running: observation.running,
     pending: observation.pending + inFlight,
     draining: observation.draining,
     capacity: observation.capacity - inFlight,
+    ...(observation.exits ? { exits: observation.exits } : {}),
+    ...(observation.expiredDrains ? { expiredDrains: observation.expiredDrains } : {}),
   };
 }
 
@@ -104,6 +137,8 @@ export async function takeSnapshot(
 
   const queueRead = (async (): Promise<QueueReading> => {
     const started = now();
+    const what = `queue ${queue.description}`;
+    options.onCall?.(what, "start");
     try {
       const depth = await withDeadline(
         `queue ${queue.description}`,
@@ -114,13 +149,17 @@ export async function takeSnapshot(
       if (!isCount(depth)) throw new Error(`queue depth must be a whole number >= 0; got ${String(depth)}`);
       return { depth, durationMs: now() - started };
     } catch (error) {
-      return { error: describeError(error), durationMs: now() - started };
+      return { ...describeFailure(error), durationMs: now() - started };
+    } finally {
+      options.onCall?.(what, "end");
     }
   })();
 
   const regionReads = regions.map((region) =>
     limit(async (): Promise<RegionReading> => {
       const started = now();
+      const what = `region ${region.name}`;
+      options.onCall?.(what, "start");
       try {
         const observation = await withDeadline(
           `region ${region.name} observe`,
@@ -153,7 +192,7 @@ export async function takeSnapshot(
           ageMs: 0,
           inFlight: 0,
           ...backoffOf(region),
-          error: describeError(error),
+          ...describeFailure(error),
           durationMs: now() - started,
         };
         if (previous) {
@@ -165,6 +204,8 @@ export async function takeSnapshot(
           reading.ageMs = now() - previous.at;
         }
         return reading;
+      } finally {
+        options.onCall?.(what, "end");
       }
     }),
   );

@@ -1,3 +1,4 @@
+import { defaultStartBackoff } from "../policy/start-backoff.js";
 import type { TokenCredential } from "@azure/core-auth";
 import type { Config } from "../config/load.js";
 import type { Logger } from "../logging/logger.js";
@@ -109,6 +110,7 @@ export async function buildWorkforce(config: Config, deps: WorkforceDeps): Promi
     dryRun,
     windowFromFirstSight: deps.windowFromFirstSight ?? false,
     logger: deps.logger,
+    startBackoff: defaultStartBackoff(config.intervalSeconds),
     hints: { taskSeconds: config.taskSeconds, startupSeconds: config.startupSeconds },
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     ...(deps.fence ? { fence: deps.fence } : {}),

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type * as storageQueueTypes from "@azure/storage-queue";
@@ -49,11 +50,82 @@ export interface DemoHandle {
 
 const QUEUE_NAME = "demo-tasks";
 
+/** The daemon's environment in the demo: its own defaults; any WORKFORCE_* variable the user set wins. */
+function demoEnv(
+  options: DemoOptions,
+  queueUrl: string,
+  connectionString: string,
+  stateDir: string,
+): NodeJS.ProcessEnv {
+  const env = options.env ?? process.env;
+  const azurite = { connectionString };
+  return {
+    WORKFORCE_INTERVAL_SECONDS: String(options.intervalSeconds),
+    WORKFORCE_SCALE_DOWN_DELAY_SECONDS: String(Math.max(2 * options.intervalSeconds, 10)),
+    // A call may last at most one interval.
+    WORKFORCE_CALL_TIMEOUT_SECONDS: String(Math.min(10, options.intervalSeconds)),
+    WORKFORCE_METRICS_PORT: String(options.metricsPort),
+    WORKFORCE_METRICS_HOST: "127.0.0.1",
+    WORKFORCE_CONCURRENCY: String(options.concurrency),
+    ...Object.fromEntries(
+      Object.entries(env).filter(([key]) => key.startsWith("WORKFORCE_") && key !== "WORKFORCE_CONFIG"),
+    ),
+    WORKFORCE_QUEUE: queueUrl,
+    WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString,
+    WORKFORCE_REGIONS: JSON.stringify([
+      {
+        kind: "local",
+        name: "local",
+        capacity: options.capacity,
+        maxWorkers: options.capacity,
+        stateDir,
+        startupDelaySeconds: options.startupDelaySeconds,
+        command: workforceWorkerCommand(options.workerIdleSeconds),
+        env: { WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString, WORKFORCE_LOG_LEVEL: "warn" },
+      },
+    ]),
+  };
+}
+
+/** The metrics port, checked before Azurite starts; the message names what set it. */
+async function checkPortFree(options: DemoOptions): Promise<void> {
+  const env = options.env ?? process.env;
+  const fromEnv = env.WORKFORCE_METRICS_PORT;
+  const port = fromEnv ? Number(fromEnv) : options.metricsPort;
+  if (port === 0) return;
+  const server = createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, "127.0.0.1", () => resolve());
+    });
+  } catch (error) {
+    const setting = fromEnv ? `WORKFORCE_METRICS_PORT=${fromEnv}` : `--metrics-port ${port}`;
+    throw new Error(
+      `${setting}: cannot listen on 127.0.0.1:${port} (${(error as NodeJS.ErrnoException).code ?? error}); ` +
+        `pick a free port with ${fromEnv ? "WORKFORCE_METRICS_PORT" : "--metrics-port"}, or 0 for any free port`,
+      { cause: error },
+    );
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
 /**
  * The embedded default: Azurite on 127.0.0.1, a queue with a demo workload, and the real daemon
  * autoscaling a local region of `workforce worker` processes. No Azure account, no traffic off loopback.
  */
 export async function startDemo(options: DemoOptions): Promise<DemoHandle> {
+  // Before anything starts: the settings the daemon will get, and the metrics port.
+  loadConfig({
+    env: demoEnv(
+      options,
+      "http://127.0.0.1:1/devstoreaccount1/demo-tasks",
+      "UseDevelopmentStorage=true",
+      "/tmp/unused",
+    ),
+  });
+  await checkPortFree(options);
   const azurite = await startAzurite();
   const stateDir = mkdtempSync(join(tmpdir(), "workforce-demo-"));
   try {
@@ -85,34 +157,7 @@ async function runDemo(
   await pushTasks({ spec, connectionString: azurite.connectionString, commands, logger: log });
   log.info({ tasks: options.tasks }, "demo: workload pushed");
 
-  const env = options.env ?? process.env;
-  const config = loadConfig({
-    env: {
-      // The demo's own defaults; any WORKFORCE_* variable the user set wins.
-      WORKFORCE_INTERVAL_SECONDS: String(options.intervalSeconds),
-      WORKFORCE_SCALE_DOWN_DELAY_SECONDS: String(Math.max(2 * options.intervalSeconds, 10)),
-      WORKFORCE_CALL_TIMEOUT_SECONDS: "10",
-      WORKFORCE_METRICS_PORT: String(options.metricsPort),
-      WORKFORCE_METRICS_HOST: "127.0.0.1",
-      WORKFORCE_CONCURRENCY: String(options.concurrency),
-      ...Object.fromEntries(
-        Object.entries(env).filter(([key]) => key.startsWith("WORKFORCE_") && key !== "WORKFORCE_CONFIG"),
-      ),
-      WORKFORCE_QUEUE: queueUrl,
-      WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString,
-      WORKFORCE_REGIONS: JSON.stringify([
-        {
-          kind: "local",
-          name: "local",
-          capacity: options.capacity,
-          stateDir,
-          startupDelaySeconds: options.startupDelaySeconds,
-          command: workforceWorkerCommand(options.workerIdleSeconds),
-          env: { WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString, WORKFORCE_LOG_LEVEL: "warn" },
-        },
-      ]),
-    },
-  });
+  const config = loadConfig({ env: demoEnv(options, queueUrl, azurite.connectionString, stateDir) });
 
   const stopRequested = new AbortController();
   const onTick = (report: TickReport) => {
@@ -133,10 +178,20 @@ async function runDemo(
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
+      // Say what the wait is for: a tick in flight, then workers finishing, then Azurite.
+      log.info("demo: stopping: waiting for the tick in flight to finish");
       await daemon.stop();
       for (const region of daemon.workforce.regions) {
-        if (region instanceof LocalRegion) await region.stopAll(5_000);
+        if (!(region instanceof LocalRegion)) continue;
+        const workers = (await region.workers()).length;
+        if (workers > 0)
+          log.info(
+            { region: region.name, workers },
+            `demo: stopping: waiting for ${workers} worker(s) of region ${region.name} to leave (SIGTERM, SIGKILL after 5 s)`,
+          );
+        await region.stopAll(5_000);
       }
+      log.info("demo: stopping: waiting for Azurite to stop");
       await azurite.stop();
       rmSync(stateDir, { recursive: true, force: true });
       log.info("demo: stopped; no worker or Azurite process left behind");

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { WORKER_EXIT_OUTCOMES } from "../regions/types.js";
 
 /**
  * The daemon's metrics. Names and labels are a contract with the Grafana dashboard and the alerts in
@@ -8,7 +9,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 export interface WorkforceMetrics {
   registry: Registry;
   queueDepth: Gauge;
-  queueReadErrors: Counter;
+  queueReadErrors: Counter<"permanent">;
   targetWorkers: Gauge;
   /** Target before scale-down stabilization: shows what the policy wants right now. */
   desiredWorkers: Gauge;
@@ -27,7 +28,7 @@ export interface WorkforceMetrics {
   drainUnknown: Counter<"region">;
   /** Seconds left of a region's back-off, per kind of call (0 when none). */
   regionBackoff: Gauge<"region" | "call">;
-  regionErrors: Counter<"region" | "operation">;
+  regionErrors: Counter<"region" | "operation" | "permanent">;
   reconcileDuration: Histogram;
   reconcilePhaseDuration: Histogram<"phase">;
   reconcileTotal: Counter<"outcome">;
@@ -39,8 +40,30 @@ export interface WorkforceMetrics {
   estimatedTaskSeconds: Gauge;
   estimatedStartupSeconds: Gauge<"region">;
   isLeader: Gauge;
-  info: Gauge<"version" | "policy" | "queue">;
+  info: Gauge<"version" | "policy" | "queue" | "storage_account">;
+  /** Workers the plan wanted this tick that no region took (no room, failed hires, backoff). */
+  unplacedWorkers: Gauge;
+  workerExits: Counter<"region" | "outcome">;
+  /** 1 while the region backs off after failed starts (no hires there). */
+  regionStartBackoff: Gauge<"region">;
+  drainDuration: Histogram<"region">;
+  drainsExpired: Counter<"region">;
+  lastScaleUp: Gauge;
+  lastScaleDown: Gauge;
+  failedScaleUps: Counter<"region" | "reason">;
+  regionMaxWorkers: Gauge<"region">;
+  maxWorkers: Gauge;
 }
+
+/** Why a hire placed fewer workers than planned. */
+export const SCALE_UP_FAILURE_REASONS = [
+  "no_capacity",
+  "throttled",
+  "timeout",
+  "permanent",
+  "error",
+] as const;
+export type ScaleUpFailureReason = (typeof SCALE_UP_FAILURE_REASONS)[number];
 
 export const WORKER_STATES = ["running", "pending", "draining"] as const;
 export type WorkerState = (typeof WORKER_STATES)[number];
@@ -66,11 +89,13 @@ export interface MetricsOptions {
 export function createMetrics(options: MetricsOptions = {}): WorkforceMetrics {
   const registry = options.registry ?? new Registry();
   if (options.processMetrics ?? true) {
-    collectDefaultMetrics({ register: registry, prefix: "workforce_process_" });
+    // No prefix: process_cpu_seconds_total, nodejs_eventloop_lag_seconds... are the names stock Node.js
+    // dashboards and alerts query.
+    collectDefaultMetrics({ register: registry });
     // prom-client's gauges named *_total break Prometheus naming rules (`promtool check metrics` rejects
     // them); the per-type gauges without the suffix carry the same counts.
     for (const kind of ["handles", "requests", "resources"]) {
-      registry.removeSingleMetric(`workforce_process_nodejs_active_${kind}_total`);
+      registry.removeSingleMetric(`nodejs_active_${kind}_total`);
     }
   }
   const registers = [registry];
@@ -84,7 +109,8 @@ export function createMetrics(options: MetricsOptions = {}): WorkforceMetrics {
     }),
     queueReadErrors: new Counter({
       name: "workforce_queue_read_errors_total",
-      help: "Failed reads of the queue depth (the tick then holds: no hire, no shrink).",
+      help: "Failed reads of the queue depth (the tick then holds: no hire, no shrink); permanent=true for errors that will not heal by themselves.",
+      labelNames: ["permanent"] as const,
       registers,
     }),
     targetWorkers: new Gauge({
@@ -159,8 +185,8 @@ export function createMetrics(options: MetricsOptions = {}): WorkforceMetrics {
     }),
     regionErrors: new Counter({
       name: "workforce_region_errors_total",
-      help: "Failed region calls by operation (observe, hire, cancel, drain, resume).",
-      labelNames: ["region", "operation"] as const,
+      help: "Failed region calls by operation (observe, hire, cancel, drain, resume); permanent=true for errors that will not heal by themselves.",
+      labelNames: ["region", "operation", "permanent"] as const,
       registers,
     }),
     reconcileDuration: new Histogram({
@@ -216,12 +242,70 @@ export function createMetrics(options: MetricsOptions = {}): WorkforceMetrics {
     info: new Gauge({
       name: "workforce_info",
       help: "Build and configuration facts, value 1.",
-      labelNames: ["version", "policy", "queue"] as const,
+      labelNames: ["version", "policy", "queue", "storage_account"] as const,
+      registers,
+    }),
+    unplacedWorkers: new Gauge({
+      name: "workforce_unplaced_workers",
+      help: "Workers the last tick wanted to hire that no region took (no room, failed hires, start backoff).",
+      registers,
+    }),
+    workerExits: new Counter({
+      name: "workforce_worker_exits_total",
+      help: "Workers that ended, by outcome (succeeded, failed, failed_start, drained, stopped, unknown).",
+      labelNames: ["region", "outcome"] as const,
+      registers,
+    }),
+    regionStartBackoff: new Gauge({
+      name: "workforce_region_start_backoff",
+      help: "1 while the region gets no hires because its workers keep failing to start.",
+      labelNames: ["region"] as const,
+      registers,
+    }),
+    drainDuration: new Histogram({
+      name: "workforce_drain_duration_seconds",
+      help: "Time from a drain (or cancel) request to the worker's exit.",
+      labelNames: ["region"] as const,
+      buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200],
+      registers,
+    }),
+    drainsExpired: new Counter({
+      name: "workforce_drains_expired_total",
+      help: "Drain requests that reached the drain timeout with no worker leaving for them.",
+      labelNames: ["region"] as const,
+      registers,
+    }),
+    lastScaleUp: new Gauge({
+      name: "workforce_last_scale_up_timestamp_seconds",
+      help: "Unix time of the last tick that hired at least one worker.",
+      registers,
+    }),
+    lastScaleDown: new Gauge({
+      name: "workforce_last_scale_down_timestamp_seconds",
+      help: "Unix time of the last tick that cancelled or drained at least one worker.",
+      registers,
+    }),
+    failedScaleUps: new Counter({
+      name: "workforce_failed_scale_ups_total",
+      help: "Workers a region was asked to hire and did not, by reason (no_capacity, throttled, timeout, permanent, error).",
+      labelNames: ["region", "reason"] as const,
+      registers,
+    }),
+    regionMaxWorkers: new Gauge({
+      name: "workforce_region_max_workers",
+      help: "The region's own ceiling on active workers (only for regions that set maxWorkers).",
+      labelNames: ["region"] as const,
+      registers,
+    }),
+    maxWorkers: new Gauge({
+      name: "workforce_max_workers",
+      help: "The ceiling on active workers over all regions (WORKFORCE_MAX_WORKERS).",
       registers,
     }),
   };
   // Counters that dashboards rate() must exist from the start, even at zero.
   for (const outcome of RECONCILE_OUTCOMES) metrics.reconcileTotal.inc({ outcome }, 0);
+  for (const permanent of ["true", "false"]) metrics.queueReadErrors.inc({ permanent }, 0);
   return metrics;
 }
 
@@ -235,5 +319,11 @@ export function initRegionSeries(metrics: WorkforceMetrics, region: string): voi
   for (const outcome of RESUME_OUTCOMES) metrics.resumed.inc({ region, outcome }, 0);
   metrics.drainUnknown.inc({ region }, 0);
   for (const call of ["read", "write"]) metrics.regionBackoff.set({ region, call }, 0);
-  for (const operation of REGION_OPERATIONS) metrics.regionErrors.inc({ region, operation }, 0);
+  for (const operation of REGION_OPERATIONS)
+    for (const permanent of ["true", "false"]) metrics.regionErrors.inc({ region, operation, permanent }, 0);
+  for (const outcome of WORKER_EXIT_OUTCOMES) metrics.workerExits.inc({ region, outcome }, 0);
+  for (const reason of SCALE_UP_FAILURE_REASONS) metrics.failedScaleUps.inc({ region, reason }, 0);
+  metrics.drainsExpired.inc({ region }, 0);
+  metrics.drainDuration.zero({ region });
+  metrics.regionStartBackoff.set({ region }, 0);
 }

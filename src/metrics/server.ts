@@ -9,6 +9,8 @@ export interface HealthState {
   intervalMs: number;
   /** When the process started (the first tick gets 3 intervals too). */
   startedAt: number;
+  /** Errors that will not heal by themselves: not ready while there is one. */
+  permanentProblems?: () => readonly string[];
   now?: () => number;
 }
 
@@ -40,11 +42,14 @@ export async function startMetricsServer(
       } else if (path === "/readyz") {
         const last = health.lastSuccessAt();
         const window = 3 * health.intervalMs;
-        const ready = last !== undefined ? now() - last <= window : false;
+        const permanent = health.permanentProblems?.() ?? [];
+        const ready = permanent.length === 0 && (last !== undefined ? now() - last <= window : false);
         const detail =
-          last === undefined
-            ? "no successful tick yet"
-            : `last successful tick ${Math.round((now() - last) / 1000)} s ago (limit ${Math.round(window / 1000)} s)`;
+          permanent.length > 0
+            ? `permanent error: ${permanent.join("; ")}`
+            : last === undefined
+              ? "no successful tick yet"
+              : `last successful tick ${Math.round((now() - last) / 1000)} s ago (limit ${Math.round(window / 1000)} s)`;
         response
           .writeHead(ready ? 200 : 503, { "content-type": "text/plain" })
           .end(`${ready ? "ready" : "not ready"}: ${detail}\n`);

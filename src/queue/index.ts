@@ -23,11 +23,18 @@ export interface QueueProbeOptions {
   serviceBus?: Pick<ServiceBusQueueProbeOptions, "adminEndpoint" | "clientOptions">;
 }
 
+/**
+ * The depth read retries briefly, then fails with its real cause (connection refused, a 403...): the
+ * Storage SDK's default (4 tries, 4 s apart and growing) outlasts the call timeout, which then reports a
+ * bare "did not answer" and hides it. The next tick reads again anyway.
+ */
+const PROBE_RETRIES = { maxTries: 3, retryDelayInMs: 200, maxRetryDelayInMs: 1000 };
+
 /** The probe for a parsed queue spec: one case per kind of queue. */
 export function createQueueProbe(spec: QueueSpec, options: QueueProbeOptions): QueueProbe {
   switch (spec.kind) {
     case "storage":
-      return new StorageQueueProbe(spec, options);
+      return new StorageQueueProbe(spec, { ...options, pipelineOptions: { retryOptions: PROBE_RETRIES } });
     case "servicebus":
       return createServiceBusQueueProbe(spec, {
         ...options.serviceBus,

@@ -17,6 +17,50 @@ export interface RegionObservation {
   draining: number;
   /** How many more workers the region can place now (may be negative when over-committed). */
   capacity: number;
+  /**
+   * The region's recent worker exits, oldest first (adapters that know them: a bounded history that
+   * survives a restart). The controller counts the new ones and backs off a region whose starts fail.
+   */
+  exits?: WorkerExit[];
+  /** Drain requests that expired unanswered and are still remembered (counted once each, by id). */
+  expiredDrains?: ExpiredDrain[];
+}
+
+/**
+ * How a worker ended: `succeeded` (exit 0), `failed` (failed after it had started work), `failed_start`
+ * (failed before doing any work: a bad command, image or option), `drained` (left after a drain or cancel
+ * request), `stopped` (stopped by an operator), `unknown` (gone while nobody watched).
+ */
+export const WORKER_EXIT_OUTCOMES = [
+  "succeeded",
+  "failed",
+  "failed_start",
+  "drained",
+  "stopped",
+  "unknown",
+] as const;
+export type WorkerExitOutcome = (typeof WORKER_EXIT_OUTCOMES)[number];
+
+/** Drain requests that reached the drain timeout unanswered: `count` of them, expired at `at`. */
+export interface ExpiredDrain {
+  id: string;
+  count: number;
+  at: number;
+}
+
+export interface WorkerExit {
+  workerId: string;
+  outcome: WorkerExitOutcome;
+  /** When the exit was seen (epoch ms). */
+  at: number;
+  /** "exit code 7", "signal SIGKILL", "Failed" (AzureML)... */
+  detail: string;
+  /** Seconds from its start to its exit, when known. */
+  ranSeconds?: number;
+  /** Seconds from the drain (or cancel) request to the exit, for a drained worker. */
+  drainSeconds?: number;
+  /** The last lines of its output (redacted), or the job's error. */
+  lastOutput?: string;
 }
 
 /** Every call takes a signal: the controller time-boxes each one. */

@@ -34,7 +34,7 @@ function processesWith(marker: string): number[] {
 }
 
 describe("workforce demo when its metrics port is taken", () => {
-  test("exits 1 naming the port and the setting, and leaves no Azurite behind", () => {
+  test("exits 1 naming the port and --metrics-port, before starting Azurite or pushing anything", () => {
     const marker = `WF_DEMO_STARTUP_TEST=${randomUUID()}`;
     const [command, ...args] = workforceArgv("demo", "--tasks", "1", "--metrics-port", String(busyPort));
     const result = spawnSync(command!, args, {
@@ -47,8 +47,31 @@ describe("workforce demo when its metrics port is taken", () => {
       timeout: 60_000,
     });
     expect(result.status, result.stderr).toBe(1);
-    expect(result.stderr).toContain(`cannot listen on 127.0.0.1:${busyPort} (EADDRINUSE)`);
-    expect(result.stderr).toContain("WORKFORCE_METRICS_PORT");
+    expect(result.stderr).toContain(
+      `--metrics-port ${busyPort}: cannot listen on 127.0.0.1:${busyPort} (EADDRINUSE); pick a free port with --metrics-port, or 0 for any free port`,
+    );
+    // The option is to blame, not a variable the operator never set; and nothing had started.
+    expect(result.stderr).not.toContain("WORKFORCE_METRICS_PORT");
+    expect(result.stdout + result.stderr).not.toContain("Azurite started");
+    expect(result.stdout + result.stderr).not.toContain("workload pushed");
     expect(processesWith(marker)).toEqual([]);
+  });
+
+  test("a bad option is a usage error (exit 2) before anything starts", () => {
+    for (const args of [
+      ["--metrics-port", "70000"],
+      ["--interval", "0"],
+      ["--task-seconds", "9-2"],
+    ]) {
+      const [command, ...rest] = workforceArgv("demo", ...args);
+      const result = spawnSync(command!, rest, {
+        env: { PATH: process.env.PATH, AZURE_TOKEN_CREDENTIALS: "EnvironmentCredential" },
+        encoding: "utf8",
+        timeout: 60_000,
+      });
+      expect(result.status, `${args.join(" ")}: ${result.stderr}`).toBe(2);
+      expect(result.stderr).toContain(args[0]!);
+      expect(result.stdout + result.stderr).not.toContain("Azurite started");
+    }
   });
 });

@@ -67,7 +67,7 @@ const intervalA = (seconds = 60): Series => ({
   values: `${seconds}x40`,
 });
 const startedAtZero: Series = {
-  series: `workforce_process_process_start_time_seconds{${A}}`,
+  series: `process_start_time_seconds{${A}}`,
   values: "0x40",
 };
 
@@ -88,7 +88,7 @@ describe.skipIf(NO_PROMETHEUS)("alert rules", () => {
           series: 'workforce_last_reconcile_success_timestamp_seconds{job="wf", instance="b"}',
           values: "0x40",
         },
-        { series: 'workforce_process_process_start_time_seconds{job="wf", instance="b"}', values: "0x40" },
+        { series: 'process_start_time_seconds{job="wf", instance="b"}', values: "0x40" },
         { series: 'workforce_leader{job="wf", instance="b"}', values: "0x40" },
         { series: 'workforce_reconcile_interval_seconds{job="wf", instance="b"}', values: "60x40" },
       ],
@@ -104,7 +104,7 @@ describe.skipIf(NO_PROMETHEUS)("alert rules", () => {
       "stalled-start",
       [
         { series: `workforce_last_reconcile_success_timestamp_seconds{${A}}`, values: "0x40" },
-        { series: `workforce_process_process_start_time_seconds{${A}}`, values: "300x40" },
+        { series: `process_start_time_seconds{${A}}`, values: "300x40" },
         intervalA(),
         leader(),
       ],
@@ -244,6 +244,45 @@ describe.skipIf(NO_PROMETHEUS)("alert rules", () => {
                 summary: "workforce-autoscaler cannot read the queue depth",
                 description:
                   "a: reading the task queue keeps failing, so ticks hold. Check the queue name, the connection string or the identity's role on the queue.",
+              },
+            },
+          ],
+        },
+      ],
+    );
+  });
+
+  it("WorkforceWorkersFailingToStart fires for a region whose workers keep failing before any work", () => {
+    expectRulesPass(
+      "failing-starts",
+      [
+        // east: one failed start every 5 minutes (a crash loop under backoff); west: workers that ran.
+        {
+          series: `workforce_worker_exits_total{${A}, region="east", outcome="failed_start"}`,
+          values: "0 0 0 0 0 1 1 1 1 1 2 2 2 2 2 3 3 3 3 3 4",
+        },
+        {
+          series: `workforce_worker_exits_total{${A}, region="west", outcome="failed_start"}`,
+          values: "0x20",
+        },
+        {
+          series: `workforce_worker_exits_total{${A}, region="west", outcome="succeeded"}`,
+          values: "0+5x20",
+        },
+        leader(),
+      ],
+      [
+        { eval_time: "8m", alertname: "WorkforceWorkersFailingToStart", exp_alerts: [] },
+        {
+          eval_time: "16m",
+          alertname: "WorkforceWorkersFailingToStart",
+          exp_alerts: [
+            {
+              exp_labels: { job: "wf", instance: "a", region: "east", severity: "warning" },
+              exp_annotations: {
+                summary: "Workers of region east keep failing to start",
+                description:
+                  "3 workers of region east failed before doing any work in the last 30 minutes; the region backs off (no hires). The daemon's warn log and `workforce status` show the exit code and the last output: check the worker command, its options and the image.",
               },
             },
           ],

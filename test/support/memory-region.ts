@@ -1,4 +1,11 @@
-import type { CallOptions, Region, RegionObservation } from "../../src/regions/types.js";
+import type {
+  CallOptions,
+  CancelResult,
+  DrainResult,
+  HireResult,
+  Region,
+  RegionObservation,
+} from "../../src/regions/types.js";
 
 /**
  * A region kept in memory, for controller tests that are about the loop's rules rather than an adapter.
@@ -39,14 +46,14 @@ export class MemoryRegion implements Region {
     };
   }
 
-  async hire(count: number, options?: CallOptions) {
+  async hire(count: number, options?: CallOptions): Promise<HireResult> {
     this.calls.push({ operation: "hire", count });
     await this.gate("hire", options);
     this.pending += count;
     return { hired: count, errors: [] };
   }
 
-  async cancelPending(count: number, options?: CallOptions) {
+  async cancelPending(count: number, options?: CallOptions): Promise<CancelResult> {
     this.calls.push({ operation: "cancel", count });
     await this.gate("cancel", options);
     const cancelled = Math.min(count, this.pending);
@@ -54,7 +61,7 @@ export class MemoryRegion implements Region {
     return { cancelled, errors: [] };
   }
 
-  async drain(count: number, options?: CallOptions) {
+  async drain(count: number, options?: CallOptions): Promise<DrainResult> {
     this.calls.push({ operation: "drain", count });
     await this.gate("drain", options);
     const drained = Math.min(count, this.running);

@@ -104,8 +104,8 @@ describe("act phase", () => {
     const [outcome] = await carryOut(plan([{ region: "east", hire: 5, cancel: 0, drain: 0 }]), [east], act);
     expect(outcome!.hired).toBe(3);
     expect(outcome!.errors).toEqual([
-      { operation: "hire", message: "submit job w-1: HTTP 500" },
-      { operation: "hire", message: "submit job w-2: HTTP 500" },
+      { operation: "hire", message: "submit job w-1: HTTP 500", reason: "error", permanent: false },
+      { operation: "hire", message: "submit job w-2: HTTP 500", reason: "error", permanent: false },
     ]);
     const warning = lines.find((line) => line.msg === "hire partly done");
     expect(warning).toMatchObject({ region: "east", operation: "hire", requested: 5, done: 3 });
@@ -166,8 +166,8 @@ describe("act phase", () => {
     const { options: act } = options();
     const [outcome] = await carryOut(plan([{ region: "east", hire: 1, cancel: 0, drain: 1 }]), [east], act);
     expect(outcome!.errors).toEqual([
-      { operation: "drain", message: "bus down" },
-      { operation: "hire", message: "ARM down" },
+      { operation: "drain", message: "bus down", reason: "error", permanent: false },
+      { operation: "hire", message: "ARM down", reason: "error", permanent: false },
     ]);
   });
 
@@ -185,7 +185,9 @@ describe("act phase", () => {
     east.fail.cancel = new Error("ARM said no");
     const { options: act, lines } = options();
     const [outcome] = await carryOut(plan([{ region: "east", hire: 1, cancel: 2, drain: 0 }]), [east], act);
-    expect(outcome!.errors).toEqual([{ operation: "cancel", message: "ARM said no" }]);
+    expect(outcome!.errors).toEqual([
+      { operation: "cancel", message: "ARM said no", reason: "error", permanent: false },
+    ]);
     expect(outcome!.hired).toBe(1);
     expect(lines.find((line) => line.msg === "cancel failed")).toMatchObject({
       operation: "cancel",

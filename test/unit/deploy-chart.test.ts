@@ -1,12 +1,12 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- rendered manifests are untyped YAML, read by path */
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Ajv } from "ajv";
 import { parse as parseYaml } from "yaml";
 import { afterAll, describe, expect, it } from "vitest";
 import { SETTINGS } from "../../src/config/settings.js";
-import { loadConfig } from "../../src/config/load.js";
+import { resolveConfig } from "../../src/config/load.js";
 import { REPO_ROOT } from "../support/cli.js";
 import { loadChart, renderManifests } from "./deploy-gotemplate.js";
 
@@ -72,6 +72,7 @@ const OVERRIDES: Record<string, string | number | boolean> = {
   metricsPort: 9100,
   metricsHost: "127.0.0.1",
   logLevel: "debug",
+  allowUnknownVariables: true,
 };
 
 const LOCAL_REGION = {
@@ -87,9 +88,10 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 /**
  * What the daemon would load in the rendered pod: the container's env (secretKeyRef resolved from the
- * given Secrets) and the ConfigMap's file at the path WORKFORCE_CONFIG names.
+ * given Secrets) and the file at the path WORKFORCE_CONFIG names, from the ConfigMap or from the Secret
+ * mounted instead (given in `secrets` too).
  */
-function loadAsDaemon(
+function resolveAsDaemon(
   rendered: ReturnType<typeof render>,
   secrets: Record<string, Record<string, string>> = {},
 ) {
@@ -104,11 +106,22 @@ function loadAsDaemon(
   const mount = (rendered.container.volumeMounts as any[]).find((m) => m.mountPath === dirname(configPath));
   expect(mount, `a volume mounted at ${dirname(configPath)}`).toBeDefined();
   const volume = (rendered.pod.spec.volumes as any[]).find((v) => v.name === mount.name);
-  const configMap = rendered.byKind("ConfigMap").find((cm) => cm.metadata.name === volume.configMap.name)!;
   const fileName = configPath.slice(dirname(configPath).length + 1);
+  const files: Record<string, string> = volume.secret
+    ? secrets[volume.secret.secretName]!
+    : rendered.byKind("ConfigMap").find((cm) => cm.metadata.name === volume.configMap.name)!.data;
   const localFile = join(scratch, `${Math.random().toString(36).slice(2)}.yaml`);
-  writeFileSync(localFile, configMap.data[fileName]);
-  return loadConfig({ env: { ...env, WORKFORCE_CONFIG: localFile } });
+  writeFileSync(localFile, files[fileName]!);
+  return { resolved: resolveConfig({ env: { ...env, WORKFORCE_CONFIG: localFile } }), env };
+}
+
+function loadAsDaemon(
+  rendered: ReturnType<typeof render>,
+  secrets: Record<string, Record<string, string>> = {},
+) {
+  const { resolved } = resolveAsDaemon(rendered, secrets);
+  expect(resolved.problems).toEqual([]);
+  return resolved.config!;
 }
 
 describe("values.schema.json", () => {
@@ -152,26 +165,32 @@ describe("values.schema.json", () => {
     expect(Object.keys(schema.properties.secrets.properties).sort()).toEqual(
       secretSettings.map((s) => s.key).sort(),
     );
+    const valuesText = readFileSync(join(CHART_DIR, "values.yaml"), "utf8");
+    // Only given keys are set; values.yaml lists every key with the daemon's default, as a comment.
+    expect(defaultValues.config).toEqual({});
     for (const spec of plainSettings) {
       const zodEnum = spec.schema as unknown as { def: { type: string }; options: unknown[] };
       if (zodEnum.def.type === "enum")
         expect(schema.properties.config.properties[spec.key].enum, spec.key).toEqual(zodEnum.options);
-      // values.yaml documents the daemon's defaults; "" stands for "unset".
-      expect(defaultValues.config[spec.key], `values.yaml config.${spec.key}`).toEqual(spec.default ?? "");
+      const shown = spec.default === undefined ? '""' : String(spec.default);
+      expect(valuesText, `values.yaml documents config.${spec.key}`).toMatch(
+        new RegExp(`^#   ${spec.key}: ${shown.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}( |$)`, "m"),
+      );
     }
     expect(Object.keys(OVERRIDES).sort()).toEqual(plainSettings.map((s) => s.key).sort());
   });
 });
 
 describe("Helm chart wiring", () => {
-  it("names every WORKFORCE_* setting in the templates", () => {
-    const templates = readdirSync(join(CHART_DIR, "templates"))
-      .map((file) => readFileSync(join(CHART_DIR, "templates", file), "utf8"))
-      .join("\n");
-    const missing = SETTINGS.map((spec) => spec.env).filter(
-      (env) => !new RegExp(`\\b${env}\\b`).test(templates),
+  it("maps each settings key to its variable the way the template does (snakecase | upper)", () => {
+    const rendered = render(
+      valuesWith((v) => {
+        v.existingConfigSecret = "wf-config";
+        Object.assign(v.config, OVERRIDES);
+      }),
     );
-    expect(missing, "settings not wired into helm/workforce-autoscaler/templates").toEqual([]);
+    const names = (rendered.container.env as any[]).map((entry) => entry.name).sort();
+    expect(names).toEqual(["WORKFORCE_CONFIG", ...plainSettings.map((spec) => spec.env)].sort());
   });
 
   it("carries every setting from values to the daemon, secrets through secretKeyRef only", () => {
@@ -197,6 +216,9 @@ describe("Helm chart wiring", () => {
     expect(config.queueConnectionString).toBe("UseDevelopmentStorage=true;queue");
     expect(config.stateConnectionString).toBe("UseDevelopmentStorage=true;state");
     expect(config.regions.map((r) => r.name)).toEqual(["lab"]);
+    // One source of truth: the ConfigMap's file. No variable could fight it.
+    const variables = (rendered.container.env as any[]).map((entry) => entry.name);
+    expect(variables.sort()).toEqual(["WORKFORCE_CONFIG", ...secretSettings.map((spec) => spec.env)].sort());
     // The port the daemon listens on is the one the probes, the Service and the ServiceMonitor use.
     expect(rendered.container.ports).toEqual([{ name: "metrics", containerPort: 9100, protocol: "TCP" }]);
   });
@@ -208,6 +230,35 @@ describe("Helm chart wiring", () => {
     expect(rendered.byKind("Secret")).toEqual([]);
     const config = loadAsDaemon(rendered);
     for (const spec of plainSettings) expect((config as any)[spec.key], spec.key).toEqual(spec.default);
+  });
+
+  it("honours the settings of a config file given as existingConfigSecret (values do not override it)", () => {
+    const fileText = `concurrency: 4\nintervalSeconds: 30\nmaxWorkers: 200\nregions:\n  - ${JSON.stringify(LOCAL_REGION)}\n`;
+    const rendered = render(valuesWith((v) => (v.existingConfigSecret = "wf-config")));
+    const { resolved } = resolveAsDaemon(rendered, { "wf-config": { "config.yaml": fileText } });
+    expect(resolved.problems).toEqual([]);
+    expect(resolved.warnings).toEqual([]);
+    expect(resolved.config).toMatchObject({ concurrency: 4, intervalSeconds: 30, maxWorkers: 200 });
+    const source = (key: string) => resolved.sources.find((entry) => entry.key === key)!.source;
+    expect(source("concurrency")).toBe("file");
+    expect(source("rampFactor")).toBe("default");
+
+    // A key given under `config` as well is an explicit override: it wins, and the daemon says so.
+    const both = render(
+      valuesWith((v) => {
+        v.existingConfigSecret = "wf-config";
+        v.config.concurrency = 2;
+      }),
+    );
+    const overridden = resolveAsDaemon(both, { "wf-config": { "config.yaml": fileText } }).resolved;
+    expect(overridden.config!.concurrency).toBe(2);
+    expect(overridden.warnings).toEqual([
+      expect.stringMatching(/^WORKFORCE_CONCURRENCY overrides concurrency of .* \(2 instead of 4\)/),
+    ]);
+  });
+
+  it("turns off service links, so a Service's WORKFORCE_*_SERVICE_HOST never reaches the daemon", () => {
+    expect(render(defaultValues).pod.spec.enableServiceLinks).toBe(false);
   });
 
   it("runs one replica, non-root, read-only, with every capability dropped", () => {
@@ -322,9 +373,15 @@ describe("Helm chart wiring", () => {
     ]);
   });
 
-  it("rolls the pod when the region list changes", () => {
-    const checksum = (regions: unknown[]) =>
-      render(valuesWith((v) => (v.regions = regions))).pod.metadata.annotations["checksum/config"];
+  it("rolls the pod when the region list or a setting changes", () => {
+    const checksum = (regions: unknown[], concurrency = 1) =>
+      render(
+        valuesWith((v) => {
+          v.regions = regions;
+          v.config.concurrency = concurrency;
+        }),
+      ).pod.metadata.annotations["checksum/config"];
     expect(checksum([LOCAL_REGION])).not.toBe(checksum([{ ...LOCAL_REGION, capacity: 3 }]));
+    expect(checksum([LOCAL_REGION])).not.toBe(checksum([LOCAL_REGION], 2));
   });
 });

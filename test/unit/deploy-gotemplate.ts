@@ -453,6 +453,14 @@ function callFunction(chart: Chart, name: string, args: Value[], scope: Scope, w
       for (let index = 0; index + 1 < args.length; index += 2) result[str(index)] = args[index + 1];
       return result;
     }
+    case "upper":
+      return str(0).toUpperCase();
+    case "snakecase":
+      // Sprig (xstrings.ToSnakeCase): an underscore before each upper-case letter that follows a lower-case
+      // letter or digit, then lower case.
+      return str(0)
+        .replace(/([a-z0-9])([A-Z])/g, "$1_$2")
+        .toLowerCase();
     case "not":
       return !truthy(args[0]);
     case "and":

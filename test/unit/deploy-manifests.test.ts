@@ -143,6 +143,15 @@ describe("Grafana dashboard", () => {
       "reconcile p95": /histogram_quantile\(0\.95, .*workforce_reconcile_duration_seconds_bucket/,
       "time since last successful tick": /time\(\) - max\(workforce_last_reconcile_success_timestamp_seconds/,
       "dry-run indicator": /workforce_dry_run/,
+      "unplaced demand": /workforce_unplaced_workers/,
+      "worker exits by outcome": /by \(region, outcome\) \(rate\(workforce_worker_exits_total/,
+      "failed scale-ups by reason": /by \(region, reason\) \(rate\(workforce_failed_scale_ups_total/,
+      "drain latency": /workforce_drain_duration_seconds_sum/,
+      "expired drains": /workforce_drains_expired_total/,
+      "last scale-up": /workforce_last_scale_up_timestamp_seconds/,
+      "last scale-down": /workforce_last_scale_down_timestamp_seconds/,
+      "per-region ceilings": /workforce_region_max_workers/,
+      "start backoff": /workforce_region_start_backoff/,
     };
     expect(
       Object.entries(wanted)

@@ -78,7 +78,12 @@ describe("act phase with a fence", () => {
     expect(region.calls).toEqual([]);
     expect(outcome).toMatchObject({ hired: 0, cancelled: 0, drained: 0 });
     expect(outcome!.errors).toEqual([
-      { operation: "cancel", message: "region east cancel not sent: fenced" },
+      {
+        operation: "cancel",
+        message: "region east cancel not sent: fenced",
+        reason: "error",
+        permanent: false,
+      },
     ]);
   });
 

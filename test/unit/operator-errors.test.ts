@@ -220,7 +220,7 @@ describe("a misspelt variable is not silently ignored", () => {
     ]);
   });
 
-  test("a one-shot command warns on stderr, naming the variable but never its value", () => {
+  test("a one-shot command refuses it (exit 2), naming the variable but never its value", () => {
     // An unknown region stops it right after the warning, before any queue call.
     const result = cli(["hire", "1", "--region", "nowhere"], {
       WORKFORCE_QUEUE: "tasks",
@@ -228,8 +228,9 @@ describe("a misspelt variable is not silently ignored", () => {
       WORKFORCE_REGIONS: JSON.stringify([localRegion]),
       WORKFORCE_MAX_WORKES: `AccountKey=${ACCOUNT_KEY}`,
     });
+    expect(result.status).toBe(2);
     expect(result.stderr).toMatch(
-      /unknown variable WORKFORCE_MAX_WORKES ignored \(did you mean WORKFORCE_MAX_WORKERS\?\)/,
+      /WORKFORCE_MAX_WORKES: unknown variable \(did you mean WORKFORCE_MAX_WORKERS\?\)/,
     );
     expect(result.stdout + result.stderr).not.toContain(ACCOUNT_KEY);
   });
@@ -256,7 +257,7 @@ describe("command-line usage errors exit 2 and name the option", () => {
     expect(result.status).toBe(0);
     expect(result.stdout).toContain("WORKFORCE_CONFIG");
     expect(result.stdout).toContain(
-      "Exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage.",
+      "Exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage, 3 did less than asked.",
     );
   });
 

@@ -74,8 +74,8 @@ describe("shrink plan", () => {
       queueDepth: 100,
       concurrency: 10,
       regions: [
-        { name: "a", running: 5, pending: 2, draining: 0 },
-        { name: "b", running: 0, pending: 8, draining: 0 },
+        { name: "a", running: 5, pending: 2 },
+        { name: "b", running: 0, pending: 8 },
       ],
     });
     // 15 active, target 10: cancel 5 pending, from b (8) down to a's level first.
@@ -89,7 +89,7 @@ describe("shrink plan", () => {
       target: 2,
       queueDepth: 40,
       concurrency: 4,
-      regions: [{ name: "a", running: 12, pending: 0, draining: 0 }],
+      regions: [{ name: "a", running: 12, pending: 0 }],
     });
     expect(plan.busyWorkers).toBe(10);
     expect(plan.surplus).toBe(2);
@@ -101,7 +101,7 @@ describe("shrink plan", () => {
       target: 0,
       queueDepth: 0,
       concurrency: 1,
-      regions: [{ name: "a", running: 3, pending: 0, draining: 5 }],
+      regions: [{ name: "a", running: 3, pending: 0 }],
     });
     expect(plan.drain).toEqual({ a: 3 });
   });
@@ -112,8 +112,8 @@ describe("shrink plan", () => {
       queueDepth: 4,
       concurrency: 1,
       regions: [
-        { name: "a", running: 6, pending: 3, draining: 0 },
-        { name: "b", running: 2, pending: 1, draining: 0 },
+        { name: "a", running: 6, pending: 3 },
+        { name: "b", running: 2, pending: 1 },
       ],
     });
     expect(sum(plan.cancel)).toBe(4);
@@ -128,8 +128,8 @@ describe("shrink plan", () => {
       queueDepth: 0,
       concurrency: 1,
       regions: [
-        { name: "stale", running: 5, pending: 5, draining: 0, actionable: false },
-        { name: "fresh", running: 1, pending: 1, draining: 0 },
+        { name: "stale", running: 5, pending: 5, actionable: false },
+        { name: "fresh", running: 1, pending: 1 },
       ],
     });
     expect(plan.cancel).toEqual({ fresh: 1 });
@@ -274,8 +274,8 @@ describe("regions that cannot drain", () => {
       queueDepth: 0,
       concurrency: 1,
       regions: [
-        { name: "no-channel", running: 4, pending: 0, draining: 0, drainable: false },
-        { name: "with-channel", running: 2, pending: 0, draining: 0 },
+        { name: "no-channel", running: 4, pending: 0, drainable: false },
+        { name: "with-channel", running: 2, pending: 0 },
       ],
     });
     expect(plan.drain).toEqual({ "with-channel": 2 });

@@ -54,7 +54,7 @@ describe("predictive policy", () => {
       for (const running of [0, 3, 40, 1000])
         for (const maxWorkers of [0, 5, 50000])
           for (const minWorkers of [0, 2])
-            for (const [taskSeconds, startupSeconds] of [
+            for (const [taskSeconds, startupSeconds] of <[number, number][]>[
               [1, 1],
               [600, 300],
               [36_000, 10],

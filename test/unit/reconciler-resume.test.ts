@@ -99,9 +99,16 @@ describe("the resume sweep in a tick", () => {
     const report = await reconciler.tick();
     expect(report.result).toBe("degraded");
     expect(report.outcomes[0]!.errors).toEqual([
-      { operation: "resume", message: "region a: resume a-1: HTTP 503: an HTML error page" },
+      {
+        operation: "resume",
+        message: "region a: resume a-1: HTTP 503: an HTML error page",
+        reason: "error",
+        permanent: false,
+      },
     ]);
-    const errors = (await metrics.regionErrors.get()).values.find((v) => v.labels.operation === "resume");
+    const errors = (await metrics.regionErrors.get()).values.find(
+      (v) => v.labels.operation === "resume" && v.labels.permanent === "false",
+    );
     expect(errors?.value).toBe(1);
     expect(await resumedTotal("failed")).toBe(1);
   });

@@ -73,7 +73,7 @@ describe("reconciler", () => {
     const report = await instance.tick();
     expect(report.result).toBe("held");
     expect(a.calls.filter((call) => call.operation !== "observe")).toEqual([]);
-    expect(await metricValue(metrics, "workforce_queue_read_errors_total")).toBe(1);
+    expect(await metricValue(metrics, "workforce_queue_read_errors_total", { permanent: "false" })).toBe(1);
   });
 
   test("a hanging region does not hold the others, and gets nothing while stale", async () => {
@@ -194,7 +194,11 @@ describe("reconciler", () => {
     expect(ok.pending).toBe(5);
     expect(report.outcomes.find((o) => o.region === "broken")?.errors[0]?.operation).toBe("hire");
     expect(
-      await metricValue(metrics, "workforce_region_errors_total", { region: "broken", operation: "hire" }),
+      await metricValue(metrics, "workforce_region_errors_total", {
+        region: "broken",
+        operation: "hire",
+        permanent: "false",
+      }),
     ).toBe(1);
   });
 

@@ -62,7 +62,7 @@ describe("snapshot: the queue depth", () => {
       [],
       snapshotOptions(new Map(), () => clock),
     );
-    expect(failing.queue).toEqual({ error: "503 from the queue", durationMs: 7 });
+    expect(failing.queue).toEqual({ error: "503 from the queue", durationMs: 7, permanent: false });
     const hanging = await takeSnapshot(
       queueOf(() => new Promise(() => undefined)),
       [],

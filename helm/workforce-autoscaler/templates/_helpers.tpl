@@ -38,3 +38,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "workforce-autoscaler.configDir" -}}
 /etc/workforce
 {{- end }}
+
+{{/* The metrics port: the daemon listens on it, the probes, the Service and the ServiceMonitor use it. */}}
+{{- define "workforce-autoscaler.metricsPort" -}}
+{{- .Values.config.metricsPort | default 9464 }}
+{{- end }}

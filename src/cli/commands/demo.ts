@@ -1,10 +1,19 @@
-import { parseCount } from "../usage.js";
+import { parseCount, UsageError } from "../usage.js";
 import type { Command } from "commander";
 
 function positive(value: string, what: string): number {
   const parsed = Number(value);
-  if (!Number.isFinite(parsed) || parsed < 0)
-    throw new Error(`${what} must be a number >= 0; given ${JSON.stringify(value)}`);
+  if (value.trim() === "" || !Number.isFinite(parsed) || parsed < 0)
+    throw new UsageError(`${what} must be a number >= 0; given ${JSON.stringify(value)}`);
+  return parsed;
+}
+
+function port(value: string): number {
+  const parsed = Number(value);
+  if (!/^\d+$/.test(value.trim()) || parsed > 65535)
+    throw new UsageError(
+      `--metrics-port must be a port from 1 to 65535 (or 0 for any free port); given ${JSON.stringify(value)}`,
+    );
   return parsed;
 }
 
@@ -25,20 +34,29 @@ export function register(program: Command): void {
     .option("--startup-delay <seconds>", "simulated node start-up of each worker", "2")
     .option("--exit-when-done", "stop once the queue is empty and every worker has left")
     .action(async (options: Record<string, string | boolean | undefined>) => {
+      // Every option is checked before anything starts (Azurite, the workload, workers).
       const { createLogger } = await import("../../logging/logger.js");
       const { startDemo } = await import("../../demo/demo.js");
       const [min, max] = String(options.taskSeconds)
         .split("-")
         .map((part) => positive(part, "--task-seconds"));
+      if (min !== undefined && max !== undefined && min > max)
+        throw new UsageError(`--task-seconds: the minimum (${min}) is above the maximum (${max})`);
+      const concurrency = parseCount(String(options.concurrency), "--concurrency");
+      if (concurrency < 1) throw new UsageError("--concurrency must be >= 1");
+      const capacity = parseCount(String(options.capacity), "--capacity");
+      if (capacity < 1) throw new UsageError("--capacity must be >= 1");
+      const intervalSeconds = positive(String(options.interval), "--interval");
+      if (intervalSeconds <= 0) throw new UsageError("--interval must be a number of seconds > 0");
       const logger = createLogger({ level: process.env.WORKFORCE_LOG_LEVEL ?? "info" });
       const demo = await startDemo({
         tasks: parseCount(String(options.tasks), "--tasks"),
         taskSecondsMin: min ?? 2,
         taskSecondsMax: max ?? min ?? 6,
-        concurrency: Math.max(1, parseCount(String(options.concurrency), "--concurrency")),
-        capacity: parseCount(String(options.capacity), "--capacity"),
-        intervalSeconds: positive(String(options.interval), "--interval") || 5,
-        metricsPort: parseCount(String(options.metricsPort), "--metrics-port"),
+        concurrency,
+        capacity,
+        intervalSeconds,
+        metricsPort: port(String(options.metricsPort)),
         workerIdleSeconds: positive(String(options.workerIdle), "--worker-idle"),
         startupDelaySeconds: positive(String(options.startupDelay), "--startup-delay"),
         exitWhenDone: Boolean(options.exitWhenDone),

@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { BUILTIN_POLICIES, builtinPolicy } from "../../controller/policy-loader.js";
 import { predictiveSizing } from "../../policy/predictive.js";
 import { rampLimit, stepSize } from "../../policy/step.js";
+import { planShrink } from "../../policy/shrink.js";
 
 /** `workforce plan`: the policy alone, no I/O. What would the target be for this state of the world? */
 export function register(program: Command): void {
@@ -69,6 +70,25 @@ export function register(program: Command): void {
       const sizing = policyName === "predictive" ? predictiveSizing(input, predictive) : undefined;
       const active = input.running + input.pending;
       const delta = target - active;
+      // The daemon's own shrink rule: cancel pending first, drain running only beyond what the queue can
+      // keep busy (surplus-only draining).
+      const shrink = planShrink({
+        target,
+        queueDepth: input.queueDepth,
+        concurrency,
+        regions: [{ name: "all", running: input.running, pending: input.pending }],
+      });
+      const cancel = shrink.cancel.all ?? 0;
+      const drain = shrink.drain.all ?? 0;
+      const spared = -delta - cancel - drain;
+      const shrinkWords = [
+        cancel > 0 ? `cancel ${cancel} pending` : "",
+        drain > 0 ? `drain ${drain} running` : "",
+      ].filter(Boolean);
+      const sparedWords =
+        spared > 0
+          ? `${spared} running worker(s) kept: the queue keeps ${shrink.busyWorkers} busy (surplus-only draining)`
+          : "";
       const result = {
         policy: policyName,
         target,
@@ -77,8 +97,9 @@ export function register(program: Command): void {
           delta > 0
             ? `hire ${delta}`
             : delta < 0
-              ? `shrink by ${-delta} (pending first; running only if surplus)`
+              ? [shrinkWords.join(", ") || "none", sparedWords].filter(Boolean).join("; ")
               : "none",
+        shrink: { cancel, drain, busyWorkers: shrink.busyWorkers, surplus: shrink.surplus },
         limits: {
           ramp: rampLimit(input),
           step: policyName === "step" ? stepSize(Math.floor(input.queueDepth / concurrency)) : undefined,

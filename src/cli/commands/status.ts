@@ -1,5 +1,7 @@
 import type { Command } from "commander";
 import type { TickReport } from "../../controller/reconciler.js";
+import { oneLine } from "../../controller/failures.js";
+import { waitNotice } from "../waiting.js";
 
 function pad(value: string | number, width: number): string {
   return String(value).padStart(width);
@@ -23,7 +25,7 @@ export function formatStatus(report: TickReport): string {
   lines.push(
     snapshot.queue.depth !== undefined
       ? `queue depth: ${snapshot.queue.depth}`
-      : `queue depth: UNKNOWN (${snapshot.queue.error})`,
+      : `queue depth: UNKNOWN (${oneLine(snapshot.queue.error ?? "")})`,
   );
   const header = `${"REGION".padEnd(20)}${pad("RUNNING", 9)}${pad("PENDING", 9)}${pad("DRAINING", 10)}${pad("CAPACITY", 10)}  NEXT TICK`;
   lines.push(header);
@@ -37,6 +39,7 @@ export function formatStatus(report: TickReport): string {
           regionPlan.drain ? `drain ${regionPlan.drain}` : "",
         ].filter(Boolean)
       : [];
+    const startBackoff = report.backoff?.find((candidate) => candidate.region === reading.name);
     const backoff = (reading.backoff ?? [])
       .map(
         (b) =>
@@ -45,10 +48,11 @@ export function formatStatus(report: TickReport): string {
       .join("; ");
     const note =
       (reading.error
-        ? ` [read failed: ${reading.error}${o ? `; using a reading ${reading.ageTicks} tick(s) old` : "; workers unknown"}]`
+        ? ` [read failed: ${oneLine(reading.error)}${o ? `; using a reading ${reading.ageTicks} tick(s) old` : "; workers unknown"}]`
         : "") +
       (reading.inFlight ? ` [${reading.inFlight} hire(s) in flight, counted as pending]` : "") +
-      (backoff ? ` [${backoff}]` : "");
+      (backoff ? ` [${backoff}]` : "") +
+      (startBackoff ? ` [backing off: ${startBackoff.reason}]` : "");
     lines.push(
       `${reading.name.padEnd(20)}${pad(o?.running ?? "?", 9)}${pad(o?.pending ?? "?", 9)}${pad(o?.draining ?? "?", 10)}${pad(o?.capacity ?? "?", 10)}  ${actions.join(", ") || "nothing"}${note}`,
     );
@@ -74,12 +78,16 @@ export function register(program: Command): void {
       const { cliConfig, cliLogger, withWorkforce } = await import("../context.js");
       const config = cliConfig();
       const logger = cliLogger(config, "warn");
-      const report = await withWorkforce(config, logger, (workforce) => workforce.reconciler.preview(), {
-        dryRun: true,
-      });
+      const notice = waitNotice({ limitSeconds: config.callTimeoutSeconds });
+      const report = await withWorkforce(
+        config,
+        logger,
+        (workforce) => workforce.reconciler.preview(undefined, notice.onCall),
+        { dryRun: true },
+      ).finally(() => notice.stop());
       if (options.json) {
         process.stdout.write(
-          `${JSON.stringify({ queue: report.snapshot.queue, regions: report.snapshot.regions, plan: report.plan, estimates: report.estimates }, null, 2)}\n`,
+          `${JSON.stringify({ queue: report.snapshot.queue, regions: report.snapshot.regions, plan: report.plan, estimates: report.estimates, backoff: report.backoff }, null, 2)}\n`,
         );
       } else {
         process.stdout.write(formatStatus(report));

@@ -289,6 +289,7 @@ export function createAzuremlRegion(
       pending: jobs.pending.length + jobs.unknown.length,
       draining,
       capacity: freeWorkers(cluster, jobs.waitingNodes, perWorker),
+      ...(channel?.expiredDrains ? { expiredDrains: channel.expiredDrains() } : {}),
     };
   }
 

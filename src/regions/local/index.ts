@@ -20,6 +20,8 @@ import type { LocalRegionConfig } from "./config.js";
 import { expandCommand, unknownPlaceholders, workforceCliPath } from "./command.js";
 import { readProcessIdentity, isSameProcess } from "./proc.js";
 import { RecordStore, type WorkerRecord } from "./records.js";
+import { ExitHistory, classifyExit, logTail, type ProcessEnd } from "./exits.js";
+import type { ExpiredDrain, WorkerExit } from "../types.js";
 
 export type { LocalRegionConfig } from "./config.js";
 export { localRegionSchema } from "./config.js";
@@ -65,6 +67,11 @@ export class LocalRegion implements Region {
   /** Every public operation and every delayed start runs one at a time: records are read-modify-write. */
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** How each process this daemon started ended (its `exit` event), until its record is forgotten. */
+  private readonly ends = new Map<string, ProcessEnd>();
+  private readonly exitHistory: ExitHistory;
+  /** Exits seen since the last write of the history (written at the end of each sync). */
+  private newExits: WorkerExit[] = [];
 
   constructor(
     private readonly config: LocalRegionConfig,
@@ -83,6 +90,7 @@ export class LocalRegion implements Region {
     this.records = new RecordStore(join(config.stateDir, "workers"));
     this.pidDir = join(config.stateDir, "pids");
     this.logDir = join(config.stateDir, "logs");
+    this.exitHistory = new ExitHistory(join(config.stateDir, "exits.json"));
     if (config.backChannel && context.createDrainChannel) {
       this.drainChannel = context.createDrainChannel(config.name, config.backChannel);
     }
@@ -113,7 +121,14 @@ export class LocalRegion implements Region {
         running -= inFlight;
         draining += inFlight;
       }
-      return { running, pending, draining, capacity: this.config.capacity - (running + pending + draining) };
+      return {
+        running,
+        pending,
+        draining,
+        capacity: this.config.capacity - (running + pending + draining),
+        exits: await this.exitHistory.list(),
+        expiredDrains: this.drainChannel?.expiredDrains?.() ?? this.expiredSignalDrains(workers),
+      };
     });
   }
 
@@ -152,6 +167,7 @@ export class LocalRegion implements Region {
         }
       }
       if (hired > 0) this.log.info({ hired }, "workers hired");
+      await this.flushExits();
       return { hired, errors };
     });
   }
@@ -283,15 +299,59 @@ export class LocalRegion implements Region {
         }
       }
       if (record.processStartTime === undefined || !isSameProcess(record.pid!, record.processStartTime)) {
-        this.log.info({ workerId: record.id, pid: record.pid }, "worker exited; forgotten");
+        this.noteExit(classifyExit(record, this.ends.get(record.id), Date.now()), record);
         await this.forget(record);
         continue;
       }
       const asked = record.drainRequestedAt ?? record.cancelRequestedAt ?? record.stopRequestedAt;
       const hasStarted = started.ids.has(record.id) || started.pids.has(record.pid!);
+      if (hasStarted && !record.runningSeenAt) {
+        // From now on a failure is not a failed start: it did start work.
+        record = { ...record, runningSeenAt: new Date().toISOString() };
+        await this.records.write(record);
+      }
       result.push({ record, state: asked ? "draining" : hasStarted ? "running" : "pending" });
     }
+    await this.flushExits();
     return result;
+  }
+
+  /** Workers still alive past the drain timeout after their drain signal. */
+  private expiredSignalDrains(workers: Array<{ record: WorkerRecord }>): ExpiredDrain[] {
+    const timeoutMs = this.context.settings.drainTimeoutSeconds * 1000;
+    return workers.flatMap(({ record }) => {
+      const expiresAt = record.drainRequestedAt ? Date.parse(record.drainRequestedAt) + timeoutMs : Infinity;
+      return expiresAt <= Date.now() ? [{ id: record.id, count: 1, at: expiresAt }] : [];
+    });
+  }
+
+  /** Log an exit (a failure at warn, with its code and last output) and keep it for the history. */
+  private noteExit(exit: WorkerExit, record: WorkerRecord): void {
+    const failedLike =
+      exit.outcome === "failed" || exit.outcome === "failed_start" || exit.outcome === "unknown";
+    const lastOutput = failedLike ? logTail(join(this.logDir, `${record.id}.log`)) : undefined;
+    const full: WorkerExit = { ...exit, ...(lastOutput ? { lastOutput } : {}) };
+    this.ends.delete(record.id);
+    this.newExits.push(full);
+    const fields = {
+      workerId: record.id,
+      pid: record.pid,
+      outcome: full.outcome,
+      detail: full.detail,
+      ...(full.ranSeconds !== undefined ? { ranSeconds: Math.round(full.ranSeconds * 10) / 10 } : {}),
+      ...(lastOutput ? { lastOutput } : {}),
+      log: join(this.logDir, `${record.id}.log`),
+    };
+    if (full.outcome === "failed_start")
+      this.log.warn(fields, `worker failed to start (${full.detail}); forgotten`);
+    else if (full.outcome === "failed") this.log.warn(fields, `worker failed (${full.detail}); forgotten`);
+    else this.log.info(fields, `worker exited (${full.outcome}, ${full.detail}); forgotten`);
+  }
+
+  private async flushExits(): Promise<void> {
+    const exits = this.newExits;
+    this.newExits = [];
+    await this.exitHistory.add(exits);
   }
 
   /**
@@ -374,20 +434,30 @@ export class LocalRegion implements Region {
       child.on("error", (error) =>
         this.log.error({ err: error, workerId: record.id }, "worker process error"),
       );
+      child.on("exit", (code, signal) => this.ends.set(record.id, { code, signal, at: Date.now() }));
       child.unref();
       pid = child.pid;
     } finally {
       closeSync(logFd);
     }
-    if (pid === undefined)
-      throw new Error(
-        `region ${this.name}: could not start ${JSON.stringify(argv[0])} for worker ${record.id}`,
+    if (pid === undefined) {
+      const message = `could not start ${JSON.stringify(argv[0])}`;
+      this.noteExit(
+        { workerId: record.id, outcome: "failed_start", at: Date.now(), detail: message },
+        record,
       );
+      throw new Error(`region ${this.name}: ${message} for worker ${record.id}`);
+    }
     const identity = readProcessIdentity(pid);
-    if (!identity)
+    if (!identity) {
+      const started = { ...record, pid, startedAt: new Date().toISOString() };
+      const exit = classifyExit(started, this.ends.get(record.id), Date.now());
+      const detail = this.ends.has(record.id) ? exit.detail : "exited at once";
+      this.noteExit({ ...exit, outcome: "failed_start", detail }, started);
       throw new Error(
         `region ${this.name}: worker ${record.id} (PID ${pid}) exited at once; see ${join(this.logDir, `${record.id}.log`)}`,
       );
+    }
     const updated: WorkerRecord = {
       ...record,
       pid,

@@ -13,6 +13,8 @@ export interface WorkerRecord {
   /** /proc/PID/stat start time of that process: a reused PID never matches. */
   processStartTime?: string;
   startedAt?: string;
+  /** First seen running (its PID file present): it had started work, so a failure is not a failed start. */
+  runningSeenAt?: string;
   /** The drain signal (or control message) was sent: finish the task in hand and leave. */
   drainRequestedAt?: string;
   /** Cancelled before it started work (the drain signal makes an idle worker exit at once). */

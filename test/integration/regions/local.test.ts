@@ -18,6 +18,11 @@ import { workforceWorkerCommand } from "../../../src/regions/local/command.js";
 const FAKE_WORKER = fileURLToPath(new URL("./fake-worker.mjs", import.meta.url));
 const logger = createLogger({ level: "silent" });
 
+/** The four counts of an observation (its exit history is checked on its own). */
+function counts({ running, pending, draining, capacity }: RegionObservation) {
+  return { running, pending, draining, capacity };
+}
+
 let root: string;
 const regions: LocalRegion[] = [];
 
@@ -139,7 +144,7 @@ describe("local region with the real worker", () => {
 
     expect(await region.hire(1)).toEqual({ hired: 1, errors: [] });
     // The process is up but has not written its PID file yet.
-    expect(await region.observe()).toEqual({ running: 0, pending: 1, draining: 0, capacity: 2 });
+    expect(counts(await region.observe())).toEqual({ running: 0, pending: 1, draining: 0, capacity: 2 });
     await until(region, { running: 1, pending: 0 });
 
     const started = join(dir, "task-started");
@@ -148,11 +153,15 @@ describe("local region with the real worker", () => {
     await waitFor(() => existsSync(started), 20_000, "the task to start");
 
     expect(await region.drain(1)).toEqual({ drained: 1, errors: [] });
-    expect(await region.observe()).toEqual({ running: 0, pending: 0, draining: 1, capacity: 2 });
+    expect(counts(await region.observe())).toEqual({ running: 0, pending: 0, draining: 1, capacity: 2 });
     await until(region, { draining: 0, running: 0 }, "the drained worker to leave");
     expect(existsSync(done)).toBe(true);
     expect((await client.getProperties()).approximateMessagesCount).toBe(0);
     expect(await region.workers()).toEqual([]);
+    // Its exit is on record: drained, with how long the drain took (the task in hand: about 2 s).
+    const exit = (await region.observe()).exits!.at(-1)!;
+    expect(exit).toMatchObject({ outcome: "drained", detail: "exit code 0" });
+    expect(exit.drainSeconds).toBeGreaterThan(0.5);
     const logs = readdirSync(join(dir, "state", "logs"));
     expect(readFileSync(join(dir, "state", "logs", logs[0]!), "utf8")).toMatch(/task succeeded/);
   });
@@ -194,7 +203,7 @@ describe("local region states and signals", () => {
     const ids = (await region.workers()).map((w) => w.id);
     await region.close();
     const again = make();
-    expect(await again.observe()).toEqual({ running: 2, pending: 0, draining: 0, capacity: 2 });
+    expect(counts(await again.observe())).toEqual({ running: 2, pending: 0, draining: 0, capacity: 2 });
     expect((await again.workers()).map((w) => w.id)).toEqual(ids);
     expect((await again.drain(1)).drained).toBe(1);
     await expectSignals(dir, ids, [["SIGINT"], []]);
@@ -229,7 +238,7 @@ describe("local region states and signals", () => {
     try {
       expect((await region.drain(1)).drained).toBe(0);
       expect((await region.cancelRunning(1)).cancelled).toBe(0);
-      expect(await region.observe()).toEqual({ running: 0, pending: 0, draining: 0, capacity: 4 });
+      expect(counts(await region.observe())).toEqual({ running: 0, pending: 0, draining: 0, capacity: 4 });
       expect(existsSync(join(recordDir, "local-reused.json"))).toBe(false);
       await new Promise((r) => setTimeout(r, 200));
       expect(signalled).toBe(0);
@@ -241,7 +250,7 @@ describe("local region states and signals", () => {
   it("a start-up delay keeps workers pending without a process, across a restart", async () => {
     const { region, make } = fakeRegion({}, { startupDelaySeconds: 1.5 });
     await region.hire(2);
-    expect(await region.observe()).toEqual({ running: 0, pending: 2, draining: 0, capacity: 2 });
+    expect(counts(await region.observe())).toEqual({ running: 0, pending: 2, draining: 0, capacity: 2 });
     expect((await region.workers()).every((w) => w.pid === undefined)).toBe(true);
     // The daemon stops before the delay is over; the next one starts them when due.
     await region.close();
@@ -255,7 +264,7 @@ describe("local region states and signals", () => {
     await region.hire(1);
     expect((await region.cancelPending(1)).cancelled).toBe(1);
     await new Promise((r) => setTimeout(r, 1_500));
-    expect(await region.observe()).toEqual({ running: 0, pending: 0, draining: 0, capacity: 4 });
+    expect(counts(await region.observe())).toEqual({ running: 0, pending: 0, draining: 0, capacity: 4 });
     expect(existsSync(join(config.stateDir, "logs"))).toBe(false);
   });
 
@@ -274,7 +283,7 @@ describe("local region states and signals", () => {
     const pids = (await region.workers()).map((w) => w.pid!);
     await region.stopAll(500);
     await waitFor(() => pids.every((pid) => !alive(pid)), 5_000, "the workers to be gone");
-    expect(await region.observe()).toEqual({ running: 0, pending: 0, draining: 0, capacity: 4 });
+    expect(counts(await region.observe())).toEqual({ running: 0, pending: 0, draining: 0, capacity: 4 });
   });
 
   it("an unknown placeholder in the command is a clear error, in the config and in the constructor", () => {
