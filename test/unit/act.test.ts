@@ -341,7 +341,7 @@ describe("act phase: outcomes not known yet, and the resume sweep", () => {
     const [outcome] = await carryOut(plan([{ region: "east", hire: 1, cancel: 1, drain: 0 }]), [east], act);
     expect(calls).toEqual(["cancel", "hire", "resume (signal)"]);
     expect(outcome!.resume).toEqual({ resumed: 2, cancelled: 1, refused: 1, failed: 1 });
-    expect(outcome!.errors).toEqual([{ operation: "resume", message: "one failed" }]);
+    expect(outcome!.errors).toMatchObject([{ operation: "resume", message: "one failed" }]);
 
     calls.length = 0;
     const [held] = await carryOut(
