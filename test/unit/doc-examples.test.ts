@@ -66,7 +66,9 @@ function commandProblem(argv: readonly string[]): string | undefined {
   if (name?.startsWith("-")) {
     // Options of the program itself (`workforce --help`, `workforce --version`).
     const options = program.createHelp().visibleOptions(program);
-    const unknownOption = argv.find((word) => word.startsWith("-") && !options.some((o) => o.is(word)));
+    const unknownOption = argv.find(
+      (word) => word.startsWith("-") && !options.some((o) => o.short === word || o.long === word),
+    );
     return unknownOption === undefined ? undefined : `unknown option ${unknownOption}`;
   }
   const command = program.commands.find((candidate: Command) => candidate.name() === name);

@@ -57,6 +57,7 @@ describe("the exit tracker", () => {
           ageTicks: 0,
           ageMs: 0,
           durationMs: 0,
+          inFlight: 0,
           observation: {
             running: 1,
             pending: 0,
