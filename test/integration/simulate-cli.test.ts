@@ -16,6 +16,11 @@ function run(...args: string[]) {
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
+/** The README's example trace and cluster, with the options under test. */
+function runExample(...args: string[]) {
+  return run("--trace", EXAMPLE_TRACE, "--cluster", EXAMPLE_CLUSTER, ...args);
+}
+
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "wf-simulate-"));
 });
@@ -23,16 +28,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("workforce simulate", () => {
   test("several policies side by side, with ratios against the first", () => {
-    const { code, stdout } = run(
-      "--trace",
-      EXAMPLE_TRACE,
-      "--cluster",
-      EXAMPLE_CLUSTER,
-      "--policy",
-      "step",
-      "--policy",
-      "predictive",
-    );
+    const { code, stdout } = runExample("--policy", "step", "--policy", "predictive");
     expect(code).toBe(0);
     const [header, ...rows] = stdout.trimEnd().split("\n");
     expect(header).toMatch(/^\s+step\s+predictive$/);
@@ -48,18 +44,7 @@ describe("workforce simulate", () => {
       .split("--policy step --policy predictive --chart run.svg\n```\n```\n")[1]!
       .split("\n...")[0]!;
     const chart = join(dir, "readme.svg");
-    const { code, stdout } = run(
-      "--trace",
-      EXAMPLE_TRACE,
-      "--cluster",
-      EXAMPLE_CLUSTER,
-      "--policy",
-      "step",
-      "--policy",
-      "predictive",
-      "--chart",
-      chart,
-    );
+    const { code, stdout } = runExample("--policy", "step", "--policy", "predictive", "--chart", chart);
     expect(code).toBe(0);
     expect(stdout.startsWith(shown)).toBe(true);
 
@@ -78,15 +63,7 @@ describe("workforce simulate", () => {
   });
 
   test("--json: the totals a script needs, per policy", () => {
-    const { code, stdout } = run(
-      "--trace",
-      EXAMPLE_TRACE,
-      "--cluster",
-      EXAMPLE_CLUSTER,
-      "--policy",
-      "step,proportional",
-      "--json",
-    );
+    const { code, stdout } = runExample("--policy", "step,proportional", "--json");
     expect(code).toBe(0);
     const body = JSON.parse(stdout);
     expect(Object.keys(body)).toEqual(["step", "proportional"]);
@@ -151,33 +128,14 @@ describe("workforce simulate", () => {
   test("--policy-module runs a custom policy beside the built-in ones", () => {
     const module = join(dir, "five.mjs");
     writeFileSync(module, "export default ({ queueDepth }) => (queueDepth > 0 ? 5 : 0);\n");
-    const { code, stdout } = run(
-      "--trace",
-      EXAMPLE_TRACE,
-      "--cluster",
-      EXAMPLE_CLUSTER,
-      "--policy-module",
-      module,
-      "--json",
-    );
+    const { code, stdout } = runExample("--policy-module", module, "--json");
     expect(code).toBe(0);
     expect(JSON.parse(stdout)).toMatchObject({ policy: "five.mjs", maxActive: 5, tasksFinished: 300 });
   });
 
   test("--chart draws a labelled SVG: the policy and totals in the title, every line named", () => {
     const chart = join(dir, "run.svg");
-    const { code, stdout } = run(
-      "--trace",
-      EXAMPLE_TRACE,
-      "--cluster",
-      EXAMPLE_CLUSTER,
-      "--policy",
-      "step",
-      "--policy",
-      "predictive",
-      "--chart",
-      chart,
-    );
+    const { code, stdout } = runExample("--policy", "step", "--policy", "predictive", "--chart", chart);
     expect(code).toBe(0);
     expect(stdout).toContain(`chart: ${chart}`);
     const svg = readFileSync(chart, "utf8");
