@@ -6,6 +6,7 @@ import { expect } from "vitest";
 import { REPO_ROOT } from "../support/cli.js";
 import { loadChart, renderManifests } from "../unit/deploy-gotemplate.js";
 import { fences } from "./doc-commands-extract.js";
+import { baseEnv, runLine } from "./doc-commands-shell.js";
 
 // The documented commands that cannot run here, each with why, and what the test checks instead. A
 // command in the docs that is neither run nor listed here fails doc-commands.test.ts; so does an entry
@@ -13,7 +14,8 @@ import { fences } from "./doc-commands-extract.js";
 
 export interface Listed {
   reason: string;
-  check: () => void | Promise<void>;
+  /** `scratch`: the test's folder for files it writes. */
+  check: (scratch: string) => void | Promise<void>;
 }
 
 const read = (path: string) => readFileSync(join(REPO_ROOT, path), "utf8");
@@ -70,11 +72,25 @@ const kubectlConfig: Listed = {
 };
 const noAzure = "no Azure here (nothing may leave 127.0.0.1)";
 const containerApp: Listed = {
-  reason: `${noAzure}; the manifest's settings are checked with \`workforce config --check\` in doc-commands.test.ts`,
-  check: () => {
+  reason: `${noAzure}; the manifest's container is checked with \`workforce config --check\` instead`,
+  check: async (scratch) => {
     const app = parseYaml(read("deploy/containerapp.yaml")) as any;
     expect(app.name).toBe("workforce-autoscaler");
-    expect(app.properties.template.containers[0].args).toEqual(["run"]);
+    const container = app.properties.template.containers[0];
+    expect(container.args).toEqual(["run"]);
+    // Its environment, placeholders filled and the Key Vault secrets given as connection strings, is a
+    // configuration the daemon accepts without a warning.
+    const env: Record<string, string> = { ...baseEnv(scratch) };
+    for (const entry of container.env)
+      env[entry.name] = entry.secretRef
+        ? "DefaultEndpointsProtocol=https;AccountName=myaccount;AccountKey=a2V5;EndpointSuffix=core.windows.net"
+        : String(entry.value).replace(/<[^<>]+>/g, "x1");
+    const ran = await runLine("workforce config --check", env);
+    expect({ code: ran.code, stdout: ran.stdout, stderr: ran.stderr }).toEqual({
+      code: 0,
+      stdout: "configuration ok\n",
+      stderr: "",
+    });
   },
 };
 
