@@ -127,6 +127,11 @@ export const LISTED: Record<string, Listed> = {
     reason: "a test of this suite (about 60 s), run by npm test",
     check: () => expect(read("test/integration/fault-drill.test.ts")).toMatch(/DRILL_REPORT/),
   },
+  "DOC_COMMANDS_ONLY=docs/azureml.md npx vitest run test/integration/doc-commands.test.ts": {
+    reason: "this test itself",
+    check: () =>
+      expect(read("test/integration/doc-commands.test.ts")).toMatch(/process\.env\.DOC_COMMANDS_ONLY/),
+  },
   "apt-get install prometheus": {
     reason: "needs root and Debian's mirror; .ci/run installs it",
     check: () => expect(read(".ci/run")).toMatch(/packages\+=\(prometheus\)/),
