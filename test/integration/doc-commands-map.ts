@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { AZURITE_ACCOUNT, AZURITE_KEY } from "../support/azurite.js";
@@ -79,6 +80,8 @@ const STAND_INS: Array<[RegExp, string]> = [
   [/\bemulators\.yaml\b/g, "{scratch}/emulators.yaml"],
 ];
 
+const HAS_JQ = spawnSync("jq", ["--version"]).status === 0;
+
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
@@ -102,6 +105,12 @@ export function mapCommand(text: string, scratch: string): string {
   for (const [from, to] of PLACEHOLDERS)
     mapped = mapped.replace(new RegExp(`(?<=^|\\s)${escape(from)}(?=\\s|$)`, "g"), to);
   for (const [from, to] of STAND_INS) mapped = mapped.replace(from, to);
+  // Without jq (it is not a dependency of this project), the same field through node.
+  if (!HAS_JQ)
+    mapped = mapped.replace(
+      /\| jq \.(\w+)$/,
+      `| node -e 'process.stdout.write(JSON.stringify(JSON.parse(require("fs").readFileSync(0, "utf8")).$1, null, 2))'`,
+    );
   mapped = mapped.replaceAll("{scratch}", scratch);
   const left = mapped
     .split(" ")
