@@ -2,6 +2,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { QueueClient } from "@azure/storage-queue";
 import pLimit from "p-limit";
 import { parse as parseYaml } from "yaml";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -85,8 +86,14 @@ function pool(limit: number): (work: () => Promise<Ran[]>) => Promise<Ran[]> {
   };
 }
 
-function docsSession(command: DocCommand): Session {
-  const env: Record<string, string> = { ...docsEnv };
+/** The region's commands read a queue of their own, kept empty: the queue's chain runs beside them. */
+const REGION_QUEUE = "region-tasks";
+
+function docsSession(command: DocCommand, chain?: "region" | "queue"): Session {
+  const env: Record<string, string> = {
+    ...docsEnv,
+    ...(chain === "region" ? { WORKFORCE_QUEUE: REGION_QUEUE } : {}),
+  };
   for (const [name, value] of Object.entries(command.env ?? {})) {
     // A job's namespace becomes the emulator's connection string: no Entra ID here.
     if (name === "WORKFORCE_BACK_CHANNEL_FULLY_QUALIFIED_NAMESPACE")
@@ -114,7 +121,7 @@ const isDemo = (mapped: string) => /^workforce demo\b/.test(mapped) && !mapped.i
 /**
  * Starts every run. The demos go first, each starting its own Azurite: they must be up before the other
  * peers and the ~100 other commands load the machine (the demo gives Azurite 20 s). Then, side by side:
- * the docs' stateful commands in doc order against the shared peers; each long shell block (the README's
+ * the docs' stateful commands in doc order (two chains) against the shared peers; each long shell block (the README's
  * walkthrough, the Python one) as its own session; the rest through a pool of two.
  */
 function expectPushed(ran: Ran): void {
@@ -141,7 +148,10 @@ function schedule(): Promise<unknown> {
   };
   const afterDemos = () => Promise.allSettled(demosUp);
   const independent = pool(2);
-  let docsChain: Promise<unknown> = ready.promise;
+  const chains: Record<"region" | "queue", Promise<unknown>> = {
+    region: ready.promise,
+    queue: ready.promise,
+  };
   const blocks = new Map<string, DocCommand[]>();
   for (const command of commands)
     if (command.origin === "shell")
@@ -210,10 +220,13 @@ function schedule(): Promise<unknown> {
       const mapped = new Session(scratch, {}).map(part.text);
       const id = `${mapped} ${JSON.stringify(command.env ?? {})}`;
       if (runs.has(id)) continue;
-      // Commands that read or change the queue and the region run in doc order; the rest side by side.
-      const stateful =
-        /^workforce (status|once|hire|lay-off|scale-to|push|worker|agent|signal|run)\b/.test(mapped) ||
-        /^"[^"]+" "[^"]+" worker\b/.test(mapped);
+      // Commands that change state run in doc order, in two chains: the region's (workers, hires) and the
+      // queue's with the back channel (tasks, workers, agents, control messages); the rest side by side.
+      const chain = /^workforce (status|once|hire|lay-off|scale-to|run)\b/.test(mapped)
+        ? "region"
+        : /^workforce (push|worker|agent|signal)\b/.test(mapped) || /^"[^"]+" "[^"]+" worker\b/.test(mapped)
+          ? "queue"
+          : undefined;
       const hooks = gated(mapped, CHECKS[command.text] ?? {});
       // A job's agent on a node with a back channel runs until its worker leaves: the test gives the worker
       // one task of 8 s, checks the agent listens, then stops it as the node would (SIGTERM): the worker
@@ -222,7 +235,7 @@ function schedule(): Promise<unknown> {
       const work = async () => {
         if (!isDemo(mapped)) await Promise.all([ready.promise, afterDemos()]);
         // The demos start their own Azurite and need none of the shared peers.
-        const session = isDemo(mapped) ? blockSession() : docsSession(command);
+        const session = isDemo(mapped) ? blockSession() : docsSession(command, chain);
         if (nodeAgent) expectPushed(await runLine("workforce push tasks -c 'sleep 8'", session.env));
         return [
           isLongRunning(mapped) || nodeAgent
@@ -232,10 +245,9 @@ function schedule(): Promise<unknown> {
       };
       const run = isDemo(mapped)
         ? after(hooks.before ?? Promise.resolve(), work)
-        : stateful
-          ? after(docsChain, work)
+        : chain
+          ? (chains[chain] = after(chains[chain], work))
           : independent(work);
-      if (stateful) docsChain = run;
       runs.set(id, run);
     }
   }
@@ -287,6 +299,7 @@ beforeAll(async () => {
     }),
   ]);
   ml = await startMlApiEmulator({ arm });
+  await new QueueClient(azurite.connectionString, REGION_QUEUE).create();
   // The README's custom policy, for `--policy-module PATH`.
   const policy = fences("README.md").find((f) => f.lang === "js" && f.text.includes("my-policy.mjs"))!;
   writeFileSync(join(scratch, "my-policy.mjs"), policy.text);
