@@ -175,8 +175,11 @@ export class LocalRegion implements Region {
   /**
    * Cancel up to `count` pending workers, newest first (the least advanced: with a start-up delay, the
    * furthest from starting). One whose process has not started is just forgotten. One whose process runs but
-   * has not written its PID file gets the drain signal: our worker leaves at once when it holds no task, and
-   * finishes its task if it took one meanwhile, so a cancel never loses a task.
+   * has not written its PID file gets the drain signal, sent to its whole process group: the command may be
+   * a wrapper (`workforce agent -- ...`, a shell) that does not pass SIGINT on, since a terminal's Ctrl-C
+   * reaches its worker through the group; signalled alone it would stay, and its worker with it, draining
+   * forever. Our worker leaves at once when it holds no task, and finishes its task if it took one
+   * meanwhile (its tasks run in their own process groups), so a cancel never loses a task.
    */
   async cancelPending(count: number, options: CallOptions = {}): Promise<CancelResult> {
     return this.exclusive(async () => {
@@ -191,7 +194,7 @@ export class LocalRegion implements Region {
             await this.records.remove(record.id);
           } else {
             await this.records.write({ ...record, cancelRequestedAt: new Date().toISOString() });
-            this.signal(record, this.config.drainSignal as NodeJS.Signals);
+            this.signal(record, this.config.drainSignal as NodeJS.Signals, true);
           }
           cancelled++;
         } catch (error) {

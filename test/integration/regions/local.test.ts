@@ -196,6 +196,37 @@ describe("local region states and signals", () => {
     ]);
   });
 
+  it("cancelling a pending worker wrapped by `workforce agent` ends the worker, not only the agent", async () => {
+    // As in the drain end-to-end test: the region starts an agent, which starts the worker. The worker has
+    // not written its PID file yet (pending) when the surplus is cancelled.
+    const { region } = fakeRegion(
+      { FAKE_GO: join(root, "never") },
+      { command: ["{node}", "{workforce}", "agent", "--", "{node}", FAKE_WORKER] },
+    );
+    await region.hire(1);
+    const [worker] = await region.workers();
+    // The agent is up and has started its worker (which logs its signals once its handlers are in place).
+    const workerPids = () =>
+      readdirSync("/proc")
+        .filter((entry) => /^\d+$/.test(entry))
+        .filter((pid) => {
+          try {
+            return (
+              readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[1] === String(worker!.pid)
+            );
+          } catch {
+            return false;
+          }
+        });
+    await waitFor(() => workerPids().length === 1, 20_000, "the agent to start its worker");
+    expect(await region.observe()).toMatchObject({ running: 0, pending: 1 });
+    expect((await region.cancelPending(1)).cancelled).toBe(1);
+    await until(region, { pending: 0, draining: 0 }, "the cancelled worker to leave");
+    expect(alive(worker!.pid!)).toBe(false);
+    expect(workerPids()).toEqual([]);
+    expect((await region.observe()).exits!.at(-1)).toMatchObject({ outcome: "drained" });
+  });
+
   it("a restarted region finds the same workers and can drain them", async () => {
     const { region, make, dir } = fakeRegion();
     await region.hire(2);
