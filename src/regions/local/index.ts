@@ -36,6 +36,9 @@ export interface LocalWorker {
   hiredAt: string;
 }
 
+/** Longest wait for the `exit` event of a child that /proc already shows as ended (a zombie not reaped yet). */
+const EXIT_EVENT_WAIT_MS = 2_000;
+
 /** How long after the first SIGTERM an explicit stop sends the second (our worker: stop the tasks now). */
 const SECOND_SIGTERM_MS = 500;
 
@@ -69,6 +72,8 @@ export class LocalRegion implements Region {
   private closed = false;
   /** How each process this daemon started ended (its `exit` event), until its record is forgotten. */
   private readonly ends = new Map<string, ProcessEnd>();
+  /** Resolves when a process this daemon started has ended and its `exit` event has been handled. */
+  private readonly endEvents = new Map<string, Promise<void>>();
   private readonly exitHistory: ExitHistory;
   /** Exits seen since the last write of the history (written at the end of each sync). */
   private newExits: WorkerExit[] = [];
@@ -302,7 +307,7 @@ export class LocalRegion implements Region {
         }
       }
       if (record.processStartTime === undefined || !isSameProcess(record.pid!, record.processStartTime)) {
-        this.noteExit(classifyExit(record, this.ends.get(record.id), Date.now()), record);
+        this.noteExit(classifyExit(record, await this.endOf(record.id), Date.now()), record);
         await this.forget(record);
         continue;
       }
@@ -335,6 +340,7 @@ export class LocalRegion implements Region {
     const lastOutput = failedLike ? logTail(join(this.logDir, `${record.id}.log`)) : undefined;
     const full: WorkerExit = { ...exit, ...(lastOutput ? { lastOutput } : {}) };
     this.ends.delete(record.id);
+    this.endEvents.delete(record.id);
     this.newExits.push(full);
     const fields = {
       workerId: record.id,
@@ -408,6 +414,25 @@ export class LocalRegion implements Region {
     this.timers.delete(id);
   }
 
+  /**
+   * How a child of this daemon ended. A process that has just exited is a zombie until Node reaps it and
+   * emits `exit` on the next turn of the event loop: /proc already says it is gone, so wait for the event
+   * (briefly) rather than record an exit of unknown status. A worker this daemon did not start (a restart
+   * found it) has no event to wait for.
+   */
+  private async endOf(id: string): Promise<ProcessEnd | undefined> {
+    const event = this.endEvents.get(id);
+    if (event && !this.ends.has(id)) {
+      const timeout = new AbortController();
+      await Promise.race([
+        event,
+        sleep(EXIT_EVENT_WAIT_MS, undefined, { signal: timeout.signal }).catch(() => undefined),
+      ]);
+      timeout.abort();
+    }
+    return this.ends.get(id);
+  }
+
   /** Spawn the worker's process, detached, and record its PID and start time. */
   private async start(record: WorkerRecord): Promise<WorkerRecord> {
     this.unschedule(record.id);
@@ -437,7 +462,15 @@ export class LocalRegion implements Region {
       child.on("error", (error) =>
         this.log.error({ err: error, workerId: record.id }, "worker process error"),
       );
-      child.on("exit", (code, signal) => this.ends.set(record.id, { code, signal, at: Date.now() }));
+      this.endEvents.set(
+        record.id,
+        new Promise<void>((resolve) =>
+          child.on("exit", (code, signal) => {
+            this.ends.set(record.id, { code, signal, at: Date.now() });
+            resolve();
+          }),
+        ),
+      );
       child.unref();
       pid = child.pid;
     } finally {
@@ -503,6 +536,8 @@ export class LocalRegion implements Region {
   /** Drop the record and a PID file left behind by a worker that died without cleaning up. */
   private async forget(record: WorkerRecord): Promise<void> {
     this.unschedule(record.id);
+    this.ends.delete(record.id);
+    this.endEvents.delete(record.id);
     await this.records.remove(record.id);
     // The worker's own PID folder goes with it (a worker that died left its PID file behind).
     await rm(join(this.pidDir, record.id), { recursive: true, force: true });
