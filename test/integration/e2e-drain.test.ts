@@ -146,7 +146,7 @@ test("surplus workers are drained over Service Bus: pending first, exactly the s
     reports.reduce((sum, r) => sum + r.outcomes.reduce((s, o) => s + o[field], 0), 0);
   const hired = total("hired");
   expect(hired).toBeGreaterThan(1);
-  expect(controlMessagesSent()).toBe(hired - total("cancelled"));
+  expect(controlMessagesSent(), tickSummary(reports, stateDir)).toBe(hired - total("cancelled"));
   expect(sb.counts(SUBSCRIPTION_ENTITY).active).toBe(0);
 
   // Every message carried the ai4s-jobq body and a time-to-live.
@@ -163,6 +163,18 @@ test("surplus workers are drained over Service Bus: pending first, exactly the s
       );
   }
 }, 240_000);
+
+/** One line per tick (what it saw and did), and how each worker left: for a failed count. */
+function tickSummary(reports: TickReport[], stateDir: string): string {
+  const lines = reports.map((r) => {
+    const t = r.plan.totals;
+    const did = (field: "hired" | "cancelled" | "drained") => r.outcomes.reduce((s, o) => s + o[field], 0);
+    return `depth ${r.snapshot.queue.depth} running ${t.running} pending ${t.pending} draining ${t.draining} target ${r.plan.target}: hired ${did("hired")} cancelled ${did("cancelled")} drained ${did("drained")}`;
+  });
+  const exits = join(stateDir, "exits.json");
+  if (existsSync(exits)) lines.push(`exits: ${readFileSync(exits, "utf8")}`);
+  return lines.join("\n");
+}
 
 async function printDiagnostics(daemon: Daemon, reports: TickReport[], stateDir: string): Promise<void> {
   const lines: string[] = [];

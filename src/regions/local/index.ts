@@ -51,7 +51,8 @@ const SECOND_SIGTERM_MS = 500;
  *
  * States: pending = hired, and its process not started yet (startupDelaySeconds) or not yet written its
  * PID file; running = PID file present, alive, not asked to leave; draining = asked to leave (drain, or a
- * cancel of a pending one), still alive. Exited workers are forgotten. A recorded PID whose process is gone
+ * cancel of a pending one), or seen running and its PID file gone (on its way out), still alive. Exited
+ * workers are forgotten. A recorded PID whose process is gone
  * or whose start time differs (the PID was reused) is never signalled.
  */
 export class LocalRegion implements Region {
@@ -318,7 +319,10 @@ export class LocalRegion implements Region {
         record = { ...record, runningSeenAt: new Date().toISOString() };
         await this.records.write(record);
       }
-      result.push({ record, state: asked ? "draining" : hasStarted ? "running" : "pending" });
+      // A worker removes its PID file as it leaves, a moment before its process ends: it is not starting
+      // again. Counted as pending, it would be cancelled as surplus, or stand in for a worker to come.
+      const leaving = asked || (!hasStarted && record.runningSeenAt !== undefined);
+      result.push({ record, state: leaving ? "draining" : hasStarted ? "running" : "pending" });
     }
     await this.flushExits();
     return result;

@@ -227,6 +227,20 @@ describe("local region states and signals", () => {
     expect((await region.observe()).exits!.at(-1)).toMatchObject({ outcome: "drained" });
   });
 
+  it("a worker on its way out (PID file removed, process not yet ended) is draining, never pending", async () => {
+    const { region, config } = fakeRegion({ FAKE_LINGER_MS: "60000" });
+    await region.hire(1);
+    await until(region, { running: 1 });
+    const [worker] = await region.workers();
+    // It leaves on its own (an empty queue): PID file first, then the process, here a minute later.
+    process.kill(worker!.pid!, "SIGUSR2");
+    const pidFile = join(config.stateDir, "pids", worker!.id, `${worker!.id}.pid`);
+    await waitFor(() => !existsSync(pidFile), 10_000, "the worker to remove its PID file");
+    expect(counts(await region.observe())).toEqual({ running: 0, pending: 0, draining: 1, capacity: 3 });
+    // Not a pending worker: a cancel of the surplus finds none to cancel.
+    expect((await region.cancelPending(1)).cancelled).toBe(0);
+  });
+
   it("a restarted region finds the same workers and can drain them", async () => {
     const { region, make, dir } = fakeRegion();
     await region.hire(2);
