@@ -2,7 +2,7 @@ import pRetry, { AbortError } from "p-retry";
 import { BackoffError, deadlineOf, type Backoff, type CallKind } from "./backoff.js";
 
 /**
- * One retry policy for every Azure call (ARM reads and writes): 429, 5xx, network errors and per-attempt
+ * One retry policy for every Azure call (ARM, ml.azure.com): 429, 5xx, network errors and per-attempt
  * timeouts are retried; the server's `x-ms-retry-after-ms` or `Retry-After` wins over our own backoff.
  * The SDK's built-in retries are turned off (see arm-client.ts) so that this is the only place.
  *
@@ -44,8 +44,12 @@ export interface RetryOptions {
   onRetry?: (info: { error: unknown; attempt: number; delayMs: number }) => void;
   /** Random source for jitter (tests pass a fixed one). */
   random?: () => number;
-  /** The region's remembered throttling, and which kind of call this is. */
-  backoff?: { gate: Backoff; call: CallKind };
+  /**
+   * The region's remembered throttling, and which kind of call this is. A 429 or 503 with Retry-After is
+   * remembered; with `anyServerError`, any 5xx with Retry-After too (the AzureML front end wraps its
+   * backend's "over capacity, retry in 1 s" in a 500).
+   */
+  backoff?: { gate: Backoff; call: CallKind; anyServerError?: boolean };
   /**
    * With `backoff`: the longest wait for the back-off taken within a call (default 1 s), and only if it
    * ends before the caller's deadline. A longer one makes the call give up at once: a throttled region
@@ -53,6 +57,9 @@ export interface RetryOptions {
    */
   inlineWaitMs?: number;
 }
+
+/** The default `inlineWaitMs`: a back-off shorter than this is waited out within a call. */
+export const INLINE_WAIT_MS = 1_000;
 
 interface HeaderBag {
   get(name: string): string | undefined;
@@ -152,7 +159,7 @@ export async function withRetry<T>(
     beforeAttempt,
     random = Math.random,
     backoff,
-    inlineWaitMs = 1_000,
+    inlineWaitMs = INLINE_WAIT_MS,
   } = options;
   /** Wait `ms` if the caller's deadline (or, without one, maxDelayMs) allows; else a BackoffError now. */
   const waitOrGiveUp = async (ms: number): Promise<void> => {
@@ -213,7 +220,9 @@ export async function withRetry<T>(
       onFailedAttempt: ({ error }) => {
         const status = statusOf(error);
         const asked = serverRetryAfterMs(error);
-        if (backoff && asked !== undefined && (status === 429 || status === 503)) {
+        const remembered =
+          status === 429 || status === 503 || (backoff?.anyServerError === true && (status ?? 0) >= 500);
+        if (backoff && asked !== undefined && remembered) {
           const seconds = Math.round(asked / 100) / 10;
           backoff.gate.note(backoff.call, asked, `HTTP ${status}, Retry-After ${seconds} s`);
         }

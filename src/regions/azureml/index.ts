@@ -207,6 +207,7 @@ export function createAzuremlRegion(
   };
   /** `listing: index`: pages from ml.azure.com; only the reads beside it (the cluster) are ARM's budget. */
   async function listByIndex(extraReads: number, signal?: AbortSignal): Promise<Listing> {
+    ml.checkBackoff("index-list");
     const { readLimiter, maxBudgetWaitMs } = listingOptions;
     if (extraReads > 0 && !(await readLimiter.reserve(extraReads, maxBudgetWaitMs, signal)))
       throw new ReadBudgetHold(config.name, extraReads, maxBudgetWaitMs);
@@ -252,6 +253,8 @@ export function createAzuremlRegion(
   }
 
   async function observeOnce(signal?: AbortSignal): Promise<RegionObservation> {
+    // An index listing in back-off is a failed read that costs nothing: not even the cluster's ARM read.
+    if (config.listing === "index" && !deps.listing) ml.checkBackoff("index-list");
     // The list and the cluster are independent: read them at once (the cluster's read is budgeted with the list).
     const [jobs, cluster] = await Promise.all([
       list(1, signal),
