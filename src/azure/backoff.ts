@@ -54,8 +54,9 @@ export class Backoff {
 
   /** Back-offs in force now (for status, metrics and the tick log). */
   active(): BackoffState[] {
-    return CALL_KINDS.filter((call) => this.remainingMs(call) > 0)
-      .map((call) => ({ ...this.states.get(call)! }));
+    return CALL_KINDS.filter((call) => this.remainingMs(call) > 0).map((call) => ({
+      ...this.states.get(call)!,
+    }));
   }
 }
 
@@ -67,7 +68,9 @@ export class BackoffError extends Error {
     readonly until: number,
     reason: string,
   ) {
-    super(`${CALL_NOUNS[call]} in back-off until ${new Date(until).toISOString()} (${reason}); not sent before then`);
+    super(
+      `${CALL_NOUNS[call]} in back-off until ${new Date(until).toISOString()} (${reason}); not sent before then`,
+    );
     this.name = "BackoffError";
   }
 }

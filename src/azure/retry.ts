@@ -110,6 +110,16 @@ function isNetworkError(error: unknown): boolean {
   return typeof code === "string" && NETWORK_CODES.has(code);
 }
 
+/**
+ * Whether a failed answer goes into the back-off memory: a 429 or 503 that says how long to wait (with
+ * `anyServerError`, any 5xx that says so).
+ */
+function remembers(error: unknown, anyServerError: boolean): boolean {
+  const status = statusOf(error);
+  if (status === undefined || serverRetryAfterMs(error) === undefined) return false;
+  return status === 429 || status === 503 || (anyServerError && status >= 500);
+}
+
 /** Marks an attempt abandoned by its own deadline (not the caller's). */
 export class AttemptTimeoutError extends Error {
   readonly code = "AttemptTimeout";
@@ -218,13 +228,10 @@ export async function withRetry<T>(
       ...(signal ? { signal } : {}),
       // Every throttled answer is remembered, the last attempt's too.
       onFailedAttempt: ({ error }) => {
-        const status = statusOf(error);
-        const asked = serverRetryAfterMs(error);
-        const remembered =
-          status === 429 || status === 503 || (backoff?.anyServerError === true && (status ?? 0) >= 500);
-        if (backoff && asked !== undefined && remembered) {
+        if (backoff && remembers(error, backoff.anyServerError === true)) {
+          const asked = serverRetryAfterMs(error)!;
           const seconds = Math.round(asked / 100) / 10;
-          backoff.gate.note(backoff.call, asked, `HTTP ${status}, Retry-After ${seconds} s`);
+          backoff.gate.note(backoff.call, asked, `HTTP ${statusOf(error)}, Retry-After ${seconds} s`);
         }
       },
       // The wait happens here (not in p-retry's backoff) because it depends on the answer's headers.
@@ -233,8 +240,14 @@ export async function withRetry<T>(
         const wantedMs = retryDelayMs(error, attemptNumber, random);
         const delayMs = Math.min(wantedMs, maxDelayMs);
         onRetry?.({ error, attempt: attemptNumber, delayMs });
-        if (backoff) await waitOrGiveUp(wantedMs);
-        else await abortableDelay(delayMs, signal);
+        if (backoff && remembers(error, backoff.anyServerError === true)) await waitOrGiveUp(wantedMs);
+        else if (backoff) {
+          // Our own backoff (no Retry-After to remember): waited if it ends before the deadline, else
+          // the call ends now with this answer's error (not a back-off: nothing asked for one).
+          const deadline = deadlineOf(signal);
+          if (deadline !== undefined && Date.now() + delayMs >= deadline) return false;
+          await abortableDelay(delayMs, signal);
+        } else await abortableDelay(delayMs, signal);
         return true;
       },
     },
