@@ -199,8 +199,8 @@ test("ml.azure.com throttling through the daemon: the region is held, not shrunk
     (await metrics.regionBackoff.get()).values.find((v) => v.labels.region === name && v.labels.call === call)
       ?.value ?? 0;
   let daemon: Daemon | undefined;
-  let indexGauge = 0;
-  let resumeGauge = 0;
+  let indexGauge: number;
+  let resumeGauge: number;
   try {
     daemon = await startDaemon({
       config,
