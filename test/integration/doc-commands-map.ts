@@ -96,6 +96,8 @@ export function mapCommand(text: string, scratch: string): string {
     /^workforce simulate \.\.\. /,
     "workforce simulate --trace examples/simulate/trace.json --cluster examples/simulate/cluster.yaml --policy step --policy predictive ",
   );
+  // `workforce agent -- ...`: the wrapped worker command elided.
+  mapped = mapped.replace(/ -- \.\.\.$/, " -- WORKER COMMAND");
   if (/^(npx )?workforce /.test(mapped))
     mapped = mapped
       .replace(/\[|\]/g, " ")
