@@ -3,7 +3,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { QueueClient } from "@azure/storage-queue";
-import pLimit from "p-limit";
 import { parse as parseYaml } from "yaml";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { buildProgram } from "../../src/cli/main.js";
@@ -15,7 +14,8 @@ import { REPO_ROOT } from "../support/cli.js";
 import { allDocCommands, DOC_FILES, fences, type DocCommand } from "./doc-commands-extract.js";
 import { CHECKS, expectStarted, type CheckContext } from "./doc-commands-checks.js";
 import { LISTED } from "./doc-commands-listed.js";
-import { isLongRunning, Session, type Hooks, type Ran } from "./doc-commands-session.js";
+import { DocRuns, key, partsOf, REGION_QUEUE } from "./doc-commands-schedule.js";
+import { Session, type Ran } from "./doc-commands-session.js";
 import { baseEnv, runLine } from "./doc-commands-shell.js";
 
 // Examples are tests: every command the README and docs/ show is run here, as written but for the stand-ins
@@ -34,225 +34,13 @@ const hasPythonSdk =
   existsSync("/usr/bin/python3") &&
   spawnSync("/usr/bin/python3", ["-c", "import azure.servicebus, uamqp"]).status === 0;
 
-type Part =
-  | { kind: "listed"; text: string }
-  | { kind: "mention"; name: string }
-  | { kind: "help" }
-  | { kind: "npx" }
-  | { kind: "run"; text: string };
-
-/** What the test does with each `&&`-separated part of a command that is not in a shell block. */
-function partsOf(command: DocCommand): Part[] {
-  return command.text.split(" && ").map((text): Part => {
-    if (text in LISTED) return { kind: "listed", text };
-    const mention = /^workforce ([a-z-]+)$/.exec(text);
-    if (mention) return { kind: "mention", name: mention[1]! };
-    if (text === "workforce <command> --help") return { kind: "help" };
-    if (text === "npx workforce ...") return { kind: "npx" };
-    return { kind: "run", text };
-  });
-}
-
 let azurite: AzuriteInstance;
 let arm: ArmEmulator;
 let ml: MlApiEmulator;
 let bus: ServiceBusEmulator;
 let docsEnv: Record<string, string>;
-const started: Session[] = [];
-/** Each run, by what ran (the same mapped command in two docs runs once). */
-const runs = new Map<string, Promise<Ran[]>>();
-/** Each shell line's run, by file:line. */
-const lines = new Map<string, Promise<Ran[]>>();
-
-const key = (command: DocCommand) => `${command.file}:${command.line}`;
-let peersUp!: () => void;
-/** Resolves once the shared peers are up (beforeAll), so the runs scheduled at load can start. */
-const ready = { promise: new Promise<void>((resolve) => (peersUp = resolve)) };
-
-/** Runs `work` after `previous` has settled (a chain of commands that share state). */
-function after(previous: Promise<unknown>, work: () => Promise<Ran[]>): Promise<Ran[]> {
-  const next = previous.then(work, work);
-  next.catch(() => undefined); // reported by the command's own test
-  return next;
-}
-
-/** At most `limit` of the independent commands at once: two cores, and other test files run too. */
-function pool(limit: number): (work: () => Promise<Ran[]>) => Promise<Ran[]> {
-  const run = pLimit(limit);
-  return (work) => {
-    const next = run(work);
-    next.catch(() => undefined); // reported by the command's own test
-    return next;
-  };
-}
-
-/** The region's commands read a queue of their own, kept empty: the queue's chain runs beside them. */
-const REGION_QUEUE = "region-tasks";
-
-function docsSession(command: DocCommand, chain?: "region" | "queue"): Session {
-  const env: Record<string, string> = {
-    ...docsEnv,
-    ...(chain === "region" ? { WORKFORCE_QUEUE: REGION_QUEUE } : {}),
-  };
-  for (const [name, value] of Object.entries(command.env ?? {})) {
-    // A job's namespace becomes the emulator's connection string: no Entra ID here.
-    if (name === "WORKFORCE_BACK_CHANNEL_FULLY_QUALIFIED_NAMESPACE")
-      env.WORKFORCE_BACK_CHANNEL_CONNECTION_STRING = bus.connectionString;
-    else env[name] = value.replace(/^(?:myaccount|mystorageaccount)\//, "");
-  }
-  const session = new Session(scratch, env);
-  started.push(session);
-  return session;
-}
-
-function deferred<T>(): {
-  promise: Promise<T>;
-  resolve: (value: T | Promise<T>) => void;
-  reject: (error: unknown) => void;
-} {
-  let resolve!: (value: T | Promise<T>) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((yes, no) => ((resolve = yes), (reject = no)));
-  return { promise, resolve, reject };
-}
-
-const isDemo = (mapped: string) => /^workforce demo\b/.test(mapped) && !mapped.includes("--help");
-
-/**
- * Starts every run. The demos go first, each starting its own Azurite: they must be up before the other
- * peers and the ~100 other commands load the machine (the demo gives Azurite 20 s). Then, side by side:
- * the docs' stateful commands in doc order (two chains) against the shared peers; each long shell block (the README's
- * walkthrough, the Python one) as its own session; the rest through a pool of two.
- */
-function expectPushed(ran: Ran): void {
-  if (ran.code !== 0) throw new Error(`could not push the agent's task: ${ran.stderr}`);
-}
-
-function blockSession(): Session {
-  const session = new Session(scratch, baseEnv(scratch));
-  started.push(session);
-  return session;
-}
-
-/** Schedules every run; resolves once the demos are up (or failed), when the rest may load the machine. */
-function schedule(): Promise<unknown> {
-  const demosUp: Array<Promise<unknown>> = [];
-  /** Hooks that also report when a demo is up (or failed to come up). */
-  // One demo starts once the one before is up: each starts an Azurite, which the demo gives 20 s.
-  const gated = (mapped: string, hooks: Hooks): Hooks & { before?: Promise<unknown> } => {
-    if (!isDemo(mapped)) return hooks;
-    const before = Promise.allSettled([...demosUp]);
-    let up!: () => void;
-    demosUp.push(new Promise<void>((resolve) => (up = resolve)));
-    return { ...hooks, before, onStart: (started) => void started.then(up, up) };
-  };
-  const afterDemos = () => Promise.allSettled(demosUp);
-  const independent = pool(2);
-  const chains: Record<"region" | "queue", Promise<unknown>> = {
-    region: ready.promise,
-    queue: ready.promise,
-  };
-  const blocks = new Map<string, DocCommand[]>();
-  for (const command of commands)
-    if (command.origin === "shell")
-      blocks.set(command.block!, [...(blocks.get(command.block!) ?? []), command]);
-  for (const block of blocks.values()) {
-    if (block.every((line) => partsOf(line).every((part) => part.kind === "listed"))) continue;
-    const session = blockSession();
-    const mapped = (part: string) => {
-      try {
-        return session.map(part);
-      } catch {
-        return part; // its run reports the error
-      }
-    };
-    const demo = block.some((line) =>
-      line.text.split(" && ").some((part) => !(part in LISTED) && isDemo(mapped(part))),
-    );
-    const results = block.map(() => deferred<Ran[]>());
-    const hooksOf = (line: DocCommand, part: string) => gated(mapped(part), CHECKS[line.text] ?? {});
-    // Hooks first (they register the demos), then the lines in order, in one session.
-    const lineHooks = block.map((line) =>
-      line.text
-        .split(" && ")
-        .filter((part) => !(part in LISTED))
-        .map((part) => hooksOf(line, part)),
-    );
-    const whole = async () => {
-      if (!demo) await afterDemos();
-      for (const [index, line] of block.entries()) {
-        try {
-          const ran: Ran[] = [];
-          let later: Promise<Ran[]> | undefined;
-          const parts = line.text.split(" && ").filter((part) => !(part in LISTED));
-          for (const [at, part] of parts.entries()) {
-            const done = await session.line(part, lineHooks[index]![at]!);
-            ran.push(...done.ran);
-            later = done.later;
-          }
-          results[index]!.resolve(later ?? ran);
-        } catch (error) {
-          results[index]!.reject(error);
-        }
-      }
-      await session.close();
-      return [];
-    };
-    // The long walkthroughs and the demo's block run on their own; the short blocks share the pool.
-    const python = block.some((line) => line.text.startsWith("/usr/bin/python3"));
-    const before = lineHooks.flat().find((hooks) => hooks.before)?.before;
-    void (demo || python || block.length > 4
-      ? after(before ?? Promise.resolve(), whole)
-      : independent(whole));
-    block.forEach((line, index) => {
-      results[index]!.promise.catch(() => undefined);
-      lines.set(key(line), results[index]!.promise);
-      // The same command shown inline (`npm start`) is this run, not a second one.
-      const parts = line.text.split(" && ").filter((part) => !(part in LISTED));
-      if (parts.length === 1 && !parts[0]!.endsWith("&"))
-        runs.set(`${mapped(parts[0]!)} {}`, results[index]!.promise);
-    });
-  }
-  for (const command of commands) {
-    if (command.origin === "shell") continue;
-    for (const part of partsOf(command)) {
-      if (part.kind !== "run") continue;
-      const mapped = new Session(scratch, {}).map(part.text);
-      const id = `${mapped} ${JSON.stringify(command.env ?? {})}`;
-      if (runs.has(id)) continue;
-      // Commands that change state run in doc order, in two chains: the region's (workers, hires) and the
-      // queue's with the back channel (tasks, workers, agents, control messages); the rest side by side.
-      const chain = /^workforce (status|once|hire|lay-off|scale-to|run)\b/.test(mapped)
-        ? "region"
-        : /^workforce (push|worker|agent|signal)\b/.test(mapped) || /^"[^"]+" "[^"]+" worker\b/.test(mapped)
-          ? "queue"
-          : undefined;
-      const hooks = gated(mapped, CHECKS[command.text] ?? {});
-      // A job's agent on a node with a back channel runs until its worker leaves: the test gives the worker
-      // one task of 8 s, checks the agent listens, then stops it as the node would (SIGTERM): the worker
-      // finishes its task and both exit 0.
-      const nodeAgent = /^workforce agent\b/.test(mapped) && command.env !== undefined;
-      const work = async () => {
-        if (!isDemo(mapped)) await Promise.all([ready.promise, afterDemos()]);
-        // The demos start their own Azurite and need none of the shared peers.
-        const session = isDemo(mapped) ? blockSession() : docsSession(command, chain);
-        if (nodeAgent) expectPushed(await runLine("workforce push tasks -c 'sleep 8'", session.env));
-        return [
-          isLongRunning(mapped) || nodeAgent
-            ? await session.bounded(mapped, hooks)
-            : await runLine(mapped, session.env),
-        ];
-      };
-      const run = isDemo(mapped)
-        ? after(hooks.before ?? Promise.resolve(), work)
-        : chain
-          ? (chains[chain] = after(chains[chain], work))
-          : independent(work);
-      runs.set(id, run);
-    }
-  }
-  return afterDemos();
-}
+const docRuns = new DocRuns(scratch, commands);
+const { runs, lines } = docRuns;
 
 function context(command: DocCommand): CheckContext {
   return { command, scratch, bus };
@@ -289,7 +77,7 @@ function writeDocsConfig(): string {
 }
 
 beforeAll(async () => {
-  await schedule();
+  await docRuns.schedule();
   [azurite, arm, bus] = await Promise.all([
     startAzurite(),
     startArmEmulator({ autoCreate: { clusterName: "cpu-cluster", maxNodeCount: 10 } }),
@@ -311,19 +99,16 @@ beforeAll(async () => {
     WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString,
     NODE_EXTRA_CA_CERTS: join(REPO_ROOT, "test", "emulators", "tls", "ca.pem"),
   };
-  peersUp();
+  docRuns.start({ env: docsEnv, busConnectionString: bus.connectionString });
 });
 
 afterAll(async () => {
-  const all = await Promise.allSettled([...runs.values(), ...lines.values()]);
+  const ran = await docRuns.close();
   if (process.env.DOC_COMMANDS_REPORT) {
-    // A shell line shown inline too is one run: count it once.
-    const ran = [...new Set(all.flatMap((result) => (result.status === "fulfilled" ? result.value : [])))];
     for (const each of ran.sort((a, b) => b.ms - a.ms).slice(0, 25))
       console.log(`${String(each.ms).padStart(6)} ms  ${each.command}`);
     console.log(`${ran.length} runs, ${ran.reduce((sum, each) => sum + each.ms, 0)} ms in all`);
   }
-  await Promise.allSettled(started.map((session) => session.close()));
   await Promise.allSettled([ml?.close(), arm?.close(), bus?.stop(), azurite?.stop()]);
   rmSync(scratch, { recursive: true, force: true });
 });
