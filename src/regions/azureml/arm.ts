@@ -48,8 +48,24 @@ type Kind = "read" | "write" | "background-write";
 interface Transport {
   pipeline: Pipeline;
   client: HttpClient;
-  send(method: string, url: string, body: string | undefined, signal: AbortSignal): Promise<PipelineResponse>;
+  send(
+    method: string,
+    url: string,
+    body: string | undefined,
+    signal: AbortSignal,
+    stream?: boolean,
+  ): Promise<PipelineResponse>;
 }
+
+/** A body read as it arrives (a job list page): one per attempt, so a retried attempt starts afresh. */
+export interface BodySink<T> {
+  write(chunk: Buffer | string): void;
+  /** The body is complete; the result of the read. */
+  end(contentType: string | undefined): T;
+}
+
+/** A 200's body is streamed to the sink; any other answer is read whole, as by `send`. */
+const STREAMED = new Set([200]);
 
 /**
  * One HTTP client (and so one keep-alive agent per CA) for every workspace of the process: 84 regions on
@@ -80,27 +96,32 @@ export class ArmWorkspace {
   private async build(): Promise<Transport> {
     const rest = await import("@azure/core-rest-pipeline");
     const { endpoint, tlsCa, credential } = this.options;
-    const pipeline = rest.createPipelineFromOptions({
-      // Retries live in withRetry (one policy, Retry-After honoured); the pipeline's own would multiply them.
-      retryOptions: { maxRetries: 0 },
-      userAgentOptions: { userAgentPrefix: "workforce-autoscaler" },
-      // The extra CA is for emulators and private clouds; public ARM keeps Node's own roots.
-      ...(tlsCa && new URL(endpoint).origin !== PUBLIC_ARM_ENDPOINT
-        ? { tlsOptions: tlsSettings(tlsCa) }
-        : {}),
-    });
+    // Only the policies these calls need: the default pipeline's retry (ours is withRetry, one policy with
+    // Retry-After), tracing and SDK logging (we log ourselves), form-data and multipart (JSON only) cost
+    // a few promises and a URL sanitizing per request, paid on every list page.
+    const pipeline = rest.createEmptyPipeline();
+    // The extra CA is for emulators and private clouds; public ARM keeps Node's own roots.
+    if (tlsCa && new URL(endpoint).origin !== PUBLIC_ARM_ENDPOINT)
+      pipeline.addPolicy(rest.tlsPolicy(tlsSettings(tlsCa)));
+    // HTTPS_PROXY / NO_PROXY, as the SDK clients honour them.
+    pipeline.addPolicy(rest.proxyPolicy());
+    pipeline.addPolicy(rest.decompressResponsePolicy());
+    pipeline.addPolicy(rest.userAgentPolicy({ userAgentPrefix: "workforce-autoscaler" }));
+    pipeline.addPolicy(rest.setClientRequestIdPolicy());
+    pipeline.addPolicy(rest.redirectPolicy(), { afterPhase: "Retry" });
     pipeline.addPolicy(rest.bearerTokenAuthenticationPolicy({ credential, scopes: armScope(endpoint) }));
     const client = (sharedClient ??= rest.createDefaultHttpClient());
     return {
       pipeline,
       client,
-      send: (method, url, body, signal) =>
+      send: (method, url, body, signal, stream) =>
         pipeline.sendRequest(
           client,
           rest.createPipelineRequest({
             url,
             method: method as "GET",
             abortSignal: signal,
+            ...(stream ? { streamResponseStatusCodes: STREAMED } : {}),
             headers: rest.createHttpHeaders({
               accept: "application/json",
               ...(body !== undefined ? { "content-type": "application/json" } : {}),
@@ -126,6 +147,12 @@ export class ArmWorkspace {
       body === undefined ? undefined : JSON.stringify(body),
       signal,
     );
+    return this.answer(response);
+  }
+
+  private async answer(
+    response: PipelineResponse,
+  ): Promise<{ status: number; json: unknown; response: PipelineResponse }> {
     const text = response.bodyAsText ?? "";
     let json: unknown;
     if (text) {
@@ -217,6 +244,33 @@ export class ArmWorkspace {
       "read",
       what,
       async (attemptSignal) => (await this.send("GET", url, undefined, attemptSignal)).json,
+      signal,
+    );
+  }
+
+  /**
+   * A GET whose 200 body goes to a sink as it arrives, never held whole (a job list page: the region
+   * keeps six fields of each job). Any other answer is handled as by `getJson`: an error, or (another
+   * 2xx) its text given to the sink at once.
+   */
+  async getStreamed<T>(what: string, url: string, sink: () => BodySink<T>, signal?: AbortSignal): Promise<T> {
+    return this.call(
+      "read",
+      what,
+      async (attemptSignal) => {
+        this.transport ??= this.build();
+        const transport = await this.transport;
+        const response = await transport.send("GET", url, undefined, attemptSignal, true);
+        const stream = response.readableStreamBody;
+        const reader = sink();
+        if (!stream) {
+          await this.answer(response);
+          reader.write(response.bodyAsText ?? "");
+        } else {
+          for await (const chunk of stream as AsyncIterable<Buffer | string>) reader.write(chunk);
+        }
+        return reader.end(response.headers.get("content-type"));
+      },
       signal,
     );
   }
