@@ -1,3 +1,4 @@
+import type { Readable } from "node:stream";
 import type { TokenCredential } from "@azure/core-auth";
 import type { HttpClient, Pipeline, PipelineResponse } from "@azure/core-rest-pipeline";
 import type { Logger } from "../../logging/logger.js";
@@ -261,13 +262,25 @@ export class ArmWorkspace {
         this.transport ??= this.build();
         const transport = await this.transport;
         const response = await transport.send("GET", url, undefined, attemptSignal, true);
-        const stream = response.readableStreamBody;
+        const stream = response.readableStreamBody as Readable | undefined;
         const reader = sink();
         if (!stream) {
           await this.answer(response);
           reader.write(response.bodyAsText ?? "");
         } else {
-          for await (const chunk of stream as AsyncIterable<Buffer | string>) reader.write(chunk);
+          // 'data' events, not `for await`: one promise per chunk less, 14 chunks a page.
+          await new Promise<void>((resolve, reject) => {
+            stream.on("data", (chunk: Buffer | string) => {
+              try {
+                reader.write(chunk);
+              } catch (error) {
+                stream.destroy();
+                reject(error as Error);
+              }
+            });
+            stream.on("end", resolve);
+            stream.on("error", reject);
+          });
         }
         return reader.end(response.headers.get("content-type"));
       },
