@@ -4,7 +4,7 @@ import type { HttpClient, Pipeline, PipelineResponse } from "@azure/core-rest-pi
 import type { Logger } from "../../logging/logger.js";
 import { armScope, PUBLIC_ARM_ENDPOINT } from "../../azure/credentials.js";
 import { withRetry, statusOf } from "../../azure/retry.js";
-import type { WriteRateLimiter } from "../../azure/rate-limiter.js";
+import { remainingBudgetPolicy, type WriteRateLimiter } from "../../azure/rate-limiter.js";
 import { Backoff, BackoffError } from "../../azure/backoff.js";
 import { workspaceId, type WorkspaceRef } from "./names.js";
 import type { WriteFence } from "../fence.js";
@@ -38,6 +38,8 @@ export interface ArmWorkspaceOptions extends WorkspaceRef {
   retries: number;
   attemptTimeoutMs: number;
   writeLimiter: WriteRateLimiter;
+  /** The subscription's read budget: told what ARM says is left after each read (x-ms-ratelimit-*). */
+  readLimiter?: WriteRateLimiter;
   logger: Logger;
   /** Checked right before every write request (each attempt): a fenced replica sends none. */
   fence?: WriteFence;
@@ -111,6 +113,10 @@ export class ArmWorkspace {
     pipeline.addPolicy(rest.setClientRequestIdPolicy());
     pipeline.addPolicy(rest.redirectPolicy(), { afterPhase: "Retry" });
     pipeline.addPolicy(rest.bearerTokenAuthenticationPolicy({ credential, scopes: armScope(endpoint) }));
+    // ARM's answers say what is left of the subscription's budgets: the buckets never count more.
+    pipeline.addPolicy(
+      remainingBudgetPolicy({ reads: this.options.readLimiter, writes: this.options.writeLimiter }),
+    );
     const client = (sharedClient ??= rest.createDefaultHttpClient());
     return {
       pipeline,
@@ -194,7 +200,7 @@ export class ArmWorkspace {
     return withRetry(
       async (attemptSignal) => {
         // Background writes only use spare budget: half the burst stays for hires and cancels.
-        if (kind === "background-write" && !limiter.tryAcquire(limiter.burst / 2))
+        if (kind === "background-write" && !limiter.tryAcquire(limiter.capacity / 2))
           throw new WriteBudgetBusy();
         // After the wait for a write token, right before the request: the moment that counts.
         if (kind !== "read") this.options.fence?.check(`ARM ${what}`);

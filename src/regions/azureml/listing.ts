@@ -117,7 +117,8 @@ export function emptyListing(): Listing {
 
 /**
  * Read every page of the workforce's jobs. `expectedPages` (the last listing's) is the budget asked for
- * up front, with `extraReads` more for the calls made beside it (the cluster read).
+ * up front, with `extraReads` more for the calls made beside it (the cluster read): `onBeside` is told,
+ * once the budget is granted, when their tokens are there, so that they go no sooner.
  */
 export async function listWorkforce(
   options: ListingOptions,
@@ -125,6 +126,7 @@ export async function listWorkforce(
   expectedPages: number,
   extraReads: number,
   signal?: AbortSignal,
+  onBeside?: (ready: Promise<void>) => void,
 ): Promise<Listing> {
   const { readLimiter, maxBudgetWaitMs } = options;
   const upFront = Math.max(1, expectedPages) + extraReads;
@@ -135,8 +137,10 @@ export async function listWorkforce(
     unused--;
     return readLimiter.takeClaimed(signal);
   };
-  // The reads beside the listing (the cluster, sent at once) are taken from the claim now.
-  for (let i = 0; i < extraReads; i++) take().catch(() => undefined);
+  // The reads beside the listing (the cluster) are taken from the claim now.
+  const beside = Promise.all(Array.from({ length: extraReads }, () => take())).then(() => undefined);
+  beside.catch(() => undefined);
+  onBeside?.(beside);
   try {
     return await readPages(options, region, signal, () => {
       if (unused > 0) return take();
