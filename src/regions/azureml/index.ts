@@ -205,6 +205,7 @@ export function createAzuremlRegion(
     // A wait for read budget may be as long as one request may take; longer, and the region is held.
     maxBudgetWaitMs: config.requestTimeoutSeconds * 1000,
     keepFinished: config.retireFinished === "keep" ? 0 : config.retireBatch,
+    cache: new Map(),
     onOddJob: warnOddJob,
   };
   /** `listing: index`: pages from ml.azure.com; only the reads beside it (the cluster) are ARM's budget. */
