@@ -14,6 +14,7 @@ import type { RegionContext } from "../context.js";
 import type { DrainChannel } from "../../backchannel/types.js";
 import { ConfigError } from "../../config/load.js";
 import { regionCredential } from "../../azure/credentials.js";
+import { connectionPools } from "../../azure/connections.js";
 import {
   processReadLimiters,
   processWriteLimiters,
@@ -138,6 +139,7 @@ export function createAzuremlRegion(
     ...(ctx.tlsCa ? { tlsCa: ctx.tlsCa } : {}),
     retries: config.retries,
     attemptTimeoutMs: config.requestTimeoutSeconds * 1000,
+    connections: connectionPools(ctx.settings.readConcurrency, config.submitConcurrency),
     writeLimiter,
     readLimiter,
     logger: log,
