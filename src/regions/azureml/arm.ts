@@ -6,7 +6,6 @@ import { armScope, PUBLIC_ARM_ENDPOINT } from "../../azure/credentials.js";
 import { withRetry, statusOf } from "../../azure/retry.js";
 import { remainingBudgetPolicy, type WriteRateLimiter } from "../../azure/rate-limiter.js";
 import { Backoff, BackoffError } from "../../azure/backoff.js";
-import { sharedAgentPolicy, type ConnectionPools } from "../../azure/connections.js";
 import { workspaceId, type WorkspaceRef } from "./names.js";
 import type { WriteFence } from "../fence.js";
 
@@ -38,8 +37,6 @@ export interface ArmWorkspaceOptions extends WorkspaceRef {
   tlsCa?: string;
   retries: number;
   attemptTimeoutMs: number;
-  /** The keep-alive connections to the endpoint, shared by the process's workspaces. */
-  connections: ConnectionPools;
   writeLimiter: WriteRateLimiter;
   /** The subscription's read budget: told what ARM says is left after each read (x-ms-ratelimit-*). */
   readLimiter?: WriteRateLimiter;
@@ -73,8 +70,18 @@ export interface BodySink<T> {
 /** A 200's body is streamed to the sink; any other answer is read whole, as by `send`. */
 const STREAMED = new Set([200]);
 
-/** One HTTP client for every workspace of the process (its connections: src/azure/connections.ts). */
+/**
+ * One HTTP client (and so one keep-alive agent per CA) for every workspace of the process: 84 regions on
+ * one ARM endpoint share their TLS connections instead of opening 84 agents with a TLS context each. The
+ * agent is cached by the identity of the request's TLS settings, so those are one object per CA.
+ */
 let sharedClient: HttpClient | undefined;
+const tlsByCa = new Map<string, { ca: string }>();
+function tlsSettings(ca: string): { ca: string } {
+  let settings = tlsByCa.get(ca);
+  if (!settings) tlsByCa.set(ca, (settings = { ca }));
+  return settings;
+}
 
 export class ArmWorkspace {
   readonly counts: ArmCallCounts = { reads: 0, writes: 0 };
@@ -97,10 +104,10 @@ export class ArmWorkspace {
     // a few promises and a URL sanitizing per request, paid on every list page.
     const pipeline = rest.createEmptyPipeline();
     // The extra CA is for emulators and private clouds; public ARM keeps Node's own roots.
-    const ca = tlsCa && new URL(endpoint).origin !== PUBLIC_ARM_ENDPOINT ? tlsCa : undefined;
-    // HTTPS_PROXY / NO_PROXY, as the SDK clients honour them; else the process's bounded connections.
+    if (tlsCa && new URL(endpoint).origin !== PUBLIC_ARM_ENDPOINT)
+      pipeline.addPolicy(rest.tlsPolicy(tlsSettings(tlsCa)));
+    // HTTPS_PROXY / NO_PROXY, as the SDK clients honour them.
     pipeline.addPolicy(rest.proxyPolicy());
-    pipeline.addPolicy(await sharedAgentPolicy(ca, this.options.connections));
     pipeline.addPolicy(rest.decompressResponsePolicy());
     pipeline.addPolicy(rest.userAgentPolicy({ userAgentPrefix: "workforce-autoscaler" }));
     pipeline.addPolicy(rest.setClientRequestIdPolicy());

@@ -14,7 +14,6 @@ import type { RegionContext } from "../context.js";
 import type { DrainChannel } from "../../backchannel/types.js";
 import { ConfigError } from "../../config/load.js";
 import { regionCredential } from "../../azure/credentials.js";
-import { connectionPools } from "../../azure/connections.js";
 import {
   processReadLimiters,
   processWriteLimiters,
@@ -139,7 +138,6 @@ export function createAzuremlRegion(
     ...(ctx.tlsCa ? { tlsCa: ctx.tlsCa } : {}),
     retries: config.retries,
     attemptTimeoutMs: config.requestTimeoutSeconds * 1000,
-    connections: connectionPools(ctx.settings.readConcurrency, config.submitConcurrency),
     writeLimiter,
     readLimiter,
     logger: log,
