@@ -31,6 +31,8 @@ import { checkMlConfig, mlOffLimits, regionMlApi } from "./ml-api.js";
 import { resumePaused } from "./resume.js";
 import { resolveCompute, workspaceId } from "./names.js";
 import { Retirer } from "./retire.js";
+import { JobExits } from "./exits.js";
+import type { WorkerExit } from "../types.js";
 import { loadJobTemplate, nodesPerWorker, TemplateError, type JobTemplate } from "./template.js";
 
 export { azuremlRegionSchema, type AzuremlRegionConfig, type AzuremlRegionInput } from "./config.js";
@@ -169,6 +171,10 @@ export function createAzuremlRegion(
     logger: log,
   });
   const perWorker = nodesPerWorker(template);
+  // A job that fails before it has been seen Running this long failed to start (exits.ts).
+  const exitTracker = new JobExits({
+    startGraceMs: Math.max(60_000, 2 * ctx.settings.intervalSeconds * 1000),
+  });
   let listing: Listing | undefined;
   /** The tick's observation (cancels take their jobs out of it), for the resume sweep at its end. */
   let observed: Listing | undefined;
@@ -204,6 +210,7 @@ export function createAzuremlRegion(
     maxBudgetWaitMs: config.requestTimeoutSeconds * 1000,
     keepFinished: config.retireFinished === "keep" ? 0 : config.retireBatch,
     onOddJob: warnOddJob,
+    onFinished: (job, resource) => exitTracker.see(job, resource),
   };
   /** `listing: index`: pages from ml.azure.com; only the reads beside it (the cluster) are ARM's budget. */
   async function listByIndex(extraReads: number, signal?: AbortSignal): Promise<Listing> {
@@ -219,12 +226,35 @@ export function createAzuremlRegion(
       ...(signal ? { signal } : {}),
     });
   }
-  const list = (extraReads: number, signal?: AbortSignal): Promise<Listing> =>
+  const listOnce = (extraReads: number, signal?: AbortSignal): Promise<Listing> =>
     deps.listing
       ? deps.listing(listingOptions, listing?.pages ?? 1, signal)
       : config.listing === "index"
         ? listByIndex(extraReads, signal)
         : listWorkforce(listingOptions, config.name, listing?.pages ?? 1, extraReads, signal);
+  /** Every whole listing records the exits of the finished jobs it found. */
+  async function list(extraReads: number, signal?: AbortSignal): Promise<Listing> {
+    const startedAt = Date.now();
+    const jobs = await listOnce(extraReads, signal);
+    for (const exit of exitTracker.commit(jobs, startedAt)) logExit(exit);
+    return jobs;
+  }
+
+  /** A failure at warn, with what the service said; other exits at debug (hundreds a tick at scale). */
+  function logExit(exit: WorkerExit): void {
+    const fields = {
+      workerId: exit.workerId,
+      outcome: exit.outcome,
+      detail: exit.detail,
+      ...(exit.ranSeconds !== undefined ? { ranSeconds: Math.round(exit.ranSeconds * 10) / 10 } : {}),
+      ...(exit.lastOutput ? { lastOutput: exit.lastOutput } : {}),
+    };
+    if (exit.outcome === "failed_start")
+      log.warn(fields, `worker failed to start (job ${exit.workerId}: ${exit.detail})`);
+    else if (exit.outcome === "failed")
+      log.warn(fields, `worker failed (job ${exit.workerId}: ${exit.detail})`);
+    else log.debug(fields, `worker exited (${exit.outcome}, job ${exit.workerId}: ${exit.detail})`);
+  }
 
   async function ensureEnvironment(signal?: AbortSignal): Promise<string | undefined> {
     if (template.environmentRef) {
@@ -274,9 +304,12 @@ export function createAzuremlRegion(
     ]);
     listing = jobs;
     observed = jobs;
+    const exits = exitTracker.exits();
+    // Recorded exits too: a job that finished before any listing saw it is no longer in flight.
     listedNames = new Set(
       [...jobs.running, ...jobs.pending, ...jobs.unknown, ...jobs.finished]
         .map((job) => job.name)
+        .concat(exits.map((exit) => exit.workerId))
         .filter((name) => name !== ""),
     );
     const runningNames = jobs.running.map((job) => job.name);
@@ -289,9 +322,19 @@ export function createAzuremlRegion(
       pending: jobs.pending.length + jobs.unknown.length,
       draining,
       capacity: freeWorkers(cluster, jobs.waitingNodes, perWorker),
+      exits,
       ...(channel?.expiredDrains ? { expiredDrains: channel.expiredDrains() } : {}),
     };
   }
+
+  /** Cancels this process asked for: the job's Canceled end is then a drain, not an operator's stop. */
+  const noteCancels = (options: CancelOptions): CancelOptions => ({
+    ...options,
+    onOutcome: (name, outcome) => {
+      if (outcome !== "refused") exitTracker.cancelRequested(name);
+      options.onOutcome?.(name, outcome);
+    },
+  });
 
   const cancelContext = () => ({
     arm,
@@ -360,7 +403,12 @@ export function createAzuremlRegion(
       // From the tick's listing, not a new one: a job that started in the seconds since may be cancelled
       // as it starts (it has done no work yet); a re-list per cancel doubled a shrink tick.
       const current = await currentListing(options.signal);
-      return cancelJobs(pendingVictims(current, count), "cancel pending job", cancelContext(), options);
+      return cancelJobs(
+        pendingVictims(current, count),
+        "cancel pending job",
+        cancelContext(),
+        noteCancels(options),
+      );
     },
 
     async drain(count: number, options: CallOptions = {}): Promise<DrainResult> {
@@ -386,7 +434,12 @@ export function createAzuremlRegion(
     async cancelRunning(count: number, options: CancelOptions = {}): Promise<CancelResult> {
       if (count <= 0) return { cancelled: 0, errors: [] };
       const current = await currentListing(options.signal);
-      return cancelJobs(runningVictims(current, count), "cancel running job", cancelContext(), options);
+      return cancelJobs(
+        runningVictims(current, count),
+        "cancel running job",
+        cancelContext(),
+        noteCancels(options),
+      );
     },
 
     async resumePaused(options: CallOptions = {}): Promise<ResumeResult> {
@@ -409,7 +462,10 @@ export function createAzuremlRegion(
         experiment: config.experiment,
         batch: config.resumeBatch,
         slots: writes,
-        cancel: (name, signal) => arm.cancel(name, signal),
+        cancel: (name, signal) => {
+          exitTracker.cancelRequested(name);
+          return arm.cancel(name, signal);
+        },
         logger: log,
         ...(options.signal ? { signal: options.signal } : {}),
       });

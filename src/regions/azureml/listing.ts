@@ -52,6 +52,8 @@ export interface ListingOptions {
   keepFinished: number;
   /** Told of a job whose name or status is odd (once per kind, by the caller). */
   onOddJob?: (job: { name: string; status: unknown }) => void;
+  /** Told of every finished job listed, with its resource (to record its exit: exits.ts). */
+  onFinished?: (job: JobSummary, resource: Record<string, unknown>) => void;
 }
 
 /** Not enough ARM read budget for a whole listing now: the region is held this tick, not read in part. */
@@ -198,6 +200,7 @@ async function readPages(
           break;
         case "finished":
           listing.finishedCount++;
+          options.onFinished?.(job, resource);
           if (listing.finished.length < options.keepFinished) listing.finished.push({ ...job, resource });
           break;
         case "leaving":

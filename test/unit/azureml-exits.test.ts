@@ -1,0 +1,162 @@
+import { describe, expect, it } from "vitest";
+import { classifyJobExit, endedJob, JobExits, type EndedJob } from "../../src/regions/azureml/exits.js";
+import { emptyListing, type JobSummary, type Listing } from "../../src/regions/azureml/listing.js";
+import { startBackoff } from "../../src/policy/start-backoff.js";
+
+const T0 = Date.parse("2026-01-01T00:00:00Z");
+const grace = { startGraceMs: 60_000, firstListing: false };
+
+function summary(name: string, status: string, createdAt = T0): JobSummary {
+  const finished = ["Completed", "Failed", "Canceled"].includes(status);
+  return { name, status, createdAt, nodes: 1, class: finished ? "finished" : "running" };
+}
+
+/** A listed job resource as ARM gives it (2022-10-01): no start or end time, maybe a service error. */
+function resource(name: string, status: string, extra: { modified?: number; error?: string } = {}) {
+  return {
+    name,
+    systemData: {
+      createdAt: new Date(T0).toISOString(),
+      lastModifiedAt: new Date(extra.modified ?? T0).toISOString(),
+    },
+    properties: {
+      status,
+      services: {
+        Studio: { jobServiceType: "Studio", endpoint: "https://ml.azure.com/runs/x", errorMessage: null },
+        Tracking: { jobServiceType: "Tracking", errorMessage: extra.error ?? null },
+      },
+    },
+  };
+}
+
+const ended = (status: string, extra: Partial<EndedJob> = {}): EndedJob => ({
+  name: "job-1",
+  status,
+  createdAt: T0,
+  ...extra,
+});
+
+describe("classifyJobExit", () => {
+  it("a job that Failed before any listing saw it Running failed to start", () => {
+    const exit = classifyJobExit(ended("Failed"), undefined, T0 + 8_000, grace);
+    expect(exit).toMatchObject({
+      workerId: "job-1",
+      outcome: "failed_start",
+      at: T0 + 8_000,
+      detail: "Failed 8 s after it was submitted, never seen Running",
+    });
+    expect(exit.ranSeconds).toBeUndefined();
+  });
+
+  it("Failed within the grace after it was first seen Running is a failed start; later, a failure", () => {
+    const watched = { runningSince: T0 + 10_000 };
+    expect(classifyJobExit(ended("Failed"), watched, T0 + 40_000, grace)).toMatchObject({
+      outcome: "failed_start",
+      ranSeconds: 30,
+    });
+    expect(classifyJobExit(ended("Failed"), watched, T0 + 610_000, grace)).toMatchObject({
+      outcome: "failed",
+      ranSeconds: 600,
+    });
+    // Running when this process first looked: it has run for an unknown time.
+    const before = classifyJobExit(ended("Failed"), { runningSince: "before" }, T0 + 20_000, grace);
+    expect(before.outcome).toBe("failed");
+    expect(before.ranSeconds).toBeUndefined();
+  });
+
+  it("Completed succeeded; Canceled is a drain when this process cancelled it, else an operator's stop", () => {
+    expect(classifyJobExit(ended("Completed"), undefined, T0 + 5_000, grace).outcome).toBe("succeeded");
+    expect(classifyJobExit(ended("Canceled"), undefined, T0 + 5_000, grace).outcome).toBe("stopped");
+    expect(
+      classifyJobExit(ended("Canceled"), { cancelRequestedAt: T0 + 1_000 }, T0 + 5_000, grace),
+    ).toMatchObject({ outcome: "drained", drainSeconds: 4 });
+  });
+
+  it("found finished in the first listing: Failed is unknown, and `at` is the service's time (not counted again)", () => {
+    const first = { ...grace, firstListing: true };
+    const exit = classifyJobExit(ended("Failed", { modifiedAt: T0 + 3_000 }), undefined, T0 + 60_000, first);
+    expect(exit).toMatchObject({ outcome: "unknown", at: T0 + 3_000 });
+    expect(exit.detail).toBe("Failed 3 s after it was submitted, found finished at start-up");
+    // A service that does not move lastModifiedAt on status changes: the submission time.
+    expect(classifyJobExit(ended("Completed"), undefined, T0 + 60_000, first)).toMatchObject({
+      outcome: "succeeded",
+      at: T0,
+    });
+  });
+
+  it("the error a service entry carries is the exit's last output, secrets redacted", () => {
+    const job = endedJob(
+      summary("job-1", "Failed"),
+      resource("job-1", "Failed", { error: "cannot mount: AccountKey=c2VjcmV0 refused" }),
+    );
+    expect(job.error).toBe("cannot mount: AccountKey=c2VjcmV0 refused");
+    expect(classifyJobExit(job, undefined, T0 + 1_000, grace).lastOutput).toBe(
+      "cannot mount: AccountKey=[REDACTED] refused",
+    );
+    // lastModifiedAt equal to createdAt says nothing about the end.
+    expect(endedJob(summary("job-1", "Failed"), resource("job-1", "Failed")).modifiedAt).toBeUndefined();
+  });
+});
+
+describe("JobExits", () => {
+  function listing(at: number, running: JobSummary[] = []): Listing {
+    return { ...emptyListing(), at, running };
+  }
+
+  it("records each finished job once however many listings show it, and forgets it once retired", () => {
+    const exits = new JobExits({ startGraceMs: 60_000 });
+    const job = summary("job-1", "Running");
+    expect(exits.commit(listing(T0, []), T0)).toEqual([]); // first listing: nothing of ours yet
+    expect(exits.commit(listing(T0 + 1_000, [job]), T0 + 900)).toEqual([]);
+    const recorded: string[] = [];
+    for (let tick = 2; tick < 6; tick++) {
+      exits.see(summary("job-1", "Failed"), resource("job-1", "Failed"));
+      for (const exit of exits.commit(listing(T0 + tick * 1_000), T0 + tick * 1_000 - 100))
+        recorded.push(exit.outcome);
+    }
+    expect(recorded).toEqual(["failed_start"]);
+    expect(exits.exits()).toHaveLength(1);
+    expect(exits.exits()[0]).toMatchObject({ workerId: "job-1", ranSeconds: 1, at: T0 + 2_000 });
+    // Retired (no longer listed): forgotten; the history keeps the exit.
+    exits.commit(listing(T0 + 7_000), T0 + 6_900);
+    expect(exits.exits()).toHaveLength(1);
+  });
+
+  it("a job seen finished by a listing that failed half-way is recorded by the next whole one", () => {
+    const exits = new JobExits({ startGraceMs: 60_000 });
+    exits.commit(listing(T0), T0);
+    exits.see(summary("job-2", "Completed"), resource("job-2", "Completed"));
+    // (that listing failed: no commit) ... the next one no longer lists it, but it really finished
+    expect(exits.commit(listing(T0 + 2_000), T0 + 1_500).map((exit) => exit.workerId)).toEqual(["job-2"]);
+  });
+
+  it("keeps every exit of a tick that finds hundreds, oldest submission first", () => {
+    const exits = new JobExits({ startGraceMs: 60_000 });
+    exits.commit(listing(T0), T0);
+    for (let i = 0; i < 300; i++) {
+      const name = `job-${String(299 - i).padStart(3, "0")}`;
+      exits.see(summary(name, "Completed", T0 + (299 - i)), resource(name, "Completed"));
+    }
+    const found = exits.commit(listing(T0 + 1_000), T0 + 500);
+    expect(found).toHaveLength(300);
+    expect(found[0]!.workerId).toBe("job-000");
+    expect(exits.exits()).toHaveLength(300);
+  });
+
+  it("failed starts in a row back the region off; a job that ran ends the streak", () => {
+    const exits = new JobExits({ startGraceMs: 60_000 });
+    exits.commit(listing(T0), T0);
+    for (let i = 1; i <= 3; i++) {
+      exits.see(summary(`bad-${i}`, "Failed", T0 + i), resource(`bad-${i}`, "Failed"));
+      exits.commit(listing(T0 + i * 10_000), T0 + i * 10_000 - 100);
+    }
+    const parameters = { initialMs: 30_000, maxMs: 1_800_000 };
+    expect(startBackoff(exits.exits(), T0 + 31_000, parameters)).toMatchObject({
+      failures: 3,
+      until: T0 + 30_000 + 120_000,
+    });
+    exits.see(summary("good", "Completed", T0 + 9), resource("good", "Completed"));
+    exits.commit(listing(T0 + 40_000), T0 + 39_900);
+    expect(startBackoff(exits.exits(), T0 + 41_000, parameters)).toBeUndefined();
+  });
+});
