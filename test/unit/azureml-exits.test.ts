@@ -4,7 +4,7 @@ import { emptyListing, type JobSummary, type Listing } from "../../src/regions/a
 import { startBackoff } from "../../src/policy/start-backoff.js";
 
 const T0 = Date.parse("2026-01-01T00:00:00Z");
-const grace = { startGraceMs: 60_000, firstListing: false };
+const grace = { startGraceMs: 60_000 };
 
 function summary(name: string, status: string, createdAt = T0): JobSummary {
   const finished = ["Completed", "Failed", "Canceled"].includes(status);
@@ -72,18 +72,6 @@ describe("classifyJobExit", () => {
     ).toMatchObject({ outcome: "drained", drainSeconds: 4 });
   });
 
-  it("found finished in the first listing: Failed is unknown, and `at` is the service's time (not counted again)", () => {
-    const first = { ...grace, firstListing: true };
-    const exit = classifyJobExit(ended("Failed", { modifiedAt: T0 + 3_000 }), undefined, T0 + 60_000, first);
-    expect(exit).toMatchObject({ outcome: "unknown", at: T0 + 3_000 });
-    expect(exit.detail).toBe("Failed 3 s after it was submitted, found finished at start-up");
-    // A service that does not move lastModifiedAt on status changes: the submission time.
-    expect(classifyJobExit(ended("Completed"), undefined, T0 + 60_000, first)).toMatchObject({
-      outcome: "succeeded",
-      at: T0,
-    });
-  });
-
   it("the error a service entry carries is the exit's last output, secrets redacted", () => {
     const job = endedJob(
       summary("job-1", "Failed"),
@@ -120,6 +108,15 @@ describe("JobExits", () => {
     // Retired (no longer listed): forgotten; the history keeps the exit.
     exits.commit(listing(T0 + 7_000), T0 + 6_900);
     expect(exits.exits()).toHaveLength(1);
+  });
+
+  it("jobs the first listing finds finished are marked seen, not exits (a previous process counted them)", () => {
+    const exits = new JobExits({ startGraceMs: 60_000 });
+    exits.see(summary("old", "Failed"), resource("old", "Failed"));
+    expect(exits.commit(listing(T0), T0 - 100)).toEqual([]);
+    exits.see(summary("old", "Failed"), resource("old", "Failed"));
+    expect(exits.commit(listing(T0 + 1_000), T0 + 900)).toEqual([]);
+    expect(exits.exits()).toEqual([]);
   });
 
   it("a job seen finished by a listing that failed half-way is recorded by the next whole one", () => {

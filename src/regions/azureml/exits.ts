@@ -71,15 +71,12 @@ export interface Watched {
  * - Failed: `failed_start` when no listing saw it Running or it had been seen Running for less than
  *   `startGraceMs` (a bad command, option or image fails within seconds); `failed` when it had run
  *   longer, or was already Running when this process first looked.
- * - Found finished in this process's first listing: what happened before is not known. Failed is then
- *   `unknown` (neither a failed start nor a run), and `at` is the service's time, so that a job a
- *   previous process already counted is not counted again (the controller counts exits after its start).
  */
 export function classifyJobExit(
   job: EndedJob,
   watched: Watched | undefined,
   seenAt: number,
-  options: { startGraceMs: number; firstListing: boolean },
+  options: { startGraceMs: number },
 ): WorkerExit {
   const since = watched?.runningSince;
   const ranMs = typeof since === "number" ? Math.max(0, seenAt - since) : undefined;
@@ -87,25 +84,18 @@ export function classifyJobExit(
   if (job.status === "Completed") outcome = "succeeded";
   else if (job.status === "Canceled")
     outcome = watched?.cancelRequestedAt !== undefined ? "drained" : "stopped";
-  else if (options.firstListing && since === undefined) outcome = "unknown";
   else if (since === "before") outcome = "failed";
   else outcome = ranMs === undefined || ranMs < options.startGraceMs ? "failed_start" : "failed";
-  const at = options.firstListing ? Math.min(job.modifiedAt ?? job.createdAt, seenAt) : seenAt;
   const end = job.modifiedAt ?? seenAt;
   const life =
     job.createdAt > 0
       ? ` ${Math.max(0, Math.round((end - job.createdAt) / 1000))} s after it was submitted`
       : "";
-  const running =
-    since === undefined
-      ? options.firstListing
-        ? ", found finished at start-up"
-        : ", never seen Running"
-      : "";
+  const running = since === undefined ? ", never seen Running" : "";
   return {
     workerId: job.name,
     outcome,
-    at,
+    at: seenAt,
     detail: `${job.status}${life}${running}`,
     ...(ranMs !== undefined ? { ranSeconds: ranMs / 1000 } : {}),
     ...(outcome === "drained" && watched?.cancelRequestedAt !== undefined
@@ -118,8 +108,9 @@ export function classifyJobExit(
 /**
  * The region's exit history, kept in memory. Listings call `see` for every finished job they list (cheap
  * for one already recorded); `commit` after a whole listing records the new ones, notes which jobs are
- * Running, and forgets finished jobs no longer listed. A restarted daemon starts with an empty history
- * (see `classifyJobExit` for the jobs it then finds finished).
+ * Running, and forgets finished jobs no longer listed. A restarted daemon starts with an empty history,
+ * and the jobs its first listing finds finished are marked seen without an exit: a previous process
+ * counted them (or none watched them end), and what they did is not known.
  */
 export class JobExits {
   /** Finished jobs recorded, by name: when a listing last showed each. */
@@ -162,16 +153,13 @@ export class JobExits {
     }
     const found = [...this.fresh.values()].sort((a, b) => a.createdAt - b.createdAt);
     this.fresh.clear();
-    const exits = found.map((job) => {
-      const exit = classifyJobExit(job, this.watched.get(job.name), listing.at, {
-        startGraceMs: this.options.startGraceMs,
-        firstListing,
-      });
+    const exits: WorkerExit[] = [];
+    for (const job of found) {
+      if (!firstListing)
+        exits.push(classifyJobExit(job, this.watched.get(job.name), listing.at, this.options));
       this.watched.delete(job.name);
       this.recorded.set(job.name, listing.at);
-      return exit;
-    });
-    exits.sort((a, b) => a.at - b.at);
+    }
     // Finished jobs no listing since `startedAt` showed are retired: forget them.
     for (const [name, seen] of this.recorded) if (seen < startedAt) this.recorded.delete(name);
     for (const [name, entry] of this.watched) {

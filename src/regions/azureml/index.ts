@@ -32,6 +32,7 @@ import { resumePaused } from "./resume.js";
 import { resolveCompute, workspaceId } from "./names.js";
 import { Retirer } from "./retire.js";
 import { JobExits } from "./exits.js";
+import { VanishedJobs } from "./index-exits.js";
 import type { WorkerExit } from "../types.js";
 import { loadJobTemplate, nodesPerWorker, TemplateError, type JobTemplate } from "./template.js";
 
@@ -232,10 +233,23 @@ export function createAzuremlRegion(
       : config.listing === "index"
         ? listByIndex(extraReads, signal)
         : listWorkforce(listingOptions, config.name, listing?.pages ?? 1, extraReads, signal);
+  // The index lists no finished job: those that leave it are read through ARM (index-exits.ts).
+  const vanished =
+    config.listing === "index" && !deps.listing
+      ? new VanishedJobs({
+          arm,
+          readLimiter: listingOptions.readLimiter,
+          maxBudgetWaitMs: listingOptions.maxBudgetWaitMs,
+          batch: Math.max(1, config.retireBatch),
+          logger: log,
+          onFinished: (job, resource) => exitTracker.see(job, resource),
+        })
+      : undefined;
   /** Every whole listing records the exits of the finished jobs it found. */
   async function list(extraReads: number, signal?: AbortSignal): Promise<Listing> {
     const startedAt = Date.now();
     const jobs = await listOnce(extraReads, signal);
+    await vanished?.read(jobs, signal);
     for (const exit of exitTracker.commit(jobs, startedAt)) logExit(exit);
     return jobs;
   }
@@ -322,7 +336,7 @@ export function createAzuremlRegion(
       pending: jobs.pending.length + jobs.unknown.length,
       draining,
       capacity: freeWorkers(cluster, jobs.waitingNodes, perWorker),
-      exits,
+      ...(exits.length > 0 ? { exits } : {}),
       ...(channel?.expiredDrains ? { expiredDrains: channel.expiredDrains() } : {}),
     };
   }
