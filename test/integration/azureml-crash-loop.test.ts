@@ -1,4 +1,8 @@
 import { afterAll, beforeAll, expect, test } from "vitest";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { spawn } from "node:child_process";
 import { Writable } from "node:stream";
 import { QueueClient } from "@azure/storage-queue";
 import { startAzurite, type AzuriteInstance } from "../support/azurite.js";
@@ -14,6 +18,7 @@ import { startDaemon } from "../../src/controller/daemon.js";
 import type { TickReport } from "../../src/controller/reconciler.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { StaticTokenCredential } from "../../src/azure/credentials.js";
+import { workforceArgv } from "../support/cli.js";
 
 // Issue 11, finding 3, AzureML: the docs' old job command (`workforce worker --queue ...`) exits 2 at
 // once, so every job Failed seconds after it started, and the region was re-hired every tick, with no
@@ -63,23 +68,23 @@ test("AzureML jobs that fail at once are failed starts: the region backs off; a 
     template: { ...CLI_TEMPLATE, command },
     armEndpoint: emulator.url,
     requestTimeoutSeconds: 5,
+    credential: { type: "emulator" },
   });
-  const config = loadConfig({
-    env: {
-      WORKFORCE_QUEUE: `${azurite.queueEndpoint}/${queueName}`,
-      WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString,
-      WORKFORCE_INTERVAL_SECONDS: "0.5",
-      WORKFORCE_JITTER: "0",
-      WORKFORCE_METRICS_PORT: "0",
-      WORKFORCE_METRICS_HOST: "127.0.0.1",
-      WORKFORCE_REGIONS: JSON.stringify([
-        // The old example's command: exits 2 (`unknown option '--queue'`) 200 ms after it starts.
-        region("east", "workforce worker --queue $QUEUE --concurrency 4 # emulator-exit=2@200"),
-        // Finished jobs stay listed in west: its completed job is seen on every tick, and counts once.
-        { ...region("west", "sleep infinity"), weight: 0.001, retireFinished: "keep" },
-      ]),
-    },
-  });
+  const env = {
+    WORKFORCE_QUEUE: `${azurite.queueEndpoint}/${queueName}`,
+    WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString,
+    WORKFORCE_INTERVAL_SECONDS: "0.5",
+    WORKFORCE_JITTER: "0",
+    WORKFORCE_METRICS_PORT: "0",
+    WORKFORCE_METRICS_HOST: "127.0.0.1",
+    WORKFORCE_REGIONS: JSON.stringify([
+      // The old example's command: exits 2 (`unknown option '--queue'`) 200 ms after it starts.
+      region("east", "workforce worker --queue $QUEUE --concurrency 4 # emulator-exit=2@200"),
+      // Finished jobs stay listed in west: its completed job is seen on every tick, and counts once.
+      { ...region("west", "sleep infinity"), weight: 0.001, retireFinished: "keep" },
+    ]),
+  };
+  const config = loadConfig({ env });
   const lines: Array<Record<string, unknown>> = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -115,7 +120,11 @@ test("AzureML jobs that fail at once are failed starts: the region backs off; a 
   expect(
     eastJobs.map((job) => [job.status, job.properties.isArchived]),
     "east was hired once, then backed off; its failed job archived",
-  ).toEqual([["Failed", true]]);
+  ).toEqual([["Failed", false]]);
+  // Kept listed, marked: the streak survives the daemon (a restart, or `status` from another process).
+  expect(eastJobs[0]!.properties.tags).toMatchObject({
+    "workforce.exp-east.exit": expect.stringMatching(/^failed_start@/),
+  });
   const hiredEast = reports.reduce(
     (sum, report) =>
       sum + report.outcomes.filter((o) => o.region === "east").reduce((s, o) => s + o.hired, 0),
@@ -147,4 +156,29 @@ test("AzureML jobs that fail at once are failed starts: the region backs off; a 
     expect(text).toContain(`workforce_worker_exits_total{region="west",outcome="${outcome}"} 0\n`);
   expect(text).toMatch(/^workforce_region_start_backoff\{region="east"\} 1$/m);
   expect(text).toMatch(/^workforce_region_start_backoff\{region="west"\} 0$/m);
+
+  // A one-shot status in another process finds the marked job and says the same.
+  const dir = mkdtempSync(join(tmpdir(), "wf-aml-crash-"));
+  try {
+    writeFileSync(join(dir, "ca.pem"), emulator.ca);
+    // Not spawnSync: the emulator answers from this process's event loop.
+    const [command, ...args] = workforceArgv("status");
+    const child = spawn(command!, args, {
+      env: {
+        PATH: process.env.PATH,
+        AZURE_TOKEN_CREDENTIALS: "EnvironmentCredential",
+        NODE_EXTRA_CA_CERTS: join(dir, "ca.pem"),
+        ...env,
+      },
+    });
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    await new Promise((resolve) => child.on("close", resolve));
+    const status = { stdout };
+    expect(status.stdout).toMatch(
+      /^east .*\[backing off: 1 failed start\(s\) in a row \(last: Failed \d+ s after it was submitted.*\); no hires for \d+ s\]$/m,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

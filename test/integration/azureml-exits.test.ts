@@ -1,7 +1,14 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { startArmEmulator, type ArmEmulator } from "../emulators/azureml/server.js";
 import { startMlApiEmulator, type MlApiEmulator } from "../emulators/azureml/ml-api.js";
-import { CLI_TEMPLATE, makeRegion, regionInput, testContext } from "../emulators/azureml/fixtures.js";
+import {
+  CLI_TEMPLATE,
+  makeRegion,
+  regionInput,
+  seededJobProperties,
+  testContext,
+} from "../emulators/azureml/fixtures.js";
+import { startBackoff } from "../../src/policy/start-backoff.js";
 import {
   azuremlRegionSchema,
   createAzuremlRegion,
@@ -50,10 +57,57 @@ describe("worker exits of an AzureML region", () => {
         detail: expect.stringMatching(/^Failed \d+ s after it was submitted, never seen Running$/),
       }),
     ]);
-    await region.settled(); // archived in the background
-    expect(job!.properties.isArchived).toBe(true);
+    // Not archived: a failed start of the streak stays listed, marked with its exit.
+    await region.settled();
+    expect(job!.properties.isArchived).toBe(false);
+    expect((job!.properties.tags as Record<string, string>)["workforce.exp-ws1.exit"]).toMatch(
+      /^failed_start@\d{4}-\d\d-\d\dT[\d:.]+Z$/,
+    );
     const second = await region.observe();
     expect(second.exits).toEqual(first.exits);
+  });
+
+  it("a restarted region finds the streak on the marked jobs; a worker that runs ends it, and they are archived", async () => {
+    const before = makeRegion(arm, "ws1", 4, failing());
+    await before.observe();
+    await before.hire(2);
+    arm.step();
+    arm.step();
+    const seen = (await before.observe()).exits!;
+    expect(seen.map((exit) => exit.outcome)).toEqual(["failed_start", "failed_start"]);
+    await before.settled(); // marked
+
+    const startedAt = Date.now();
+    const config = azuremlRegionSchema.parse(regionInput(arm, "ws1", failing()));
+    const after = createAzuremlRegion(config, testContext(arm), {
+      writeLimiters: new WriteLimiterPool({ burst: 10_000, perSecond: 10_000 }),
+    });
+    const found = (await after.observe()).exits!;
+    expect(found.map((exit) => [exit.workerId, exit.outcome])).toEqual(
+      seen.map((exit) => [exit.workerId, "failed_start"]),
+    );
+    // The marked time: before this process started, so the controller does not count them again.
+    expect(found.map((exit) => exit.at)).toEqual(seen.map((exit) => exit.at));
+    expect(found.every((exit) => exit.at < startedAt)).toBe(true);
+    const parameters = { initialMs: 30_000, maxMs: 1_800_000 };
+    expect(startBackoff(found, Date.now(), parameters)).toMatchObject({ failures: 2 });
+
+    // A job that completes (another team fixed the command by hand) ends the streak.
+    const fixed = ws("ws1");
+    fixed.createJob(
+      "fixed-1",
+      { ...seededJobProperties(fixed, "exp-ws1", true), command: "ok # emulator-exit=0@0" },
+      0,
+    );
+    arm.step();
+    arm.step();
+    arm.step();
+    const exits = (await after.observe()).exits!;
+    expect(exits.at(-1)).toMatchObject({ workerId: "fixed-1", outcome: "succeeded" });
+    expect(startBackoff(exits, Date.now(), parameters)).toBeUndefined();
+    await after.observe(); // the released failed starts are retired like any finished job
+    await after.settled();
+    for (const exit of seen) expect(fixed.jobs.get(exit.workerId)!.properties.isArchived).toBe(true);
   });
 
   it("a job seen Running that then Failed within seconds is a failed start, with how long it ran", async () => {
@@ -90,7 +144,7 @@ describe("worker exits of an AzureML region", () => {
     expect(outcomes).toEqual({ [a!.name]: "succeeded", [b!.name]: "stopped", [c!.name]: "drained" });
   });
 
-  it("a restarted region does not count again the jobs a previous one saw finished", async () => {
+  it("a restarted region does not count again the unmarked jobs a previous one saw finished (keep)", async () => {
     const before = makeRegion(arm, "ws1", 2, failing({ retireFinished: "keep" }));
     await before.observe();
     await before.hire(1);

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { classifyJobExit, endedJob, JobExits, type EndedJob } from "../../src/regions/azureml/exits.js";
+import {
+  classifyJobExit,
+  endedJob,
+  exitTagValue,
+  JobExits,
+  type EndedJob,
+} from "../../src/regions/azureml/exits.js";
 import { emptyListing, type JobSummary, type Listing } from "../../src/regions/azureml/listing.js";
 import { startBackoff } from "../../src/policy/start-backoff.js";
 
@@ -155,5 +161,43 @@ describe("JobExits", () => {
     exits.see(summary("good", "Completed", T0 + 9), resource("good", "Completed"));
     exits.commit(listing(T0 + 40_000), T0 + 39_900);
     expect(startBackoff(exits.exits(), T0 + 41_000, parameters)).toBeUndefined();
+  });
+
+  it("holds the failed starts of the current streak (at most 10), marks them, and finds them after a restart", () => {
+    const exits = new JobExits({ startGraceMs: 60_000, tagKey: "workforce.e" });
+    exits.commit(listing(T0), T0);
+    exits.see(summary("ran", "Completed", T0), resource("ran", "Completed"));
+    exits.commit(listing(T0 + 1_000), T0 + 900);
+    for (let i = 0; i < 12; i++) {
+      exits.see(summary(`bad-${i}`, "Failed", T0 + i), resource(`bad-${i}`, "Failed"));
+      exits.commit(listing(T0 + (i + 2) * 1_000), T0 + (i + 2) * 1_000 - 100);
+    }
+    const held = exits.held();
+    expect([...held].sort()).toEqual(Array.from({ length: 10 }, (_, i) => `bad-${i + 2}`).sort());
+    const bad11 = exits.exits().at(-1)!;
+    expect(exitTagValue(bad11)).toBe(`failed_start@${new Date(T0 + 13_000).toISOString()}`);
+
+    // A new process: the marked jobs are its streak; an unmarked one found finished is not an exit.
+    const after = new JobExits({ startGraceMs: 60_000, tagKey: "workforce.e" });
+    const marked = (name: string, value: string) => {
+      const r = resource(name, "Failed");
+      return {
+        ...r,
+        properties: { ...r.properties, tags: { "workforce.e": "e", "workforce.e.exit": value } },
+      };
+    };
+    after.see(summary("bad-11", "Failed"), marked("bad-11", exitTagValue(bad11)));
+    after.see(summary("bad-10", "Failed"), marked("bad-10", "failed_start@2026-01-01T00:00:12.000Z@0.5"));
+    after.see(summary("old", "Failed"), resource("old", "Failed"));
+    after.see(summary("odd", "Failed"), marked("odd", "nonsense"));
+    const found = after.commit(listing(T0 + 60_000), T0 + 59_000);
+    expect(found.map((exit) => [exit.workerId, exit.outcome, exit.at, exit.ranSeconds])).toEqual([
+      ["bad-10", "failed_start", T0 + 12_000, 0.5],
+      ["bad-11", "failed_start", T0 + 13_000, undefined],
+    ]);
+    expect([...after.held()].sort()).toEqual(["bad-10", "bad-11"]);
+    expect(startBackoff(after.exits(), T0 + 60_000, { initialMs: 30_000, maxMs: 1_800_000 })).toMatchObject({
+      failures: 2,
+    });
   });
 });

@@ -1,4 +1,4 @@
-import { redactText } from "../../logging/logger.js";
+import { redactText, type Logger } from "../../logging/logger.js";
 import type { WorkerExit, WorkerExitOutcome } from "../types.js";
 import type { JobSummary, Listing } from "./listing.js";
 
@@ -20,6 +20,30 @@ const KEPT_RECENT_MS = 10 * 60_000;
 const KEPT_MAX = 10_000;
 /** A job not seen Running for this long is forgotten (it left without being seen finished). */
 const RUNNING_FORGET_MS = 24 * 3600_000;
+/**
+ * Failed starts of the current streak kept listed (not retired), marked: enough for the longest backoff
+ * (30 s doubling to 30 min takes 7), so that a restarted daemon or `status` finds the streak.
+ */
+const HELD_MAX = 10;
+
+/** The tag a failed start is marked with: `{tagKey}.exit` = `failed_start@{ISO time}[@{ranSeconds}]`. */
+export const exitTagKey = (tagKey: string): string => `${tagKey}.exit`;
+
+export function exitTagValue(exit: WorkerExit): string {
+  const ran = exit.ranSeconds !== undefined ? `@${Math.round(exit.ranSeconds * 10) / 10}` : "";
+  return `${exit.outcome}@${new Date(exit.at).toISOString()}${ran}`;
+}
+
+function parseExitTag(
+  value: unknown,
+): { outcome: "failed_start"; at: number; ranSeconds?: number } | undefined {
+  if (typeof value !== "string") return undefined;
+  const [outcome, iso, ran] = value.split("@");
+  const at = Date.parse(iso ?? "");
+  const ranSeconds = Number(ran);
+  if (outcome !== "failed_start" || !Number.isFinite(at)) return undefined;
+  return { outcome, at, ...(ran !== undefined && Number.isFinite(ranSeconds) ? { ranSeconds } : {}) };
+}
 
 /** What an exit needs of a finished job, taken from its resource when it is first seen finished. */
 export interface EndedJob {
@@ -30,12 +54,14 @@ export interface EndedJob {
   modifiedAt?: number;
   /** `errorMessage` of its `services` entries, when the service set one. */
   error?: string;
+  /** The exit a daemon recorded and marked on the job (`{tagKey}.exit`), kept listed for its streak. */
+  marked?: { outcome: "failed_start"; at: number; ranSeconds?: number };
 }
 
 const str = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
 
 /** The fields of a finished job an exit needs (nothing else of the resource is kept). */
-export function endedJob(job: JobSummary, resource: Record<string, unknown>): EndedJob {
+export function endedJob(job: JobSummary, resource: Record<string, unknown>, tagKey?: string): EndedJob {
   const modified = Date.parse(
     str((resource.systemData as Record<string, unknown> | undefined)?.lastModifiedAt) ?? "",
   );
@@ -46,10 +72,14 @@ export function endedJob(job: JobSummary, resource: Record<string, unknown>): En
           .map((service) => str((service as { errorMessage?: unknown } | null)?.errorMessage)?.trim())
           .filter((message): message is string => Boolean(message))
       : [];
+  const tags = (resource.properties as { tags?: Record<string, unknown> } | undefined)?.tags;
+  const marked =
+    tagKey && tags && typeof tags === "object" ? parseExitTag(tags[exitTagKey(tagKey)]) : undefined;
   return {
     name: job.name,
     status: job.status ?? "",
     createdAt: job.createdAt,
+    ...(marked ? { marked } : {}),
     ...(Number.isFinite(modified) && modified > job.createdAt ? { modifiedAt: modified } : {}),
     ...(errors.length > 0 ? { error: [...new Set(errors)].join("\n").slice(0, 2000) } : {}),
   };
@@ -121,7 +151,7 @@ export class JobExits {
   private history: WorkerExit[] = [];
   private committed = false;
 
-  constructor(private readonly options: { startGraceMs: number }) {}
+  constructor(private readonly options: { startGraceMs: number; tagKey?: string }) {}
 
   /** Called by the listing for each finished job it lists. */
   see(job: JobSummary, resource: Record<string, unknown>): void {
@@ -130,7 +160,7 @@ export class JobExits {
       this.recorded.set(job.name, Date.now());
       return;
     }
-    if (!this.fresh.has(job.name)) this.fresh.set(job.name, endedJob(job, resource));
+    if (!this.fresh.has(job.name)) this.fresh.set(job.name, endedJob(job, resource, this.options.tagKey));
   }
 
   /** This process asked the service to cancel `name` (its Canceled end is a drain, not an operator's stop). */
@@ -155,8 +185,20 @@ export class JobExits {
     this.fresh.clear();
     const exits: WorkerExit[] = [];
     for (const job of found) {
-      if (!firstListing)
+      if (!firstListing) {
         exits.push(classifyJobExit(job, this.watched.get(job.name), listing.at, this.options));
+      } else if (job.marked) {
+        // Marked by a daemon before this one: its streak goes on (the controller does not count it again,
+        // it ended before this process started).
+        const exit = classifyJobExit(job, undefined, job.marked.at, this.options);
+        exits.push({
+          ...exit,
+          outcome: job.marked.outcome,
+          at: job.marked.at,
+          detail: exit.detail.replace(", never seen Running", ""),
+          ...(job.marked.ranSeconds !== undefined ? { ranSeconds: job.marked.ranSeconds } : {}),
+        });
+      }
       this.watched.delete(job.name);
       this.recorded.set(job.name, listing.at);
     }
@@ -166,6 +208,7 @@ export class JobExits {
       const last = entry.lastRunningAt ?? entry.cancelRequestedAt ?? 0;
       if (listing.at - last > RUNNING_FORGET_MS) this.watched.delete(name);
     }
+    exits.sort((a, b) => a.at - b.at);
     if (exits.length > 0) {
       const history = [...this.history, ...exits];
       const recent = history.findIndex((exit) => exit.at >= listing.at - KEPT_RECENT_MS);
@@ -182,4 +225,42 @@ export class JobExits {
   exits(): WorkerExit[] {
     return this.history;
   }
+
+  /**
+   * Failed starts of the current streak (the newest exits back to the last worker that ran), at most
+   * HELD_MAX: they stay listed, marked with their exit, instead of being retired; the streak's end
+   * releases them.
+   */
+  held(): Set<string> {
+    const names = new Set<string>();
+    for (let i = this.history.length - 1; i >= 0 && names.size < HELD_MAX; i--) {
+      const exit = this.history[i]!;
+      if (exit.outcome === "failed_start") names.add(exit.workerId);
+      else if (exit.outcome !== "unknown") break;
+    }
+    return names;
+  }
+
+  /** The exit recorded for `name`, if it is in the history. */
+  exitOf(name: string): WorkerExit | undefined {
+    for (let i = this.history.length - 1; i >= 0; i--)
+      if (this.history[i]!.workerId === name) return this.history[i];
+    return undefined;
+  }
+}
+
+/** A failure at warn, with what the service said; other exits at debug (hundreds a tick at scale). */
+export function logExit(log: Logger, exit: WorkerExit): void {
+  const fields = {
+    workerId: exit.workerId,
+    outcome: exit.outcome,
+    detail: exit.detail,
+    ...(exit.ranSeconds !== undefined ? { ranSeconds: Math.round(exit.ranSeconds * 10) / 10 } : {}),
+    ...(exit.lastOutput ? { lastOutput: exit.lastOutput } : {}),
+  };
+  if (exit.outcome === "failed_start")
+    log.warn(fields, `worker failed to start (job ${exit.workerId}: ${exit.detail})`);
+  else if (exit.outcome === "failed")
+    log.warn(fields, `worker failed (job ${exit.workerId}: ${exit.detail})`);
+  else log.debug(fields, `worker exited (${exit.outcome}, job ${exit.workerId}: ${exit.detail})`);
 }

@@ -31,9 +31,8 @@ import { checkMlConfig, mlOffLimits, regionMlApi } from "./ml-api.js";
 import { resumePaused } from "./resume.js";
 import { resolveCompute, workspaceId } from "./names.js";
 import { Retirer } from "./retire.js";
-import { JobExits } from "./exits.js";
+import { exitTagKey, exitTagValue, JobExits, logExit } from "./exits.js";
 import { VanishedJobs } from "./index-exits.js";
-import type { WorkerExit } from "../types.js";
 import { loadJobTemplate, nodesPerWorker, TemplateError, type JobTemplate } from "./template.js";
 
 export { azuremlRegionSchema, type AzuremlRegionConfig, type AzuremlRegionInput } from "./config.js";
@@ -175,6 +174,7 @@ export function createAzuremlRegion(
   // A job that fails before it has been seen Running this long failed to start (exits.ts).
   const exitTracker = new JobExits({
     startGraceMs: Math.max(60_000, 2 * ctx.settings.intervalSeconds * 1000),
+    tagKey,
   });
   let listing: Listing | undefined;
   /** The tick's observation (cancels take their jobs out of it), for the resume sweep at its end. */
@@ -250,24 +250,8 @@ export function createAzuremlRegion(
     const startedAt = Date.now();
     const jobs = await listOnce(extraReads, signal);
     await vanished?.read(jobs, signal);
-    for (const exit of exitTracker.commit(jobs, startedAt)) logExit(exit);
+    for (const exit of exitTracker.commit(jobs, startedAt)) logExit(log, exit);
     return jobs;
-  }
-
-  /** A failure at warn, with what the service said; other exits at debug (hundreds a tick at scale). */
-  function logExit(exit: WorkerExit): void {
-    const fields = {
-      workerId: exit.workerId,
-      outcome: exit.outcome,
-      detail: exit.detail,
-      ...(exit.ranSeconds !== undefined ? { ranSeconds: Math.round(exit.ranSeconds * 10) / 10 } : {}),
-      ...(exit.lastOutput ? { lastOutput: exit.lastOutput } : {}),
-    };
-    if (exit.outcome === "failed_start")
-      log.warn(fields, `worker failed to start (job ${exit.workerId}: ${exit.detail})`);
-    else if (exit.outcome === "failed")
-      log.warn(fields, `worker failed (job ${exit.workerId}: ${exit.detail})`);
-    else log.debug(fields, `worker exited (${exit.outcome}, job ${exit.workerId}: ${exit.detail})`);
   }
 
   async function ensureEnvironment(signal?: AbortSignal): Promise<string | undefined> {
@@ -330,7 +314,20 @@ export function createAzuremlRegion(
     const draining = channel
       ? Math.min(await channel.inFlight(runningNames, { ...(signal ? { signal } : {}) }), runningNames.length)
       : 0;
-    retirer.retire(jobs.finished);
+    // Failed starts of the current streak stay listed, marked with their exit (a restarted daemon and
+    // `status` find the streak there); every other finished job is retired.
+    const held = exitTracker.held();
+    const markKey = exitTagKey(tagKey);
+    retirer.mark(
+      jobs.finished.flatMap((job) => {
+        const exit = held.has(job.name) ? exitTracker.exitOf(job.name) : undefined;
+        const tags = (job.resource.properties as { tags?: Record<string, unknown> } | undefined)?.tags;
+        return exit && tags?.[markKey] === undefined
+          ? [{ job, key: markKey, value: exitTagValue(exit) }]
+          : [];
+      }),
+    );
+    retirer.retire(jobs.finished.filter((job) => !held.has(job.name)));
     return {
       running: runningNames.length - draining,
       pending: jobs.pending.length + jobs.unknown.length,
