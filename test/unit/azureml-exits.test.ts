@@ -125,6 +125,33 @@ describe("JobExits", () => {
     expect(exits.exits()).toEqual([]);
   });
 
+  it("keeps nothing per job Running past the grace, and still tells a failure from a failed start", () => {
+    const exits = new JobExits({ startGraceMs: 60_000 });
+    const old = summary("old", "Running", T0 - 3600_000); // Running when this process first looked
+    exits.commit(listing(T0, [old]), T0);
+    const fresh = summary("fresh", "Running", T0 + 500);
+    exits.commit(listing(T0 + 1_000, [old, fresh]), T0 + 900);
+    expect((exits as unknown as { seen: Map<string, number> }).seen.size).toBe(1);
+    exits.commit(listing(T0 + 120_000, [old, fresh]), T0 + 119_900); // fresh past the grace: forgotten
+    expect((exits as unknown as { seen: Map<string, number> }).seen.size).toBe(0);
+    exits.see(summary("old", "Failed", old.createdAt), resource("old", "Failed"));
+    exits.see(summary("fresh", "Failed", fresh.createdAt), resource("fresh", "Failed"));
+    const found = exits.commit(listing(T0 + 121_000), T0 + 120_900);
+    expect(found.map((exit) => [exit.workerId, exit.outcome])).toEqual([
+      ["old", "failed"],
+      ["fresh", "failed"],
+    ]);
+    // A job that waited, ran between two listings and is seen Finalizing, then Failed: a failed start.
+    exits.commit(listing(T0 + 122_000, []), T0 + 121_900);
+    const waited = summary("waited", "Queued", T0 + 121_950);
+    exits.commit({ ...listing(T0 + 123_000), pending: [waited] }, T0 + 122_900);
+    exits.commit(listing(T0 + 124_000), T0 + 123_900); // Finalizing: in no list
+    exits.see(summary("waited", "Failed", waited.createdAt), resource("waited", "Failed"));
+    expect(exits.commit(listing(T0 + 125_000), T0 + 124_900).map((exit) => exit.outcome)).toEqual([
+      "failed_start",
+    ]);
+  });
+
   it("a job seen finished by a listing that failed half-way is recorded by the next whole one", () => {
     const exits = new JobExits({ startGraceMs: 60_000 });
     exits.commit(listing(T0), T0);

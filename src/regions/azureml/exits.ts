@@ -18,8 +18,12 @@ const KEPT_EXITS = 50;
 const KEPT_RECENT_MS = 10 * 60_000;
 /** The most ever kept, whatever the rate. */
 const KEPT_MAX = 10_000;
-/** A job not seen Running for this long is forgotten (it left without being seen finished). */
-const RUNNING_FORGET_MS = 24 * 3600_000;
+/** A job last seen waiting this long ago is forgotten (it left without being seen finished). */
+const WAITING_FORGET_MS = 3600_000;
+/** A cancel request is forgotten after this long (its job left without being seen finished). */
+const CANCEL_FORGET_MS = 24 * 3600_000;
+/** Clock skew allowed between the service's `createdAt` and our listings. */
+const SKEW_MS = 60_000;
 /**
  * Failed starts of the current streak kept listed (not retired), marked: enough for the longest backoff
  * (30 s doubling to 30 min takes 7), so that a restarted daemon or `status` finds the streak.
@@ -147,9 +151,18 @@ export class JobExits {
   private readonly recorded = new Map<string, number>();
   /** Finished jobs seen, not yet recorded (a listing that failed half-way leaves some here). */
   private readonly fresh = new Map<string, EndedJob>();
-  private readonly watched = new Map<string, Watched & { lastRunningAt?: number }>();
+  /**
+   * Only what a failed start needs, so that nothing is kept per long-running job: for a job seen waiting
+   * (pending, unknown) and not yet Running, minus the last listing that showed it; for a job seen Running
+   * for less than the grace, the first listing that did. A job not here that a listing before the last
+   * one could have shown ran past the grace (or was Running when this process first looked).
+   */
+  private readonly seen = new Map<string, number>();
+  private readonly cancels = new Map<string, number>();
   private history: WorkerExit[] = [];
   private committed = false;
+  /** When the last whole listing started: a job created after it was never listed before. */
+  private previousStart = 0;
 
   constructor(private readonly options: { startGraceMs: number; tagKey?: string }) {}
 
@@ -165,28 +178,37 @@ export class JobExits {
 
   /** This process asked the service to cancel `name` (its Canceled end is a drain, not an operator's stop). */
   cancelRequested(name: string, at = Date.now()): void {
-    const entry = this.watched.get(name) ?? {};
-    entry.cancelRequestedAt ??= at;
-    this.watched.set(name, entry);
+    if (!this.cancels.has(name)) this.cancels.set(name, at);
+  }
+
+  /** What this process saw of `job` before it finished. */
+  private watchedOf(job: EndedJob): Watched {
+    const value = this.seen.get(job.name);
+    const cancelRequestedAt = this.cancels.get(job.name);
+    const runningSince =
+      value !== undefined
+        ? value > 0
+          ? value
+          : undefined // seen waiting, never Running
+        : job.createdAt > this.previousStart - SKEW_MS
+          ? undefined // created since the last listing: never listed before
+          : "before"; // Running past the grace, or when this process first looked
+    return {
+      ...(runningSince !== undefined ? { runningSince } : {}),
+      ...(cancelRequestedAt !== undefined ? { cancelRequestedAt } : {}),
+    };
   }
 
   /** After a whole listing that started at `startedAt`: the exits it found, oldest submission first. */
   commit(listing: Listing, startedAt: number): WorkerExit[] {
     const firstListing = !this.committed;
     this.committed = true;
-    for (const job of listing.running) {
-      if (!job.name) continue;
-      const entry = this.watched.get(job.name) ?? {};
-      entry.runningSince ??= firstListing ? "before" : listing.at;
-      entry.lastRunningAt = listing.at;
-      this.watched.set(job.name, entry);
-    }
     const found = [...this.fresh.values()].sort((a, b) => a.createdAt - b.createdAt);
     this.fresh.clear();
     const exits: WorkerExit[] = [];
     for (const job of found) {
       if (!firstListing) {
-        exits.push(classifyJobExit(job, this.watched.get(job.name), listing.at, this.options));
+        exits.push(classifyJobExit(job, this.watchedOf(job), listing.at, this.options));
       } else if (job.marked) {
         // Marked by a daemon before this one: its streak goes on (the controller does not count it again,
         // it ended before this process started).
@@ -199,15 +221,15 @@ export class JobExits {
           ...(job.marked.ranSeconds !== undefined ? { ranSeconds: job.marked.ranSeconds } : {}),
         });
       }
-      this.watched.delete(job.name);
+      this.seen.delete(job.name);
+      this.cancels.delete(job.name);
       this.recorded.set(job.name, listing.at);
     }
+    this.watch(listing, firstListing);
+    this.previousStart = startedAt;
     // Finished jobs no listing since `startedAt` showed are retired: forget them.
     for (const [name, seen] of this.recorded) if (seen < startedAt) this.recorded.delete(name);
-    for (const [name, entry] of this.watched) {
-      const last = entry.lastRunningAt ?? entry.cancelRequestedAt ?? 0;
-      if (listing.at - last > RUNNING_FORGET_MS) this.watched.delete(name);
-    }
+    for (const [name, at] of this.cancels) if (listing.at - at > CANCEL_FORGET_MS) this.cancels.delete(name);
     exits.sort((a, b) => a.at - b.at);
     if (exits.length > 0) {
       const history = [...this.history, ...exits];
@@ -219,6 +241,27 @@ export class JobExits {
       this.history = history.slice(Math.max(keepFrom, history.length - KEPT_MAX));
     }
     return exits;
+  }
+
+  /** Note the jobs waiting and those first seen Running; forget those Running past the grace. */
+  private watch(listing: Listing, firstListing: boolean): void {
+    for (const job of [...listing.pending, ...listing.unknown]) {
+      const value = this.seen.get(job.name);
+      if (job.name && (value === undefined || value < 0)) this.seen.set(job.name, -listing.at);
+    }
+    // Running when this process first looked: for how long is not known, and not kept.
+    if (!firstListing) {
+      for (const job of listing.running) {
+        const value = this.seen.get(job.name);
+        if (!job.name || (value !== undefined && value > 0)) continue;
+        if (value !== undefined || job.createdAt > this.previousStart - SKEW_MS)
+          this.seen.set(job.name, listing.at);
+      }
+    }
+    for (const [name, value] of this.seen) {
+      if (value > 0 ? listing.at - value > this.options.startGraceMs : listing.at + value > WAITING_FORGET_MS)
+        this.seen.delete(name);
+    }
   }
 
   /** The recent exits, oldest first. */
