@@ -158,6 +158,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
 
   let worker: WrappedWorker | undefined;
   const standaloneSignals: NodeJS.Signals[] = ["SIGTERM", "SIGINT"];
+  const leavingSignals: NodeJS.Signals[] = ["SIGINT", "SIGTERM"];
   if (options.wrap) {
     worker = startWrappedWorker({
       ...options.wrap,
@@ -167,6 +168,10 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     });
     // The worker left on its own (empty queue, failure): nothing to listen for any more.
     void worker.exited.then(stopNow);
+    // The worker was told to leave (Ctrl-C or a cancel reaches the whole process group; SIGTERM is passed
+    // on): this node is leaving, so a control message is for another node. Taking one now would spend it on
+    // a worker that leaves anyway, and the worker it was meant for would stay.
+    for (const signal of leavingSignals) process.on(signal, stopNow);
   } else {
     for (const signal of standaloneSignals) process.on(signal, stopNow);
   }
@@ -262,6 +267,6 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   } finally {
     worker?.dispose();
     options.signal?.removeEventListener("abort", stopNow);
-    for (const signal of standaloneSignals) process.off(signal, stopNow);
+    for (const signal of [...standaloneSignals, ...leavingSignals]) process.off(signal, stopNow);
   }
 }

@@ -1,11 +1,23 @@
 /**
  * Throttling remembered across calls and ticks. When a service answers 429 (or 503) with Retry-After, the
- * wait it asked for is noted here per kind of call (reads, writes) of one region: no call of that kind goes
- * to the region before then, and one that cannot wait that long within its own deadline gives up at once
- * (BackoffError) instead of holding the tick.
+ * wait it asked for is noted here per kind of call of one region: no call of that kind goes to the region
+ * before then, and one that cannot wait that long within its own deadline gives up at once (BackoffError)
+ * instead of holding the tick.
+ *
+ * Kinds of call: ARM `read` and `write`; on ml.azure.com (another service, throttled apart from ARM), the
+ * index API's `index-list` and the execution API's `resume`.
  */
 
-export type CallKind = "read" | "write";
+export const CALL_KINDS = ["read", "write", "index-list", "resume"] as const;
+export type CallKind = (typeof CALL_KINDS)[number];
+
+/** The calls of a kind, as status and errors say it ("reads in back-off ..."). */
+export const CALL_NOUNS: Record<CallKind, string> = {
+  read: "reads",
+  write: "writes",
+  "index-list": "index listings",
+  resume: "resumes",
+};
 
 /** One kind of call in back-off: until when, and why. */
 export interface BackoffState {
@@ -42,9 +54,9 @@ export class Backoff {
 
   /** Back-offs in force now (for status, metrics and the tick log). */
   active(): BackoffState[] {
-    return (["read", "write"] as const)
-      .filter((call) => this.remainingMs(call) > 0)
-      .map((call) => ({ ...this.states.get(call)! }));
+    return CALL_KINDS.filter((call) => this.remainingMs(call) > 0).map((call) => ({
+      ...this.states.get(call)!,
+    }));
   }
 }
 
@@ -56,7 +68,9 @@ export class BackoffError extends Error {
     readonly until: number,
     reason: string,
   ) {
-    super(`${call}s in back-off until ${new Date(until).toISOString()} (${reason}); not sent before then`);
+    super(
+      `${CALL_NOUNS[call]} in back-off until ${new Date(until).toISOString()} (${reason}); not sent before then`,
+    );
     this.name = "BackoffError";
   }
 }

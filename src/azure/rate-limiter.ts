@@ -1,3 +1,4 @@
+import type { PipelinePolicy } from "@azure/core-rest-pipeline";
 import { abortableDelay } from "./retry.js";
 
 /**
@@ -108,6 +109,41 @@ export class WriteRateLimiter {
     this.claimed = Math.max(0, this.claimed - count);
   }
 
+  /** Requests of this budget sent and not answered yet (see `sending`). */
+  private unanswered = 0;
+  /** The most the service has said was left, plus the request it answered: its bucket is at least this. */
+  private seenCapacity: number | undefined;
+
+  /**
+   * How many tokens the bucket can really hold: its burst, or less when the service's answers show its
+   * own budget is smaller (a background write keeps half of this for hires and cancels).
+   */
+  get capacity(): number {
+    return Math.min(this.burst, this.seenCapacity ?? this.burst);
+  }
+
+  /**
+   * A request of this budget goes out: call the function returned with what the service said is left of
+   * the budget when it answers (ARM's `x-ms-ratelimit-remaining-subscription-reads` / `-writes`), or
+   * with undefined if it did not say. The bucket never holds more than that, less the requests still out
+   * (they may not have been counted yet): a budget spent by another client of the same identity, or
+   * before a restart, slows this one down instead of running it into 429s. It is only ever lowered: the
+   * bucket's own count is the ceiling, and it refills at its own rate from there.
+   */
+  sending(): (remaining: number | undefined) => void {
+    this.unanswered++;
+    let answered = false;
+    return (remaining) => {
+      if (answered) return;
+      answered = true;
+      this.unanswered--;
+      if (remaining === undefined || !Number.isFinite(remaining) || remaining < 0) return;
+      this.refill();
+      this.tokens = Math.min(this.tokens, remaining - this.unanswered);
+      this.seenCapacity = Math.max(this.seenCapacity ?? 0, remaining + 1);
+    };
+  }
+
   /** Tokens in the bucket now (negative while reservations are waiting). */
   get available(): number {
     this.refill();
@@ -138,6 +174,49 @@ export class WriteRateLimiter {
       this.waiting--;
     }
   }
+}
+
+/**
+ * What ARM says is left of the subscription's budget of `kind` in an answer's headers: the lower of
+ * `x-ms-ratelimit-remaining-subscription-{kind}` and its `-global-` variant, or undefined when neither is
+ * there (or is not a count).
+ */
+export function remainingBudget(
+  headers: { get(name: string): string | undefined },
+  kind: "reads" | "writes",
+): number | undefined {
+  const counts = [
+    headers.get(`x-ms-ratelimit-remaining-subscription-${kind}`),
+    headers.get(`x-ms-ratelimit-remaining-subscription-global-${kind}`),
+  ]
+    .filter((text): text is string => typeof text === "string" && /^\d+$/.test(text.trim()))
+    .map(Number);
+  return counts.length ? Math.min(...counts) : undefined;
+}
+
+/**
+ * An HTTP pipeline policy that tells the subscription's buckets what every ARM answer says is left
+ * (`WriteRateLimiter.sending`): GETs are reads, everything else writes, as ARM counts them. At the
+ * pipeline, so every request of a workspace passes it, whichever call sent it.
+ */
+export function remainingBudgetPolicy(budgets: {
+  reads?: WriteRateLimiter;
+  writes?: WriteRateLimiter;
+}): PipelinePolicy {
+  return {
+    name: "workforceRemainingBudget",
+    async sendRequest(request, next) {
+      const kind = request.method === "GET" || request.method === "HEAD" ? "reads" : "writes";
+      const answered = budgets[kind]?.sending();
+      let response: Awaited<ReturnType<typeof next>> | undefined;
+      try {
+        response = await next(request);
+        return response;
+      } finally {
+        answered?.(response && remainingBudget(response.headers, kind));
+      }
+    },
+  };
 }
 
 /** One limiter per key (subscription + ARM endpoint). Pass one pool to every region of a process. */

@@ -2,7 +2,7 @@ import pRetry, { AbortError } from "p-retry";
 import { BackoffError, deadlineOf, type Backoff, type CallKind } from "./backoff.js";
 
 /**
- * One retry policy for every Azure call (ARM reads and writes): 429, 5xx, network errors and per-attempt
+ * One retry policy for every Azure call (ARM, ml.azure.com): 429, 5xx, network errors and per-attempt
  * timeouts are retried; the server's `x-ms-retry-after-ms` or `Retry-After` wins over our own backoff.
  * The SDK's built-in retries are turned off (see arm-client.ts) so that this is the only place.
  *
@@ -44,8 +44,12 @@ export interface RetryOptions {
   onRetry?: (info: { error: unknown; attempt: number; delayMs: number }) => void;
   /** Random source for jitter (tests pass a fixed one). */
   random?: () => number;
-  /** The region's remembered throttling, and which kind of call this is. */
-  backoff?: { gate: Backoff; call: CallKind };
+  /**
+   * The region's remembered throttling, and which kind of call this is. A 429 or 503 with Retry-After is
+   * remembered; with `anyServerError`, any 5xx with Retry-After too (the AzureML front end wraps its
+   * backend's "over capacity, retry in 1 s" in a 500).
+   */
+  backoff?: { gate: Backoff; call: CallKind; anyServerError?: boolean };
   /**
    * With `backoff`: the longest wait for the back-off taken within a call (default 1 s), and only if it
    * ends before the caller's deadline. A longer one makes the call give up at once: a throttled region
@@ -53,6 +57,9 @@ export interface RetryOptions {
    */
   inlineWaitMs?: number;
 }
+
+/** The default `inlineWaitMs`: a back-off shorter than this is waited out within a call. */
+export const INLINE_WAIT_MS = 1_000;
 
 interface HeaderBag {
   get(name: string): string | undefined;
@@ -101,6 +108,16 @@ export function retryDelayMs(error: unknown, attempt: number, random: () => numb
 function isNetworkError(error: unknown): boolean {
   const code = (error as { code?: unknown } | undefined)?.code;
   return typeof code === "string" && NETWORK_CODES.has(code);
+}
+
+/**
+ * Whether a failed answer goes into the back-off memory: a 429 or 503 that says how long to wait (with
+ * `anyServerError`, any 5xx that says so).
+ */
+function remembers(error: unknown, anyServerError: boolean): boolean {
+  const status = statusOf(error);
+  if (status === undefined || serverRetryAfterMs(error) === undefined) return false;
+  return status === 429 || status === 503 || (anyServerError && status >= 500);
 }
 
 /** Marks an attempt abandoned by its own deadline (not the caller's). */
@@ -152,7 +169,7 @@ export async function withRetry<T>(
     beforeAttempt,
     random = Math.random,
     backoff,
-    inlineWaitMs = 1_000,
+    inlineWaitMs = INLINE_WAIT_MS,
   } = options;
   /** Wait `ms` if the caller's deadline (or, without one, maxDelayMs) allows; else a BackoffError now. */
   const waitOrGiveUp = async (ms: number): Promise<void> => {
@@ -211,11 +228,10 @@ export async function withRetry<T>(
       ...(signal ? { signal } : {}),
       // Every throttled answer is remembered, the last attempt's too.
       onFailedAttempt: ({ error }) => {
-        const status = statusOf(error);
-        const asked = serverRetryAfterMs(error);
-        if (backoff && asked !== undefined && (status === 429 || status === 503)) {
+        if (backoff && remembers(error, backoff.anyServerError === true)) {
+          const asked = serverRetryAfterMs(error)!;
           const seconds = Math.round(asked / 100) / 10;
-          backoff.gate.note(backoff.call, asked, `HTTP ${status}, Retry-After ${seconds} s`);
+          backoff.gate.note(backoff.call, asked, `HTTP ${statusOf(error)}, Retry-After ${seconds} s`);
         }
       },
       // The wait happens here (not in p-retry's backoff) because it depends on the answer's headers.
@@ -224,8 +240,14 @@ export async function withRetry<T>(
         const wantedMs = retryDelayMs(error, attemptNumber, random);
         const delayMs = Math.min(wantedMs, maxDelayMs);
         onRetry?.({ error, attempt: attemptNumber, delayMs });
-        if (backoff) await waitOrGiveUp(wantedMs);
-        else await abortableDelay(delayMs, signal);
+        if (backoff && remembers(error, backoff.anyServerError === true)) await waitOrGiveUp(wantedMs);
+        else if (backoff) {
+          // Our own backoff (no Retry-After to remember): waited if it ends before the deadline, else
+          // the call ends now with this answer's error (not a back-off: nothing asked for one).
+          const deadline = deadlineOf(signal);
+          if (deadline !== undefined && Date.now() + delayMs >= deadline) return false;
+          await abortableDelay(delayMs, signal);
+        } else await abortableDelay(delayMs, signal);
         return true;
       },
     },

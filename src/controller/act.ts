@@ -20,7 +20,7 @@ export interface RegionOutcome {
   cancelUnknown: number;
   drained: number;
   /** The sweep over paused workers, in regions that have one (AzureML). */
-  resume?: { resumed: number; cancelled: number; refused: number; failed: number };
+  resume?: { resumed: number; cancelled: number; refused: number; failed: number; backedOff?: number };
   /** Drain requests that may have gone out (the send was cut off): they count as sent. */
   drainUnknown: number;
   errors: Array<{
@@ -216,8 +216,8 @@ async function resumeIn(region: Region, outcome: RegionOutcome, options: ActOpti
       (signal) => region.resumePaused!({ signal }),
       options.signal,
     );
-    const { resumed, cancelled, refused, failed } = result;
-    outcome.resume = { resumed, cancelled, refused, failed };
+    const { resumed, cancelled, refused, failed, backedOff } = result;
+    outcome.resume = { resumed, cancelled, refused, failed, ...(backedOff ? { backedOff } : {}) };
     for (const error of result.errors) outcome.errors.push(failure("resume", error));
   } catch (error) {
     outcome.errors.push(failure("resume", error));

@@ -4,7 +4,13 @@ import type { Logger } from "../logging/logger.js";
 import type { PolicyFunction } from "../policy/types.js";
 import { decide, type DecideParameters, type Plan } from "../policy/decide.js";
 import type { TargetSample } from "../policy/stabilize.js";
-import { initRegionSeries, type ReconcileOutcome, type WorkforceMetrics } from "../metrics/registry.js";
+import {
+  initRegionSeries,
+  RESUME_OUTCOMES,
+  type ReconcileOutcome,
+  type WorkforceMetrics,
+} from "../metrics/registry.js";
+import { CALL_KINDS, type BackoffState } from "../azure/backoff.js";
 import { takeSnapshot, describeError, type LastGood, type Snapshot } from "./snapshot.js";
 import { WorkloadLearner } from "./learner.js";
 import type { Estimates, Hints } from "../policy/estimate.js";
@@ -349,8 +355,9 @@ export class Reconciler {
           permanent: String(reading.permanent === true),
         });
       metrics.regionObservationAge.set({ region }, reading.ageMs / 1000);
-      for (const call of ["read", "write"] as const) {
-        const state = reading.backoff?.find((b) => b.call === call);
+      const backoff = this.backoffNow(reading.name, reading.backoff);
+      for (const call of CALL_KINDS) {
+        const state = backoff.find((b) => b.call === call);
         metrics.regionBackoff.set({ region, call }, state ? Math.max(0, state.until - this.now()) / 1000 : 0);
       }
       const observation = reading.observation;
@@ -365,8 +372,11 @@ export class Reconciler {
       // Hires are counted as the service answers each one (see run), not here.
       if (outcome.cancelled) metrics.cancelled.inc({ region }, outcome.cancelled);
       if (outcome.drained) metrics.drainRequests.inc({ region }, outcome.drained);
-      for (const [state, count] of Object.entries(outcome.resume ?? {}))
+      // Workers held back by a back-off are not swept: the back-off gauge shows them, not this counter.
+      for (const state of RESUME_OUTCOMES) {
+        const count = outcome.resume?.[state] ?? 0;
         if (count > 0) metrics.resumed.inc({ region, outcome: state }, count);
+      }
       if (outcome.drainUnknown) metrics.drainUnknown.inc({ region }, outcome.drainUnknown);
       for (const failure of outcome.errors)
         metrics.regionErrors.inc({
@@ -426,7 +436,7 @@ export class Reconciler {
       field: "hired" | "hireUnknown" | "cancelled" | "cancelUnknown" | "drained" | "drainUnknown",
     ) => outcomes.reduce((total, o) => total + o[field], 0);
     const backoff = snapshot.regions.flatMap((reading) =>
-      (reading.backoff ?? []).map((state) => ({
+      this.backoffNow(reading.name, reading.backoff).map((state) => ({
         region: reading.name,
         call: state.call,
         seconds: Math.max(0, Math.ceil((state.until - this.now()) / 1000)),
@@ -466,6 +476,15 @@ export class Reconciler {
     this.options.logger[level](line, "tick");
   }
 
+  /**
+   * A region's back-offs at the end of the tick (a resume may have been throttled after the reading),
+   * else as the reading saw them.
+   */
+  private backoffNow(name: string, read: BackoffState[] | undefined): BackoffState[] {
+    const region = this.options.regions.find((candidate) => candidate.name === name);
+    return region?.backoffs?.() ?? read ?? [];
+  }
+
   private regionProblems(report: TickReport): Array<Record<string, unknown>> {
     const problems: Array<Record<string, unknown>> = [];
     for (const reading of report.snapshot.regions) {
@@ -493,7 +512,7 @@ function sumPlan(plan: Plan, field: "hire" | "cancel" | "drain"): number {
 
 /** The resume sweep's counts over all regions, when it did anything at all. */
 function resumeTotals(outcomes: RegionOutcome[]): Record<string, number> | undefined {
-  const totals = { resumed: 0, cancelled: 0, refused: 0, failed: 0 };
+  const totals = { resumed: 0, cancelled: 0, refused: 0, failed: 0, backedOff: 0 };
   for (const outcome of outcomes)
     for (const key of Object.keys(totals) as Array<keyof typeof totals>)
       totals[key] += outcome.resume?.[key] ?? 0;

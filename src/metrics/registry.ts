@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { WORKER_EXIT_OUTCOMES } from "../regions/types.js";
+import { CALL_KINDS } from "../azure/backoff.js";
 
 /**
  * The daemon's metrics. Names and labels are a contract with the Grafana dashboard and the alerts in
@@ -161,7 +162,7 @@ export function createMetrics(options: MetricsOptions = {}): WorkforceMetrics {
     }),
     regionBackoff: new Gauge({
       name: "workforce_region_backoff_seconds",
-      help: "Seconds before calls of a kind (read, write) may go to the region again, as its service asked with Retry-After (0: none).",
+      help: "Seconds before calls of a kind (ARM read, write; ml.azure.com index-list, resume) may go to the region again, as its service asked with Retry-After (0: none).",
       labelNames: ["region", "call"] as const,
       registers,
     }),
@@ -318,7 +319,7 @@ export function initRegionSeries(metrics: WorkforceMetrics, region: string): voi
   metrics.drainRequests.inc({ region }, 0);
   for (const outcome of RESUME_OUTCOMES) metrics.resumed.inc({ region, outcome }, 0);
   metrics.drainUnknown.inc({ region }, 0);
-  for (const call of ["read", "write"]) metrics.regionBackoff.set({ region, call }, 0);
+  for (const call of CALL_KINDS) metrics.regionBackoff.set({ region, call }, 0);
   for (const operation of REGION_OPERATIONS)
     for (const permanent of ["true", "false"]) metrics.regionErrors.inc({ region, operation, permanent }, 0);
   for (const outcome of WORKER_EXIT_OUTCOMES) metrics.workerExits.inc({ region, outcome }, 0);

@@ -130,7 +130,9 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     log.warn({ err: error }, "could not make sure the queue exists; trying to read it anyway");
   }
 
-  const pidFile = options.pidDir ? await writePidFile(options.pidDir, workerId) : undefined;
+  // Told to leave while starting (a cancelled pending worker): no PID file, or a node agent would take a
+  // control message on behalf of a worker that is leaving anyway, and the worker it was meant for would stay.
+  const pidFile = options.pidDir && !leaving() ? await writePidFile(options.pidDir, workerId) : undefined;
   log.info(
     { pid: process.pid, pidFile, concurrency: options.concurrency, visibility, idleSeconds: idleMs / 1000 },
     "worker started",

@@ -140,6 +140,11 @@ export interface ResumeResult {
   refused: number;
   /** Not resumed for a failure of the call (5xx after retries, network, deadline, 401/403). */
   failed: number;
+  /**
+   * Not tried (or throttled): the region's resumes are in back-off (a 429, or a 5xx with Retry-After);
+   * tried again once it ends. Neither a failure nor an error.
+   */
+  backedOff?: number;
   errors: Error[];
 }
 

@@ -65,12 +65,15 @@ function startWrapped(options: {
   ownPidFile?: boolean;
   /** Seconds the agent waits for the worker's own PID file. */
   pidFileGrace?: number;
+  taskMs?: number;
+  /** In its own process group, as the local region starts it. */
+  detached?: boolean;
 }): WrapRun {
   const env = {
     ...stubEnv({
       dir: options.dir,
       name: "worker",
-      taskMs: 400,
+      taskMs: options.taskMs ?? 400,
       ...(options.trap !== undefined ? { trap: options.trap } : {}),
       ...(options.stubExitCode !== undefined ? { exitCode: options.stubExitCode } : {}),
       ...(options.ownPidFile ? { pidDir: options.pidDir } : {}),
@@ -96,7 +99,11 @@ function startWrapped(options: {
     process.execPath,
     STUB_PATH,
   );
-  const child = spawn(node!, args, { env, stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(node!, args, {
+    env,
+    stdio: ["ignore", "ignore", "pipe"],
+    detached: options.detached ?? false,
+  });
   agents.push(child);
   workerDirs.push(options.dir);
   let stderr = "";
@@ -192,6 +199,32 @@ describe("workforce agent -- CMD (wrap mode)", () => {
     process.kill(run.pid, "SIGTERM");
     expect(await run.exited).toBe(128 + 15);
     expect(run.stderr()).toContain("passing signal on to the worker");
+  });
+
+  it("stops listening once its worker is told to leave through the process group (a cancel, Ctrl-C)", async () => {
+    const topic = newTopic();
+    const dir = tempDir("wrap-group");
+    const pidDir = join(dir, "pids");
+    const run = startWrapped({ topic, pidDir, dir, taskMs: 2_000, detached: true });
+    await waitUntil(
+      () => run.stderr().includes("listening for control messages"),
+      10_000,
+      "the agent to listen",
+    );
+    await waitUntil(() => workerLog(dir).includes("start 1"), 10_000, "the worker's first task");
+    // What the local region's cancel does: the drain signal to the whole group, agent and worker.
+    process.kill(-run.pid, "SIGINT");
+    await waitUntil(
+      () => run.stderr().includes("SIGINT: waiting for the worker"),
+      10_000,
+      "the agent to see the SIGINT",
+    );
+    // A drain request arrives while the worker finishes its task: it is meant for another node.
+    await sendControl(topic);
+    expect(await run.exited).toBe(0);
+    expect(workerLog(dir).filter((line) => line.startsWith("signal"))).toEqual(["signal SIGINT"]);
+    expect(noTaskInterrupted(workerLog(dir))).toBe(true);
+    expect(emulator.counts(`${topic}/Subscriptions/shutdown`).active).toBe(1);
   });
 
   it("exits with the worker's code when the worker leaves on its own, and stops listening", async () => {

@@ -7,6 +7,7 @@ import { regionInput, testContext, SUBSCRIPTION, RESOURCE_GROUP } from "../emula
 import type { DrainChannel } from "../../src/backchannel/types.js";
 import { WriteLimiterPool } from "../../src/azure/rate-limiter.js";
 import { seededJobProperties } from "../emulators/azureml/fixtures.js";
+import { ARM_BUDGET } from "../emulators/azureml/budget.js";
 
 // The cost of a tick must not grow with finished jobs: the list is filtered by the workforce's tag key and
 // by listViewType=ActiveOnly, and the region retires (archives) its own finished jobs.
@@ -17,7 +18,12 @@ const PATIENT = { requestTimeoutSeconds: 60 };
 let emulator: ArmEmulator;
 
 beforeEach(async () => {
-  emulator = await startArmEmulator({ stepMs: 0 });
+  // Retiring keeps half of the subscription's write budget for hires, as ARM's answers state it: with
+  // ARM's 200 writes, 100 archives a tick. A bigger write budget lets 250 retire in the ticks counted here.
+  emulator = await startArmEmulator({
+    stepMs: 0,
+    budget: { ...ARM_BUDGET, writes: { burst: 1_000, perSecond: 100 } },
+  });
 });
 afterEach(async () => {
   await emulator.close();

@@ -11,6 +11,7 @@ import type { TickReport } from "../../src/controller/reconciler.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { createMetrics } from "../../src/metrics/registry.js";
 import { StaticTokenCredential } from "../../src/azure/credentials.js";
+import { formatStatus } from "../../src/cli/commands/status.js";
 
 // The daemon with two AzureML regions, one listed through ARM and one through the index API, both
 // resuming paused workers: preempted workers come back, one past its execution limit is cancelled and
@@ -38,17 +39,9 @@ async function until(what: string, check: () => boolean, timeoutMs = 30_000): Pr
   }
 }
 
-test("the daemon resumes preempted workers every tick, cancels one past its execution limit, and lists by ARM or the index alike", async () => {
-  const queueName = "e2e-upstream";
-  const queue = new QueueClient(azurite.connectionString, queueName);
-  await queue.create();
-  // Tasks nobody takes: the target stays at 4 workers (concurrency 1).
-  await Promise.all(Array.from({ length: 4 }, (_, i) => queue.sendMessage(`task-${i}`)));
-
-  const names = { east: "arm", west: "index" } as const;
-  for (const name of Object.keys(names))
-    arm.workspace(SUBSCRIPTION, RESOURCE_GROUP, name).addCluster("cluster", 4);
-  const regions = Object.entries(names).map(([name, listing]) => ({
+/** A region of this test: its own workspace and experiment, listed through ARM or the index API. */
+function upstreamRegion(name: string, listing: "arm" | "index") {
+  return {
     kind: "azureml",
     name,
     subscriptionId: SUBSCRIPTION,
@@ -60,8 +53,12 @@ test("the daemon resumes preempted workers every tick, cancels one past its exec
     armEndpoint: arm.url,
     mlEndpoint: ml.url,
     listing,
-  }));
-  const config = loadConfig({
+  };
+}
+
+/** The daemon's configuration: the queue's tasks, one per worker, a fast tick. */
+function daemonConfig(queueName: string, regions: unknown[], extra: Record<string, string> = {}) {
+  return loadConfig({
     env: {
       WORKFORCE_QUEUE: `${azurite.queueEndpoint}/${queueName}`,
       WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString,
@@ -71,9 +68,14 @@ test("the daemon resumes preempted workers every tick, cancels one past its exec
       WORKFORCE_JITTER: "0",
       WORKFORCE_METRICS_PORT: "0",
       WORKFORCE_METRICS_HOST: "127.0.0.1",
+      ...extra,
       WORKFORCE_REGIONS: JSON.stringify(regions),
     },
   });
+}
+
+/** What a daemon of this test leaves to look at: its log lines, metrics and tick reports. */
+function recorder() {
   const lines: Array<Record<string, unknown>> = [];
   const destination = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -82,14 +84,9 @@ test("the daemon resumes preempted workers every tick, cancels one past its exec
     },
   });
   const metrics = createMetrics({ processMetrics: false });
-  const jobs = (ws: string) => [...arm.findWorkspace(ws)!.jobs.values()];
-  const runningIn = (ws: string) => jobs(ws).filter((job) => job.status === "Running");
   const ticks: TickReport[] = [];
-  ml.addFault({ kind: "html503", operations: ["index.entities"], times: 1 });
-
-  let daemon: Daemon | undefined;
-  try {
-    daemon = await startDaemon({
+  const start = (config: ReturnType<typeof loadConfig>): Promise<Daemon> =>
+    startDaemon({
       config,
       logger: createLogger({ level: "info", destination }),
       metrics,
@@ -97,6 +94,29 @@ test("the daemon resumes preempted workers every tick, cancels one past its exec
       tlsCa: arm.ca,
       onTick: (report) => void ticks.push(report),
     });
+  return { lines, metrics, ticks, start };
+}
+
+test("the daemon resumes preempted workers every tick, cancels one past its execution limit, and lists by ARM or the index alike", async () => {
+  const queueName = "e2e-upstream";
+  const queue = new QueueClient(azurite.connectionString, queueName);
+  await queue.create();
+  // Tasks nobody takes: the target stays at 4 workers (concurrency 1).
+  await Promise.all(Array.from({ length: 4 }, (_, i) => queue.sendMessage(`task-${i}`)));
+
+  const names = { east: "arm", west: "index" } as const;
+  for (const name of Object.keys(names))
+    arm.workspace(SUBSCRIPTION, RESOURCE_GROUP, name).addCluster("cluster", 4);
+  const regions = Object.entries(names).map(([name, listing]) => upstreamRegion(name, listing));
+  const config = daemonConfig(queueName, regions);
+  const { lines, metrics, ticks, start } = recorder();
+  const jobs = (ws: string) => [...arm.findWorkspace(ws)!.jobs.values()];
+  const runningIn = (ws: string) => jobs(ws).filter((job) => job.status === "Running");
+  ml.addFault({ kind: "html503", operations: ["index.entities"], times: 1 });
+
+  let daemon: Daemon | undefined;
+  try {
+    daemon = await start(config);
     await until("4 running workers", () => runningIn("east").length + runningIn("west").length === 4);
 
     // Preemptions: one worker in each region; the one in east is past its max execution time.
@@ -144,3 +164,108 @@ test("the daemon resumes preempted workers every tick, cancels one past its exec
     0,
   );
 });
+
+test("ml.azure.com throttling through the daemon: the region is held, not shrunk, and nothing goes to the index or resumes before Retry-After", async () => {
+  const queueName = "e2e-ml-backoff";
+  const queue = new QueueClient(azurite.connectionString, queueName);
+  await queue.create();
+  await Promise.all(Array.from({ length: 4 }, (_, i) => queue.sendMessage(`task-${i}`)));
+  const name = "north";
+  arm.workspace(SUBSCRIPTION, RESOURCE_GROUP, name).addCluster("cluster", 6);
+  const RETRY_AFTER_S = 3;
+  const config = daemonConfig(queueName, [upstreamRegion(name, "index")], {
+    WORKFORCE_CALL_TIMEOUT_SECONDS: "2",
+  });
+  const { lines, metrics, ticks, start } = recorder();
+  const jobs = () => [...arm.findWorkspace(name)!.jobs.values()];
+  const running = () => jobs().filter((job) => job.status === "Running");
+  const ours = (operation: string) =>
+    ml.requests.filter((r) => r.workspace === name && r.operation === operation);
+  const gauge = async (call: string) =>
+    (await metrics.regionBackoff.get()).values.find((v) => v.labels.region === name && v.labels.call === call)
+      ?.value ?? 0;
+  let daemon: Daemon | undefined;
+  let indexGauge: number;
+  let resumeGauge: number;
+  try {
+    daemon = await start(config);
+    await until("4 running workers", () => running().length === 4);
+
+    // The index throttles north's listing for longer than the call deadline.
+    ml.addFault({
+      kind: "throttle",
+      retryAfterSeconds: RETRY_AFTER_S,
+      operations: ["index.entities"],
+      workspaces: [name],
+      times: 1,
+    });
+    await until("the throttled page", () => ours("index.entities").some((r) => r.status === 429));
+    const throttledAt = ours("index.entities").find((r) => r.status === 429)!.at;
+    const ticksBefore = ticks.length;
+    await until("two ticks under the back-off", () => ticks.length >= ticksBefore + 2);
+    indexGauge = await gauge("index-list");
+    await until("north read again", () => ours("index.entities").some((r) => r.at > throttledAt + 500));
+    const heldTicks = ticks.slice(ticksBefore).filter((t) => !t.snapshot.regions[0]!.fresh);
+
+    // No index page before Retry-After had passed.
+    const early = ours("index.entities").filter(
+      (r) => r.at > throttledAt + 200 && r.at < throttledAt + RETRY_AFTER_S * 1000 - 100,
+    );
+    expect(early.map((r) => `+${r.at - throttledAt} ms`)).toEqual([]);
+    // Held, not shrunk: every tick under the back-off counted north's 4 workers, and hired none.
+    expect(heldTicks.length).toBeGreaterThanOrEqual(2);
+    for (const tick of heldTicks) {
+      const reading = tick.snapshot.regions[0]!;
+      expect(reading.observation!.running + reading.observation!.pending).toBe(4);
+      expect(reading.backoff).toMatchObject([{ call: "index-list", reason: "HTTP 429, Retry-After 3 s" }]);
+      expect(tick.plan.hire).toBe(0);
+      // A throttled read costs the tick nothing (no wait until the call deadline).
+      expect(reading.durationMs).toBeLessThan(1_500);
+    }
+    expect(formatStatus(heldTicks[0]!)).toMatch(
+      /north .*\[index listings in back-off for \d+ s \(HTTP 429, Retry-After 3 s\)\]/,
+    );
+    expect(jobs()).toHaveLength(4);
+    expect(indexGauge).toBeGreaterThan(0);
+
+    // Then the execution API throttles a resume: the sweep is held, said in the tick log, and tried after.
+    const [paused] = running();
+    ml.addFault({
+      kind: "throttle",
+      retryAfterSeconds: RETRY_AFTER_S,
+      operations: ["execution.resume"],
+      workspaces: [name],
+      times: 1,
+    });
+    ml.preempt(arm.findWorkspace(name)!, paused!.name);
+    await until("the throttled resume", () => ours("execution.resume").some((r) => r.status === 429));
+    const resumeThrottledAt = ours("execution.resume")[0]!.at;
+    await until("a tick after", () => ticks.some((t) => (t.outcomes[0]?.resume?.backedOff ?? 0) > 0));
+    resumeGauge = await gauge("resume");
+    await until("the paused worker running again", () => paused!.status === "Running", 15_000);
+    const earlyResumes = ours("execution.resume").filter(
+      (r) => r.at > resumeThrottledAt + 200 && r.at < resumeThrottledAt + RETRY_AFTER_S * 1000 - 100,
+    );
+    expect(earlyResumes).toEqual([]);
+    expect(resumeGauge).toBeGreaterThan(0);
+  } finally {
+    await daemon?.stop();
+    if (process.env.E2E_DEBUG) for (const line of lines) console.log(JSON.stringify(line));
+  }
+  const tickLines = lines.filter((line) => line.msg === "tick");
+  const said = (call: string) =>
+    tickLines.some((line) =>
+      ((line.backoff as Array<{ region: string; call: string }> | undefined) ?? []).some(
+        (b) => b.region === name && b.call === call,
+      ),
+    );
+  expect(said("index-list")).toBe(true);
+  expect(said("resume")).toBe(true);
+  expect(
+    tickLines.some((line) => ((line.resume as { backedOff?: number } | undefined)?.backedOff ?? 0) > 0),
+  ).toBe(true);
+  // Never more workers than the queue asks for, whatever was throttled.
+  expect(jobs().filter((job) => !["Canceled", "CancelRequested"].includes(job.status))).toHaveLength(4);
+  const resumed = (await metrics.resumed.get()).values;
+  expect(resumed.find((v) => v.labels.region === name && v.labels.outcome === "failed")?.value ?? 0).toBe(0);
+}, 60_000);

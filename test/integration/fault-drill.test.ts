@@ -278,8 +278,8 @@ describe("fault drill", () => {
       clusters: { east: 40, west: 40 },
       queueDepth: 20,
       ticks: 12,
-      // The call deadline (2 s) is shorter than Retry-After (4 s).
-      env: { WORKFORCE_CALL_TIMEOUT_SECONDS: "2" },
+      // The call deadline (3 s) is shorter than Retry-After (4 s).
+      env: { WORKFORCE_CALL_TIMEOUT_SECONDS: "3" },
       onTick: (tick) => {
         if (tick === 2) {
           arm.addFault({
@@ -306,12 +306,18 @@ describe("fault drill", () => {
     expect(early.map((r) => `${r.operation} +${r.at - throttledAt} ms`)).toEqual([]);
     // ...and east is read again afterwards.
     expect(eastRequests.some((r) => r.at >= throttledAt + RETRY_AFTER_S * 1000 - 100)).toBe(true);
-    // The throttled region does not stretch the tick: every read well under the call timeout (a wait of
-    // at most 1 s for the end of a back-off is allowed).
+    // The throttled region does not stretch the tick: no read waits out the Retry-After (4 s) until the
+    // call deadline (3 s) cuts it. A read that did would fail with the deadline and last 3 s or more; a
+    // read that answers (a wait of at most 1 s for the end of a back-off, then the request) stays under
+    // it, even on a loaded machine, where a plain read can take a second.
+    const readings = result.ticks.flatMap((t) => t.report.snapshot.regions);
     const observeMs = result.ticks.map((t) => t.report.snapshot.regions.map((r) => r.durationMs));
     const slowest = Math.max(...observeMs.flat());
     if (process.env.DRILL_DEBUG) console.log(JSON.stringify(observeMs));
-    expect(slowest).toBeLessThan(1_500);
+    expect(readings.filter((r) => /did not answer within/.test(r.error ?? "")).map((r) => r.error)).toEqual(
+      [],
+    );
+    expect(slowest).toBeLessThan(3_000);
     // The back-off is shown: in the tick's snapshot and in the metrics.
     const backedOff = result.ticks.find((t) =>
       t.report.snapshot.regions.some((r) => r.name === "east" && (r.backoff?.length ?? 0) > 0),

@@ -133,11 +133,18 @@ describe.skipIf(NO_PROMETHEUS)("the Grafana dashboard against a real Prometheus 
   });
 
   it("loads the alert rules, and every rule evaluates without error on the daemon's series", async () => {
-    // Two evaluation rounds after the first scrape, so a rule with a bad match would show its error.
-    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    // Until every rule has been evaluated at least once (health "unknown" before), so a rule with a bad
+    // match would show its error: about two rounds of 1 s, longer on a loaded machine.
     type Rule = { name: string; health: string; lastError?: string };
-    const data = await prometheus!.query<{ groups: { rules: Rule[] }[] }>("/api/v1/rules", {});
-    const rules = data.groups.flatMap((group) => group.rules);
+    const readRules = async () =>
+      (await prometheus!.query<{ groups: { rules: Rule[] }[] }>("/api/v1/rules", {})).groups.flatMap(
+        (group) => group.rules,
+      );
+    let rules = await readRules();
+    for (const until = Date.now() + 30_000; Date.now() < until; rules = await readRules()) {
+      if (rules.length > 0 && rules.every((rule) => rule.health !== "unknown")) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
     expect(rules.map((rule) => rule.name)).toEqual(
       expect.arrayContaining([
         "WorkforceReconcileStalled",

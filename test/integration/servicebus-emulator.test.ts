@@ -131,16 +131,19 @@ describe("queues", () => {
   });
 
   it("renews a lock over $management and keeps it past the lock duration", async () => {
-    const q = queue({ lockDurationMs: 1000 });
+    // Margins of 1.5 s either side: a loaded machine may fire a timer, or answer a renewal, late.
+    const q = queue({ lockDurationMs: 3_000 });
     await track(client.createSender(q)).sendMessages({ body: "long task" });
     const receiver = track(client.createReceiver(q, { maxAutoLockRenewalDurationInMs: 0 }));
     const message = await receiveOne(receiver);
     const before = message.lockedUntilUtc!.getTime();
 
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
     const renewed = await receiver.renewMessageLock(message);
     expect(renewed.getTime()).toBeGreaterThan(before);
-    await new Promise((resolve) => setTimeout(resolve, 600)); // past the first lock's end, within the renewed one
+    // Past the first lock's end, within the renewed one.
+    while (Date.now() <= before + 100) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(Date.now()).toBeLessThan(renewed.getTime());
     expect(emulator.messages(q)[0]?.state).toBe("locked");
     await receiver.completeMessage(message);
     expect(emulator.counts(q).active).toBe(0);
@@ -454,7 +457,8 @@ describe("faults", () => {
     await track(client.createSender(q)).sendMessages({ body: "x" });
     const receiver = track(client.createReceiver(q));
     const message = await receiveOne(receiver);
-    emulator.faults.ackDelayMs = 500;
+    // Held far longer than the wait below, which a loaded machine may stretch.
+    emulator.faults.ackDelayMs = 2_500;
     let done = false;
     const completing = receiver.completeMessage(message).then(() => (done = true));
     await new Promise((resolve) => setTimeout(resolve, 150));

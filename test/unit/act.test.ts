@@ -213,7 +213,8 @@ describe("act phase", () => {
       [east, west],
       act,
     );
-    expect(Date.now() - started).toBeLessThan(2_000);
+    // East was given up at the act deadline (the message below); the wall clock is only a loose backstop.
+    expect(Date.now() - started).toBeLessThan(10_000);
     expect(seen?.aborted).toBe(true);
     expect(outcomes[0]!.errors[0]).toMatchObject({ operation: "hire" });
     expect(outcomes[0]!.errors[0]!.message).toMatch(/region east hire did not answer within 100 ms/);

@@ -104,7 +104,7 @@ describe("JobExits", () => {
     expect(exits.commit(listing(T0 + 1_000, [job]), T0 + 900)).toEqual([]);
     const recorded: string[] = [];
     for (let tick = 2; tick < 6; tick++) {
-      exits.see(summary("job-1", "Failed"), resource("job-1", "Failed"));
+      exits.see(summary("job-1", "Failed"), () => resource("job-1", "Failed"));
       for (const exit of exits.commit(listing(T0 + tick * 1_000), T0 + tick * 1_000 - 100))
         recorded.push(exit.outcome);
     }
@@ -118,9 +118,9 @@ describe("JobExits", () => {
 
   it("jobs the first listing finds finished are marked seen, not exits (a previous process counted them)", () => {
     const exits = new JobExits({ startGraceMs: 60_000 });
-    exits.see(summary("old", "Failed"), resource("old", "Failed"));
+    exits.see(summary("old", "Failed"), () => resource("old", "Failed"));
     expect(exits.commit(listing(T0), T0 - 100)).toEqual([]);
-    exits.see(summary("old", "Failed"), resource("old", "Failed"));
+    exits.see(summary("old", "Failed"), () => resource("old", "Failed"));
     expect(exits.commit(listing(T0 + 1_000), T0 + 900)).toEqual([]);
     expect(exits.exits()).toEqual([]);
   });
@@ -134,8 +134,8 @@ describe("JobExits", () => {
     expect((exits as unknown as { seen: Map<string, number> }).seen.size).toBe(1);
     exits.commit(listing(T0 + 120_000, [old, fresh]), T0 + 119_900); // fresh past the grace: forgotten
     expect((exits as unknown as { seen: Map<string, number> }).seen.size).toBe(0);
-    exits.see(summary("old", "Failed", old.createdAt), resource("old", "Failed"));
-    exits.see(summary("fresh", "Failed", fresh.createdAt), resource("fresh", "Failed"));
+    exits.see(summary("old", "Failed", old.createdAt), () => resource("old", "Failed"));
+    exits.see(summary("fresh", "Failed", fresh.createdAt), () => resource("fresh", "Failed"));
     const found = exits.commit(listing(T0 + 121_000), T0 + 120_900);
     expect(found.map((exit) => [exit.workerId, exit.outcome])).toEqual([
       ["old", "failed"],
@@ -146,7 +146,7 @@ describe("JobExits", () => {
     const waited = summary("waited", "Queued", T0 + 121_950);
     exits.commit({ ...listing(T0 + 123_000), pending: [waited] }, T0 + 122_900);
     exits.commit(listing(T0 + 124_000), T0 + 123_900); // Finalizing: in no list
-    exits.see(summary("waited", "Failed", waited.createdAt), resource("waited", "Failed"));
+    exits.see(summary("waited", "Failed", waited.createdAt), () => resource("waited", "Failed"));
     expect(exits.commit(listing(T0 + 125_000), T0 + 124_900).map((exit) => exit.outcome)).toEqual([
       "failed_start",
     ]);
@@ -155,7 +155,7 @@ describe("JobExits", () => {
   it("a job seen finished by a listing that failed half-way is recorded by the next whole one", () => {
     const exits = new JobExits({ startGraceMs: 60_000 });
     exits.commit(listing(T0), T0);
-    exits.see(summary("job-2", "Completed"), resource("job-2", "Completed"));
+    exits.see(summary("job-2", "Completed"), () => resource("job-2", "Completed"));
     // (that listing failed: no commit) ... the next one no longer lists it, but it really finished
     expect(exits.commit(listing(T0 + 2_000), T0 + 1_500).map((exit) => exit.workerId)).toEqual(["job-2"]);
   });
@@ -165,7 +165,7 @@ describe("JobExits", () => {
     exits.commit(listing(T0), T0);
     for (let i = 0; i < 300; i++) {
       const name = `job-${String(299 - i).padStart(3, "0")}`;
-      exits.see(summary(name, "Completed", T0 + (299 - i)), resource(name, "Completed"));
+      exits.see(summary(name, "Completed", T0 + (299 - i)), () => resource(name, "Completed"));
     }
     const found = exits.commit(listing(T0 + 1_000), T0 + 500);
     expect(found).toHaveLength(300);
@@ -177,7 +177,7 @@ describe("JobExits", () => {
     const exits = new JobExits({ startGraceMs: 60_000 });
     exits.commit(listing(T0), T0);
     for (let i = 1; i <= 3; i++) {
-      exits.see(summary(`bad-${i}`, "Failed", T0 + i), resource(`bad-${i}`, "Failed"));
+      exits.see(summary(`bad-${i}`, "Failed", T0 + i), () => resource(`bad-${i}`, "Failed"));
       exits.commit(listing(T0 + i * 10_000), T0 + i * 10_000 - 100);
     }
     const parameters = { initialMs: 30_000, maxMs: 1_800_000 };
@@ -185,7 +185,7 @@ describe("JobExits", () => {
       failures: 3,
       until: T0 + 30_000 + 120_000,
     });
-    exits.see(summary("good", "Completed", T0 + 9), resource("good", "Completed"));
+    exits.see(summary("good", "Completed", T0 + 9), () => resource("good", "Completed"));
     exits.commit(listing(T0 + 40_000), T0 + 39_900);
     expect(startBackoff(exits.exits(), T0 + 41_000, parameters)).toBeUndefined();
   });
@@ -193,10 +193,10 @@ describe("JobExits", () => {
   it("holds the failed starts of the current streak (at most 10), marks them, and finds them after a restart", () => {
     const exits = new JobExits({ startGraceMs: 60_000, tagKey: "workforce.e" });
     exits.commit(listing(T0), T0);
-    exits.see(summary("ran", "Completed", T0), resource("ran", "Completed"));
+    exits.see(summary("ran", "Completed", T0), () => resource("ran", "Completed"));
     exits.commit(listing(T0 + 1_000), T0 + 900);
     for (let i = 0; i < 12; i++) {
-      exits.see(summary(`bad-${i}`, "Failed", T0 + i), resource(`bad-${i}`, "Failed"));
+      exits.see(summary(`bad-${i}`, "Failed", T0 + i), () => resource(`bad-${i}`, "Failed"));
       exits.commit(listing(T0 + (i + 2) * 1_000), T0 + (i + 2) * 1_000 - 100);
     }
     const held = exits.held();
@@ -213,10 +213,12 @@ describe("JobExits", () => {
         properties: { ...r.properties, tags: { "workforce.e": "e", "workforce.e.exit": value } },
       };
     };
-    after.see(summary("bad-11", "Failed"), marked("bad-11", exitTagValue(bad11)));
-    after.see(summary("bad-10", "Failed"), marked("bad-10", "failed_start@2026-01-01T00:00:12.000Z@0.5"));
-    after.see(summary("old", "Failed"), resource("old", "Failed"));
-    after.see(summary("odd", "Failed"), marked("odd", "nonsense"));
+    after.see(summary("bad-11", "Failed"), () => marked("bad-11", exitTagValue(bad11)));
+    after.see(summary("bad-10", "Failed"), () =>
+      marked("bad-10", "failed_start@2026-01-01T00:00:12.000Z@0.5"),
+    );
+    after.see(summary("old", "Failed"), () => resource("old", "Failed"));
+    after.see(summary("odd", "Failed"), () => marked("odd", "nonsense"));
     const found = after.commit(listing(T0 + 60_000), T0 + 59_000);
     expect(found.map((exit) => [exit.workerId, exit.outcome, exit.at, exit.ranSeconds])).toEqual([
       ["bad-10", "failed_start", T0 + 12_000, 0.5],

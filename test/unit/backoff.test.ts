@@ -29,7 +29,8 @@ describe("back-off remembered across calls", () => {
       { signal: deadline(2_000), backoff: { gate, call: "read" } },
     );
     await expect(first).rejects.toBeInstanceOf(BackoffError);
-    expect(Date.now() - started).toBeLessThan(500);
+    // At once: well before the call's 2 s deadline, which a call waiting for the back-off would reach.
+    expect(Date.now() - started).toBeLessThan(1_500);
     expect(calls).toBe(1);
     expect(gate.active()).toMatchObject([{ call: "read", reason: "HTTP 429, Retry-After 8 s" }]);
     expect(gate.remainingMs("read")).toBeGreaterThan(7_000);
@@ -61,6 +62,45 @@ describe("back-off remembered across calls", () => {
     );
     expect(answer).toBe("ok");
     expect(calls).toBe(2);
+  });
+
+  it("a 5xx with Retry-After is remembered only where asked (ml.azure.com wraps over-capacity in a 500)", async () => {
+    const arm = new Backoff();
+    const ml = new Backoff();
+    const fail = async () => {
+      throw throttled(500, 30);
+    };
+    const options = (gate: Backoff, anyServerError: boolean) => ({
+      signal: deadline(2_000),
+      backoff: { gate, call: "resume" as const, anyServerError },
+    });
+    await expect(withRetry(fail, options(ml, true))).rejects.toBeInstanceOf(BackoffError);
+    expect(ml.active()).toMatchObject([{ call: "resume", reason: "HTTP 500, Retry-After 30 s" }]);
+    // Without anyServerError a 500 is not a back-off: the call ends with the 500 itself.
+    await expect(withRetry(fail, options(arm, false))).rejects.toMatchObject({ statusCode: 500 });
+    expect(arm.active()).toEqual([]);
+  });
+
+  it("our own backoff (no Retry-After) is waited within the deadline, else the call ends with the answer's error", async () => {
+    const gate = new Backoff();
+    let calls = 0;
+    const flaky = async () => {
+      calls++;
+      if (calls === 1) throw Object.assign(new Error("HTTP 503"), { statusCode: 503 });
+      return "ok";
+    };
+    // min(2^1, 30) s + jitter 0: fits a 5 s deadline, so it is waited (not a back-off).
+    const call = { signal: deadline(5_000), backoff: { gate, call: "index-list" as const }, random: () => 0 };
+    await expect(withRetry(flaky, call)).resolves.toBe("ok");
+    expect(calls).toBe(2);
+    // It does not fit a 1 s deadline: the 503 itself, at once, and nothing remembered.
+    calls = 0;
+    const started = Date.now();
+    await expect(withRetry(flaky, { ...call, signal: deadline(1_000) })).rejects.toMatchObject({
+      statusCode: 503,
+    });
+    expect(Date.now() - started).toBeLessThan(500);
+    expect(gate.active()).toEqual([]);
   });
 
   it("a back-off is extended, never shortened, and ends by itself", () => {

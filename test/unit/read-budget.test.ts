@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { WriteRateLimiter, ARM_READ_BUDGET } from "../../src/azure/rate-limiter.js";
+import { WriteRateLimiter, ARM_READ_BUDGET, remainingBudget } from "../../src/azure/rate-limiter.js";
 
 describe("read budget: a listing gets all its reads or none", () => {
   it("grants a reservation within the wait it may take, else takes nothing", async () => {
@@ -30,5 +30,53 @@ describe("read budget claims: all or nothing, taken in turn", () => {
     bucket.release(6);
     expect(bucket.claim(4, 0)).toBe(true);
     now += 0;
+  });
+});
+
+describe("ARM's remaining count (x-ms-ratelimit-remaining-subscription-*)", () => {
+  const headers = (values: Record<string, string>) => ({ get: (name: string) => values[name] });
+
+  it("reads the lower of the subscription and global counts, and ignores what is not a count", () => {
+    expect(
+      remainingBudget(
+        headers({
+          "x-ms-ratelimit-remaining-subscription-reads": "11999",
+          "x-ms-ratelimit-remaining-subscription-global-reads": "249",
+        }),
+        "reads",
+      ),
+    ).toBe(249);
+    expect(remainingBudget(headers({ "x-ms-ratelimit-remaining-subscription-writes": "7" }), "writes")).toBe(
+      7,
+    );
+    expect(remainingBudget(headers({ "x-ms-ratelimit-remaining-subscription-writes": "7" }), "reads")).toBe(
+      undefined,
+    );
+    expect(remainingBudget(headers({ "x-ms-ratelimit-remaining-subscription-reads": "-1" }), "reads")).toBe(
+      undefined,
+    );
+  });
+
+  it("lowers the bucket to what ARM says is left, less the requests still out, and never raises it", () => {
+    let now = 0;
+    const bucket = new WriteRateLimiter({ burst: 100, perSecond: 10, now: () => now });
+    const first = bucket.sending();
+    const second = bucket.sending();
+    // ARM counted the first one: 20 left; the second is still out and may not be counted yet.
+    first(20);
+    expect(bucket.available).toBe(19);
+    second(undefined); // no header: nothing learnt
+    expect(bucket.available).toBe(19);
+    // A count above ours changes nothing: ours is the ceiling.
+    bucket.sending()(90);
+    expect(bucket.available).toBe(19);
+    // From there it refills at its own rate.
+    now += 1_000;
+    expect(bucket.available).toBe(29);
+    // A second answer to the same request is not counted twice.
+    const third = bucket.sending();
+    third(5);
+    third(0);
+    expect(bucket.available).toBe(5);
   });
 });

@@ -90,10 +90,13 @@ describe("reconciler", () => {
     queue.depthValue = 5000; // the policy now wants 10 x (10 + 1) = 110
     const started = Date.now();
     const report = await instance.tick();
-    expect(Date.now() - started).toBeLessThan(2000);
     expect(report.result).toBe("degraded");
     const slowReading = report.snapshot.regions.find((r) => r.name === "slow");
     expect(slowReading?.fresh).toBe(false);
+    // The tick gave up on slow at its call deadline (a hang never answers: without the deadline the tick
+    // would never end). The wall-clock bound is only a backstop, loose enough for a loaded machine.
+    expect(slowReading?.error).toMatch(/region slow observe did not answer within 200 ms/);
+    expect(Date.now() - started).toBeLessThan(10_000);
     // Its last good reading stands in, plus the hires made there since (the tick's own 20).
     expect(slowReading?.observation).toMatchObject({ running: 5, pending: 20 });
     expect(report.plan.regions.find((r) => r.region === "slow")?.hire).toBe(0);

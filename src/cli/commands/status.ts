@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import type { TickReport } from "../../controller/reconciler.js";
 import { oneLine } from "../../controller/failures.js";
 import { waitNotice } from "../waiting.js";
+import { CALL_NOUNS } from "../../azure/backoff.js";
 
 function pad(value: string | number, width: number): string {
   return String(value).padStart(width);
@@ -43,7 +44,7 @@ export function formatStatus(report: TickReport): string {
     const backoff = (reading.backoff ?? [])
       .map(
         (b) =>
-          `${b.call}s in back-off for ${Math.max(0, Math.ceil((b.until - Date.now()) / 1000))} s (${b.reason})`,
+          `${CALL_NOUNS[b.call]} in back-off for ${Math.max(0, Math.ceil((b.until - Date.now()) / 1000))} s (${b.reason})`,
       )
       .join("; ");
     const note =

@@ -1,9 +1,10 @@
+import type { Readable } from "node:stream";
 import type { TokenCredential } from "@azure/core-auth";
 import type { HttpClient, Pipeline, PipelineResponse } from "@azure/core-rest-pipeline";
 import type { Logger } from "../../logging/logger.js";
 import { armScope, PUBLIC_ARM_ENDPOINT } from "../../azure/credentials.js";
 import { withRetry, statusOf } from "../../azure/retry.js";
-import type { WriteRateLimiter } from "../../azure/rate-limiter.js";
+import { remainingBudgetPolicy, type WriteRateLimiter } from "../../azure/rate-limiter.js";
 import { Backoff, BackoffError } from "../../azure/backoff.js";
 import { workspaceId, type WorkspaceRef } from "./names.js";
 import type { WriteFence } from "../fence.js";
@@ -37,6 +38,8 @@ export interface ArmWorkspaceOptions extends WorkspaceRef {
   retries: number;
   attemptTimeoutMs: number;
   writeLimiter: WriteRateLimiter;
+  /** The subscription's read budget: told what ARM says is left after each read (x-ms-ratelimit-*). */
+  readLimiter?: WriteRateLimiter;
   logger: Logger;
   /** Checked right before every write request (each attempt): a fenced replica sends none. */
   fence?: WriteFence;
@@ -48,8 +51,24 @@ type Kind = "read" | "write" | "background-write";
 interface Transport {
   pipeline: Pipeline;
   client: HttpClient;
-  send(method: string, url: string, body: string | undefined, signal: AbortSignal): Promise<PipelineResponse>;
+  send(
+    method: string,
+    url: string,
+    body: string | undefined,
+    signal: AbortSignal,
+    stream?: boolean,
+  ): Promise<PipelineResponse>;
 }
+
+/** A body read as it arrives (a job list page): one per attempt, so a retried attempt starts afresh. */
+export interface BodySink<T> {
+  write(chunk: Buffer | string): void;
+  /** The body is complete; the result of the read. */
+  end(contentType: string | undefined): T;
+}
+
+/** A 200's body is streamed to the sink; any other answer is read whole, as by `send`. */
+const STREAMED = new Set([200]);
 
 /**
  * One HTTP client (and so one keep-alive agent per CA) for every workspace of the process: 84 regions on
@@ -80,27 +99,36 @@ export class ArmWorkspace {
   private async build(): Promise<Transport> {
     const rest = await import("@azure/core-rest-pipeline");
     const { endpoint, tlsCa, credential } = this.options;
-    const pipeline = rest.createPipelineFromOptions({
-      // Retries live in withRetry (one policy, Retry-After honoured); the pipeline's own would multiply them.
-      retryOptions: { maxRetries: 0 },
-      userAgentOptions: { userAgentPrefix: "workforce-autoscaler" },
-      // The extra CA is for emulators and private clouds; public ARM keeps Node's own roots.
-      ...(tlsCa && new URL(endpoint).origin !== PUBLIC_ARM_ENDPOINT
-        ? { tlsOptions: tlsSettings(tlsCa) }
-        : {}),
-    });
+    // Only the policies these calls need: the default pipeline's retry (ours is withRetry, one policy with
+    // Retry-After), tracing and SDK logging (we log ourselves), form-data and multipart (JSON only) cost
+    // a few promises and a URL sanitizing per request, paid on every list page.
+    const pipeline = rest.createEmptyPipeline();
+    // The extra CA is for emulators and private clouds; public ARM keeps Node's own roots.
+    if (tlsCa && new URL(endpoint).origin !== PUBLIC_ARM_ENDPOINT)
+      pipeline.addPolicy(rest.tlsPolicy(tlsSettings(tlsCa)));
+    // HTTPS_PROXY / NO_PROXY, as the SDK clients honour them.
+    pipeline.addPolicy(rest.proxyPolicy());
+    pipeline.addPolicy(rest.decompressResponsePolicy());
+    pipeline.addPolicy(rest.userAgentPolicy({ userAgentPrefix: "workforce-autoscaler" }));
+    pipeline.addPolicy(rest.setClientRequestIdPolicy());
+    pipeline.addPolicy(rest.redirectPolicy(), { afterPhase: "Retry" });
     pipeline.addPolicy(rest.bearerTokenAuthenticationPolicy({ credential, scopes: armScope(endpoint) }));
+    // ARM's answers say what is left of the subscription's budgets: the buckets never count more.
+    pipeline.addPolicy(
+      remainingBudgetPolicy({ reads: this.options.readLimiter, writes: this.options.writeLimiter }),
+    );
     const client = (sharedClient ??= rest.createDefaultHttpClient());
     return {
       pipeline,
       client,
-      send: (method, url, body, signal) =>
+      send: (method, url, body, signal, stream) =>
         pipeline.sendRequest(
           client,
           rest.createPipelineRequest({
             url,
             method: method as "GET",
             abortSignal: signal,
+            ...(stream ? { streamResponseStatusCodes: STREAMED } : {}),
             headers: rest.createHttpHeaders({
               accept: "application/json",
               ...(body !== undefined ? { "content-type": "application/json" } : {}),
@@ -126,6 +154,12 @@ export class ArmWorkspace {
       body === undefined ? undefined : JSON.stringify(body),
       signal,
     );
+    return this.answer(response);
+  }
+
+  private async answer(
+    response: PipelineResponse,
+  ): Promise<{ status: number; json: unknown; response: PipelineResponse }> {
     const text = response.bodyAsText ?? "";
     let json: unknown;
     if (text) {
@@ -166,7 +200,7 @@ export class ArmWorkspace {
     return withRetry(
       async (attemptSignal) => {
         // Background writes only use spare budget: half the burst stays for hires and cancels.
-        if (kind === "background-write" && !limiter.tryAcquire(limiter.burst / 2))
+        if (kind === "background-write" && !limiter.tryAcquire(limiter.capacity / 2))
           throw new WriteBudgetBusy();
         // After the wait for a write token, right before the request: the moment that counts.
         if (kind !== "read") this.options.fence?.check(`ARM ${what}`);
@@ -217,6 +251,45 @@ export class ArmWorkspace {
       "read",
       what,
       async (attemptSignal) => (await this.send("GET", url, undefined, attemptSignal)).json,
+      signal,
+    );
+  }
+
+  /**
+   * A GET whose 200 body goes to a sink as it arrives, never held whole (a job list page: the region
+   * keeps six fields of each job). Any other answer is handled as by `getJson`: an error, or (another
+   * 2xx) its text given to the sink at once.
+   */
+  async getStreamed<T>(what: string, url: string, sink: () => BodySink<T>, signal?: AbortSignal): Promise<T> {
+    return this.call(
+      "read",
+      what,
+      async (attemptSignal) => {
+        this.transport ??= this.build();
+        const transport = await this.transport;
+        const response = await transport.send("GET", url, undefined, attemptSignal, true);
+        const stream = response.readableStreamBody as Readable | undefined;
+        const reader = sink();
+        if (!stream) {
+          await this.answer(response);
+          reader.write(response.bodyAsText ?? "");
+        } else {
+          // 'data' events, not `for await`: one promise per chunk less, 14 chunks a page.
+          await new Promise<void>((resolve, reject) => {
+            stream.on("data", (chunk: Buffer | string) => {
+              try {
+                reader.write(chunk);
+              } catch (error) {
+                stream.destroy();
+                reject(error as Error);
+              }
+            });
+            stream.on("end", resolve);
+            stream.on("error", reject);
+          });
+        }
+        return reader.end(response.headers.get("content-type"));
+      },
       signal,
     );
   }

@@ -166,14 +166,15 @@ export class JobExits {
 
   constructor(private readonly options: { startGraceMs: number; tagKey?: string }) {}
 
-  /** Called by the listing for each finished job it lists. */
-  see(job: JobSummary, resource: Record<string, unknown>): void {
+  /** Called by the listing for each finished job it lists (`resource` parses its text on demand). */
+  see(job: JobSummary, resource: () => Record<string, unknown>): void {
     if (!job.name) return;
     if (this.recorded.has(job.name)) {
       this.recorded.set(job.name, Date.now());
       return;
     }
-    if (!this.fresh.has(job.name)) this.fresh.set(job.name, endedJob(job, resource, this.options.tagKey));
+    // The resource is parsed only for a job not seen finished before.
+    if (!this.fresh.has(job.name)) this.fresh.set(job.name, endedJob(job, resource(), this.options.tagKey));
   }
 
   /** This process asked the service to cancel `name` (its Canceled end is a drain, not an operator's stop). */

@@ -129,6 +129,7 @@ export function createAzuremlRegion(
   const log = ctx.logger;
   const budgetKey = `${config.armEndpoint}|${config.subscriptionId.toLowerCase()}`;
   const writeLimiter = (deps.writeLimiters ?? processWriteLimiters).get(budgetKey);
+  const readLimiter = (deps.readLimiters ?? processReadLimiters).get(budgetKey);
   // One credential for ARM and ml.azure.com (two scopes, one identity and token cache).
   const credential = regionCredential(config.credential, () => ctx.credential());
   const arm = new ArmWorkspace({
@@ -140,6 +141,7 @@ export function createAzuremlRegion(
     retries: config.retries,
     attemptTimeoutMs: config.requestTimeoutSeconds * 1000,
     writeLimiter,
+    readLimiter,
     logger: log,
     ...(ctx.fence ? { fence: ctx.fence } : {}),
   });
@@ -206,18 +208,31 @@ export function createAzuremlRegion(
     experiment: config.experiment,
     tagKey,
     maxListPages: config.maxListPages,
-    readLimiter: (deps.readLimiters ?? processReadLimiters).get(budgetKey),
+    readLimiter,
     // A wait for read budget may be as long as one request may take; longer, and the region is held.
     maxBudgetWaitMs: config.requestTimeoutSeconds * 1000,
     keepFinished: config.retireFinished === "keep" ? 0 : config.retireBatch,
+    cache: new Map(),
     onOddJob: warnOddJob,
     onFinished: (job, resource) => exitTracker.see(job, resource),
   };
   /** `listing: index`: pages from ml.azure.com; only the reads beside it (the cluster) are ARM's budget. */
-  async function listByIndex(extraReads: number, signal?: AbortSignal): Promise<Listing> {
+  async function listByIndex(
+    extraReads: number,
+    signal?: AbortSignal,
+    onBeside?: (ready: Promise<void>) => void,
+  ): Promise<Listing> {
+    ml.checkBackoff("index-list");
     const { readLimiter, maxBudgetWaitMs } = listingOptions;
-    if (extraReads > 0 && !(await readLimiter.reserve(extraReads, maxBudgetWaitMs, signal)))
-      throw new ReadBudgetHold(config.name, extraReads, maxBudgetWaitMs);
+    if (extraReads > 0) {
+      const granted = readLimiter.reserve(extraReads, maxBudgetWaitMs, signal);
+      onBeside?.(
+        granted.then((ok) => {
+          if (!ok) throw new ReadBudgetHold(config.name, extraReads, maxBudgetWaitMs);
+        }),
+      );
+      if (!(await granted)) throw new ReadBudgetHold(config.name, extraReads, maxBudgetWaitMs);
+    }
     return listIndexed(ml, {
       region: config.name,
       experiment: config.experiment,
@@ -227,12 +242,17 @@ export function createAzuremlRegion(
       ...(signal ? { signal } : {}),
     });
   }
-  const listOnce = (extraReads: number, signal?: AbortSignal): Promise<Listing> =>
+  /** `onBeside` hears when the budget of the `extraReads` is there (the cluster read waits for it). */
+  const listOnce = (
+    extraReads: number,
+    signal?: AbortSignal,
+    onBeside?: (ready: Promise<void>) => void,
+  ): Promise<Listing> =>
     deps.listing
       ? deps.listing(listingOptions, listing?.pages ?? 1, signal)
       : config.listing === "index"
-        ? listByIndex(extraReads, signal)
-        : listWorkforce(listingOptions, config.name, listing?.pages ?? 1, extraReads, signal);
+        ? listByIndex(extraReads, signal, onBeside)
+        : listWorkforce(listingOptions, config.name, listing?.pages ?? 1, extraReads, signal, onBeside);
   // The index lists no finished job: those that leave it are read through ARM (index-exits.ts).
   const vanished =
     config.listing === "index" && !deps.listing
@@ -242,13 +262,17 @@ export function createAzuremlRegion(
           maxBudgetWaitMs: listingOptions.maxBudgetWaitMs,
           batch: Math.max(1, config.retireBatch),
           logger: log,
-          onFinished: (job, resource) => exitTracker.see(job, resource),
+          onFinished: (job, resource) => exitTracker.see(job, () => resource),
         })
       : undefined;
   /** Every whole listing records the exits of the finished jobs it found. */
-  async function list(extraReads: number, signal?: AbortSignal): Promise<Listing> {
+  async function list(
+    extraReads: number,
+    signal?: AbortSignal,
+    onBeside?: (ready: Promise<void>) => void,
+  ): Promise<Listing> {
     const startedAt = Date.now();
-    const jobs = await listOnce(extraReads, signal);
+    const jobs = await listOnce(extraReads, signal, onBeside);
     await vanished?.read(jobs, signal);
     for (const exit of exitTracker.commit(jobs, startedAt)) logExit(log, exit);
     return jobs;
@@ -280,11 +304,16 @@ export function createAzuremlRegion(
   }
 
   async function observeOnce(signal?: AbortSignal): Promise<RegionObservation> {
-    // The list and the cluster are independent: read them at once (the cluster's read is budgeted with the list).
+    // An index listing in back-off is a failed read that costs nothing: not even the cluster's ARM read.
+    if (config.listing === "index" && !deps.listing) ml.checkBackoff("index-list");
+    // The list and the cluster are independent: read them at once (the cluster's read is budgeted with the
+    // list, and goes when its token is there; if the listing got no budget, not at all).
+    let besideReady: Promise<void> | undefined;
+    const jobsRead = list(1, signal, (ready) => (besideReady = ready));
     const [jobs, cluster] = await Promise.all([
-      list(1, signal),
-      arm
-        .getJson("computes.get", arm.computeUrl(compute.name), signal)
+      jobsRead,
+      (besideReady ?? jobsRead.then(() => undefined))
+        .then(() => arm.getJson("computes.get", arm.computeUrl(compute.name), signal))
         .then((resource) =>
           readCluster(
             resource,

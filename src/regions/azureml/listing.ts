@@ -1,10 +1,11 @@
 import type { WriteRateLimiter } from "../../azure/rate-limiter.js";
-import { BadAnswerError, NotJson, type ArmWorkspace } from "./arm.js";
+import { BadAnswerError, NotJson, type ArmWorkspace, type BodySink } from "./arm.js";
+import { detach, JobPageReader, PageSyntaxError, type JobFields } from "./job-page.js";
 import { classifyStatus, type StatusClass } from "./states.js";
 
 /**
  * Listing a region's workers: `GET .../jobs?listViewType=ActiveOnly&jobType=Command&tag=KEY`, pages
- * followed by `nextLink`, parsed as plain JSON. Per job only what the decisions need is kept (name,
+ * followed by `nextLink`, read as they arrive (job-page.ts). Per job only what the decisions need is kept (name,
  * status, creation time, nodes); the resource as read is kept only for finished jobs, to retire them.
  * Reads are rationed by the subscription's read budget: a listing either gets the budget for every page
  * it expects, or does not start (a partial read would count fewer workers than there are).
@@ -50,10 +51,15 @@ export interface ListingOptions {
   maxBudgetWaitMs: number;
   /** Finished jobs kept with their resource (the retire batch); the rest are only counted. */
   keepFinished: number;
+  /** The region's jobs as last listed (kept up to date by the listing), to reuse unchanged ones. */
+  cache?: JobCache;
   /** Told of a job whose name or status is odd (once per kind, by the caller). */
   onOddJob?: (job: { name: string; status: unknown }) => void;
-  /** Told of every finished job listed, with its resource (to record its exit: exits.ts). */
-  onFinished?: (job: JobSummary, resource: Record<string, unknown>) => void;
+  /**
+   * Told of every finished job listed (to record its exit: exits.ts); `resource` parses the job's text,
+   * only when called, and only during the call.
+   */
+  onFinished?: (job: JobSummary, resource: () => Record<string, unknown>) => void;
 }
 
 /** Not enough ARM read budget for a whole listing now: the region is held this tick, not read in part. */
@@ -67,33 +73,38 @@ export class ReadBudgetHold extends Error {
   }
 }
 
-const str = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
+/**
+ * The jobs of the region's last listing, by name: a job listed again unchanged is the same object (no new
+ * object and name copy per job per tick, which the garbage collector would move to the old generation).
+ */
+export type JobCache = Map<string, JobSummary>;
 
 /** The parts of a listed job a decision needs; undefined when it is not one of ours. */
-function summarize(
-  resource: Record<string, unknown>,
-  experiment: string,
-  tagKey: string,
-): JobSummary | undefined {
-  const properties = resource.properties as Record<string, unknown> | undefined;
-  if (!properties || typeof properties !== "object") return undefined;
+function summarize(job: JobFields, experiment: string, cache: JobCache | undefined): JobSummary | undefined {
+  if (!job.hasProperties) return undefined;
   // The tag filter is the service's (unverified that it honours it): check here too.
-  if (properties.experimentName !== experiment) return undefined;
-  const tags = properties.tags as Record<string, unknown> | undefined;
-  if (!tags || typeof tags !== "object" || !Object.prototype.hasOwnProperty.call(tags, tagKey))
-    return undefined;
-  if (properties.isArchived === true) return undefined;
-  const created = str((resource.systemData as Record<string, unknown> | undefined)?.createdAt);
-  const count = (properties.resources as { instanceCount?: unknown } | undefined)?.instanceCount;
-  const name = str(resource.name) ?? "";
-  const status = str(properties.status);
+  if (job.experimentName !== experiment || !job.tagged || job.archived) return undefined;
+  const name = job.name ?? "";
+  const count = job.instanceCount;
+  const createdAt = job.createdAt ? Date.parse(job.createdAt) || 0 : 0;
+  const nodes = count !== undefined && Number.isInteger(count) && count >= 1 ? count : 1;
+  const known = name ? cache?.get(name) : undefined;
+  if (known && known.status === job.status && known.createdAt === createdAt && known.nodes === nodes)
+    return known;
+  const status = job.status === undefined ? undefined : detach(job.status);
   return {
-    name,
+    // Copies: the fields are slices of the page's text.
+    name: known ? known.name : detach(name),
     status,
-    createdAt: created ? Date.parse(created) || 0 : 0,
-    nodes: typeof count === "number" && Number.isInteger(count) && count >= 1 ? count : 1,
+    createdAt,
+    nodes,
     class: name ? classifyStatus(status) : "unknown",
   };
+}
+
+function stripResource(job: FinishedJob): JobSummary {
+  const { resource: _resource, ...summary } = job;
+  return summary;
 }
 
 export function emptyListing(): Listing {
@@ -111,7 +122,8 @@ export function emptyListing(): Listing {
 
 /**
  * Read every page of the workforce's jobs. `expectedPages` (the last listing's) is the budget asked for
- * up front, with `extraReads` more for the calls made beside it (the cluster read).
+ * up front, with `extraReads` more for the calls made beside it (the cluster read): `onBeside` is told,
+ * once the budget is granted, when their tokens are there, so that they go no sooner.
  */
 export async function listWorkforce(
   options: ListingOptions,
@@ -119,6 +131,7 @@ export async function listWorkforce(
   expectedPages: number,
   extraReads: number,
   signal?: AbortSignal,
+  onBeside?: (ready: Promise<void>) => void,
 ): Promise<Listing> {
   const { readLimiter, maxBudgetWaitMs } = options;
   const upFront = Math.max(1, expectedPages) + extraReads;
@@ -129,8 +142,10 @@ export async function listWorkforce(
     unused--;
     return readLimiter.takeClaimed(signal);
   };
-  // The reads beside the listing (the cluster, sent at once) are taken from the claim now.
-  for (let i = 0; i < extraReads; i++) take().catch(() => undefined);
+  // The reads beside the listing (the cluster) are taken from the claim now.
+  const beside = Promise.all(Array.from({ length: extraReads }, () => take())).then(() => undefined);
+  beside.catch(() => undefined);
+  onBeside?.(beside);
   try {
     return await readPages(options, region, signal, () => {
       if (unused > 0) return take();
@@ -145,6 +160,63 @@ export async function listWorkforce(
   }
 }
 
+/** One page as read: its jobs of ours (finished ones with their resource while the batch has room). */
+interface Page {
+  jobs: (JobSummary | FinishedJob)[];
+  nextLink: string | undefined;
+}
+
+/** A sink for one attempt at a page: jobs are summarized as their text arrives, the page never held. */
+function pageSink(options: ListingOptions, keepFinished: () => number): BodySink<Page> {
+  const { arm } = options;
+  const jobs: (JobSummary | FinishedJob)[] = [];
+  let kept = 0;
+  const reader = new JobPageReader(options.tagKey, (fields, page) => {
+    const job = summarize(fields, options.experiment, options.cache);
+    if (!job) return;
+    let resource: Record<string, unknown> | undefined;
+    const read = () => (resource ??= page.resource());
+    if (job.class === "finished") options.onFinished?.(job, read);
+    if (job.class === "finished" && kept < keepFinished()) {
+      kept++;
+      jobs.push({ ...job, resource: read() });
+    } else jobs.push(job);
+  });
+  let broken: PageSyntaxError | undefined;
+  return {
+    write(chunk) {
+      if (broken) return;
+      try {
+        reader.write(chunk);
+      } catch (error) {
+        if (!(error instanceof PageSyntaxError)) throw error;
+        // The rest of the body is still read (and dropped): the connection stays usable.
+        broken = error;
+      }
+    },
+    end(contentType) {
+      if (!broken) {
+        try {
+          reader.end();
+        } catch (error) {
+          if (!(error instanceof PageSyntaxError)) throw error;
+          broken = error;
+        }
+      }
+      if (broken) {
+        const given = new NotJson(
+          `a ${contentType ?? "no content type"} answer (${broken.message}): ${JSON.stringify(reader.head.slice(0, 80))}`,
+        );
+        throw new BadAnswerError(arm.where("jobs.list", "value", "an array of jobs", given));
+      }
+      if (reader.valueKind !== "array")
+        throw new BadAnswerError(arm.where("jobs.list", "value", "an array of jobs", reader.head));
+      const link = reader.nextLink;
+      return { jobs, nextLink: typeof link === "string" && link ? link : undefined };
+    },
+  };
+}
+
 async function readPages(
   options: ListingOptions,
   region: string,
@@ -155,33 +227,26 @@ async function readPages(
   const listing = emptyListing();
   // By name: a job created or retired while we page may shift the pages and show up twice.
   const seen = new Set<string>();
-  let url: string | undefined = arm.jobsUrl({
+  const url = arm.jobsUrl({
     // ActiveOnly = not archived; with our tag key, finished jobs leave the list once retired.
     listViewType: "ActiveOnly",
     jobType: "Command",
     tag: options.tagKey,
   });
-  const fetchPage = (link: string) => budget().then(() => arm.getJson("jobs.list", link, signal));
+  const room = () => options.keepFinished - listing.finished.length;
+  const fetchPage = (link: string) =>
+    budget().then(() => arm.getStreamed("jobs.list", link, () => pageSink(options, room), signal));
   let next = fetchPage(url);
   for (let page = 0; page < options.maxListPages; page++) {
-    const answer = await next;
-    const value = (answer as { value?: unknown } | undefined)?.value;
-    if (answer instanceof NotJson || !Array.isArray(value))
-      throw new BadAnswerError(arm.where("jobs.list", "value", "an array of jobs", answer));
-    const link = (answer as { nextLink?: unknown }).nextLink;
-    url = typeof link === "string" && link ? link : undefined;
+    const { jobs, nextLink } = await next;
     listing.pages = page + 1;
     // The next page is asked for as soon as its link is known, before this one is sorted.
-    if (url) {
-      next = fetchPage(url);
+    if (nextLink) {
+      next = fetchPage(nextLink);
       // An unread page must not end as an unhandled rejection if this one turns out bad.
       next.catch(() => undefined);
     }
-    for (const item of value) {
-      if (!item || typeof item !== "object") continue;
-      const resource = item as Record<string, unknown>;
-      const job = summarize(resource, options.experiment, options.tagKey);
-      if (!job) continue;
+    for (const job of jobs) {
       const key = job.name || `(no name ${seen.size})`;
       if (seen.has(key)) continue;
       seen.add(key);
@@ -200,15 +265,22 @@ async function readPages(
           break;
         case "finished":
           listing.finishedCount++;
-          options.onFinished?.(job, resource);
-          if (listing.finished.length < options.keepFinished) listing.finished.push({ ...job, resource });
+          if ("resource" in job && listing.finished.length < options.keepFinished) listing.finished.push(job);
           break;
         case "leaving":
           break;
       }
     }
-    if (!url) {
+    if (!nextLink) {
       listing.at = Date.now();
+      if (options.cache) {
+        // What this listing saw, for the next one (a job gone from the list leaves the cache).
+        options.cache.clear();
+        for (const list of [listing.running, listing.pending, listing.unknown, listing.finished])
+          for (const job of list)
+            if (job.name)
+              options.cache.set(job.name, "resource" in job ? stripResource(job as FinishedJob) : job);
+      }
       return listing;
     }
   }

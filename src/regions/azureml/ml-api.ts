@@ -2,7 +2,8 @@ import type { TokenCredential } from "@azure/core-auth";
 import type { HttpClient, Pipeline, PipelineResponse } from "@azure/core-rest-pipeline";
 import type { Logger } from "../../logging/logger.js";
 import { redactText } from "../../logging/logger.js";
-import { statusOf, withRetry } from "../../azure/retry.js";
+import { INLINE_WAIT_MS, statusOf, withRetry } from "../../azure/retry.js";
+import { BackoffError, type Backoff, type BackoffState } from "../../azure/backoff.js";
 import type { WriteRateLimiter } from "../../azure/rate-limiter.js";
 import type { WorkspaceRef } from "./names.js";
 import type { ArmWorkspace } from "./arm.js";
@@ -15,7 +16,10 @@ import { ConfigError } from "../../config/load.js";
  * (resume a paused job) and the index API (list jobs filtered by status on the server). Neither is part of
  * ARM nor documented or versioned; see docs/azureml.md. Every call goes through the project's one retry
  * policy (429, 5xx, HTML 503 pages, resets and timeouts retried, Retry-After honoured) with a token for
- * `https://ml.azure.com/.default` from the region's credential. The HTTP pipeline is loaded on first use
+ * `https://ml.azure.com/.default` from the region's credential. Throttling is remembered in the region's
+ * back-off (src/azure/backoff.ts) as `index-list` and `resume`, apart from ARM's reads and writes: a 429,
+ * or a 5xx with Retry-After (upstream retries those on resume), holds that kind of call until the time
+ * has passed, across ticks; a wait longer than a second is never taken inside a call. The HTTP pipeline is loaded on first use
  * (dynamic import), as for ARM: a region that never calls ml.azure.com loads nothing for it.
  */
 
@@ -34,8 +38,13 @@ export interface MlApiOptions extends WorkspaceRef {
   retries: number;
   attemptTimeoutMs: number;
   writeLimiter: WriteRateLimiter;
+  /** The region's remembered throttling (shared with its ARM calls, under kinds of its own). */
+  backoff: Backoff;
   logger: Logger;
 }
+
+/** The two kinds of ml.azure.com call, as the back-off names them. */
+export type MlCall = "index-list" | "resume";
 
 /** A 4xx answer of the front end: not retried; the body says why (e.g. "exceeded max job execution time"). */
 export class MlApiRefusal extends Error {
@@ -67,6 +76,21 @@ export class MlApi {
 
   constructor(private readonly options: MlApiOptions) {}
 
+  /**
+   * The back-off of `call` if it is longer than a call would wait for (a second): then the caller skips
+   * the call (and what goes with it) instead of sending it. A shorter one is waited out by the call.
+   */
+  backedOff(call: MlCall): BackoffState | undefined {
+    if (this.options.backoff.remainingMs(call) <= INLINE_WAIT_MS) return undefined;
+    return this.options.backoff.active().find((state) => state.call === call);
+  }
+
+  /** Throws the BackoffError of `call` when backedOff(call). */
+  checkBackoff(call: MlCall): void {
+    const state = this.backedOff(call);
+    if (state) throw new BackoffError(call, state.until, state.reason);
+  }
+
   private async build() {
     const rest = await import("@azure/core-rest-pipeline");
     const pipeline = rest.createPipelineFromOptions({
@@ -96,7 +120,7 @@ export class MlApi {
 
   /** One POST under the retry policy; 429 and 5xx throw a RestError (retried), 4xx an MlApiRefusal. */
   private post(
-    kind: "read" | "write",
+    call: MlCall,
     what: string,
     url: () => Promise<string>,
     body: unknown,
@@ -113,7 +137,7 @@ export class MlApi {
           abortSignal: attemptSignal,
         });
         request.headers.set("Content-Type", "application/json");
-        if (kind === "read") this.counts.reads++;
+        if (call === "index-list") this.counts.reads++;
         else this.counts.writes++;
         const response = await pipeline.sendRequest(client, request);
         const status = response.status;
@@ -127,11 +151,12 @@ export class MlApi {
         throw new MlApiRefusal(status, text, what);
       },
       {
-        ...(kind === "write"
+        ...(call === "resume"
           ? { beforeAttempt: (outer?: AbortSignal) => this.options.writeLimiter.acquire(outer) }
           : {}),
         retries: this.options.retries,
         attemptTimeoutMs: this.options.attemptTimeoutMs,
+        backoff: { gate: this.options.backoff, call, anyServerError: true },
         ...(signal ? { signal } : {}),
         onRetry: ({ error, attempt, delayMs }) =>
           this.options.logger.debug(
@@ -145,7 +170,7 @@ export class MlApi {
   /** Resume a Paused job (execution API). Resolves on 2xx; throws MlApiRefusal on a 4xx. */
   async resume(experiment: string, job: string, signal?: AbortSignal): Promise<void> {
     await this.post(
-      "write",
+      "resume",
       `resume ${job}`,
       async () =>
         `${await this.workspaceUrl("execution")}/experiments/${encodeURIComponent(experiment)}/runId/${encodeURIComponent(job)}/resume`,
@@ -157,7 +182,7 @@ export class MlApi {
   /** One page of the index API's entities search. */
   async searchEntities(body: unknown, signal?: AbortSignal): Promise<unknown> {
     const response = await this.post(
-      "read",
+      "index-list",
       "index entities",
       async () => `${await this.workspaceUrl("index")}/entities`,
       body,
@@ -207,6 +232,8 @@ export function regionMlApi(
     attemptTimeoutMs: config.requestTimeoutSeconds * 1000,
     // Resumes are writes of the workforce, rationed with its ARM writes (upstream's "MFE write pressure").
     writeLimiter: deps.writeLimiter,
+    // One memory of the region's throttling, so status, metrics and the tick log show it all.
+    backoff: deps.arm.backoff,
     logger: deps.logger,
   });
 }

@@ -2,6 +2,7 @@ import type { LimitFunction } from "p-limit";
 import type { Logger } from "../../logging/logger.js";
 import { redactText } from "../../logging/logger.js";
 import type { ResumeResult } from "../types.js";
+import { BackoffError } from "../../azure/backoff.js";
 import { MlApiRefusal, type MlApi } from "./ml-api.js";
 
 /**
@@ -10,6 +11,10 @@ import { MlApiRefusal, type MlApi } from "./ml-api.js";
  * workforce but doing no work, until someone resumes it. ARM has no resume; the AzureML execution API on
  * ml.azure.com does. A job refused because it "exceeded max job execution time" can never run again: it
  * is cancelled instead, which frees its slot for a new worker.
+ *
+ * Throttling (a 429, or a 5xx with Retry-After: upstream retries those) is remembered as the region's
+ * `resume` back-off: a sweep under it sends nothing, and one that meets it stops there; the workers not
+ * tried are counted as `backedOff` (not failed) and wait for a sweep after the back-off.
  */
 
 /** The text of the execution API's refusal for a job past its limit (upstream matches the same words). */
@@ -51,7 +56,18 @@ export async function resumePaused(paused: readonly PausedJob[], deps: ResumeDep
   const result: ResumeResult = { resumed: 0, cancelled: 0, refused: 0, failed: 0, errors: [] };
   const chosen = resumeOrder(paused, deps.batch);
   if (chosen.length === 0) return result;
+  const held = api.backedOff("resume");
+  if (held) {
+    log.info(
+      { paused: paused.length, until: new Date(held.until).toISOString(), reason: held.reason },
+      `region ${region}: resumes in back-off (${held.reason}): ${chosen.length} paused workers not tried`,
+    );
+    return { ...result, backedOff: chosen.length };
+  }
   let skipped = 0;
+  let backedOff = 0;
+  /** The back-off met during the sweep (the service throttled one resume: the others wait too). */
+  let throttled: BackoffError | undefined;
   /** A 401 / 403: every other resume would get it too. */
   let stop: string | undefined;
   const fail = (message: string) => {
@@ -62,6 +78,10 @@ export async function resumePaused(paused: readonly PausedJob[], deps: ResumeDep
   await Promise.all(
     chosen.map((job) =>
       deps.slots(async () => {
+        if (throttled) {
+          backedOff++;
+          return;
+        }
         if (signal?.aborted || stop !== undefined) {
           skipped++;
           return;
@@ -71,6 +91,12 @@ export async function resumePaused(paused: readonly PausedJob[], deps: ResumeDep
           result.resumed++;
           log.debug({ job: job.name }, "resumed a paused worker");
         } catch (error) {
+          if (error instanceof BackoffError) {
+            // Throttled, or not sent for the back-off: not resumed, and not a failure.
+            throttled ??= error;
+            backedOff++;
+            return;
+          }
           if (!(error instanceof MlApiRefusal)) {
             const text = describe(error);
             fail(
@@ -121,7 +147,17 @@ export async function resumePaused(paused: readonly PausedJob[], deps: ResumeDep
       ),
     );
   }
+  if (backedOff > 0) {
+    result.backedOff = backedOff;
+    log.warn(
+      { backedOff, until: new Date(throttled!.until).toISOString() },
+      `region ${region}: ${throttled!.message}: ${backedOff} of ${chosen.length} paused workers not resumed this sweep`,
+    );
+  }
   const { resumed, cancelled, refused, failed } = result;
-  log.info({ resumed, cancelled, refused, failed, paused: paused.length }, "resume of paused workers done");
+  log.info(
+    { resumed, cancelled, refused, failed, backedOff, paused: paused.length },
+    "resume of paused workers done",
+  );
   return result;
 }

@@ -36,6 +36,9 @@ export interface LocalWorker {
   hiredAt: string;
 }
 
+/** Longest wait for the `exit` event of a child that /proc already shows as ended (a zombie not reaped yet). */
+const EXIT_EVENT_WAIT_MS = 2_000;
+
 /** How long after the first SIGTERM an explicit stop sends the second (our worker: stop the tasks now). */
 const SECOND_SIGTERM_MS = 500;
 
@@ -48,7 +51,8 @@ const SECOND_SIGTERM_MS = 500;
  *
  * States: pending = hired, and its process not started yet (startupDelaySeconds) or not yet written its
  * PID file; running = PID file present, alive, not asked to leave; draining = asked to leave (drain, or a
- * cancel of a pending one), still alive. Exited workers are forgotten. A recorded PID whose process is gone
+ * cancel of a pending one), or seen running and its PID file gone (on its way out), still alive. Exited
+ * workers are forgotten. A recorded PID whose process is gone
  * or whose start time differs (the PID was reused) is never signalled.
  */
 export class LocalRegion implements Region {
@@ -69,6 +73,8 @@ export class LocalRegion implements Region {
   private closed = false;
   /** How each process this daemon started ended (its `exit` event), until its record is forgotten. */
   private readonly ends = new Map<string, ProcessEnd>();
+  /** Resolves when a process this daemon started has ended and its `exit` event has been handled. */
+  private readonly endEvents = new Map<string, Promise<void>>();
   private readonly exitHistory: ExitHistory;
   /** Exits seen since the last write of the history (written at the end of each sync). */
   private newExits: WorkerExit[] = [];
@@ -175,8 +181,11 @@ export class LocalRegion implements Region {
   /**
    * Cancel up to `count` pending workers, newest first (the least advanced: with a start-up delay, the
    * furthest from starting). One whose process has not started is just forgotten. One whose process runs but
-   * has not written its PID file gets the drain signal: our worker leaves at once when it holds no task, and
-   * finishes its task if it took one meanwhile, so a cancel never loses a task.
+   * has not written its PID file gets the drain signal, sent to its whole process group: the command may be
+   * a wrapper (`workforce agent -- ...`, a shell) that does not pass SIGINT on, since a terminal's Ctrl-C
+   * reaches its worker through the group; signalled alone it would stay, and its worker with it, draining
+   * forever. Our worker leaves at once when it holds no task, and finishes its task if it took one
+   * meanwhile (its tasks run in their own process groups), so a cancel never loses a task.
    */
   async cancelPending(count: number, options: CallOptions = {}): Promise<CancelResult> {
     return this.exclusive(async () => {
@@ -191,7 +200,7 @@ export class LocalRegion implements Region {
             await this.records.remove(record.id);
           } else {
             await this.records.write({ ...record, cancelRequestedAt: new Date().toISOString() });
-            this.signal(record, this.config.drainSignal as NodeJS.Signals);
+            this.signal(record, this.config.drainSignal as NodeJS.Signals, true);
           }
           cancelled++;
         } catch (error) {
@@ -299,7 +308,7 @@ export class LocalRegion implements Region {
         }
       }
       if (record.processStartTime === undefined || !isSameProcess(record.pid!, record.processStartTime)) {
-        this.noteExit(classifyExit(record, this.ends.get(record.id), Date.now()), record);
+        this.noteExit(classifyExit(record, await this.endOf(record.id), Date.now()), record);
         await this.forget(record);
         continue;
       }
@@ -310,7 +319,10 @@ export class LocalRegion implements Region {
         record = { ...record, runningSeenAt: new Date().toISOString() };
         await this.records.write(record);
       }
-      result.push({ record, state: asked ? "draining" : hasStarted ? "running" : "pending" });
+      // A worker removes its PID file as it leaves, a moment before its process ends: it is not starting
+      // again. Counted as pending, it would be cancelled as surplus, or stand in for a worker to come.
+      const leaving = asked || (!hasStarted && record.runningSeenAt !== undefined);
+      result.push({ record, state: leaving ? "draining" : hasStarted ? "running" : "pending" });
     }
     await this.flushExits();
     return result;
@@ -332,6 +344,7 @@ export class LocalRegion implements Region {
     const lastOutput = failedLike ? logTail(join(this.logDir, `${record.id}.log`)) : undefined;
     const full: WorkerExit = { ...exit, ...(lastOutput ? { lastOutput } : {}) };
     this.ends.delete(record.id);
+    this.endEvents.delete(record.id);
     this.newExits.push(full);
     const fields = {
       workerId: record.id,
@@ -405,6 +418,25 @@ export class LocalRegion implements Region {
     this.timers.delete(id);
   }
 
+  /**
+   * How a child of this daemon ended. A process that has just exited is a zombie until Node reaps it and
+   * emits `exit` on the next turn of the event loop: /proc already says it is gone, so wait for the event
+   * (briefly) rather than record an exit of unknown status. A worker this daemon did not start (a restart
+   * found it) has no event to wait for.
+   */
+  private async endOf(id: string): Promise<ProcessEnd | undefined> {
+    const event = this.endEvents.get(id);
+    if (event && !this.ends.has(id)) {
+      const timeout = new AbortController();
+      await Promise.race([
+        event,
+        sleep(EXIT_EVENT_WAIT_MS, undefined, { signal: timeout.signal }).catch(() => undefined),
+      ]);
+      timeout.abort();
+    }
+    return this.ends.get(id);
+  }
+
   /** Spawn the worker's process, detached, and record its PID and start time. */
   private async start(record: WorkerRecord): Promise<WorkerRecord> {
     this.unschedule(record.id);
@@ -434,7 +466,15 @@ export class LocalRegion implements Region {
       child.on("error", (error) =>
         this.log.error({ err: error, workerId: record.id }, "worker process error"),
       );
-      child.on("exit", (code, signal) => this.ends.set(record.id, { code, signal, at: Date.now() }));
+      this.endEvents.set(
+        record.id,
+        new Promise<void>((resolve) =>
+          child.on("exit", (code, signal) => {
+            this.ends.set(record.id, { code, signal, at: Date.now() });
+            resolve();
+          }),
+        ),
+      );
       child.unref();
       pid = child.pid;
     } finally {
@@ -500,6 +540,8 @@ export class LocalRegion implements Region {
   /** Drop the record and a PID file left behind by a worker that died without cleaning up. */
   private async forget(record: WorkerRecord): Promise<void> {
     this.unschedule(record.id);
+    this.ends.delete(record.id);
+    this.endEvents.delete(record.id);
     await this.records.remove(record.id);
     // The worker's own PID folder goes with it (a worker that died left its PID file behind).
     await rm(join(this.pidDir, record.id), { recursive: true, force: true });

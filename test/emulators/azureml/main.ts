@@ -45,6 +45,10 @@ const ml = await startMlApiEmulator({
   port: intOption("ml-port", values["ml-port"])!,
   host: values.host!,
 });
+// Stop on a signal from the moment it says it is up: a caller may signal it right after the line below.
+const stop = () => void Promise.all([ml.close(), emulator.close()]).then(() => process.exit(0));
+process.on("SIGINT", stop);
+process.on("SIGTERM", stop);
 console.log(
   JSON.stringify({
     msg: "ARM emulator listening",
@@ -55,6 +59,3 @@ console.log(
     maxNodes: Number(values["max-nodes"]),
   }),
 );
-const stop = () => void Promise.all([ml.close(), emulator.close()]).then(() => process.exit(0));
-process.on("SIGINT", stop);
-process.on("SIGTERM", stop);

@@ -14,7 +14,7 @@ import { MlError, searchEntities } from "./ml-index.js";
  * store as the ARM emulator, so ARM and the index always agree on a job's status. Fidelity rules as for
  * the ARM emulator: bearer tokens checked for the `https://ml.azure.com` audience (an ARM token is 401),
  * what the service refuses is refused, faults on demand (the front door's raw HTML 503, a
- * DatabaseOverCapacity 503 with Retry-After). Neither API is documented: shapes follow upstream's client
+ * DatabaseOverCapacity 503 or 500 with Retry-After, a 429 with Retry-After). Neither API is documented: shapes follow upstream's client
  * (workforce.py at adafbf1); answers upstream does not read are this emulator's guess (docs/azureml.md).
  */
 
@@ -22,7 +22,16 @@ export type MlOperation = "execution.resume" | "index.entities" | "unknown";
 
 export type MlFault = (
   | { kind: "html503" }
-  | { kind: "overCapacity"; retryAfterSeconds?: number }
+  /**
+   * The backend over capacity: a 503 DatabaseOverCapacity with Retry-After (seconds), or (`status: 500`)
+   * the 500 that upstream says Singularity's backend wraps it in under heavy load.
+   */
+  | { kind: "overCapacity"; retryAfterSeconds?: number; status?: 500 | 503 }
+  /**
+   * Throttled: 429 TooManyRequests with Retry-After in whole seconds (as ARM and the AzureML front end
+   * send it), optionally `x-ms-retry-after-ms` too. The body's shape is this emulator's guess.
+   */
+  | { kind: "throttle"; retryAfterSeconds: number; retryAfterMs?: number }
   | { kind: "latency"; ms: number }
   | { kind: "reset" }
   | { kind: "error"; status: number; message: string }
@@ -43,6 +52,8 @@ export interface MlLoggedRequest {
   body?: unknown;
   status: number;
   faults: string[];
+  /** Epoch ms when the request came in. */
+  at: number;
 }
 
 export interface MlApiEmulatorOptions {
@@ -197,6 +208,7 @@ export async function startMlApiEmulator(options: MlApiEmulatorOptions): Promise
       ...(body !== undefined ? { body } : {}),
       status: 0,
       faults: [],
+      at: Date.now(),
     };
     requests.push(entry);
     const send = (status: number, answer: unknown, headers: Record<string, string> = {}) => {
@@ -228,7 +240,7 @@ export async function startMlApiEmulator(options: MlApiEmulatorOptions): Promise
           return;
         case "overCapacity":
           return send(
-            503,
+            fault.status ?? 503,
             {
               error: {
                 code: "ServiceError",
@@ -237,6 +249,22 @@ export async function startMlApiEmulator(options: MlApiEmulatorOptions): Promise
               },
             },
             { "Retry-After": String(fault.retryAfterSeconds ?? 1) },
+          );
+        case "throttle":
+          return send(
+            429,
+            {
+              error: {
+                code: "TooManyRequests",
+                message: `The request is being throttled. Please retry after ${fault.retryAfterSeconds} seconds.`,
+              },
+            },
+            {
+              "Retry-After": String(fault.retryAfterSeconds),
+              ...(fault.retryAfterMs !== undefined
+                ? { "x-ms-retry-after-ms": String(fault.retryAfterMs) }
+                : {}),
+            },
           );
         case "error":
           return send(fault.status, { error: { code: "UserError", message: fault.message } });

@@ -91,6 +91,12 @@ export interface ArmEmulator {
    * daemons its own entrance and the log says who sent every request (the fault drill does). Its URL.
    */
   entrance(name: string): Promise<string>;
+  /**
+   * Spend `count` of a subscription's reads or writes as another client of the same principal would (an
+   * operator's `workforce status`, a replica just restarted with a full bucket of its own): the budget
+   * the daemon's next requests meet is lower than its own count says. No-op with `budget: false`.
+   */
+  spendBudget(subscription: string, kind: "reads" | "writes", count: number): void;
   close(): Promise<void>;
 }
 
@@ -373,6 +379,9 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
     clearFaults: () => void faults.splice(0),
     step: () => workspaces.forEach((ws) => ws.schedule()),
     entrance: async (name) => `https://${options.host ?? "127.0.0.1"}:${await listen(0, name)}`,
+    spendBudget: (subscription, kind, count) => {
+      for (let i = 0; i < count; i++) budgets?.charge(subscription, kind === "reads");
+    },
     close: async () => {
       if (timer) clearInterval(timer);
       for (const socket of sockets) socket.destroy();

@@ -40,6 +40,12 @@ const emulator = await startServiceBusEmulator({
   topics: values.topic ?? [],
   subscriptions: values.subscription ?? [],
 });
+// Stop on a signal from the moment it says it is up: a caller may signal it right after the line below.
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    void emulator.stop().then(() => process.exit(0));
+  });
+}
 process.stdout.write(
   JSON.stringify({
     connectionString: emulator.connectionString,
@@ -52,8 +58,3 @@ process.stdout.write(
     adminPort: emulator.adminPort,
   }) + "\n",
 );
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    void emulator.stop().then(() => process.exit(0));
-  });
-}

@@ -2,6 +2,7 @@
 // around PID files and signals, with knobs. Env: WORKFORCE_WORKER_ID, JOBQ_PID_DIR (from the region),
 // FAKE_DIR (signal log), FAKE_GO (wait for this file before "starting work"), FAKE_TASK_MS (how long a
 // drained worker takes to finish its task), FAKE_IGNORE_TERM=1 (survive SIGTERM: only SIGKILL stops it).
+// SIGUSR2: leave on its own, as on an empty queue (remove the PID file, exit FAKE_LINGER_MS later).
 import { appendFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -39,5 +40,10 @@ process.on("SIGINT", () => {
 process.on("SIGTERM", () => {
   record("SIGTERM");
   if (process.env.FAKE_IGNORE_TERM !== "1") leave();
+});
+process.on("SIGUSR2", () => {
+  record("SIGUSR2");
+  if (started) rmSync(pidFile, { force: true });
+  setTimeout(() => process.exit(0), Number(process.env.FAKE_LINGER_MS ?? 0));
 });
 setInterval(() => {}, 1_000);

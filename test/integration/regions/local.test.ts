@@ -196,6 +196,51 @@ describe("local region states and signals", () => {
     ]);
   });
 
+  it("cancelling a pending worker wrapped by `workforce agent` ends the worker, not only the agent", async () => {
+    // As in the drain end-to-end test: the region starts an agent, which starts the worker. The worker has
+    // not written its PID file yet (pending) when the surplus is cancelled.
+    const { region } = fakeRegion(
+      { FAKE_GO: join(root, "never") },
+      { command: ["{node}", "{workforce}", "agent", "--", "{node}", FAKE_WORKER] },
+    );
+    await region.hire(1);
+    const [worker] = await region.workers();
+    // The agent is up and has started its worker (which logs its signals once its handlers are in place).
+    const workerPids = () =>
+      readdirSync("/proc")
+        .filter((entry) => /^\d+$/.test(entry))
+        .filter((pid) => {
+          try {
+            return (
+              readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[1] === String(worker!.pid)
+            );
+          } catch {
+            return false;
+          }
+        });
+    await waitFor(() => workerPids().length === 1, 20_000, "the agent to start its worker");
+    expect(await region.observe()).toMatchObject({ running: 0, pending: 1 });
+    expect((await region.cancelPending(1)).cancelled).toBe(1);
+    await until(region, { pending: 0, draining: 0 }, "the cancelled worker to leave");
+    expect(alive(worker!.pid!)).toBe(false);
+    expect(workerPids()).toEqual([]);
+    expect((await region.observe()).exits!.at(-1)).toMatchObject({ outcome: "drained" });
+  });
+
+  it("a worker on its way out (PID file removed, process not yet ended) is draining, never pending", async () => {
+    const { region, config } = fakeRegion({ FAKE_LINGER_MS: "60000" });
+    await region.hire(1);
+    await until(region, { running: 1 });
+    const [worker] = await region.workers();
+    // It leaves on its own (an empty queue): PID file first, then the process, here a minute later.
+    process.kill(worker!.pid!, "SIGUSR2");
+    const pidFile = join(config.stateDir, "pids", worker!.id, `${worker!.id}.pid`);
+    await waitFor(() => !existsSync(pidFile), 10_000, "the worker to remove its PID file");
+    expect(counts(await region.observe())).toEqual({ running: 0, pending: 0, draining: 1, capacity: 3 });
+    // Not a pending worker: a cancel of the surplus finds none to cancel.
+    expect((await region.cancelPending(1)).cancelled).toBe(0);
+  });
+
   it("a restarted region finds the same workers and can drain them", async () => {
     const { region, make, dir } = fakeRegion();
     await region.hire(2);
