@@ -1,6 +1,7 @@
 import { redactText, type Logger } from "../../logging/logger.js";
 import type { WorkerExit, WorkerExitOutcome } from "../types.js";
-import type { JobSummary, Listing } from "./listing.js";
+import type { FinishedJob, JobSummary, Listing } from "./listing.js";
+import type { Retirer } from "./retire.js";
 
 /**
  * Worker exits of an AzureML region, from the ARM job list. A job resource (api-version 2022-10-01)
@@ -307,4 +308,26 @@ export function logExit(log: Logger, exit: WorkerExit): void {
   else if (exit.outcome === "failed")
     log.warn(fields, `worker failed (job ${exit.workerId}: ${exit.detail})`);
   else log.debug(fields, `worker exited (${exit.outcome}, job ${exit.workerId}: ${exit.detail})`);
+}
+
+/**
+ * Finished jobs leave the listing: the failed starts of the current streak stay listed, marked with their
+ * exit (a restarted daemon and `status` find the streak there); every other finished job is retired.
+ */
+export function settleFinished(
+  finished: readonly FinishedJob[],
+  exits: JobExits,
+  retirer: Retirer,
+  tagKey: string,
+): void {
+  const held = exits.held();
+  const markKey = exitTagKey(tagKey);
+  retirer.mark(
+    finished.flatMap((job) => {
+      const exit = held.has(job.name) ? exits.exitOf(job.name) : undefined;
+      const tags = (job.resource.properties as { tags?: Record<string, unknown> } | undefined)?.tags;
+      return exit && tags?.[markKey] === undefined ? [{ job, key: markKey, value: exitTagValue(exit) }] : [];
+    }),
+  );
+  retirer.retire(finished.filter((job) => !held.has(job.name)));
 }
