@@ -1,4 +1,4 @@
-import { ConfigError } from "../../config/load.js";
+import { ConfigError } from "../../config/errors.js";
 import type { AzuremlRegionConfig } from "./config.js";
 import { checkMlConfig } from "./ml-api.js";
 import { resolveCompute } from "./names.js";
