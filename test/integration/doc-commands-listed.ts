@@ -211,6 +211,10 @@ export const LISTED: Record<string, Listed> = {
         expect(account.metadata.namespace ?? "batch").toBe("batch");
       },
     },
+  "az ml job cancel": {
+    reason: `${noAzure}; named in prose as one way someone else cancels a job (outcome \`stopped\`)`,
+    check: () => expect(read("docs/azureml.md")).toMatch(/by someone else \(the Studio, `az ml job cancel`/),
+  },
   "sleep 3600": {
     reason:
       "the job command of the README's emulated region: the ARM emulator schedules jobs, it runs no command",

@@ -39,17 +39,9 @@ async function until(what: string, check: () => boolean, timeoutMs = 30_000): Pr
   }
 }
 
-test("the daemon resumes preempted workers every tick, cancels one past its execution limit, and lists by ARM or the index alike", async () => {
-  const queueName = "e2e-upstream";
-  const queue = new QueueClient(azurite.connectionString, queueName);
-  await queue.create();
-  // Tasks nobody takes: the target stays at 4 workers (concurrency 1).
-  await Promise.all(Array.from({ length: 4 }, (_, i) => queue.sendMessage(`task-${i}`)));
-
-  const names = { east: "arm", west: "index" } as const;
-  for (const name of Object.keys(names))
-    arm.workspace(SUBSCRIPTION, RESOURCE_GROUP, name).addCluster("cluster", 4);
-  const regions = Object.entries(names).map(([name, listing]) => ({
+/** A region of this test: its own workspace and experiment, listed through ARM or the index API. */
+function upstreamRegion(name: string, listing: "arm" | "index") {
+  return {
     kind: "azureml",
     name,
     subscriptionId: SUBSCRIPTION,
@@ -61,8 +53,12 @@ test("the daemon resumes preempted workers every tick, cancels one past its exec
     armEndpoint: arm.url,
     mlEndpoint: ml.url,
     listing,
-  }));
-  const config = loadConfig({
+  };
+}
+
+/** The daemon's configuration: the queue's tasks, one per worker, a fast tick. */
+function daemonConfig(queueName: string, regions: unknown[], extra: Record<string, string> = {}) {
+  return loadConfig({
     env: {
       WORKFORCE_QUEUE: `${azurite.queueEndpoint}/${queueName}`,
       WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString,
@@ -72,9 +68,14 @@ test("the daemon resumes preempted workers every tick, cancels one past its exec
       WORKFORCE_JITTER: "0",
       WORKFORCE_METRICS_PORT: "0",
       WORKFORCE_METRICS_HOST: "127.0.0.1",
+      ...extra,
       WORKFORCE_REGIONS: JSON.stringify(regions),
     },
   });
+}
+
+/** What a daemon of this test leaves to look at: its log lines, metrics and tick reports. */
+function recorder() {
   const lines: Array<Record<string, unknown>> = [];
   const destination = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -83,14 +84,9 @@ test("the daemon resumes preempted workers every tick, cancels one past its exec
     },
   });
   const metrics = createMetrics({ processMetrics: false });
-  const jobs = (ws: string) => [...arm.findWorkspace(ws)!.jobs.values()];
-  const runningIn = (ws: string) => jobs(ws).filter((job) => job.status === "Running");
   const ticks: TickReport[] = [];
-  ml.addFault({ kind: "html503", operations: ["index.entities"], times: 1 });
-
-  let daemon: Daemon | undefined;
-  try {
-    daemon = await startDaemon({
+  const start = (config: ReturnType<typeof loadConfig>): Promise<Daemon> =>
+    startDaemon({
       config,
       logger: createLogger({ level: "info", destination }),
       metrics,
@@ -98,6 +94,29 @@ test("the daemon resumes preempted workers every tick, cancels one past its exec
       tlsCa: arm.ca,
       onTick: (report) => void ticks.push(report),
     });
+  return { lines, metrics, ticks, start };
+}
+
+test("the daemon resumes preempted workers every tick, cancels one past its execution limit, and lists by ARM or the index alike", async () => {
+  const queueName = "e2e-upstream";
+  const queue = new QueueClient(azurite.connectionString, queueName);
+  await queue.create();
+  // Tasks nobody takes: the target stays at 4 workers (concurrency 1).
+  await Promise.all(Array.from({ length: 4 }, (_, i) => queue.sendMessage(`task-${i}`)));
+
+  const names = { east: "arm", west: "index" } as const;
+  for (const name of Object.keys(names))
+    arm.workspace(SUBSCRIPTION, RESOURCE_GROUP, name).addCluster("cluster", 4);
+  const regions = Object.entries(names).map(([name, listing]) => upstreamRegion(name, listing));
+  const config = daemonConfig(queueName, regions);
+  const { lines, metrics, ticks, start } = recorder();
+  const jobs = (ws: string) => [...arm.findWorkspace(ws)!.jobs.values()];
+  const runningIn = (ws: string) => jobs(ws).filter((job) => job.status === "Running");
+  ml.addFault({ kind: "html503", operations: ["index.entities"], times: 1 });
+
+  let daemon: Daemon | undefined;
+  try {
+    daemon = await start(config);
     await until("4 running workers", () => runningIn("east").length + runningIn("west").length === 4);
 
     // Preemptions: one worker in each region; the one in east is past its max execution time.
@@ -154,45 +173,12 @@ test("ml.azure.com throttling through the daemon: the region is held, not shrunk
   const name = "north";
   arm.workspace(SUBSCRIPTION, RESOURCE_GROUP, name).addCluster("cluster", 6);
   const RETRY_AFTER_S = 3;
-  const config = loadConfig({
-    env: {
-      WORKFORCE_QUEUE: `${azurite.queueEndpoint}/${queueName}`,
-      WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString,
-      WORKFORCE_CONCURRENCY: "1",
-      WORKFORCE_POLICY: "proportional",
-      WORKFORCE_INTERVAL_SECONDS: "0.3",
-      WORKFORCE_JITTER: "0",
-      WORKFORCE_METRICS_PORT: "0",
-      WORKFORCE_METRICS_HOST: "127.0.0.1",
-      WORKFORCE_CALL_TIMEOUT_SECONDS: "2",
-      WORKFORCE_REGIONS: JSON.stringify([
-        {
-          kind: "azureml",
-          name,
-          subscriptionId: SUBSCRIPTION,
-          resourceGroup: RESOURCE_GROUP,
-          workspace: name,
-          experiment: `up-${name}`,
-          compute: "cluster",
-          template: CLI_TEMPLATE,
-          armEndpoint: arm.url,
-          mlEndpoint: ml.url,
-          listing: "index",
-        },
-      ]),
-    },
+  const config = daemonConfig(queueName, [upstreamRegion(name, "index")], {
+    WORKFORCE_CALL_TIMEOUT_SECONDS: "2",
   });
-  const lines: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString("utf8").split("\n").filter(Boolean)) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  const metrics = createMetrics({ processMetrics: false });
+  const { lines, metrics, ticks, start } = recorder();
   const jobs = () => [...arm.findWorkspace(name)!.jobs.values()];
   const running = () => jobs().filter((job) => job.status === "Running");
-  const ticks: TickReport[] = [];
   const ours = (operation: string) =>
     ml.requests.filter((r) => r.workspace === name && r.operation === operation);
   const gauge = async (call: string) =>
@@ -202,14 +188,7 @@ test("ml.azure.com throttling through the daemon: the region is held, not shrunk
   let indexGauge: number;
   let resumeGauge: number;
   try {
-    daemon = await startDaemon({
-      config,
-      logger: createLogger({ level: "info", destination }),
-      metrics,
-      credential: new StaticTokenCredential(),
-      tlsCa: arm.ca,
-      onTick: (report) => void ticks.push(report),
-    });
+    daemon = await start(config);
     await until("4 running workers", () => running().length === 4);
 
     // The index throttles north's listing for longer than the call deadline.

@@ -5,7 +5,7 @@ import { statusOf } from "../../azure/retry.js";
 import type { HireOptions, HireResult } from "../types.js";
 import { isJobPropertyImmutable, mayHaveCommitted, type ArmWorkspace } from "./arm.js";
 import { pushError, regionError } from "./errors.js";
-import { newJobName } from "./names.js";
+import { newJobName, workspaceId, type WorkspaceRef } from "./names.js";
 import { isFenced } from "../fence.js";
 import { buildJobBody, type JobContext, type JobTemplate } from "./template.js";
 
@@ -158,4 +158,33 @@ export async function hireWorkers(
     "hire done",
   );
   return { hired, ...(unknown > 0 ? { unknown } : {}), errors };
+}
+
+/**
+ * The id of the environment the template's jobs use: a registered one as named, or the inline image's
+ * version, created once (a PUT of the same name, version and image is idempotent) and retried on the next
+ * hire when it failed.
+ */
+export function environmentOf(
+  template: JobTemplate,
+  ref: WorkspaceRef,
+  arm: ArmWorkspace,
+): (signal?: AbortSignal) => Promise<string | undefined> {
+  let environmentId: Promise<string> | undefined;
+  return async (signal) => {
+    if (template.environmentRef) {
+      return `${workspaceId(ref)}/environments/${template.environmentRef.name}/versions/${template.environmentRef.version}`;
+    }
+    const image = template.inlineImage;
+    if (!image) return undefined;
+    environmentId ??= arm
+      .putEnvironmentVersion(image.name, image.version, image.image, image.description, signal)
+      .then((id) => id || `${workspaceId(ref)}/environments/${image.name}/versions/${image.version}`);
+    try {
+      return await environmentId;
+    } catch (error) {
+      environmentId = undefined;
+      throw error;
+    }
+  };
 }

@@ -12,7 +12,6 @@ import type {
 } from "../types.js";
 import type { RegionContext } from "../context.js";
 import type { DrainChannel } from "../../backchannel/types.js";
-import { ConfigError } from "../../config/load.js";
 import { regionCredential } from "../../azure/credentials.js";
 import {
   processReadLimiters,
@@ -24,14 +23,15 @@ import { ArmWorkspace, BadAnswerError, type ArmCallCounts } from "./arm.js";
 import { freeWorkers, readCluster } from "./capacity.js";
 import { cancelJobs, pendingVictims, runningVictims } from "./cancel.js";
 import { regionError } from "./errors.js";
-import { hireWorkers } from "./hire.js";
-import { listWorkforce, ReadBudgetHold, type Listing, type ListingOptions } from "./listing.js";
-import { listIndexed } from "./index-listing.js";
-import { checkMlConfig, mlOffLimits, regionMlApi } from "./ml-api.js";
+import { environmentOf, hireWorkers } from "./hire.js";
+import type { Listing } from "./listing.js";
+import { createRegionListing, type ListingSource } from "./region-listing.js";
+import { parseRegionConfig } from "./setup.js";
+import { mlOffLimits, regionMlApi } from "./ml-api.js";
 import { resumePaused } from "./resume.js";
-import { resolveCompute, workspaceId } from "./names.js";
 import { Retirer } from "./retire.js";
-import { loadJobTemplate, nodesPerWorker, TemplateError, type JobTemplate } from "./template.js";
+import { JobExits, settleFinished } from "./exits.js";
+import { nodesPerWorker } from "./template.js";
 
 export { azuremlRegionSchema, type AzuremlRegionConfig, type AzuremlRegionInput } from "./config.js";
 export type { ArmCallCounts } from "./arm.js";
@@ -63,54 +63,11 @@ export interface AzuremlDeps {
    * How the region lists its workers (default: the ARM job list, listing.ts). Another listing (the AzureML
    * index API) plugs in here: it returns the same `Listing`.
    */
-  listing?: (options: ListingOptions, expectedPages: number, signal?: AbortSignal) => Promise<Listing>;
+  listing?: ListingSource;
 }
 
 /** A listing this young stands in for a fresh one in cancelPending / drain / cancelRunning. */
 const LISTING_REUSE_MS = 30_000;
-
-function parseConfig(config: AzuremlRegionConfig): {
-  compute: { name: string; id: string };
-  template: JobTemplate;
-} {
-  const ref = {
-    subscriptionId: config.subscriptionId,
-    resourceGroup: config.resourceGroup,
-    workspace: config.workspace,
-  };
-  const where = `regions[${config.name}]`;
-  let compute: { name: string; id: string };
-  let template: JobTemplate;
-  try {
-    compute = resolveCompute(config.compute, ref);
-  } catch (error) {
-    throw new ConfigError([
-      { where: `${where}.compute`, message: (error as Error).message.replace(/^compute: /, "") },
-    ]);
-  }
-  try {
-    template = loadJobTemplate(config.template, config.environmentName ?? `${config.experiment}-image`);
-  } catch (error) {
-    if (error instanceof TemplateError)
-      throw new ConfigError([
-        { where: `${where}.template.${error.field}`, message: error.message.replace(/^template \S+: /, "") },
-      ]);
-    throw error;
-  }
-  if (
-    config.credential?.type === "emulator" &&
-    !["127.0.0.1", "localhost", "[::1]"].includes(new URL(config.armEndpoint).hostname)
-  ) {
-    throw new ConfigError([
-      {
-        where: `${where}.credential.type`,
-        message: `"emulator" sends a dummy token and is only for an ARM emulator on 127.0.0.1; armEndpoint is ${config.armEndpoint}`,
-      },
-    ]);
-  }
-  checkMlConfig(config, template, where);
-  return { compute, template };
-}
 
 export function createAzuremlRegion(
   config: AzuremlRegionConfig,
@@ -122,7 +79,7 @@ export function createAzuremlRegion(
     resourceGroup: config.resourceGroup,
     workspace: config.workspace,
   };
-  const { compute, template } = parseConfig(config);
+  const { compute, template } = parseRegionConfig(config);
   const tagKey = config.tagKey ?? `workforce.${config.experiment}`;
   const log = ctx.logger;
   const budgetKey = `${config.armEndpoint}|${config.subscriptionId.toLowerCase()}`;
@@ -171,98 +128,30 @@ export function createAzuremlRegion(
     logger: log,
   });
   const perWorker = nodesPerWorker(template);
+  // A job that fails before it has been seen Running this long failed to start (exits.ts).
+  const exitTracker = new JobExits({
+    startGraceMs: Math.max(60_000, 2 * ctx.settings.intervalSeconds * 1000),
+    tagKey,
+  });
   let listing: Listing | undefined;
   /** The tick's observation (cancels take their jobs out of it), for the resume sweep at its end. */
   let observed: Listing | undefined;
   /** Names of the jobs the last observe listed: a submission it names is no longer in flight. */
   let listedNames: ReadonlySet<string> = new Set();
-  let environmentId: Promise<string> | undefined;
+  const ensureEnvironment = environmentOf(template, ref, arm);
 
-  /** Odd jobs already reported (once each: a tick every 30 s would repeat it all day). */
-  const reported = new Set<string>();
-  /** A job without a name or with a status this code does not know counts as pending and is never cancelled. */
-  function warnOddJob(job: { name: string; status: unknown }): void {
-    const what = !job.name
-      ? "a listed job has no name"
-      : job.status === undefined || job.status === ""
-        ? `job ${job.name} has no properties.status`
-        : `job ${job.name} has an unknown properties.status ${JSON.stringify(job.status)}`;
-    const key = job.name ? `status=${String(job.status)}` : "name";
-    if (reported.has(key)) return;
-    reported.add(key);
-    log.warn(
-      { job: job.name || undefined },
-      `region ${config.name}: ${what}; counted as pending, never cancelled`,
-    );
-  }
-
-  const listingOptions: ListingOptions = {
+  const { list } = createRegionListing({
+    config,
     arm,
-    experiment: config.experiment,
-    tagKey,
-    maxListPages: config.maxListPages,
+    ml,
     readLimiter,
-    // A wait for read budget may be as long as one request may take; longer, and the region is held.
-    maxBudgetWaitMs: config.requestTimeoutSeconds * 1000,
-    keepFinished: config.retireFinished === "keep" ? 0 : config.retireBatch,
-    cache: new Map(),
-    onOddJob: warnOddJob,
-  };
-  /** `listing: index`: pages from ml.azure.com; only the reads beside it (the cluster) are ARM's budget. */
-  async function listByIndex(
-    extraReads: number,
-    signal?: AbortSignal,
-    onBeside?: (ready: Promise<void>) => void,
-  ): Promise<Listing> {
-    ml.checkBackoff("index-list");
-    const { readLimiter, maxBudgetWaitMs } = listingOptions;
-    if (extraReads > 0) {
-      const granted = readLimiter.reserve(extraReads, maxBudgetWaitMs, signal);
-      onBeside?.(
-        granted.then((ok) => {
-          if (!ok) throw new ReadBudgetHold(config.name, extraReads, maxBudgetWaitMs);
-        }),
-      );
-      if (!(await granted)) throw new ReadBudgetHold(config.name, extraReads, maxBudgetWaitMs);
-    }
-    return listIndexed(ml, {
-      region: config.name,
-      experiment: config.experiment,
-      maxPages: config.maxListPages,
-      nodesPerWorker: perWorker,
-      onOddJob: warnOddJob,
-      ...(signal ? { signal } : {}),
-    });
-  }
-  /** `onBeside` hears when the budget of the `extraReads` is there (the cluster read waits for it). */
-  const list = (
-    extraReads: number,
-    signal?: AbortSignal,
-    onBeside?: (ready: Promise<void>) => void,
-  ): Promise<Listing> =>
-    deps.listing
-      ? deps.listing(listingOptions, listing?.pages ?? 1, signal)
-      : config.listing === "index"
-        ? listByIndex(extraReads, signal, onBeside)
-        : listWorkforce(listingOptions, config.name, listing?.pages ?? 1, extraReads, signal, onBeside);
-
-  async function ensureEnvironment(signal?: AbortSignal): Promise<string | undefined> {
-    if (template.environmentRef) {
-      return `${workspaceId(ref)}/environments/${template.environmentRef.name}/versions/${template.environmentRef.version}`;
-    }
-    const image = template.inlineImage;
-    if (!image) return undefined;
-    // PUT of the same name + version + image is idempotent: it creates the version or reuses it.
-    environmentId ??= arm
-      .putEnvironmentVersion(image.name, image.version, image.image, image.description, signal)
-      .then((id) => id || `${workspaceId(ref)}/environments/${image.name}/versions/${image.version}`);
-    try {
-      return await environmentId;
-    } catch (error) {
-      environmentId = undefined;
-      throw error;
-    }
-  }
+    tagKey,
+    nodesPerWorker: perWorker,
+    exits: exitTracker,
+    logger: log,
+    lastPages: () => listing?.pages ?? 1,
+    ...(deps.listing ? { listing: deps.listing } : {}),
+  });
 
   /** The tick's listing if young enough, else a new one (a CLI lay-off without a tick before it). */
   async function currentListing(signal?: AbortSignal): Promise<Listing> {
@@ -299,24 +188,37 @@ export function createAzuremlRegion(
     ]);
     listing = jobs;
     observed = jobs;
+    const exits = exitTracker.exits();
+    // Recorded exits too: a job that finished before any listing saw it is no longer in flight.
     listedNames = new Set(
       [...jobs.running, ...jobs.pending, ...jobs.unknown, ...jobs.finished]
         .map((job) => job.name)
+        .concat(exits.map((exit) => exit.workerId))
         .filter((name) => name !== ""),
     );
     const runningNames = jobs.running.map((job) => job.name);
     const draining = channel
       ? Math.min(await channel.inFlight(runningNames, { ...(signal ? { signal } : {}) }), runningNames.length)
       : 0;
-    retirer.retire(jobs.finished);
+    settleFinished(jobs.finished, exitTracker, retirer, tagKey);
     return {
       running: runningNames.length - draining,
       pending: jobs.pending.length + jobs.unknown.length,
       draining,
       capacity: freeWorkers(cluster, jobs.waitingNodes, perWorker),
+      ...(exits.length > 0 ? { exits } : {}),
       ...(channel?.expiredDrains ? { expiredDrains: channel.expiredDrains() } : {}),
     };
   }
+
+  /** Cancels this process asked for: the job's Canceled end is then a drain, not an operator's stop. */
+  const noteCancels = (options: CancelOptions): CancelOptions => ({
+    ...options,
+    onOutcome: (name, outcome) => {
+      if (outcome !== "refused") exitTracker.cancelRequested(name);
+      options.onOutcome?.(name, outcome);
+    },
+  });
 
   const cancelContext = () => ({
     arm,
@@ -385,7 +287,12 @@ export function createAzuremlRegion(
       // From the tick's listing, not a new one: a job that started in the seconds since may be cancelled
       // as it starts (it has done no work yet); a re-list per cancel doubled a shrink tick.
       const current = await currentListing(options.signal);
-      return cancelJobs(pendingVictims(current, count), "cancel pending job", cancelContext(), options);
+      return cancelJobs(
+        pendingVictims(current, count),
+        "cancel pending job",
+        cancelContext(),
+        noteCancels(options),
+      );
     },
 
     async drain(count: number, options: CallOptions = {}): Promise<DrainResult> {
@@ -411,7 +318,12 @@ export function createAzuremlRegion(
     async cancelRunning(count: number, options: CancelOptions = {}): Promise<CancelResult> {
       if (count <= 0) return { cancelled: 0, errors: [] };
       const current = await currentListing(options.signal);
-      return cancelJobs(runningVictims(current, count), "cancel running job", cancelContext(), options);
+      return cancelJobs(
+        runningVictims(current, count),
+        "cancel running job",
+        cancelContext(),
+        noteCancels(options),
+      );
     },
 
     async resumePaused(options: CallOptions = {}): Promise<ResumeResult> {
@@ -434,7 +346,10 @@ export function createAzuremlRegion(
         experiment: config.experiment,
         batch: config.resumeBatch,
         slots: writes,
-        cancel: (name, signal) => arm.cancel(name, signal),
+        cancel: (name, signal) => {
+          exitTracker.cancelRequested(name);
+          return arm.cancel(name, signal);
+        },
         logger: log,
         ...(options.signal ? { signal: options.signal } : {}),
       });

@@ -55,6 +55,11 @@ export interface ListingOptions {
   cache?: JobCache;
   /** Told of a job whose name or status is odd (once per kind, by the caller). */
   onOddJob?: (job: { name: string; status: unknown }) => void;
+  /**
+   * Told of every finished job listed (to record its exit: exits.ts); `resource` parses the job's text,
+   * only when called, and only during the call.
+   */
+  onFinished?: (job: JobSummary, resource: () => Record<string, unknown>) => void;
 }
 
 /** Not enough ARM read budget for a whole listing now: the region is held this tick, not read in part. */
@@ -169,9 +174,12 @@ function pageSink(options: ListingOptions, keepFinished: () => number): BodySink
   const reader = new JobPageReader(options.tagKey, (fields, page) => {
     const job = summarize(fields, options.experiment, options.cache);
     if (!job) return;
+    let resource: Record<string, unknown> | undefined;
+    const read = () => (resource ??= page.resource());
+    if (job.class === "finished") options.onFinished?.(job, read);
     if (job.class === "finished" && kept < keepFinished()) {
       kept++;
-      jobs.push({ ...job, resource: page.resource() });
+      jobs.push({ ...job, resource: read() });
     } else jobs.push(job);
   });
   let broken: PageSyntaxError | undefined;

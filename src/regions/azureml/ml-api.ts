@@ -9,7 +9,7 @@ import type { WorkspaceRef } from "./names.js";
 import type { ArmWorkspace } from "./arm.js";
 import type { AzuremlRegionConfig } from "./config.js";
 import type { JobTemplate } from "./template.js";
-import { ConfigError } from "../../config/load.js";
+import { ConfigError } from "../../config/errors.js";
 
 /**
  * The AzureML front end on ml.azure.com (what Studio and upstream ai4s-jobq call): the execution API

@@ -241,16 +241,25 @@ export function putJob(ws: VirtualWorkspace, name: string, body: unknown): { sta
       },
     );
   }
-  const durationMs = Number(
+  const exit = commandExit(String(properties.command));
+  const runMs = Number(
     (properties.environmentVariables as Record<string, string> | undefined)?.EMULATOR_RUN_MS,
   );
-  const job = ws.createJob(
-    name,
-    properties,
-    Number.isFinite(durationMs) && durationMs > 0 ? durationMs : undefined,
-  );
+  const durationMs = exit ? exit.afterMs : Number.isFinite(runMs) && runMs > 0 ? runMs : undefined;
+  const job = ws.createJob(name, properties, durationMs, exit?.code);
   ws.schedule();
   return { status: 201, body: jobResource(ws, job) };
+}
+
+/**
+ * What a job's command does once Running, for tests: `emulator-exit=CODE@MS` anywhere in the command
+ * (a shell comment, say) makes its process exit with CODE after MS ms of running (`workforce worker
+ * --queue q # emulator-exit=2@0` is the docs' old broken command, which exits 2 at once). The service
+ * then ends the job as it ends any: Finalizing, then Completed (exit 0) or Failed.
+ */
+export function commandExit(command: string): { code: number; afterMs: number } | undefined {
+  const match = /\bemulator-exit=(\d+)(?:@(\d+))?/.exec(command);
+  return match ? { code: Number(match[1]), afterMs: Number(match[2] ?? 0) } : undefined;
 }
 
 /** Cancel operations in flight: id -> job. */

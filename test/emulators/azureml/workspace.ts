@@ -43,6 +43,12 @@ export interface StoredJob {
   stateEndsAt?: number;
   /** How long the job runs once Running (undefined: until told). */
   durationMs?: number;
+  /**
+   * The exit code its command ends with after `durationMs` (default 0): non-zero ends as Failed. AzureML
+   * moves a job whose process exited to Finalizing (outputs and logs uploaded), then Completed or Failed;
+   * the ARM resource says no more than that (no exit code, no error, no start or end time).
+   */
+  exitCode?: number;
   /** Cluster (compute name) the job runs on. */
   compute?: string;
   /** Nodes it holds now (0 while it waits). */
@@ -104,7 +110,12 @@ export class VirtualWorkspace {
     return this.clusters.get(name.toLowerCase());
   }
 
-  createJob(name: string, properties: Record<string, unknown>, durationMs?: number): StoredJob {
+  createJob(
+    name: string,
+    properties: Record<string, unknown>,
+    durationMs?: number,
+    exitCode?: number,
+  ): StoredJob {
     const computeId = typeof properties.computeId === "string" ? properties.computeId : undefined;
     const at = new Date(this.now());
     const job: StoredJob = {
@@ -120,6 +131,7 @@ export class VirtualWorkspace {
         ? { durationMs: durationMs ?? this.timing.runMs }
         : {}),
       ...(computeId ? { compute: computeId.split("/").pop()! } : {}),
+      ...(exitCode ? { exitCode } : {}),
     };
     this.jobs.set(name, job);
     return job;
@@ -202,7 +214,7 @@ export class VirtualWorkspace {
             job.stateEndsAt = job.stateEndsAt + this.timing.finalizeMs;
             break;
           case "Finalizing":
-            job.status = "Completed";
+            job.status = job.exitCode ? "Failed" : "Completed";
             job.stateEndsAt = undefined;
             this.release(job);
             break;
