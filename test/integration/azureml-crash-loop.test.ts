@@ -3,7 +3,6 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
-import { Writable } from "node:stream";
 import { QueueClient } from "@azure/storage-queue";
 import { startAzurite, type AzuriteInstance } from "../support/azurite.js";
 import { startArmEmulator, type ArmEmulator } from "../emulators/azureml/server.js";
@@ -19,6 +18,7 @@ import type { TickReport } from "../../src/controller/reconciler.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { StaticTokenCredential } from "../../src/azure/credentials.js";
 import { workforceArgv } from "../support/cli.js";
+import { logLines } from "../support/log-lines.js";
 
 // Issue 11, finding 3, AzureML: the docs' old job command (`workforce worker --queue ...`) exits 2 at
 // once, so every job Failed seconds after it started, and the region was re-hired every tick, with no
@@ -85,13 +85,7 @@ test("AzureML jobs that fail at once are failed starts: the region backs off; a 
     ]),
   };
   const config = loadConfig({ env });
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split("\n").filter(Boolean)) lines.push(JSON.parse(line));
-      done();
-    },
-  });
+  const { lines, destination: sink } = logLines();
   const reports: TickReport[] = [];
   const daemon = await startDaemon({
     config,

@@ -3,7 +3,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
-import { Writable } from "node:stream";
 import { QueueClient } from "@azure/storage-queue";
 import { startAzurite, type AzuriteInstance } from "../support/azurite.js";
 import { workforceArgv } from "../support/cli.js";
@@ -11,6 +10,7 @@ import { loadConfig } from "../../src/config/load.js";
 import { startDaemon } from "../../src/controller/daemon.js";
 import type { TickReport } from "../../src/controller/reconciler.js";
 import { createLogger } from "../../src/logging/logger.js";
+import { logLines } from "../support/log-lines.js";
 
 // Issue 11, finding 3: a local region whose command exits 7 at once was re-hired every tick for as long
 // as the daemon ran, with an info line and no metric. Now the exit is recorded with its code and output,
@@ -50,13 +50,7 @@ test("a worker command that exits 7 at once is a failed start: the region backs 
     WORKFORCE_METRICS_PORT: "0",
     WORKFORCE_METRICS_HOST: "127.0.0.1",
   };
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split("\n").filter(Boolean)) lines.push(JSON.parse(line));
-      done();
-    },
-  });
+  const { lines, destination: sink } = logLines();
   const reports: TickReport[] = [];
   const daemon = await startDaemon({
     config: loadConfig({ env }),

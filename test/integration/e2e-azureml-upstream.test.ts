@@ -1,4 +1,3 @@
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { QueueClient } from "@azure/storage-queue";
 import { startAzurite, type AzuriteInstance } from "../support/azurite.js";
@@ -12,6 +11,7 @@ import { createLogger } from "../../src/logging/logger.js";
 import { createMetrics } from "../../src/metrics/registry.js";
 import { StaticTokenCredential } from "../../src/azure/credentials.js";
 import { formatStatus } from "../../src/cli/commands/status.js";
+import { logLines } from "../support/log-lines.js";
 
 // The daemon with two AzureML regions, one listed through ARM and one through the index API, both
 // resuming paused workers: preempted workers come back, one past its execution limit is cancelled and
@@ -76,13 +76,7 @@ function daemonConfig(queueName: string, regions: unknown[], extra: Record<strin
 
 /** What a daemon of this test leaves to look at: its log lines, metrics and tick reports. */
 function recorder() {
-  const lines: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString("utf8").split("\n").filter(Boolean)) lines.push(JSON.parse(line));
-      done();
-    },
-  });
+  const { lines, destination } = logLines();
   const metrics = createMetrics({ processMetrics: false });
   const ticks: TickReport[] = [];
   const start = (config: ReturnType<typeof loadConfig>): Promise<Daemon> =>

@@ -5,12 +5,12 @@ import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import { createServer as createNetServer, type Server as NetServer } from "node:net";
-import { Writable } from "node:stream";
 import { workforceArgv } from "../support/cli.js";
 import { loadConfig } from "../../src/config/load.js";
 import { startDaemon } from "../../src/controller/daemon.js";
 import { createLogger } from "../../src/logging/logger.js";
 import type { TickReport } from "../../src/controller/reconciler.js";
+import { logLines } from "../support/log-lines.js";
 
 // Issue 11, findings 5 and 9: errors that will never heal are named as such (what to fix, host, network
 // cause), counted with a permanent label and fail readiness; status prints them in one line, at once.
@@ -101,13 +101,7 @@ test("with nothing listening, the error says connection refused and the host, no
 });
 
 test("the daemon counts a permanent queue error as such and is not ready", async () => {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split("\n").filter(Boolean)) lines.push(JSON.parse(line));
-      done();
-    },
-  });
+  const { lines, destination: sink } = logLines();
   const reports: TickReport[] = [];
   const daemon = await startDaemon({
     config: loadConfig({

@@ -1,19 +1,13 @@
 import { describe, expect, test } from "vitest";
-import { Writable } from "node:stream";
 import { carryOut, type ActOptions } from "../../src/controller/act.js";
 import type { Plan, RegionPlan } from "../../src/policy/decide.js";
 import type { CallOptions, CancelOptions, Region } from "../../src/regions/types.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { MemoryRegion } from "../support/memory-region.js";
+import { logLines } from "../support/log-lines.js";
 
 function logCapture() {
-  const lines: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk, _encoding, callback) {
-      for (const line of chunk.toString().split("\n").filter(Boolean)) lines.push(JSON.parse(line));
-      callback();
-    },
-  });
+  const { lines, destination } = logLines();
   return { lines, logger: createLogger({ level: "debug", destination }) };
 }
 

@@ -1,11 +1,11 @@
 import { describe, expect, test } from "vitest";
-import { Writable } from "node:stream";
 import { Reconciler } from "../../src/controller/reconciler.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { createMetrics } from "../../src/metrics/registry.js";
 import { stepPolicy } from "../../src/policy/step.js";
 import type { CallOptions, ResumeResult } from "../../src/regions/types.js";
 import { MemoryQueue, MemoryRegion } from "../support/memory-region.js";
+import { logLines } from "../support/log-lines.js";
 
 /** A memory region whose workers can be paused; the sweep resumes them (or fails, on demand). */
 class PausingRegion extends MemoryRegion {
@@ -22,13 +22,7 @@ class PausingRegion extends MemoryRegion {
 }
 
 function setup(region: PausingRegion, queue: MemoryQueue, dryRun = false) {
-  const lines: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk, _encoding, callback) {
-      for (const line of chunk.toString().split("\n").filter(Boolean)) lines.push(JSON.parse(line));
-      callback();
-    },
-  });
+  const { lines, destination } = logLines();
   const metrics = createMetrics({ processMetrics: false });
   const reconciler = new Reconciler({
     queue,

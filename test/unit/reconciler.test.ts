@@ -1,19 +1,13 @@
 import { describe, expect, test } from "vitest";
-import { Writable } from "node:stream";
 import { Reconciler, type ReconcilerOptions } from "../../src/controller/reconciler.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { createMetrics } from "../../src/metrics/registry.js";
 import { stepPolicy } from "../../src/policy/step.js";
 import { MemoryQueue, MemoryRegion } from "../support/memory-region.js";
+import { logLines } from "../support/log-lines.js";
 
 function logCapture() {
-  const lines: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk, _encoding, callback) {
-      for (const line of chunk.toString().split("\n").filter(Boolean)) lines.push(JSON.parse(line));
-      callback();
-    },
-  });
+  const { lines, destination } = logLines();
   return { lines, logger: createLogger({ level: "debug", destination }) };
 }
 
