@@ -1,4 +1,4 @@
-import type { SubmitOutcome } from "../regions/types.js";
+import type { SubmitOutcome, WorkerNames } from "../regions/types.js";
 
 /**
  * Hires in flight, per region: submissions the region's listing may not show yet. A submission counts as a
@@ -70,7 +70,7 @@ export class InFlightHires {
    * workers): drop what it accounts for and what is past the
    * grace period; the rest is in flight and counts as pending on top of the reading.
    */
-  reconcile(region: string, listed: ReadonlySet<string> | undefined, readAt: number): number {
+  reconcile(region: string, listed: WorkerNames | undefined, readAt: number): number {
     const entries = this.regions.get(region);
     if (!entries) return 0;
     for (const [name, entry] of entries) {

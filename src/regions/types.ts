@@ -148,6 +148,11 @@ export interface ResumeResult {
   errors: Error[];
 }
 
+/** Names of workers, asked one at a time (a region answers from what it keeps, without building a set). */
+export interface WorkerNames {
+  has(name: string): boolean;
+}
+
 export interface Region {
   readonly name: string;
   /** The adapter's kind, e.g. "local" or "azureml". */
@@ -167,7 +172,7 @@ export interface Region {
    * Names of every worker the last successful observe() listed, in any state. Optional: with it, a
    * submission whose outcome was unknown stops counting as in flight as soon as a listing shows it.
    */
-  observedWorkers?(): ReadonlySet<string>;
+  observedWorkers?(): WorkerNames;
   /** Start `count` new workers. */
   hire(count: number, options?: HireOptions): Promise<HireResult>;
   /** Cancel up to `count` workers that have not started work (oldest / least advanced first). */

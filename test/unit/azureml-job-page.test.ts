@@ -93,10 +93,10 @@ describe("JobPageReader: a job list page read as it arrives", () => {
     expect(valueKind).toBe("array");
   });
 
-  it("gives the same jobs however the body is split (every split point, multi-byte characters cut in two)", () => {
+  it("gives the same jobs however the body is split (at every byte: escapes and multi-byte characters cut in two)", () => {
     const bytes = Buffer.from(JSON.stringify({ nextLink: page.nextLink, value: odd.slice(4, 7) }, null, 1));
     const whole = read([bytes]);
-    for (let cut = 1; cut < bytes.length; cut += 7) {
+    for (let cut = 1; cut < bytes.length; cut++) {
       const split = read([bytes.subarray(0, cut), bytes.subarray(cut, cut + 300), bytes.subarray(cut + 300)]);
       expect(split.jobs).toEqual(whole.jobs);
       expect(split.resources).toEqual(whole.resources);

@@ -160,6 +160,7 @@ export async function listIndexed(
     const next = answer?.continuationToken;
     if (typeof next !== "string" || next === "") {
       listing.at = Date.now();
+      listing.names = seen;
       return listing;
     }
     token = next;

@@ -9,6 +9,7 @@ import type {
   Region,
   RegionObservation,
   ResumeResult,
+  WorkerNames,
 } from "../types.js";
 import type { RegionContext } from "../context.js";
 import type { DrainChannel } from "../../backchannel/types.js";
@@ -137,7 +138,7 @@ export function createAzuremlRegion(
   /** The tick's observation (cancels take their jobs out of it), for the resume sweep at its end. */
   let observed: Listing | undefined;
   /** Names of the jobs the last observe listed: a submission it names is no longer in flight. */
-  let listedNames: ReadonlySet<string> = new Set();
+  let listedNames: WorkerNames = new Set<string>();
   const ensureEnvironment = environmentOf(template, ref, arm);
 
   const { list } = createRegionListing({
@@ -190,12 +191,9 @@ export function createAzuremlRegion(
     observed = jobs;
     const exits = exitTracker.exits();
     // Recorded exits too: a job that finished before any listing saw it is no longer in flight.
-    listedNames = new Set(
-      [...jobs.running, ...jobs.pending, ...jobs.unknown, ...jobs.finished]
-        .map((job) => job.name)
-        .concat(exits.map((exit) => exit.workerId))
-        .filter((name) => name !== ""),
-    );
+    const exitNames = exits.length > 0 ? new Set(exits.map((exit) => exit.workerId)) : undefined;
+    const names = jobs.names;
+    listedNames = { has: (name) => names.has(name) || exitNames?.has(name) === true };
     const runningNames = jobs.running.map((job) => job.name);
     const draining = channel
       ? Math.min(await channel.inFlight(runningNames, { ...(signal ? { signal } : {}) }), runningNames.length)

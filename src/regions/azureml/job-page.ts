@@ -112,6 +112,7 @@ export class JobPageReader {
     this.pos = 0;
     this.jobs.reset();
     this.run();
+    this.jobs.release();
   }
 
   /** The page is complete: throws PageSyntaxError if it is not a whole JSON object. */

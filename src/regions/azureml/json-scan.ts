@@ -91,8 +91,8 @@ export function skipValue(s: string, i: number): number {
     }
     return MORE;
   }
-  for (const literal of ["true", "false", "null"]) {
-    if (c !== literal.charCodeAt(0)) continue;
+  const literal = c === 110 ? "null" : c === 116 ? "true" : c === 102 ? "false" : undefined;
+  if (literal !== undefined) {
     if (s.startsWith(literal, i)) return i + literal.length;
     if (literal.startsWith(s.slice(i))) return MORE;
     return bad("a bad literal", s, i);

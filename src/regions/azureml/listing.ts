@@ -1,6 +1,7 @@
 import type { WriteRateLimiter } from "../../azure/rate-limiter.js";
 import { BadAnswerError, NotJson, type ArmWorkspace, type BodySink } from "./arm.js";
 import { detach, JobPageReader, PageSyntaxError, type JobFields } from "./job-page.js";
+import type { WorkerNames } from "../types.js";
 import { classifyStatus, type StatusClass } from "./states.js";
 
 /**
@@ -39,6 +40,8 @@ export interface Listing {
   /** Nodes our not-yet-running jobs will take (pending and unknown), counted once. */
   waitingNodes: number;
   pages: number;
+  /** Every job of ours the listing showed, by name, whatever its status (for hires in flight). */
+  names: WorkerNames;
 }
 
 export interface ListingOptions {
@@ -74,10 +77,45 @@ export class ReadBudgetHold extends Error {
 }
 
 /**
- * The jobs of the region's last listing, by name: a job listed again unchanged is the same object (no new
- * object and name copy per job per tick, which the garbage collector would move to the old generation).
+ * The jobs of the region's last listing, by name, kept up to date in place by each listing: a job listed
+ * again unchanged is the same object, and the entry of a job is made once in its life (no new object,
+ * name copy, set or map per job per tick, which the garbage collector would move to the old generation).
  */
-export type JobCache = Map<string, JobSummary>;
+export class JobCache {
+  private readonly entries = new Map<string, { job: JobSummary; listing: number }>();
+  private listing = 0;
+
+  /** A listing starts: jobs it does not see again are forgotten when it completes. */
+  begin(): void {
+    this.listing++;
+  }
+
+  get(name: string): JobSummary | undefined {
+    return this.entries.get(name)?.job;
+  }
+
+  /** The job as this listing saw it; false if this listing saw the name already (a job that moved pages). */
+  see(job: JobSummary): boolean {
+    const entry = this.entries.get(job.name);
+    if (!entry) this.entries.set(job.name, { job: stripResource(job), listing: this.listing });
+    else if (entry.listing === this.listing) return false;
+    else {
+      entry.job = stripResource(job);
+      entry.listing = this.listing;
+    }
+    return true;
+  }
+
+  /** The listing is complete: what it did not see has left the list. */
+  complete(): void {
+    for (const [name, entry] of this.entries) if (entry.listing !== this.listing) this.entries.delete(name);
+  }
+
+  /** Whether the last complete listing showed a job of this name. */
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+}
 
 /** The parts of a listed job a decision needs; undefined when it is not one of ours. */
 function summarize(job: JobFields, experiment: string, cache: JobCache | undefined): JobSummary | undefined {
@@ -102,7 +140,8 @@ function summarize(job: JobFields, experiment: string, cache: JobCache | undefin
   };
 }
 
-function stripResource(job: FinishedJob): JobSummary {
+function stripResource(job: JobSummary | FinishedJob): JobSummary {
+  if (!("resource" in job)) return job;
   const { resource: _resource, ...summary } = job;
   return summary;
 }
@@ -117,6 +156,7 @@ export function emptyListing(): Listing {
     finishedCount: 0,
     waitingNodes: 0,
     pages: 0,
+    names: new Set<string>(),
   };
 }
 
@@ -226,7 +266,8 @@ async function readPages(
   const { arm } = options;
   const listing = emptyListing();
   // By name: a job created or retired while we page may shift the pages and show up twice.
-  const seen = new Set<string>();
+  const cache = options.cache ?? new JobCache();
+  cache.begin();
   const url = arm.jobsUrl({
     // ActiveOnly = not archived; with our tag key, finished jobs leave the list once retired.
     listViewType: "ActiveOnly",
@@ -247,9 +288,8 @@ async function readPages(
       next.catch(() => undefined);
     }
     for (const job of jobs) {
-      const key = job.name || `(no name ${seen.size})`;
-      if (seen.has(key)) continue;
-      seen.add(key);
+      // A job without a name is counted (as pending) each time it is listed: nothing to match it by.
+      if (job.name && !cache.see(job)) continue;
       if (job.class === "unknown" && job.status !== "Unknown") options.onOddJob?.(job);
       switch (job.class) {
         case "running":
@@ -273,14 +313,8 @@ async function readPages(
     }
     if (!nextLink) {
       listing.at = Date.now();
-      if (options.cache) {
-        // What this listing saw, for the next one (a job gone from the list leaves the cache).
-        options.cache.clear();
-        for (const list of [listing.running, listing.pending, listing.unknown, listing.finished])
-          for (const job of list)
-            if (job.name)
-              options.cache.set(job.name, "resource" in job ? stripResource(job as FinishedJob) : job);
-      }
+      cache.complete();
+      listing.names = cache;
       return listing;
     }
   }

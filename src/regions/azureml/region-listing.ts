@@ -3,7 +3,7 @@ import type { WriteRateLimiter } from "../../azure/rate-limiter.js";
 import type { AzuremlRegionConfig } from "./config.js";
 import type { ArmWorkspace } from "./arm.js";
 import type { MlApi } from "./ml-api.js";
-import { listWorkforce, ReadBudgetHold, type Listing, type ListingOptions } from "./listing.js";
+import { JobCache, listWorkforce, ReadBudgetHold, type Listing, type ListingOptions } from "./listing.js";
 import { listIndexed } from "./index-listing.js";
 import { VanishedJobs } from "./index-exits.js";
 import { logExit, type JobExits } from "./exits.js";
@@ -73,7 +73,7 @@ export function createRegionListing(parts: RegionListingParts): RegionListing {
     // A wait for read budget may be as long as one request may take; longer, and the region is held.
     maxBudgetWaitMs: config.requestTimeoutSeconds * 1000,
     keepFinished: config.retireFinished === "keep" ? 0 : config.retireBatch,
-    cache: new Map(),
+    cache: new JobCache(),
     onOddJob: warnOddJob,
     onFinished: (job, resource) => exitTracker.see(job, resource),
   };
