@@ -116,6 +116,39 @@ describe("act phase with a fence", () => {
   });
 });
 
+describe("resume sweep with a fence", () => {
+  it("is a step like the others: not started without the lease, in a held tick too", async () => {
+    const region = new MemoryRegion("east");
+    const swept: string[] = [];
+    Object.assign(region, {
+      resumePaused: async () => {
+        swept.push("resume");
+        return { resumed: 2, cancelled: 0, refused: 0, failed: 0, errors: [] };
+      },
+    });
+    const refuse: WriteFence = {
+      check: (write) => {
+        throw new Error(`${write} not sent: fenced`);
+      },
+    };
+    const [outcome] = await carryOut(
+      { ...plan([{ region: "east", hire: 0, cancel: 0, drain: 0 }]), hold: "queue unreadable" },
+      [region],
+      { actTimeoutMs: 1000, concurrency: 1, dryRun: false, logger, fence: refuse },
+    );
+    expect(swept).toEqual([]);
+    expect(outcome!.resume).toBeUndefined();
+    expect(outcome!.errors).toEqual([
+      {
+        operation: "resume",
+        message: "region east resume not sent: fenced",
+        reason: "error",
+        permanent: false,
+      },
+    ]);
+  });
+});
+
 describe("drain channel with a fence", () => {
   it("a fenced replica neither writes the ledger nor sends a control message", async () => {
     let sends = 0;
