@@ -83,7 +83,7 @@ export interface ControlSenderOptions {
   labels?: Record<string, string>;
   /** Injected clock for tests. */
   now?: () => number;
-  /** Checked right before each batch goes to the broker (leader election). */
+  /** Checked before the topic is made sure of and right before each batch goes to the broker (leader election). */
   fence?: WriteFence;
 }
 
@@ -169,6 +169,12 @@ export function createControlSender(options: ControlSenderOptions): ControlSende
       throw new RangeError(`message count must be an integer >= 0; given ${count}`);
     if (count === 0) return { sent: 0, unknown: 0, errors: [] };
     const abortSignal = callOptions?.signal;
+    // Before the topic's creation too (a write to the namespace): a fenced replica makes none of them.
+    try {
+      options.fence?.check("control message send");
+    } catch (error) {
+      return { sent: 0, unknown: 0, errors: [error as Error] };
+    }
     await ensureTopology(callOptions);
     let sent = 0;
     /** Messages of the batch being sent now: if the send fails, they may have gone out all the same. */

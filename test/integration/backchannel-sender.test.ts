@@ -10,6 +10,7 @@ import {
 } from "../../src/backchannel/index.js";
 import { backChannelSchema } from "../../src/backchannel/config.js";
 import { quietLogger } from "./agent-support.js";
+import { LeaseFence } from "../../src/controller/leader.js";
 
 const settings = {
   drainOperation: "graceful-downscale" as const,
@@ -135,6 +136,36 @@ describe("drain channel over Service Bus", () => {
     } finally {
       await a.close?.();
       await b.close?.();
+    }
+  });
+
+  it("a fenced sender (lease run out) neither creates the topic nor sends, and says why", async () => {
+    const sender = createControlSender({
+      target: {
+        connectionString: emulator.connectionString,
+        adminEndpoint: emulator.adminNamespace,
+        topic: "wf-fenced",
+        subscription: "shutdown",
+        autoCreate: true,
+      },
+      ttlSeconds: 60,
+      logger: quietLogger(),
+      clientDeps: { tlsCa: emulator.ca },
+      fence: new LeaseFence(() => 0), // never granted
+    });
+    try {
+      const result = await sender.send("graceful-downscale", 2);
+      expect(result).toMatchObject({ sent: 0, unknown: 0 });
+      expect(result.errors.map((error) => error.message)).toEqual([
+        "control message send not sent: this replica does not hold the leader lease",
+      ]);
+      const admin = new ServiceBusAdministrationClient(emulator.adminConnectionString, {
+        tlsOptions: { ca: emulator.ca },
+      });
+      // The topic's creation is a write to the namespace too.
+      expect(await admin.topicExists("wf-fenced")).toBe(false);
+    } finally {
+      await sender.close();
     }
   });
 
