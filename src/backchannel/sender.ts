@@ -6,7 +6,7 @@ import type {
 } from "@azure/service-bus";
 import type { Logger } from "../logging/logger.js";
 import type { CallOptions } from "../regions/types.js";
-import type { WriteFence } from "../regions/fence.js";
+import { fencedSignal, type WriteFence } from "../regions/fence.js";
 import {
   createAdministrationClient,
   createServiceBusClient,
@@ -183,7 +183,20 @@ export function createControlSender(options: ControlSenderOptions): ControlSende
       // Before the batch is in flight: a fenced replica sends nothing, and nothing counts as maybe sent.
       options.fence?.check("control message send");
       sending = batch.count;
-      await topicSender.sendMessages(batch, { abortSignal });
+      // The SDK retries a send by itself: the lease's end stops those retries (the batch counts as maybe sent).
+      const guard = fencedSignal(options.fence, "control message send (a retry)", abortSignal);
+      try {
+        await topicSender.sendMessages(batch, { abortSignal: guard.signal });
+      } catch (error) {
+        const fenced = guard.fenced();
+        if (fenced)
+          throw new Error(`control message send cut off, the batch may have gone: ${fenced.message}`, {
+            cause: error,
+          });
+        throw error;
+      } finally {
+        guard.done();
+      }
       sent += batch.count;
       sending = 0;
     };

@@ -1,7 +1,7 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { LeaseFence } from "../../src/controller/leader.js";
 import { carryOut } from "../../src/controller/act.js";
-import { isFenced, type WriteFence } from "../../src/regions/fence.js";
+import { fencedSignal, isFenced, type WriteFence } from "../../src/regions/fence.js";
 import {
   backChannelSchema,
   createDrainChannel,
@@ -45,6 +45,41 @@ describe("LeaseFence", () => {
     expect(() => fence.check("hire")).not.toThrow();
     fence.revoke();
     expect(fence.holds()).toBe(false);
+  });
+});
+
+describe("fencedSignal (for writes the SDK retries by itself)", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("aborts at the lease's end with the fence's refusal; a renewal before it moves the end", async () => {
+    vi.useFakeTimers();
+    const fence = new LeaseFence(() => Date.now());
+    fence.grant(Date.now(), 1_000);
+    const guard = fencedSignal(fence, "control message send (a retry)");
+    await vi.advanceTimersByTimeAsync(600);
+    fence.grant(Date.now(), 1_000); // renewed: the write may go on until 1,600
+    await vi.advanceTimersByTimeAsync(900);
+    expect(guard.signal!.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(guard.signal!.aborted).toBe(true);
+    expect(isFenced(guard.signal!.reason)).toBe(true);
+    expect(guard.fenced()!.message).toMatch(/^control message send \(a retry\) not sent: .*ran out/);
+    guard.done();
+  });
+
+  it("follows the caller's signal, and is the caller's own without a fence that knows its end", () => {
+    const caller = new AbortController();
+    const fence = new LeaseFence(() => 0);
+    fence.grant(0, 10_000);
+    const guard = fencedSignal(fence, "write", caller.signal);
+    caller.abort(new Error("deadline"));
+    expect((guard.signal!.reason as Error).message).toBe("deadline");
+    expect(guard.fenced()).toBeUndefined();
+    guard.done();
+    const plain = fencedSignal({ check: () => undefined }, "write", caller.signal);
+    expect(plain.signal).toBe(caller.signal);
   });
 });
 
