@@ -6,7 +6,7 @@ import { lazySdk } from "../azure/lazy-sdk.js";
 const storageBlob = lazySdk<typeof storageBlobTypes>("@azure/storage-blob");
 import { z } from "zod";
 import type { CallOptions } from "../regions/types.js";
-import type { WriteFence } from "../regions/fence.js";
+import { fencedSignal, type WriteFence } from "../regions/fence.js";
 import type { DrainLedger } from "./ledger.js";
 
 /**
@@ -223,14 +223,32 @@ async function streamToString(stream: NodeJS.ReadableStream | undefined): Promis
   return Buffer.concat(chunks).toString("utf8");
 }
 
-/** A store whose every save is checked against the fence first: a fenced replica changes no ledger. */
+/**
+ * A store whose every save is checked against the fence first: a fenced replica changes no ledger. The
+ * Storage SDK retries an upload by itself: the save is cut off when the lease runs out unrenewed, so no
+ * retry goes out fenced (the write may have gone all the same: the caller treats it as failed).
+ */
 export function fencedLedgerStore(store: LedgerStore, fence: WriteFence): LedgerStore {
   return {
     ...store,
     load: (region, options) => store.load(region, options),
-    save: (region, ledger, expectedVersion, options) => {
-      fence.check(`drain ledger write for region ${region}`);
-      return store.save(region, ledger, expectedVersion, options);
+    save: async (region, ledger, expectedVersion, options) => {
+      const write = `drain ledger write for region ${region}`;
+      fence.check(write);
+      const guard = fencedSignal(fence, `${write} (a retry)`, options?.signal);
+      try {
+        return await store.save(region, ledger, expectedVersion, {
+          ...options,
+          ...(guard.signal ? { signal: guard.signal } : {}),
+        });
+      } catch (error) {
+        const fenced = guard.fenced();
+        if (fenced)
+          throw new Error(`${write} cut off, it may have gone: ${fenced.message}`, { cause: error });
+        throw error;
+      } finally {
+        guard.done();
+      }
     },
   };
 }

@@ -6,7 +6,7 @@ import type {
 } from "@azure/service-bus";
 import type { Logger } from "../logging/logger.js";
 import type { CallOptions } from "../regions/types.js";
-import type { WriteFence } from "../regions/fence.js";
+import { fencedSignal, type WriteFence } from "../regions/fence.js";
 import {
   createAdministrationClient,
   createServiceBusClient,
@@ -83,7 +83,7 @@ export interface ControlSenderOptions {
   labels?: Record<string, string>;
   /** Injected clock for tests. */
   now?: () => number;
-  /** Checked right before each batch goes to the broker (leader election). */
+  /** Checked before the topic is made sure of and right before each batch goes to the broker (leader election). */
   fence?: WriteFence;
 }
 
@@ -169,6 +169,12 @@ export function createControlSender(options: ControlSenderOptions): ControlSende
       throw new RangeError(`message count must be an integer >= 0; given ${count}`);
     if (count === 0) return { sent: 0, unknown: 0, errors: [] };
     const abortSignal = callOptions?.signal;
+    // Before the topic's creation too (a write to the namespace): a fenced replica makes none of them.
+    try {
+      options.fence?.check("control message send");
+    } catch (error) {
+      return { sent: 0, unknown: 0, errors: [error as Error] };
+    }
     await ensureTopology(callOptions);
     let sent = 0;
     /** Messages of the batch being sent now: if the send fails, they may have gone out all the same. */
@@ -177,7 +183,20 @@ export function createControlSender(options: ControlSenderOptions): ControlSende
       // Before the batch is in flight: a fenced replica sends nothing, and nothing counts as maybe sent.
       options.fence?.check("control message send");
       sending = batch.count;
-      await topicSender.sendMessages(batch, { abortSignal });
+      // The SDK retries a send by itself: the lease's end stops those retries (the batch counts as maybe sent).
+      const guard = fencedSignal(options.fence, "control message send (a retry)", abortSignal);
+      try {
+        await topicSender.sendMessages(batch, { abortSignal: guard.signal });
+      } catch (error) {
+        const fenced = guard.fenced();
+        if (fenced)
+          throw new Error(`control message send cut off, the batch may have gone: ${fenced.message}`, {
+            cause: error,
+          });
+        throw error;
+      } finally {
+        guard.done();
+      }
       sent += batch.count;
       sending = 0;
     };

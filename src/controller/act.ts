@@ -20,7 +20,15 @@ export interface RegionOutcome {
   cancelUnknown: number;
   drained: number;
   /** The sweep over paused workers, in regions that have one (AzureML). */
-  resume?: { resumed: number; cancelled: number; refused: number; failed: number; backedOff?: number };
+  resume?: {
+    resumed: number;
+    cancelled: number;
+    refused: number;
+    failed: number;
+    backedOff?: number;
+    /** Not resumed: the fence refused a write of the sweep (the leader lease ran out meanwhile). */
+    fenced?: number;
+  };
   /** Drain requests that may have gone out (the send was cut off): they count as sent. */
   drainUnknown: number;
   errors: Array<{
@@ -209,6 +217,16 @@ function cancelTally() {
 }
 
 async function resumeIn(region: Region, outcome: RegionOutcome, options: ActOptions): Promise<void> {
+  // A step like the others: not started without the lease (the region checks again before each write).
+  try {
+    options.fence?.check(`region ${region.name} resume`);
+  } catch (error) {
+    outcome.errors.push(failure("resume", error));
+    options.logger
+      .child({ region: region.name })
+      .warn({ operation: "resume", err: error }, "resume not started: fenced");
+    return;
+  }
   try {
     const result = await withDeadline(
       `region ${region.name} resume`,
@@ -216,8 +234,15 @@ async function resumeIn(region: Region, outcome: RegionOutcome, options: ActOpti
       (signal) => region.resumePaused!({ signal }),
       options.signal,
     );
-    const { resumed, cancelled, refused, failed, backedOff } = result;
-    outcome.resume = { resumed, cancelled, refused, failed, ...(backedOff ? { backedOff } : {}) };
+    const { resumed, cancelled, refused, failed, backedOff, fenced } = result;
+    outcome.resume = {
+      resumed,
+      cancelled,
+      refused,
+      failed,
+      ...(backedOff ? { backedOff } : {}),
+      ...(fenced ? { fenced } : {}),
+    };
     for (const error of result.errors) outcome.errors.push(failure("resume", error));
   } catch (error) {
     outcome.errors.push(failure("resume", error));

@@ -372,7 +372,8 @@ export class Reconciler {
       // Hires are counted as the service answers each one (see run), not here.
       if (outcome.cancelled) metrics.cancelled.inc({ region }, outcome.cancelled);
       if (outcome.drained) metrics.drainRequests.inc({ region }, outcome.drained);
-      // Workers held back by a back-off are not swept: the back-off gauge shows them, not this counter.
+      // Workers held back by a back-off are not swept: the back-off gauge shows them, not this counter;
+      // nor are those a lost lease held back (fenced): the resume error counter shows those.
       for (const state of RESUME_OUTCOMES) {
         const count = outcome.resume?.[state] ?? 0;
         if (count > 0) metrics.resumed.inc({ region, outcome: state }, count);
@@ -512,7 +513,7 @@ function sumPlan(plan: Plan, field: "hire" | "cancel" | "drain"): number {
 
 /** The resume sweep's counts over all regions, when it did anything at all. */
 function resumeTotals(outcomes: RegionOutcome[]): Record<string, number> | undefined {
-  const totals = { resumed: 0, cancelled: 0, refused: 0, failed: 0, backedOff: 0 };
+  const totals = { resumed: 0, cancelled: 0, refused: 0, failed: 0, backedOff: 0, fenced: 0 };
   for (const outcome of outcomes)
     for (const key of Object.keys(totals) as Array<keyof typeof totals>)
       totals[key] += outcome.resume?.[key] ?? 0;

@@ -6,6 +6,8 @@
 export interface WriteFence {
   /** Throws FencedError when this replica may not write now. `write` names the write, for the error. */
   check(write: string): void;
+  /** Milliseconds of writing left by this replica's clock (none: no end known in advance). */
+  remainingMs?(): number;
 }
 
 /** A write refused because this replica does not hold the leader lease (by its own clock) right now. */
@@ -20,4 +22,45 @@ export class FencedError extends Error {
 export function isFenced(error: unknown): boolean {
   for (let e: unknown = error; e instanceof Error; e = e.cause) if (e instanceof FencedError) return true;
   return false;
+}
+
+/**
+ * For a write whose SDK retries by itself (Service Bus sends, Storage uploads), where no check can run
+ * before each retry: a signal that aborts, with the fence's FencedError as its reason, once the fence
+ * closes (the lease runs out and is not renewed meanwhile) or when `signal` aborts. A request already out
+ * may still have gone; no retry goes after the lease's end. `done()` clears the timer.
+ */
+export function fencedSignal(
+  fence: WriteFence | undefined,
+  write: string,
+  signal?: AbortSignal,
+): { signal: AbortSignal | undefined; fenced: () => FencedError | undefined; done: () => void } {
+  if (!fence?.remainingMs) return { signal, fenced: () => undefined, done: () => undefined };
+  const controller = new AbortController();
+  let fenced: FencedError | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const onAbort = () => controller.abort(signal!.reason);
+  signal?.addEventListener("abort", onAbort, { once: true });
+  if (signal?.aborted) onAbort();
+  const arm = () => {
+    try {
+      fence.check(write);
+    } catch (error) {
+      fenced = error instanceof FencedError ? error : new FencedError(write, String(error));
+      controller.abort(fenced);
+      return;
+    }
+    // A renewal moves the end: look again then.
+    timer = setTimeout(arm, Math.max(1, Math.ceil(fence.remainingMs!())));
+    timer.unref?.();
+  };
+  if (!controller.signal.aborted) arm();
+  return {
+    signal: controller.signal,
+    fenced: () => fenced,
+    done: () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    },
+  };
 }

@@ -145,6 +145,12 @@ export interface ResumeResult {
    * tried again once it ends. Neither a failure nor an error.
    */
   backedOff?: number;
+  /**
+   * Not resumed (nor cancelled): this replica lost its leader lease (by its own clock) during the sweep,
+   * which stopped at the first write the fence refused. Not a failure of the region: another replica may
+   * be the leader now.
+   */
+  fenced?: number;
   errors: Error[];
 }
 

@@ -1,3 +1,5 @@
+import { createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
 import { BlobServiceClient } from "@azure/storage-blob";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startAzurite, type AzuriteInstance } from "../support/azurite.js";
@@ -12,6 +14,8 @@ import {
 } from "../../src/backchannel/index.js";
 import { backChannelSchema } from "../../src/backchannel/config.js";
 import { quietLogger } from "./agent-support.js";
+import { LeaseFence } from "../../src/controller/leader.js";
+import type { WriteFence } from "../../src/regions/fence.js";
 
 const settings = {
   drainOperation: "graceful-downscale" as const,
@@ -164,5 +168,84 @@ describe("drain ledger in blob storage", () => {
       { logger: quietLogger() },
     );
     expect(memory.description).toContain("memory");
+  });
+});
+
+describe("drain ledger behind the leader lease", () => {
+  it("the Storage SDK's own retry of a ledger write is fenced too: none goes after the lease ran out", async () => {
+    // Azurite behind a proxy that answers the first ledger upload 503 ServerBusy after 1 s (the SDK
+    // retries it at once); the lease was renewed right before the write, with 250 ms left, and not again.
+    const uploads: string[] = [];
+    const target = new URL(azurite.blobEndpoint);
+    const proxy = createServer((incoming, outgoing) => {
+      const isUpload = incoming.method === "PUT" && /\.json(\?|$)/.test(incoming.url ?? "");
+      if (isUpload) uploads.push(incoming.url ?? "");
+      if (isUpload && uploads.length === 1) {
+        incoming.resume();
+        setTimeout(() => {
+          outgoing.writeHead(503, { "content-type": "application/xml", "x-ms-error-code": "ServerBusy" });
+          outgoing.end(
+            '<?xml version="1.0" encoding="utf-8"?><Error><Code>ServerBusy</Code><Message>busy</Message></Error>',
+          );
+        }, 1_000);
+        return;
+      }
+      const forwarded = request(
+        {
+          host: target.hostname,
+          port: target.port,
+          method: incoming.method,
+          path: incoming.url,
+          headers: incoming.headers,
+        },
+        (answer) => {
+          outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(outgoing);
+        },
+      );
+      forwarded.on("error", () => outgoing.destroy());
+      incoming.pipe(forwarded);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const port = (proxy.address() as AddressInfo).port;
+    const lease = new LeaseFence();
+    const fence: WriteFence = {
+      check(write) {
+        if (!write.endsWith("(a retry)")) lease.grant(performance.now(), 250);
+        lease.check(write);
+      },
+      remainingMs: () => lease.remainingMs(),
+    };
+    const sender = countingSender();
+    const channel = createDrainChannel("fenced", config, {
+      settings,
+      logger: quietLogger(),
+      store: createBlobLedgerStore({
+        connectionString: azurite.connectionString.replace(
+          azurite.blobEndpoint,
+          `http://127.0.0.1:${port}${target.pathname}`,
+        ),
+        container: "state-fenced",
+      }),
+      sender,
+      fence,
+    });
+    try {
+      const result = await channel.requestDrain(2, ["w1", "w2", "w3"]);
+      expect(result.drained).toBe(0);
+      expect(result.errors[0]?.message).toMatch(
+        /^region fenced: drain not sent: ledger unavailable: drain ledger write for region fenced cut off, it may have gone: .*ran out/,
+      );
+      expect(sender.total).toBe(0);
+      // Give the retry time to have gone, if it were to go.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(uploads.length).toBeLessThanOrEqual(1);
+      const service = BlobServiceClient.fromConnectionString(azurite.connectionString);
+      expect(
+        await service.getContainerClient("state-fenced").getBlobClient("drain-ledger/fenced.json").exists(),
+      ).toBe(false);
+    } finally {
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 });

@@ -10,6 +10,8 @@ import {
 } from "../../src/backchannel/index.js";
 import { backChannelSchema } from "../../src/backchannel/config.js";
 import { quietLogger } from "./agent-support.js";
+import { LeaseFence } from "../../src/controller/leader.js";
+import type { WriteFence } from "../../src/regions/fence.js";
 
 const settings = {
   drainOperation: "graceful-downscale" as const,
@@ -137,6 +139,85 @@ describe("drain channel over Service Bus", () => {
       await b.close?.();
     }
   });
+
+  it("a fenced sender (lease run out) neither creates the topic nor sends, and says why", async () => {
+    const sender = createControlSender({
+      target: {
+        connectionString: emulator.connectionString,
+        adminEndpoint: emulator.adminNamespace,
+        topic: "wf-fenced",
+        subscription: "shutdown",
+        autoCreate: true,
+      },
+      ttlSeconds: 60,
+      logger: quietLogger(),
+      clientDeps: { tlsCa: emulator.ca },
+      fence: new LeaseFence(() => 0), // never granted
+    });
+    try {
+      const result = await sender.send("graceful-downscale", 2);
+      expect(result).toMatchObject({ sent: 0, unknown: 0 });
+      expect(result.errors.map((error) => error.message)).toEqual([
+        "control message send not sent: this replica does not hold the leader lease",
+      ]);
+      const admin = new ServiceBusAdministrationClient(emulator.adminConnectionString, {
+        tlsOptions: { ca: emulator.ca },
+      });
+      // The topic's creation is a write to the namespace too.
+      expect(await admin.topicExists("wf-fenced")).toBe(false);
+    } finally {
+      await sender.close();
+    }
+  });
+
+  it("the SDK's own retry of a send is fenced too: none goes after the lease ran out", async () => {
+    // Each attempt times out at 1 s (acknowledgements come 3 s late) and the SDK sends the batch
+    // again, twice. The lease was renewed right before the batch went out, with 250 ms left, and not
+    // again (the process stalled): it runs out 250 ms into the first attempt.
+    const lease = new LeaseFence();
+    const fence: WriteFence = {
+      check(write) {
+        if (write === "control message send") lease.grant(performance.now(), 250);
+        lease.check(write);
+      },
+      remainingMs: () => lease.remainingMs(),
+    };
+    const sender = createControlSender({
+      target: {
+        connectionString: emulator.connectionString,
+        adminEndpoint: emulator.adminNamespace,
+        topic: "wf-fenced-retry",
+        subscription: "shutdown",
+        autoCreate: false,
+      },
+      ttlSeconds: 60,
+      logger: quietLogger(),
+      clientDeps: { tlsCa: emulator.ca, retry: { maxRetries: 2, retryDelayInMs: 200, timeoutInMs: 1_000 } },
+      fence,
+    });
+    const admin = new ServiceBusAdministrationClient(emulator.adminConnectionString, {
+      tlsOptions: { ca: emulator.ca },
+    });
+    await admin.createTopic("wf-fenced-retry");
+    await admin.createSubscription("wf-fenced-retry", "shutdown");
+    emulator.faults.ackDelayMs = 3_000;
+    try {
+      const result = await sender.send("graceful-downscale", 1);
+      // The first attempt may have gone: counted as maybe sent, never as not sent.
+      expect(result).toMatchObject({ sent: 0, unknown: 1 });
+      expect(result.errors.map((error) => error.message)).toEqual([
+        expect.stringMatching(
+          /^control message send cut off, the batch may have gone: control message send \(a retry\) not sent: this replica's leader lease ran out/,
+        ),
+      ]);
+      // Every attempt that reached the broker is taken once its acknowledgement is due: one at most.
+      await new Promise((resolve) => setTimeout(resolve, 3_500));
+      expect(emulator.counts("wf-fenced-retry/Subscriptions/shutdown").active).toBeLessThanOrEqual(1);
+    } finally {
+      emulator.faults.reset();
+      await sender.close();
+    }
+  }, 20_000);
 
   it("sends nothing for a count of zero and rejects a negative count", async () => {
     const sender = createControlSender({

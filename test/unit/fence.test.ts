@@ -1,7 +1,7 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { LeaseFence } from "../../src/controller/leader.js";
 import { carryOut } from "../../src/controller/act.js";
-import { isFenced, type WriteFence } from "../../src/regions/fence.js";
+import { fencedSignal, isFenced, type WriteFence } from "../../src/regions/fence.js";
 import {
   backChannelSchema,
   createDrainChannel,
@@ -45,6 +45,41 @@ describe("LeaseFence", () => {
     expect(() => fence.check("hire")).not.toThrow();
     fence.revoke();
     expect(fence.holds()).toBe(false);
+  });
+});
+
+describe("fencedSignal (for writes the SDK retries by itself)", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("aborts at the lease's end with the fence's refusal; a renewal before it moves the end", async () => {
+    vi.useFakeTimers();
+    const fence = new LeaseFence(() => Date.now());
+    fence.grant(Date.now(), 1_000);
+    const guard = fencedSignal(fence, "control message send (a retry)");
+    await vi.advanceTimersByTimeAsync(600);
+    fence.grant(Date.now(), 1_000); // renewed: the write may go on until 1,600
+    await vi.advanceTimersByTimeAsync(900);
+    expect(guard.signal!.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(guard.signal!.aborted).toBe(true);
+    expect(isFenced(guard.signal!.reason)).toBe(true);
+    expect(guard.fenced()!.message).toMatch(/^control message send \(a retry\) not sent: .*ran out/);
+    guard.done();
+  });
+
+  it("follows the caller's signal, and is the caller's own without a fence that knows its end", () => {
+    const caller = new AbortController();
+    const fence = new LeaseFence(() => 0);
+    fence.grant(0, 10_000);
+    const guard = fencedSignal(fence, "write", caller.signal);
+    caller.abort(new Error("deadline"));
+    expect((guard.signal!.reason as Error).message).toBe("deadline");
+    expect(guard.fenced()).toBeUndefined();
+    guard.done();
+    const plain = fencedSignal({ check: () => undefined }, "write", caller.signal);
+    expect(plain.signal).toBe(caller.signal);
   });
 });
 
@@ -113,6 +148,39 @@ describe("act phase with a fence", () => {
     expect(region.calls.map((call) => call.operation)).toEqual(["cancel"]);
     expect(outcome).toMatchObject({ cancelled: 2, drained: 0, hired: 0 });
     expect(outcome!.errors.map((error) => error.operation)).toEqual(["drain"]);
+  });
+});
+
+describe("resume sweep with a fence", () => {
+  it("is a step like the others: not started without the lease, in a held tick too", async () => {
+    const region = new MemoryRegion("east");
+    const swept: string[] = [];
+    Object.assign(region, {
+      resumePaused: async () => {
+        swept.push("resume");
+        return { resumed: 2, cancelled: 0, refused: 0, failed: 0, errors: [] };
+      },
+    });
+    const refuse: WriteFence = {
+      check: (write) => {
+        throw new Error(`${write} not sent: fenced`);
+      },
+    };
+    const [outcome] = await carryOut(
+      { ...plan([{ region: "east", hire: 0, cancel: 0, drain: 0 }]), hold: "queue unreadable" },
+      [region],
+      { actTimeoutMs: 1000, concurrency: 1, dryRun: false, logger, fence: refuse },
+    );
+    expect(swept).toEqual([]);
+    expect(outcome!.resume).toBeUndefined();
+    expect(outcome!.errors).toEqual([
+      {
+        operation: "resume",
+        message: "region east resume not sent: fenced",
+        reason: "error",
+        permanent: false,
+      },
+    ]);
   });
 });
 

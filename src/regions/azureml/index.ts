@@ -107,6 +107,7 @@ export function createAzuremlRegion(
     ...(ctx.tlsCa ? { tlsCa: ctx.tlsCa } : {}),
     writeLimiter,
     logger: log,
+    ...(ctx.fence ? { fence: ctx.fence } : {}),
   });
   const resumeOn = config.resumePaused && config.resumeBatch > 0 && !mlOffLimits(config);
   if (config.resumePaused && mlOffLimits(config)) {

@@ -10,6 +10,7 @@ import type { ArmWorkspace } from "./arm.js";
 import type { AzuremlRegionConfig } from "./config.js";
 import type { JobTemplate } from "./template.js";
 import { ConfigError } from "../../config/errors.js";
+import type { WriteFence } from "../fence.js";
 
 /**
  * The AzureML front end on ml.azure.com (what Studio and upstream ai4s-jobq call): the execution API
@@ -20,7 +21,8 @@ import { ConfigError } from "../../config/errors.js";
  * back-off (src/azure/backoff.ts) as `index-list` and `resume`, apart from ARM's reads and writes: a 429,
  * or a 5xx with Retry-After (upstream retries those on resume), holds that kind of call until the time
  * has passed, across ticks; a wait longer than a second is never taken inside a call. The HTTP pipeline is loaded on first use
- * (dynamic import), as for ARM: a region that never calls ml.azure.com loads nothing for it.
+ * (dynamic import), as for ARM: a region that never calls ml.azure.com loads nothing for it. A resume
+ * is a write: the leader lease's fence is checked right before each of its attempts, as for ARM's writes.
  */
 
 /** The public front end; tests point a region's `mlEndpoint` at the emulator on 127.0.0.1. */
@@ -41,6 +43,8 @@ export interface MlApiOptions extends WorkspaceRef {
   /** The region's remembered throttling (shared with its ARM calls, under kinds of its own). */
   backoff: Backoff;
   logger: Logger;
+  /** Checked right before every resume request (each attempt): a fenced replica sends none. */
+  fence?: WriteFence;
 }
 
 /** The two kinds of ml.azure.com call, as the back-off names them. */
@@ -137,6 +141,9 @@ export class MlApi {
           abortSignal: attemptSignal,
         });
         request.headers.set("Content-Type", "application/json");
+        // After the wait for a write token, right before the request: the moment that counts. Reads
+        // (the index listing) are not fenced.
+        if (call === "resume") this.options.fence?.check(`ml.azure.com ${what}`);
         if (call === "index-list") this.counts.reads++;
         else this.counts.writes++;
         const response = await pipeline.sendRequest(client, request);
@@ -209,6 +216,7 @@ export function regionMlApi(
     tlsCa?: string;
     writeLimiter: WriteRateLimiter;
     logger: Logger;
+    fence?: WriteFence;
   },
 ): MlApi {
   let location: Promise<string> | undefined;
@@ -235,6 +243,8 @@ export function regionMlApi(
     // One memory of the region's throttling, so status, metrics and the tick log show it all.
     backoff: deps.arm.backoff,
     logger: deps.logger,
+    // Resumes go behind the leader lease, as the region's ARM writes do.
+    ...(deps.fence ? { fence: deps.fence } : {}),
   });
 }
 

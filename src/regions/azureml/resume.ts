@@ -3,6 +3,7 @@ import type { Logger } from "../../logging/logger.js";
 import { redactText } from "../../logging/logger.js";
 import type { ResumeResult } from "../types.js";
 import { BackoffError } from "../../azure/backoff.js";
+import { isFenced } from "../fence.js";
 import { MlApiRefusal, type MlApi } from "./ml-api.js";
 
 /**
@@ -15,6 +16,10 @@ import { MlApiRefusal, type MlApi } from "./ml-api.js";
  * Throttling (a 429, or a 5xx with Retry-After: upstream retries those) is remembered as the region's
  * `resume` back-off: a sweep under it sends nothing, and one that meets it stops there; the workers not
  * tried are counted as `backedOff` (not failed) and wait for a sweep after the back-off.
+ *
+ * Resumes (and the cancels of expired workers) are writes behind the leader lease: the fence is checked
+ * before each request (ml-api.ts, arm.ts). The first write it refuses stops the sweep; that worker and
+ * the ones not tried are counted as `fenced` (not failed), and one error says why.
  */
 
 /** The text of the execution API's refusal for a job past its limit (upstream matches the same words). */
@@ -70,6 +75,15 @@ export async function resumePaused(paused: readonly PausedJob[], deps: ResumeDep
   let throttled: BackoffError | undefined;
   /** A 401 / 403: every other resume would get it too. */
   let stop: string | undefined;
+  /** This replica lost its leader lease (by its own clock): not one more resume or cancel. */
+  let fenced: Error | undefined;
+  let notSent = 0;
+  const fence = (error: unknown): boolean => {
+    if (!isFenced(error)) return false;
+    fenced ??= error as Error;
+    notSent++;
+    return true;
+  };
   const fail = (message: string) => {
     result.failed++;
     if (result.errors.length < 5 && !result.errors.some((e) => e.message === message))
@@ -78,6 +92,10 @@ export async function resumePaused(paused: readonly PausedJob[], deps: ResumeDep
   await Promise.all(
     chosen.map((job) =>
       deps.slots(async () => {
+        if (fenced) {
+          notSent++;
+          return;
+        }
         if (throttled) {
           backedOff++;
           return;
@@ -91,6 +109,7 @@ export async function resumePaused(paused: readonly PausedJob[], deps: ResumeDep
           result.resumed++;
           log.debug({ job: job.name }, "resumed a paused worker");
         } catch (error) {
+          if (fence(error)) return;
           if (error instanceof BackoffError) {
             // Throttled, or not sent for the back-off: not resumed, and not a failure.
             throttled ??= error;
@@ -113,6 +132,7 @@ export async function resumePaused(paused: readonly PausedJob[], deps: ResumeDep
                 `region ${region}: worker ${job.name} cannot be resumed (it exceeded max job execution time); cancelled instead`,
               );
             } catch (cancelError) {
+              if (fence(cancelError)) return;
               fail(
                 `region ${region}: cancel ${job.name} (past its max execution time, not resumable): ${describe(cancelError)}`,
               );
@@ -154,9 +174,15 @@ export async function resumePaused(paused: readonly PausedJob[], deps: ResumeDep
       `region ${region}: ${throttled!.message}: ${backedOff} of ${chosen.length} paused workers not resumed this sweep`,
     );
   }
+  if (fenced) {
+    result.fenced = notSent;
+    const message = `region ${region}: resume stopped: ${fenced.message}: ${notSent} of ${chosen.length} paused workers not resumed`;
+    result.errors.push(new Error(message));
+    log.warn({ fenced: notSent }, message);
+  }
   const { resumed, cancelled, refused, failed } = result;
   log.info(
-    { resumed, cancelled, refused, failed, backedOff, paused: paused.length },
+    { resumed, cancelled, refused, failed, backedOff, fenced: notSent, paused: paused.length },
     "resume of paused workers done",
   );
   return result;
