@@ -158,7 +158,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
 
   let worker: WrappedWorker | undefined;
   const standaloneSignals: NodeJS.Signals[] = ["SIGTERM", "SIGINT"];
-  const leavingSignals: NodeJS.Signals[] = ["SIGINT", "SIGTERM"];
+  const leavingSignals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGUSR1", "SIGUSR2"];
   if (options.wrap) {
     worker = startWrappedWorker({
       ...options.wrap,
@@ -168,8 +168,8 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     });
     // The worker left on its own (empty queue, failure): nothing to listen for any more.
     void worker.exited.then(stopNow);
-    // The worker was told to leave (Ctrl-C or a cancel reaches the whole process group; SIGTERM is passed
-    // on): this node is leaving, so a control message is for another node. Taking one now would spend it on
+    // The worker was told to leave (Ctrl-C or a cancel reaches the whole process group; SIGTERM, SIGUSR1 and
+    // SIGUSR2 are passed on): this node is leaving, so a control message is for another node. Taking one now would spend it on
     // a worker that leaves anyway, and the worker it was meant for would stay.
     for (const signal of leavingSignals) process.on(signal, stopNow);
   } else {

@@ -3,10 +3,25 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node
 import { constants } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "../logging/logger.js";
-import { isSelfOrDescendant, scanPidDir } from "./pids.js";
+import { chooseTargets, isSelfOrDescendant, recordSignalled, scanPidDir, signalledBefore } from "./pids.js";
 
-/** Signals the agent passes on to its wrapped worker (SIGINT from a terminal reaches both through the process group). */
+/**
+ * Signals the agent passes on to its wrapped worker at once (SIGINT from a terminal reaches both through the
+ * process group). SIGHUP is passed on rather than ignored: a wrapper must not decide for its worker whether a
+ * hang-up means "reload" or "stop", and dying of it (the default) would leave the worker unsupervised.
+ */
 export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ["SIGTERM", "SIGHUP"];
+
+/**
+ * ai4s-jobq's leave signals (SIGUSR1: finish the task and leave; SIGUSR2: put it back and leave). Without a
+ * handler SIGUSR2 kills the agent and orphans its worker, and SIGUSR1 opens Node's debugger port. They are
+ * passed on once the worker is ready (its PID file exists): before that, the signal's default action would
+ * kill it, and a worker that got the signal through the process group (a cancel) leaves without one.
+ */
+export const LEAVE_SIGNALS: readonly NodeJS.Signals[] = ["SIGUSR1", "SIGUSR2"];
+
+/** While a leave signal waits for the worker to be ready, look for its PID file this often. */
+const HELD_SIGNAL_POLL_MS = 200;
 
 /** Without --pid-file-grace, warn once when the worker has written no PID file after this long. */
 const NO_PID_FILE_WARNING_MS = 60_000;
@@ -92,12 +107,69 @@ export function startWrappedWorker(options: WrapOptions): WrappedWorker {
   process.on("SIGINT", onInterrupt);
   handlers.push(["SIGINT", onInterrupt]);
 
-  /** Whether the child, or a process below it, has written a PID file that names it (it is ready). */
-  const hasOwnPidFile = (): boolean =>
-    child.pid !== undefined &&
-    scanPidDir(options.pidDir).some(
-      (state) => state.verdict.status === "live" && isSelfOrDescendant(state.verdict.pid, child.pid!),
+  /** The ready processes of our worker: those of its live PID files that are the child or run below it. */
+  const readyWorkers = (): number[] => {
+    const childPid = child.pid;
+    if (childPid === undefined) return [];
+    return chooseTargets(scanPidDir(options.pidDir), childPid).filter((pid) =>
+      isSelfOrDescendant(pid, childPid),
     );
+  };
+  /** Whether the child, or a process below it, has written a PID file that names it (it is ready). */
+  const hasOwnPidFile = (): boolean => readyWorkers().length > 0;
+
+  // Leave signals received and not yet passed on, in order; each is delivered once, to the processes a
+  // control message would signal (the real worker rather than a wrapper above it: never both).
+  const held: NodeJS.Signals[] = [];
+  let heldPoll: NodeJS.Timeout | undefined;
+  const passOnHeld = () => {
+    // A worker that left meanwhile (it got the signal through the process group) is not signalled.
+    const targets = running && held.length > 0 ? readyWorkers() : [];
+    if (running && held.length > 0 && targets.length === 0) {
+      heldPoll ??= setInterval(passOnHeld, HELD_SIGNAL_POLL_MS).unref();
+      return;
+    }
+    clearInterval(heldPoll);
+    heldPoll = undefined;
+    if (!running) held.length = 0;
+    for (const signal of held.splice(0)) {
+      const reached = targets.filter((pid) => {
+        try {
+          process.kill(pid, signal);
+          return true;
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code;
+          options.logger.warn({ pid, signal, code }, "could not pass the signal on");
+          return false;
+        }
+      });
+      options.logger.info({ signal, pids: reached }, "passing signal on to the worker");
+      // So that another agent of the node takes no control message for a worker that is leaving.
+      try {
+        const asked = signalledBefore(options.pidDir);
+        recordSignalled(
+          options.pidDir,
+          reached.filter((pid) => !asked(pid)),
+        );
+      } catch (error) {
+        options.logger.warn({ err: error, pidDir: options.pidDir }, "could not record the signalled worker");
+      }
+    }
+  };
+  for (const signal of LEAVE_SIGNALS) {
+    const handler = () => {
+      if (!running) return;
+      held.push(signal);
+      if (readyWorkers().length === 0)
+        options.logger.info(
+          { signal, pid: child.pid, pidDir: options.pidDir },
+          "the worker has written no PID file yet: the signal is passed on once it does",
+        );
+      passOnHeld();
+    };
+    process.on(signal, handler);
+    handlers.push([signal, handler]);
+  }
 
   const grace = options.pidFileGraceMs;
   const graceTimer = setTimeout(() => {
@@ -115,6 +187,7 @@ export function startWrappedWorker(options: WrapOptions): WrappedWorker {
       writePidFileAtomically(path, child.pid);
       ownPidFile = path;
       options.logger.debug({ path, pid: child.pid }, "wrote the worker's PID file");
+      passOnHeld();
     } catch (error) {
       options.logger.warn({ err: error, path }, "could not write the worker's PID file");
     }
@@ -123,6 +196,7 @@ export function startWrappedWorker(options: WrapOptions): WrappedWorker {
 
   function dispose(): void {
     clearTimeout(graceTimer);
+    clearInterval(heldPoll);
     for (const [signal, handler] of handlers) process.off(signal, handler);
     if (ownPidFile) {
       try {

@@ -247,3 +247,106 @@ describe("workforce agent -- CMD (wrap mode)", () => {
     expect(emulator.counts(`${topic}/Subscriptions/shutdown`).active).toBe(1);
   });
 });
+
+/** Whether a process still runs (signal 0). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("workforce agent -- CMD: the leave signals jobq workers know (SIGUSR1, SIGUSR2)", () => {
+  for (const signal of ["SIGUSR1", "SIGUSR2"] as const) {
+    it(`passes ${signal} sent to the agent's PID on to the worker once, waits for it, exits with its code and stops listening`, async () => {
+      const topic = newTopic();
+      const dir = tempDir(`wrap-${signal.toLowerCase()}`);
+      const pidDir = join(dir, "pids");
+      const run = startWrapped({
+        topic,
+        pidDir,
+        dir,
+        ownPidFile: true,
+        pidFileGrace: 5,
+        trap: "SIGUSR1,SIGUSR2",
+        stubExitCode: 5,
+        taskMs: 1_500,
+      });
+      await waitUntil(
+        () => run.stderr().includes("listening for control messages"),
+        10_000,
+        "the agent to listen",
+      );
+      await waitUntil(() => workerLog(dir).includes("start 1"), 10_000, "the worker's first task");
+      // An operator, or a tool that signals by PID, asks the agent (not the worker) to leave.
+      process.kill(run.pid, signal);
+      await waitUntil(
+        () => workerLog(dir).some((line) => line.startsWith("signal ")),
+        10_000,
+        "the worker to get the signal",
+      );
+      // The worker is finishing its task: the agent is still there to supervise it.
+      expect(workerLog(dir).some((line) => line.startsWith("exit "))).toBe(false);
+      expect(alive(run.pid)).toBe(true);
+      // This node is leaving: a drain request sent meanwhile is for another node, and is left untouched.
+      await sendControl(topic);
+      expect(await run.exited).toBe(5);
+      expect(emulator.counts(`${topic}/Subscriptions/shutdown`).active).toBe(1);
+      expect(run.stderr()).not.toContain("control message given back");
+      expect(workerLog(dir).filter((line) => line.startsWith("signal "))).toEqual([`signal ${signal}`]);
+      expect(noTaskInterrupted(workerLog(dir))).toBe(true);
+      // SIGUSR1 must not open Node's debugger port on the node.
+      expect(run.stderr()).not.toContain("Debugger listening");
+    });
+  }
+
+  it("holds a leave signal until the worker is ready (its PID file exists), then passes it on once", async () => {
+    const dir = tempDir("wrap-held");
+    const pidDir = join(dir, "pids");
+    // The worker writes no PID file: the agent writes one for it after the grace.
+    const run = startWrapped({ pidDir, dir, pidFileGrace: 2, trap: "SIGUSR1,SIGUSR2", taskMs: 300 });
+    await waitUntil(
+      () => workerLog(dir).some((line) => line.startsWith("ready")),
+      10_000,
+      "the worker to start",
+    );
+    expect(pidFiles(pidDir)).toEqual([]);
+    process.kill(run.pid, "SIGUSR1");
+    // A jobq worker installs its handlers before it writes its PID file: until then SIGUSR1 would kill it.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    if (pidFiles(pidDir).length === 0)
+      expect(workerLog(dir).filter((line) => line.startsWith("signal "))).toEqual([]);
+    expect(alive(run.pid)).toBe(true);
+    await waitUntil(
+      () => workerLog(dir).some((line) => line.startsWith("signal ")),
+      10_000,
+      "the worker to get the signal",
+    );
+    expect(await run.exited).toBe(0);
+    expect(workerLog(dir).filter((line) => line.startsWith("signal "))).toEqual(["signal SIGUSR1"]);
+  });
+
+  it("does not deliver a group's SIGUSR1 twice to a worker that is not ready (a local region's cancel)", async () => {
+    const dir = tempDir("wrap-group-usr1");
+    const pidDir = join(dir, "pids");
+    const run = startWrapped({ pidDir, dir, pidFileGrace: 10, trap: "SIGUSR1,SIGUSR2", detached: true });
+    await waitUntil(() => workerLog(dir).includes("start 1"), 10_000, "the worker's first task");
+    // What the local region's cancelPending does with drainSignal SIGUSR1: the whole process group.
+    process.kill(-run.pid, "SIGUSR1");
+    expect(await run.exited).toBe(0);
+    expect(workerLog(dir).filter((line) => line.startsWith("signal "))).toEqual(["signal SIGUSR1"]);
+  });
+
+  it("passes SIGHUP on to the worker once and stays to report its exit code", async () => {
+    const dir = tempDir("wrap-hup");
+    const pidDir = join(dir, "pids");
+    const run = startWrapped({ pidDir, dir, trap: "SIGHUP", stubExitCode: 4, taskMs: 1_000 });
+    await waitUntil(() => workerLog(dir).includes("start 1"), 10_000, "the worker's first task");
+    process.kill(run.pid, "SIGHUP");
+    expect(await run.exited).toBe(4);
+    expect(workerLog(dir).filter((line) => line.startsWith("signal "))).toEqual(["signal SIGHUP"]);
+    expect(noTaskInterrupted(workerLog(dir))).toBe(true);
+  });
+});
