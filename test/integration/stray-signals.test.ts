@@ -33,14 +33,24 @@ beforeAll(async () => {
   await queue.create();
   for (let i = 0; i < 5; i++) await queue.sendMessage(JSON.stringify({ i }));
 });
-afterEach(() => {
-  children.splice(0).forEach(killQuietly);
+afterEach(async () => {
+  // SIGTERM first, so that a demo that failed its test still stops its Azurite and workers.
+  await Promise.all(children.splice(0).map(stopGently));
   stubs.splice(0).forEach((stub) => killQuietly(stub.child));
 });
 afterAll(async () => {
   await Promise.all([azurite?.stop(), emulator?.stop()]);
   if (workDir) rmSync(workDir, { recursive: true, force: true });
 });
+
+async function stopGently(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => killQuietly(child), 20_000);
+  await exited;
+  clearTimeout(timer);
+}
 
 /** A port nothing listens on now: the one SIGUSR1 would open the debugger on (--inspect-port). */
 async function freePort(): Promise<number> {
@@ -163,6 +173,28 @@ describe("SIGUSR1 and SIGUSR2 are logged and ignored by the long-running command
     run.child.kill("SIGTERM");
     expect(await run.exited).toBe(0);
     expect(run.output()).toContain("workforce autoscaler stopped");
+  });
+
+  it("the demo (npm start) opens no debugger, keeps ticking and stops on SIGTERM", async () => {
+    const inspectPort = await freePort();
+    const env = { PATH: process.env.PATH, AZURE_TOKEN_CREDENTIALS: "EnvironmentCredential" };
+    const args = ["demo", "--tasks", "0", "--interval", "1", "--metrics-port", "0"];
+    const run = startCli(args, env, inspectPort);
+    const ticks = () => logEntries(run.output()).filter((entry) => entry.msg === "tick").length;
+    await waitUntil(() => ticks() >= 1 || !run.alive(), 90_000, "the demo's first tick");
+    expect(run.alive(), run.output()).toBe(true);
+
+    const [usr1] = await sendAndCheckIgnored(run, "SIGUSR1", inspectPort);
+    const [usr2] = await sendAndCheckIgnored(run, "SIGUSR2", inspectPort);
+    expect(usr1!.msg).toMatch(/SIGUSR1 received and ignored/);
+    expect(usr2!.msg).toMatch(/SIGUSR2 received and ignored/);
+    const before = ticks();
+    await waitUntil(() => ticks() >= before + 1 || !run.alive(), 30_000, "another tick");
+    expect(run.alive(), run.output()).toBe(true);
+
+    run.child.kill("SIGTERM");
+    expect(await run.exited).toBe(0);
+    expect(run.output()).toContain("no worker or Azurite process left behind");
   });
 
   describe("the standalone agent", () => {
