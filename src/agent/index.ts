@@ -10,6 +10,7 @@ import { CONTROL_OPERATIONS, isControlOperation, type ControlOperation } from ".
 import { listenForControl, type ControlOutcome } from "./listener.js";
 import { chooseTargets, recordSignalled, scanPidDir, signalledBefore } from "./pids.js";
 import { startWrappedWorker, type WrappedWorker } from "./wrap.js";
+import { ignoreWorkerLeaveSignals } from "../process/stray-signals.js";
 
 export {
   chooseTargets,
@@ -159,6 +160,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   let worker: WrappedWorker | undefined;
   const standaloneSignals: NodeJS.Signals[] = ["SIGTERM", "SIGINT"];
   const leavingSignals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGUSR1", "SIGUSR2"];
+  let stopIgnoringLeaveSignals: (() => void) | undefined;
   if (options.wrap) {
     worker = startWrappedWorker({
       ...options.wrap,
@@ -174,6 +176,12 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     for (const signal of leavingSignals) process.on(signal, stopNow);
   } else {
     for (const signal of standaloneSignals) process.on(signal, stopNow);
+    // Standalone, a leave signal sent to the agent is one meant for the workers (wrap mode passes it on).
+    stopIgnoringLeaveSignals = ignoreWorkerLeaveSignals(
+      logger,
+      "the agent takes its orders from the back channel (a control message) and signals the workers itself; " +
+        `to make a worker leave now, signal the worker's PID (PID files in ${pidDir}), not the agent's`,
+    );
   }
 
   /** Live workers of this node not yet asked to leave (a second signal would be a hard stop). */
@@ -268,5 +276,6 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     worker?.dispose();
     options.signal?.removeEventListener("abort", stopNow);
     for (const signal of [...standaloneSignals, ...leavingSignals]) process.off(signal, stopNow);
+    stopIgnoringLeaveSignals?.();
   }
 }

@@ -8,10 +8,14 @@ import { runLoop } from "./loop.js";
 import type { TickReport } from "./reconciler.js";
 import { buildWorkforce, type Workforce, type WorkforceDeps } from "./workforce.js";
 import { LeaseFence, startLeaderElection, type LeaderElection } from "./leader.js";
+import { ignoreWorkerLeaveSignals } from "../process/stray-signals.js";
 
 export interface DaemonOptions extends Partial<WorkforceDeps> {
   config: Config;
-  /** Install SIGTERM/SIGINT handlers that stop after the tick in flight (the CLI does). */
+  /**
+   * Install SIGTERM/SIGINT handlers that stop after the tick in flight, and log and ignore SIGUSR1/SIGUSR2
+   * (the CLI does).
+   */
   handleSignals?: boolean;
   /** Called after every tick. */
   onTick?: (report: TickReport) => void;
@@ -89,9 +93,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     logger.info({ signal }, "stopping after the tick in flight");
     stopController.abort();
   };
+  let stopIgnoringLeaveSignals: (() => void) | undefined;
   if (options.handleSignals) {
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
+    stopIgnoringLeaveSignals = ignoreWorkerLeaveSignals(
+      logger,
+      "the daemon has no use for it (SIGTERM or SIGINT stop it after the tick in flight; workers are drained by the daemon itself)",
+    );
   }
 
   logger.info(
@@ -129,6 +138,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       await workforce.close();
       await server.close();
       logger.info("workforce autoscaler stopped");
+      // Last: until the process exits, SIGUSR1 must still not open the debugger (nor SIGUSR2 kill it).
+      stopIgnoringLeaveSignals?.();
     });
 
   return {

@@ -37,6 +37,7 @@ export function register(program: Command): void {
       // Every option is checked before anything starts (Azurite, the workload, workers).
       const { createLogger } = await import("../../logging/logger.js");
       const { startDemo } = await import("../../demo/demo.js");
+      const { ignoreWorkerLeaveSignals } = await import("../../process/stray-signals.js");
       const [min, max] = String(options.taskSeconds)
         .split("-")
         .map((part) => positive(part, "--task-seconds"));
@@ -49,22 +50,31 @@ export function register(program: Command): void {
       const intervalSeconds = positive(String(options.interval), "--interval");
       if (intervalSeconds <= 0) throw new UsageError("--interval must be a number of seconds > 0");
       const logger = createLogger({ level: process.env.WORKFORCE_LOG_LEVEL ?? "info" });
-      const demo = await startDemo({
-        tasks: parseCount(String(options.tasks), "--tasks"),
-        taskSecondsMin: min ?? 2,
-        taskSecondsMax: max ?? min ?? 6,
-        concurrency,
-        capacity,
-        intervalSeconds,
-        metricsPort: port(String(options.metricsPort)),
-        workerIdleSeconds: positive(String(options.workerIdle), "--worker-idle"),
-        startupDelaySeconds: positive(String(options.startupDelay), "--startup-delay"),
-        exitWhenDone: Boolean(options.exitWhenDone),
+      // From the start: Azurite and the workload take a while to come up.
+      const stopIgnoring = ignoreWorkerLeaveSignals(
         logger,
-      });
-      const onSignal = () => void demo.stop();
-      process.once("SIGINT", onSignal);
-      process.once("SIGTERM", onSignal);
-      await demo.done;
+        "the demo has no use for it (Ctrl-C or SIGTERM stop it; its daemon drains the workers itself)",
+      );
+      try {
+        const demo = await startDemo({
+          tasks: parseCount(String(options.tasks), "--tasks"),
+          taskSecondsMin: min ?? 2,
+          taskSecondsMax: max ?? min ?? 6,
+          concurrency,
+          capacity,
+          intervalSeconds,
+          metricsPort: port(String(options.metricsPort)),
+          workerIdleSeconds: positive(String(options.workerIdle), "--worker-idle"),
+          startupDelaySeconds: positive(String(options.startupDelay), "--startup-delay"),
+          exitWhenDone: Boolean(options.exitWhenDone),
+          logger,
+        });
+        const onSignal = () => void demo.stop();
+        process.once("SIGINT", onSignal);
+        process.once("SIGTERM", onSignal);
+        await demo.done;
+      } finally {
+        stopIgnoring();
+      }
     });
 }
