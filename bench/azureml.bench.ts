@@ -1,6 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import https from "node:https";
 import { createInterface } from "node:readline";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,6 +18,7 @@ import {
   type ArmEmulatorOptions,
 } from "../test/emulators/azureml/server.js";
 import { SETTINGS } from "../src/config/settings.js";
+import { fixedPageFloor, recordPage, scanCost, transportFloor } from "./azureml-floors.js";
 import {
   regionInput,
   testContext,
@@ -153,6 +153,9 @@ async function memoryScenario(): Promise<void> {
     const all = await daemonSide(emulator, REGIONS, READ_CONCURRENCY);
     const quarter = await daemonSide(emulator, REGIONS, QUARTER);
     const floor = await transportFloor(emulator, REGIONS);
+    const page = await recordPage(emulator, "r000");
+    const idleServerFloor = await fixedPageFloor(page, REGIONS, Math.ceil(PER_REGION / PAGE_SIZE));
+    const reading = scanCost(page, "workforce.exp-r000");
     const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`;
     const met = (ok: boolean) => (ok ? "met" : "NOT met");
     const heapRatio = all.heap20 / all.heap5;
@@ -164,6 +167,8 @@ async function memoryScenario(): Promise<void> {
         `  heap kept, tick 5 -> tick 20    ${(all.heap5 / 2 ** 20).toFixed(1)} MB -> ${(all.heap20 / 2 ** 20).toFixed(1)} MB (ratio ${heapRatio.toFixed(2)}, goal flat: ${met(heapRatio <= 1.1)})`,
         `  where it goes: node + the region's modules, no region yet: ${baselineRss()} MB resident;`,
         `    the same pages fetched by node:https alone (no pipeline, no reading): ${floor.toFixed(2)} us CPU per job;`,
+        `    the same, from a server in another process that does no work per request: ${idleServerFloor.toFixed(2)} us;`,
+        `    reading a page (the region's reader alone, 16 KB chunks, ${(page.length / PAGE_SIZE / 1024).toFixed(1)} KB a job): ${reading.toFixed(2)} us a job;`,
         `    ${QUARTER} regions read at a time (readConcurrency ${QUARTER}: a tick is 4 rounds of calls): ${mb(quarter.rss)} after 20 ticks, peak ${mb(quarter.peak)}, ${quarter.cpuPerJob.toFixed(2)} us a job`,
       ].join("\n"),
     );
@@ -180,48 +185,6 @@ function baselineRss(): string {
     cwd: here,
   });
   return (Number(run.stdout) / 2 ** 20).toFixed(0);
-}
-
-/**
- * The transport's own cost: one tick's pages (every region at once, pages in a chain) fetched with
- * node:https and a keep-alive agent, bodies received and dropped. CPU per job of this process.
- */
-async function transportFloor(emulator: { url: string; ca: string }, regions: number): Promise<number> {
-  const agent = new https.Agent({ keepAlive: true, ca: emulator.ca });
-  const get = (url: string) =>
-    new Promise<string | undefined>((resolve, reject) => {
-      https
-        .get(
-          url,
-          { agent, headers: { authorization: "Bearer emulator", accept: "application/json" } },
-          (res) => {
-            let last: Buffer | undefined;
-            res.on("data", (chunk: Buffer) => (last = chunk));
-            res.on("end", () =>
-              resolve(/"nextLink":"([^"]+)"/.exec(last?.toString("latin1").slice(-1000) ?? "")?.[1]),
-            );
-            res.on("error", reject);
-          },
-        )
-        .on("error", reject);
-    });
-  const chain = async (i: number) => {
-    const name = `r${String(i).padStart(3, "0")}`;
-    let url: string | undefined =
-      `${emulator.url}/subscriptions/${SUBSCRIPTION}/resourceGroups/${RESOURCE_GROUP}/providers/Microsoft.MachineLearningServices/workspaces/${name}/jobs?api-version=2022-10-01&listViewType=ActiveOnly&jobType=Command&tag=workforce.exp-${name}`;
-    let pages = 0;
-    while (url) {
-      url = await get(url);
-      pages++;
-    }
-    return pages;
-  };
-  await Promise.all(Array.from({ length: regions }, (_, i) => chain(i)));
-  const cpu = process.cpuUsage();
-  await Promise.all(Array.from({ length: regions }, (_, i) => chain(i)));
-  const used = process.cpuUsage(cpu);
-  agent.destroy();
-  return (used.user + used.system) / (regions * Math.ceil(50_000 / regions));
 }
 
 function cliScenario(): void {
