@@ -1,5 +1,5 @@
 import pLimit from "p-limit";
-import type { CancelOptions, CancelOutcome, HireOptions, Region } from "../regions/types.js";
+import type { CancelOptions, CancelOutcome, HireOptions, Region, ResumeResult } from "../regions/types.js";
 import type { Plan, RegionPlan } from "../policy/decide.js";
 import type { Logger } from "../logging/logger.js";
 import type { RegionOperation } from "../metrics/registry.js";
@@ -20,15 +20,7 @@ export interface RegionOutcome {
   cancelUnknown: number;
   drained: number;
   /** The sweep over paused workers, in regions that have one (AzureML). */
-  resume?: {
-    resumed: number;
-    cancelled: number;
-    refused: number;
-    failed: number;
-    backedOff?: number;
-    /** Not resumed: the fence refused a write of the sweep (the leader lease ran out meanwhile). */
-    fenced?: number;
-  };
+  resume?: Omit<ResumeResult, "errors">;
   /** Drain requests that may have gone out (the send was cut off): they count as sent. */
   drainUnknown: number;
   errors: Array<{

@@ -6,6 +6,7 @@ import { startServiceBusEmulator, type ServiceBusEmulator } from "../emulators/s
 import { listenForControl, runAgent, signalPlan, type AgentOptions } from "../../src/agent/index.js";
 import { encodeControlMessage } from "../../src/backchannel/message.js";
 import {
+  controlTopics,
   killQuietly,
   noTaskInterrupted,
   quietLogger,
@@ -20,7 +21,6 @@ type Outgoing = Extract<Parameters<ServiceBusSender["sendMessages"]>[0], unknown
 
 let emulator: ServiceBusEmulator;
 const stubs: Stub[] = [];
-let topicCounter = 0;
 
 beforeAll(async () => {
   emulator = await startServiceBusEmulator();
@@ -30,13 +30,7 @@ afterAll(async () => {
   await emulator?.stop();
 });
 
-function newTopic(): string {
-  topicCounter += 1;
-  const topic = `agent-${topicCounter}`;
-  emulator.createTopic(topic);
-  emulator.createSubscription(topic, "shutdown");
-  return topic;
-}
+const newTopic = controlTopics("agent", () => emulator);
 
 async function send(topic: string, ...messages: Outgoing[]): Promise<void> {
   const client = new ServiceBusClient(emulator.connectionString);

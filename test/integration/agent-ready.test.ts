@@ -1,15 +1,13 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { ServiceBusClient } from "@azure/service-bus";
 import { QueueClient } from "@azure/storage-queue";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServiceBusEmulator, type ServiceBusEmulator } from "../emulators/servicebus/index.js";
 import { startAzurite, type AzuriteInstance } from "../support/azurite.js";
 import { REPO_ROOT, workforceArgv } from "../support/cli.js";
-import { encodeControlMessage } from "../../src/backchannel/message.js";
 import { encodeTask, shellTask } from "../../src/queue/tasks.js";
-import { killQuietly, readLines, tempDir } from "./agent-support.js";
+import { controlTopics, killQuietly, readLines, sendControl, tempDir } from "./agent-support.js";
 import { depth, uniqueQueueName } from "./queue/helpers.js";
 
 /**
@@ -24,7 +22,6 @@ const LATE_WORKER = join(REPO_ROOT, "test", "python", "late-handlers-worker.py")
 let emulator: ServiceBusEmulator;
 let azurite: AzuriteInstance;
 const children: Array<ReturnType<typeof spawn>> = [];
-let topicCounter = 0;
 
 beforeAll(async () => {
   [emulator, azurite] = await Promise.all([startServiceBusEmulator(), startAzurite()]);
@@ -35,19 +32,10 @@ afterAll(async () => {
 });
 
 /** A topic whose `shutdown` subscription already holds one control message. */
+const newTopic = controlTopics("ready", () => emulator);
 async function topicWithWaitingMessage(): Promise<string> {
-  topicCounter += 1;
-  const topic = `ready-${topicCounter}`;
-  emulator.createTopic(topic);
-  emulator.createSubscription(topic, "shutdown");
-  const client = new ServiceBusClient(emulator.connectionString);
-  try {
-    await client
-      .createSender(topic)
-      .sendMessages({ body: encodeControlMessage("do-not-accept-new-tasks"), timeToLive: 120_000 });
-  } finally {
-    await client.close();
-  }
+  const topic = newTopic();
+  await sendControl(emulator.connectionString, topic, "do-not-accept-new-tasks", 120_000);
   return topic;
 }
 

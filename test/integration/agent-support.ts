@@ -3,9 +3,12 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ServiceBusClient } from "@azure/service-bus";
+import type { ServiceBusEmulator } from "../emulators/servicebus/index.js";
+import { encodeControlMessage, type ControlOperation } from "../../src/backchannel/message.js";
 import { createLogger, type Logger } from "../../src/logging/logger.js";
 
-/** Helpers shared by the agent tests: the worker stub and a quiet logger. */
+/** Helpers shared by the agent tests: the worker stub, control topics and messages, and a quiet logger. */
 
 export const STUB_PATH = join(dirname(fileURLToPath(import.meta.url)), "agent-worker-stub.mjs");
 
@@ -85,4 +88,34 @@ export function noTaskInterrupted(lines: string[]): boolean {
 
 export function killQuietly(child: ChildProcess): void {
   if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+}
+
+/**
+ * Topics `prefix-1`, `prefix-2`, ... of the emulator, one a call, each with the `shutdown` subscription the
+ * agent reads. `emulator` is asked at each call (it is started in a hook).
+ */
+export function controlTopics(prefix: string, emulator: () => ServiceBusEmulator): () => string {
+  let count = 0;
+  return () => {
+    count += 1;
+    const topic = `${prefix}-${count}`;
+    emulator().createTopic(topic);
+    emulator().createSubscription(topic, "shutdown");
+    return topic;
+  };
+}
+
+/** One control message sent to `topic`, as the controller sends it (default: a drain request). */
+export async function sendControl(
+  connectionString: string,
+  topic: string,
+  operation: ControlOperation = "graceful-downscale",
+  timeToLive = 60_000,
+): Promise<void> {
+  const client = new ServiceBusClient(connectionString);
+  try {
+    await client.createSender(topic).sendMessages({ body: encodeControlMessage(operation), timeToLive });
+  } finally {
+    await client.close();
+  }
 }

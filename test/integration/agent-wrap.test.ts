@@ -1,15 +1,16 @@
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ServiceBusClient } from "@azure/service-bus";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServiceBusEmulator, type ServiceBusEmulator } from "../emulators/servicebus/index.js";
 import { workforceArgv } from "../support/cli.js";
-import { encodeControlMessage } from "../../src/backchannel/message.js";
+import { alive } from "../support/processes.js";
 import {
+  controlTopics,
   killQuietly,
   noTaskInterrupted,
   readLines,
+  sendControl,
   STUB_PATH,
   stubEnv,
   tempDir,
@@ -20,7 +21,6 @@ import {
 
 let emulator: ServiceBusEmulator;
 const agents: Array<ReturnType<typeof spawn>> = [];
-let topicCounter = 0;
 
 beforeAll(async () => {
   emulator = await startServiceBusEmulator();
@@ -42,13 +42,7 @@ afterAll(async () => {
   await emulator?.stop();
 });
 
-function newTopic(): string {
-  topicCounter += 1;
-  const topic = `wrap-${topicCounter}`;
-  emulator.createTopic(topic);
-  emulator.createSubscription(topic, "shutdown");
-  return topic;
-}
+const newTopic = controlTopics("wrap", () => emulator);
 
 interface WrapRun {
   exited: Promise<number | null>;
@@ -112,17 +106,6 @@ function startWrapped(options: {
   return { exited, stderr: () => stderr, pid: child.pid! };
 }
 
-async function sendControl(topic: string): Promise<void> {
-  const client = new ServiceBusClient(emulator.connectionString);
-  try {
-    await client
-      .createSender(topic)
-      .sendMessages({ body: encodeControlMessage("graceful-downscale"), timeToLive: 60_000 });
-  } finally {
-    await client.close();
-  }
-}
-
 const workerLog = (dir: string) => readLines(join(dir, "worker.log"));
 const pidFiles = (dir: string) =>
   existsSync(dir) ? readdirSync(dir).filter((name) => name.endsWith(".pid")) : [];
@@ -149,7 +132,7 @@ describe("workforce agent -- CMD (wrap mode)", () => {
       10_000,
       "the agent to listen",
     );
-    await sendControl(topic);
+    await sendControl(emulator.connectionString, topic);
     expect(await run.exited).toBe(3);
     expect(workerLog(dir)).toContain("signal SIGINT");
     expect(noTaskInterrupted(workerLog(dir))).toBe(true);
@@ -173,7 +156,7 @@ describe("workforce agent -- CMD (wrap mode)", () => {
     // Past the grace: the agent has looked and left the worker's file alone.
     await new Promise((resolve) => setTimeout(resolve, 2_300));
     expect(pidFiles(pidDir)).toEqual(["worker.pid"]);
-    await sendControl(topic);
+    await sendControl(emulator.connectionString, topic);
     expect(await run.exited).toBe(0);
     expect(workerLog(dir).filter((line) => line.startsWith("signal"))).toEqual(["signal SIGINT"]);
   });
@@ -220,7 +203,7 @@ describe("workforce agent -- CMD (wrap mode)", () => {
       "the agent to see the SIGINT",
     );
     // A drain request arrives while the worker finishes its task: it is meant for another node.
-    await sendControl(topic);
+    await sendControl(emulator.connectionString, topic);
     expect(await run.exited).toBe(0);
     expect(workerLog(dir).filter((line) => line.startsWith("signal"))).toEqual(["signal SIGINT"]);
     expect(noTaskInterrupted(workerLog(dir))).toBe(true);
@@ -243,20 +226,10 @@ describe("workforce agent -- CMD (wrap mode)", () => {
     process.kill(workerPid, "SIGUSR2");
     expect(await run.exited).toBe(0);
     // A message sent afterwards is left for another node.
-    await sendControl(topic);
+    await sendControl(emulator.connectionString, topic);
     expect(emulator.counts(`${topic}/Subscriptions/shutdown`).active).toBe(1);
   });
 });
-
-/** Whether a process still runs (signal 0). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe("workforce agent -- CMD: the leave signals jobq workers know (SIGUSR1, SIGUSR2)", () => {
   for (const signal of ["SIGUSR1", "SIGUSR2"] as const) {
@@ -291,7 +264,7 @@ describe("workforce agent -- CMD: the leave signals jobq workers know (SIGUSR1, 
       expect(workerLog(dir).some((line) => line.startsWith("exit "))).toBe(false);
       expect(alive(run.pid)).toBe(true);
       // This node is leaving: a drain request sent meanwhile is for another node, and is left untouched.
-      await sendControl(topic);
+      await sendControl(emulator.connectionString, topic);
       expect(await run.exited).toBe(5);
       expect(emulator.counts(`${topic}/Subscriptions/shutdown`).active).toBe(1);
       expect(run.stderr()).not.toContain("control message given back");

@@ -1,6 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { startArmEmulator, type ArmEmulator } from "../emulators/azureml/server.js";
-import { startMlApiEmulator, type MlApiEmulator } from "../emulators/azureml/ml-api.js";
+import { describe, expect, it } from "vitest";
+import type { ArmEmulator } from "../emulators/azureml/server.js";
+import type { MlApiEmulator } from "../emulators/azureml/ml-api.js";
+import { azuremlEmulatorsPerTest } from "../support/azureml-emulators.js";
 import {
   CLI_TEMPLATE,
   makeRegion,
@@ -22,14 +23,7 @@ import { WriteLimiterPool } from "../../src/azure/rate-limiter.js";
 let arm: ArmEmulator;
 let ml: MlApiEmulator;
 
-beforeEach(async () => {
-  arm = await startArmEmulator({ stepMs: 0 });
-  ml = await startMlApiEmulator({ arm });
-});
-afterEach(async () => {
-  await ml.close();
-  await arm.close();
-});
+azuremlEmulatorsPerTest((started) => ({ arm, ml } = started), { stepMs: 0 });
 
 /** A region whose command exits 2 `afterMs` after it starts (the emulator's marker). */
 const failing = (extra: Partial<AzuremlRegionInput> = {}, afterMs = 0): Partial<AzuremlRegionInput> => ({

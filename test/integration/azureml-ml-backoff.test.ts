@@ -1,6 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { startArmEmulator, type ArmEmulator } from "../emulators/azureml/server.js";
-import { startMlApiEmulator, type MlApiEmulator } from "../emulators/azureml/ml-api.js";
+import { describe, expect, it } from "vitest";
+import type { ArmEmulator } from "../emulators/azureml/server.js";
+import type { MlApiEmulator } from "../emulators/azureml/ml-api.js";
+import { azuremlEmulatorsPerTest } from "../support/azureml-emulators.js";
 import { makeRegion } from "../emulators/azureml/fixtures.js";
 import type { AzuremlRegionInput } from "../../src/regions/azureml/index.js";
 import { markDeadline } from "../../src/azure/backoff.js";
@@ -11,14 +12,7 @@ import { markDeadline } from "../../src/azure/backoff.js";
 let arm: ArmEmulator;
 let ml: MlApiEmulator;
 
-beforeEach(async () => {
-  arm = await startArmEmulator({ stepMs: 0, timing: { cancelMs: 60_000 } });
-  ml = await startMlApiEmulator({ arm });
-});
-afterEach(async () => {
-  await ml.close();
-  await arm.close();
-});
+azuremlEmulatorsPerTest((started) => ({ arm, ml } = started));
 
 const ws = (name: string) => arm.findWorkspace(name)!;
 const upstream = (extra: Partial<AzuremlRegionInput> = {}): Partial<AzuremlRegionInput> => ({

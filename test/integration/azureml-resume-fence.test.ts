@@ -1,6 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { startArmEmulator, type ArmEmulator } from "../emulators/azureml/server.js";
-import { startMlApiEmulator, type MlApiEmulator } from "../emulators/azureml/ml-api.js";
+import { describe, expect, it } from "vitest";
+import type { ArmEmulator } from "../emulators/azureml/server.js";
+import type { MlApiEmulator } from "../emulators/azureml/ml-api.js";
+import { azuremlEmulatorsPerTest } from "../support/azureml-emulators.js";
 import { regionInput, RESOURCE_GROUP, SUBSCRIPTION, testContext } from "../emulators/azureml/fixtures.js";
 import {
   azuremlRegionSchema,
@@ -13,7 +14,7 @@ import { LeaseFence } from "../../src/controller/leader.js";
 import { FencedError, type WriteFence } from "../../src/regions/fence.js";
 import { Reconciler } from "../../src/controller/reconciler.js";
 import { stepPolicy } from "../../src/policy/step.js";
-import { createLogger } from "../../src/logging/logger.js";
+import { createLogger, type Logger } from "../../src/logging/logger.js";
 import { MemoryQueue } from "../support/memory-region.js";
 import { logLines } from "../support/log-lines.js";
 
@@ -23,14 +24,7 @@ import { logLines } from "../support/log-lines.js";
 let arm: ArmEmulator;
 let ml: MlApiEmulator;
 
-beforeEach(async () => {
-  arm = await startArmEmulator({ stepMs: 0, timing: { cancelMs: 60_000 } });
-  ml = await startMlApiEmulator({ arm });
-});
-afterEach(async () => {
-  await ml.close();
-  await arm.close();
-});
+azuremlEmulatorsPerTest((started) => ({ arm, ml } = started));
 
 const ws = () => arm.findWorkspace("ws1")!;
 const resumes = () => ml.requests.filter((r) => r.operation === "execution.resume");
@@ -80,6 +74,28 @@ async function pausedRegion(
   for (const name of ws().jobs.keys()) ml.preempt(ws(), name);
   expect(await region.observe()).toMatchObject({ running: 0, pending: count });
   return region;
+}
+
+/** The controller's loop over that one region, acting behind `fence`. */
+function reconcilerOf(
+  region: AzuremlRegion,
+  queue: MemoryQueue,
+  fence: WriteFence,
+  logger: Logger,
+): Reconciler {
+  return new Reconciler({
+    queue,
+    regions: [region],
+    policy: stepPolicy,
+    parameters: { concurrency: 1, maxWorkers: 100, minWorkers: 0, rampFactor: 10, scaleDownDelayMs: 0 },
+    callTimeoutMs: 10_000,
+    actTimeoutMs: 10_000,
+    readConcurrency: 4,
+    staleTicks: 2,
+    dryRun: false,
+    logger,
+    fence,
+  });
 }
 
 describe("resume of paused workers behind the leader lease", () => {
@@ -138,19 +154,8 @@ describe("a tick of a replica that lost its lease", () => {
     const { lines, destination } = logLines();
     const logger = createLogger({ level: "info", destination });
     const region = await pausedRegion(2, fence, {}, logger);
-    const reconciler = new Reconciler({
-      queue: Object.assign(new MemoryQueue(), { depthValue: 2 }),
-      regions: [region],
-      policy: stepPolicy,
-      parameters: { concurrency: 1, maxWorkers: 100, minWorkers: 0, rampFactor: 10, scaleDownDelayMs: 0 },
-      callTimeoutMs: 10_000,
-      actTimeoutMs: 10_000,
-      readConcurrency: 4,
-      staleTicks: 2,
-      dryRun: false,
-      logger,
-      fence,
-    });
+    const queue = Object.assign(new MemoryQueue(), { depthValue: 2 });
+    const reconciler = reconcilerOf(region, queue, fence, logger);
     runOut(); // e.g. the process was stopped for a while after it last renewed
     const report = await reconciler.tick();
     expect(resumes()).toEqual([]);
@@ -171,20 +176,9 @@ describe("a tick of a replica that lost its lease", () => {
     const logger = createLogger({ level: "info", destination });
     const { fence } = closingAfter(0, (write) => write.startsWith("ml.azure.com"));
     const region = await pausedRegion(3, fence, {}, logger);
-    const reconciler = new Reconciler({
-      // The queue unreadable: a held tick, which hires and cancels nothing but still sweeps paused workers.
-      queue: Object.assign(new MemoryQueue(), { fail: new Error("connection reset") }),
-      regions: [region],
-      policy: stepPolicy,
-      parameters: { concurrency: 1, maxWorkers: 100, minWorkers: 0, rampFactor: 10, scaleDownDelayMs: 0 },
-      callTimeoutMs: 10_000,
-      actTimeoutMs: 10_000,
-      readConcurrency: 4,
-      staleTicks: 2,
-      dryRun: false,
-      logger,
-      fence,
-    });
+    // The queue unreadable: a held tick, which hires and cancels nothing but still sweeps paused workers.
+    const queue = Object.assign(new MemoryQueue(), { fail: new Error("connection reset") });
+    const reconciler = reconcilerOf(region, queue, fence, logger);
     const report = await reconciler.tick();
     expect(report.result).toBe("held");
     expect(resumes()).toEqual([]);

@@ -1,7 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { AccessToken } from "@azure/core-auth";
-import { startArmEmulator, type ArmEmulator } from "../emulators/azureml/server.js";
-import { startMlApiEmulator, type MlApiEmulator } from "../emulators/azureml/ml-api.js";
+import type { ArmEmulator } from "../emulators/azureml/server.js";
+import type { MlApiEmulator } from "../emulators/azureml/ml-api.js";
+import { azuremlEmulatorsPerTest } from "../support/azureml-emulators.js";
 import {
   CLI_TEMPLATE,
   makeRegion,
@@ -21,14 +22,7 @@ import { WriteLimiterPool } from "../../src/azure/rate-limiter.js";
 let arm: ArmEmulator;
 let ml: MlApiEmulator;
 
-beforeEach(async () => {
-  arm = await startArmEmulator({ stepMs: 0, timing: { cancelMs: 60_000 } });
-  ml = await startMlApiEmulator({ arm });
-});
-afterEach(async () => {
-  await ml.close();
-  await arm.close();
-});
+azuremlEmulatorsPerTest((started) => ({ arm, ml } = started));
 
 const ws = (name: string) => arm.findWorkspace(name)!;
 const byStatus = (name: string, status: string) =>

@@ -1,8 +1,7 @@
-import { createServer, request } from "node:http";
-import type { AddressInfo } from "node:net";
 import { BlobServiceClient } from "@azure/storage-blob";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startAzurite, type AzuriteInstance } from "../support/azurite.js";
+import { startAzuriteProxy } from "../support/azurite-proxy.js";
 import {
   createBlobLedgerStore,
   createDrainChannel,
@@ -176,8 +175,7 @@ describe("drain ledger behind the leader lease", () => {
     // Azurite behind a proxy that answers the first ledger upload 503 ServerBusy after 1 s (the SDK
     // retries it at once); the lease was renewed right before the write, with 250 ms left, and not again.
     const uploads: string[] = [];
-    const target = new URL(azurite.blobEndpoint);
-    const proxy = createServer((incoming, outgoing) => {
+    const proxy = await startAzuriteProxy(azurite, azurite.blobEndpoint, (incoming, outgoing) => {
       const isUpload = incoming.method === "PUT" && /\.json(\?|$)/.test(incoming.url ?? "");
       if (isUpload) uploads.push(incoming.url ?? "");
       if (isUpload && uploads.length === 1) {
@@ -188,26 +186,10 @@ describe("drain ledger behind the leader lease", () => {
             '<?xml version="1.0" encoding="utf-8"?><Error><Code>ServerBusy</Code><Message>busy</Message></Error>',
           );
         }, 1_000);
-        return;
+        return true;
       }
-      const forwarded = request(
-        {
-          host: target.hostname,
-          port: target.port,
-          method: incoming.method,
-          path: incoming.url,
-          headers: incoming.headers,
-        },
-        (answer) => {
-          outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(outgoing);
-        },
-      );
-      forwarded.on("error", () => outgoing.destroy());
-      incoming.pipe(forwarded);
+      return false;
     });
-    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
-    const port = (proxy.address() as AddressInfo).port;
     const lease = new LeaseFence();
     const fence: WriteFence = {
       check(write) {
@@ -221,10 +203,7 @@ describe("drain ledger behind the leader lease", () => {
       settings,
       logger: quietLogger(),
       store: createBlobLedgerStore({
-        connectionString: azurite.connectionString.replace(
-          azurite.blobEndpoint,
-          `http://127.0.0.1:${port}${target.pathname}`,
-        ),
+        connectionString: proxy.connectionString,
         container: "state-fenced",
       }),
       sender,
@@ -245,7 +224,7 @@ describe("drain ledger behind the leader lease", () => {
         await service.getContainerClient("state-fenced").getBlobClient("drain-ledger/fenced.json").exists(),
       ).toBe(false);
     } finally {
-      await new Promise((resolve) => proxy.close(resolve));
+      await proxy.close();
     }
   });
 });

@@ -9,6 +9,7 @@ import {
   drainChannelFactory,
 } from "../../src/backchannel/index.js";
 import { backChannelSchema } from "../../src/backchannel/config.js";
+import type { ServiceBusClientDeps } from "../../src/backchannel/clients.js";
 import { quietLogger } from "./agent-support.js";
 import { LeaseFence } from "../../src/controller/leader.js";
 import type { WriteFence } from "../../src/regions/fence.js";
@@ -33,6 +34,26 @@ function backChannel(topic: string) {
     connectionString: emulator.connectionString,
     topic,
     adminEndpoint: emulator.adminEndpoint,
+  });
+}
+
+/** A control sender to `topic` of the emulator (its `shutdown` subscription, messages live 60 s). */
+function senderTo(
+  topic: string,
+  options: { autoCreate?: boolean; retry?: ServiceBusClientDeps["retry"]; fence?: WriteFence } = {},
+) {
+  return createControlSender({
+    target: {
+      connectionString: emulator.connectionString,
+      adminEndpoint: emulator.adminNamespace,
+      topic,
+      subscription: "shutdown",
+      autoCreate: options.autoCreate ?? true,
+    },
+    ttlSeconds: 60,
+    logger: quietLogger(),
+    clientDeps: { tlsCa: emulator.ca, ...(options.retry ? { retry: options.retry } : {}) },
+    fence: options.fence,
   });
 }
 
@@ -141,17 +162,7 @@ describe("drain channel over Service Bus", () => {
   });
 
   it("a fenced sender (lease run out) neither creates the topic nor sends, and says why", async () => {
-    const sender = createControlSender({
-      target: {
-        connectionString: emulator.connectionString,
-        adminEndpoint: emulator.adminNamespace,
-        topic: "wf-fenced",
-        subscription: "shutdown",
-        autoCreate: true,
-      },
-      ttlSeconds: 60,
-      logger: quietLogger(),
-      clientDeps: { tlsCa: emulator.ca },
+    const sender = senderTo("wf-fenced", {
       fence: new LeaseFence(() => 0), // never granted
     });
     try {
@@ -182,17 +193,9 @@ describe("drain channel over Service Bus", () => {
       },
       remainingMs: () => lease.remainingMs(),
     };
-    const sender = createControlSender({
-      target: {
-        connectionString: emulator.connectionString,
-        adminEndpoint: emulator.adminNamespace,
-        topic: "wf-fenced-retry",
-        subscription: "shutdown",
-        autoCreate: false,
-      },
-      ttlSeconds: 60,
-      logger: quietLogger(),
-      clientDeps: { tlsCa: emulator.ca, retry: { maxRetries: 2, retryDelayInMs: 200, timeoutInMs: 1_000 } },
+    const sender = senderTo("wf-fenced-retry", {
+      autoCreate: false,
+      retry: { maxRetries: 2, retryDelayInMs: 200, timeoutInMs: 1_000 },
       fence,
     });
     const admin = new ServiceBusAdministrationClient(emulator.adminConnectionString, {
@@ -220,18 +223,7 @@ describe("drain channel over Service Bus", () => {
   }, 20_000);
 
   it("sends nothing for a count of zero and rejects a negative count", async () => {
-    const sender = createControlSender({
-      target: {
-        connectionString: emulator.connectionString,
-        adminEndpoint: emulator.adminNamespace,
-        topic: "wf-zero",
-        subscription: "shutdown",
-        autoCreate: true,
-      },
-      ttlSeconds: 60,
-      logger: quietLogger(),
-      clientDeps: { tlsCa: emulator.ca },
-    });
+    const sender = senderTo("wf-zero");
     try {
       expect(await sender.send("graceful-downscale", 0)).toEqual({ sent: 0, unknown: 0, errors: [] });
       await expect(sender.send("graceful-downscale", -1)).rejects.toThrow(/>= 0/);

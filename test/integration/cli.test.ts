@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { QueueClient } from "@azure/storage-queue";
 import { startAzurite, type AzuriteInstance } from "../support/azurite.js";
-import { workforceArgv } from "../support/cli.js";
+import { daemonEnv, workforceArgv } from "../support/cli.js";
 import { loadConfig } from "../../src/config/load.js";
 import { LocalRegion } from "../../src/regions/local/index.js";
 import { createLogger } from "../../src/logging/logger.js";
@@ -21,26 +21,17 @@ beforeAll(async () => {
   const queue = new QueueClient(azurite.connectionString, QUEUE);
   await queue.create();
   for (let i = 0; i < 50; i++) await queue.sendMessage(JSON.stringify({ i }));
-  env = {
-    PATH: process.env.PATH,
-    AZURE_TOKEN_CREDENTIALS: "EnvironmentCredential",
-    WORKFORCE_QUEUE: `${azurite.queueEndpoint}/${QUEUE}`,
-    WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString,
-    WORKFORCE_METRICS_PORT: "0",
-    WORKFORCE_METRICS_HOST: "127.0.0.1",
-    WORKFORCE_INTERVAL_SECONDS: "1",
-    WORKFORCE_REGIONS: JSON.stringify([
-      {
-        kind: "local",
-        name: "here",
-        capacity: 3,
-        stateDir: join(workDir, "state"),
-        // Workers that start and wait: enough to see pending and running without doing the work.
-        startupDelaySeconds: 60,
-        command: ["{node}", "-e", "setTimeout(() => {}, 60000)"],
-      },
-    ]),
-  };
+  env = daemonEnv(azurite, QUEUE, [
+    {
+      kind: "local",
+      name: "here",
+      capacity: 3,
+      stateDir: join(workDir, "state"),
+      // Workers that start and wait: enough to see pending and running without doing the work.
+      startupDelaySeconds: 60,
+      command: ["{node}", "-e", "setTimeout(() => {}, 60000)"],
+    },
+  ]);
 });
 
 afterAll(async () => {

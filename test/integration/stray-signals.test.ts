@@ -3,14 +3,20 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ServiceBusClient } from "@azure/service-bus";
 import { QueueClient } from "@azure/storage-queue";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServiceBusEmulator, type ServiceBusEmulator } from "../emulators/servicebus/index.js";
 import { startAzurite, type AzuriteInstance } from "../support/azurite.js";
-import { workforceArgv } from "../support/cli.js";
-import { encodeControlMessage } from "../../src/backchannel/message.js";
-import { killQuietly, startStub, tempDir, waitUntil, type Stub } from "./agent-support.js";
+import { daemonEnv, workforceArgv } from "../support/cli.js";
+import {
+  controlTopics,
+  killQuietly,
+  sendControl,
+  startStub,
+  tempDir,
+  waitUntil,
+  type Stub,
+} from "./agent-support.js";
 
 /**
  * SIGUSR1 and SIGUSR2 sent to the daemon or to a standalone agent (an operator's habit on a node of ai4s-jobq
@@ -133,25 +139,16 @@ async function sendAndCheckIgnored(run: Running, signal: NodeJS.Signals, inspect
 describe("SIGUSR1 and SIGUSR2 are logged and ignored by the long-running commands", () => {
   it("the daemon opens no debugger, keeps ticking and stops on SIGTERM", async () => {
     const inspectPort = await freePort();
-    const env: NodeJS.ProcessEnv = {
-      PATH: process.env.PATH,
-      AZURE_TOKEN_CREDENTIALS: "EnvironmentCredential",
-      WORKFORCE_QUEUE: `${azurite.queueEndpoint}/${QUEUE}`,
-      WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString,
-      WORKFORCE_METRICS_PORT: "0",
-      WORKFORCE_METRICS_HOST: "127.0.0.1",
-      WORKFORCE_INTERVAL_SECONDS: "1",
-      WORKFORCE_REGIONS: JSON.stringify([
-        {
-          kind: "local",
-          name: "here",
-          capacity: 2,
-          stateDir: join(workDir, "state"),
-          // Never started: the daemon plans in dry-run mode.
-          command: ["{node}", "-e", "setTimeout(() => {}, 60000)"],
-        },
-      ]),
-    };
+    const env = daemonEnv(azurite, QUEUE, [
+      {
+        kind: "local",
+        name: "here",
+        capacity: 2,
+        stateDir: join(workDir, "state"),
+        // Never started: the daemon plans in dry-run mode.
+        command: ["{node}", "-e", "setTimeout(() => {}, 60000)"],
+      },
+    ]);
     const run = startCli(["run", "--dry-run"], env, inspectPort);
     const ticks = () => logEntries(run.output()).filter((entry) => entry.msg === "tick").length;
     await waitUntil(() => ticks() >= 1 || !run.alive(), 30_000, "the first tick");
@@ -198,14 +195,7 @@ describe("SIGUSR1 and SIGUSR2 are logged and ignored by the long-running command
   });
 
   describe("the standalone agent", () => {
-    let topicCounter = 0;
-    function newTopic(): string {
-      topicCounter += 1;
-      const topic = `stray-${topicCounter}`;
-      emulator.createTopic(topic);
-      emulator.createSubscription(topic, "shutdown");
-      return topic;
-    }
+    const newTopic = controlTopics("stray", () => emulator);
 
     async function startListeningAgent(topic: string, pidDir: string, inspectPort: number) {
       const env = {
@@ -263,14 +253,7 @@ describe("SIGUSR1 and SIGUSR2 are logged and ignored by the long-running command
       await sendAndCheckIgnored(run, "SIGUSR1", inspectPort);
       await sendAndCheckIgnored(run, "SIGUSR2", inspectPort);
 
-      const client = new ServiceBusClient(emulator.connectionString);
-      try {
-        await client
-          .createSender(topic)
-          .sendMessages({ body: encodeControlMessage("graceful-downscale"), timeToLive: 60_000 });
-      } finally {
-        await client.close();
-      }
+      await sendControl(emulator.connectionString, topic);
       await waitUntil(() => stub.lines().includes("signal SIGINT"), 20_000, "the worker to be signalled");
       expect(await run.exited).toBe(0);
       expect(await stub.exited).toBe(0);

@@ -1,5 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
+import type { AzuriteInstance } from "./azurite.js";
 
 /** Root of the repository. */
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -9,4 +10,22 @@ export const CLI_PATH = join(REPO_ROOT, "dist", "src", "cli", "main.js");
 /** argv that runs the built `workforce` CLI with the given arguments. */
 export function workforceArgv(...args: string[]): string[] {
   return [process.execPath, CLI_PATH, ...args];
+}
+
+/**
+ * The environment of a `workforce run` child reading Azurite's queue `queue`: nothing of the test runner's
+ * but PATH, no credential but the environment's (nothing probes 169.254.169.254), metrics on a free
+ * loopback port, a tick a second.
+ */
+export function daemonEnv(azurite: AzuriteInstance, queue: string, regions: unknown[]): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    AZURE_TOKEN_CREDENTIALS: "EnvironmentCredential",
+    WORKFORCE_QUEUE: `${azurite.queueEndpoint}/${queue}`,
+    WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString,
+    WORKFORCE_METRICS_PORT: "0",
+    WORKFORCE_METRICS_HOST: "127.0.0.1",
+    WORKFORCE_INTERVAL_SECONDS: "1",
+    WORKFORCE_REGIONS: JSON.stringify(regions),
+  };
 }

@@ -1,11 +1,10 @@
 import { mkdtempSync } from "node:fs";
-import { createServer, request, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { QueueClient } from "@azure/storage-queue";
 import { startAzurite, type AzuriteInstance } from "../../support/azurite.js";
+import { startAzuriteProxy, type AzuriteProxy } from "../../support/azurite-proxy.js";
 import { encodeTask, shellTask } from "../../../src/queue/tasks.js";
 import { depth, startCli, uniqueQueueName } from "./helpers.js";
 
@@ -15,40 +14,20 @@ import { depth, startCli, uniqueQueueName } from "./helpers.js";
  */
 
 let azurite: AzuriteInstance;
-let proxy: Server;
+let proxy: AzuriteProxy;
 let proxiedConnectionString: string;
 const requests: Array<{ method: string; url: string }> = [];
 
 beforeAll(async () => {
   azurite = await startAzurite();
-  const target = new URL(azurite.queueEndpoint);
-  proxy = createServer((incoming, outgoing) => {
+  proxy = await startAzuriteProxy(azurite, azurite.queueEndpoint, (incoming) => {
     requests.push({ method: incoming.method ?? "", url: incoming.url ?? "" });
-    const forwarded = request(
-      {
-        host: target.hostname,
-        port: target.port,
-        method: incoming.method,
-        path: incoming.url,
-        headers: incoming.headers,
-      },
-      (answer) => {
-        outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(outgoing);
-      },
-    );
-    forwarded.on("error", () => outgoing.destroy());
-    incoming.pipe(forwarded);
+    return false;
   });
-  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
-  const port = (proxy.address() as AddressInfo).port;
-  proxiedConnectionString = azurite.connectionString.replace(
-    azurite.queueEndpoint,
-    `http://127.0.0.1:${port}${target.pathname}`,
-  );
+  proxiedConnectionString = proxy.connectionString;
 });
 afterAll(async () => {
-  await new Promise((resolve) => proxy?.close(resolve));
+  await proxy?.close();
   await azurite?.stop();
 });
 

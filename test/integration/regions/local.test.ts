@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { QueueClient } from "@azure/storage-queue";
 import { startAzurite, type AzuriteInstance } from "../../support/azurite.js";
+import { alive } from "../../support/processes.js";
 import { createLogger } from "../../../src/logging/logger.js";
 import { loadConfig } from "../../../src/config/load.js";
 import { localRegionSchema } from "../../../src/regions/local/config.js";
@@ -107,15 +108,6 @@ async function until(
   );
   return last!;
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe("local region with the real worker", () => {
   let azurite: AzuriteInstance;

@@ -1,0 +1,31 @@
+import { afterEach, beforeEach } from "vitest";
+import { startArmEmulator, type ArmEmulator, type ArmEmulatorOptions } from "../emulators/azureml/server.js";
+import { startMlApiEmulator, type MlApiEmulator } from "../emulators/azureml/ml-api.js";
+
+export interface AzuremlEmulators {
+  arm: ArmEmulator;
+  /** The ml.azure.com emulator, over the ARM emulator's job store. */
+  ml: MlApiEmulator;
+}
+
+/**
+ * The ARM and ml.azure.com emulators, fresh for each test of the file: started before each test (and
+ * handed to `started`), closed after it. By default the scheduler moves only when the test steps it, and
+ * a cancel takes a minute (a cancelled job stays Canceling).
+ */
+export function azuremlEmulatorsPerTest(
+  started: (emulators: AzuremlEmulators) => void,
+  options: ArmEmulatorOptions = { stepMs: 0, timing: { cancelMs: 60_000 } },
+): void {
+  let emulators: AzuremlEmulators | undefined;
+  beforeEach(async () => {
+    const arm = await startArmEmulator(options);
+    emulators = { arm, ml: await startMlApiEmulator({ arm }) };
+    started(emulators);
+  });
+  afterEach(async () => {
+    await emulators?.ml.close();
+    await emulators?.arm.close();
+    emulators = undefined;
+  });
+}

@@ -1,0 +1,49 @@
+import { createServer, request, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { AzuriteInstance } from "./azurite.js";
+
+export interface AzuriteProxy {
+  /** Azurite's connection string with the proxied endpoint replaced by the proxy's. */
+  connectionString: string;
+  close(): Promise<void>;
+}
+
+/**
+ * A pass-through HTTP proxy on 127.0.0.1 in front of one of Azurite's endpoints (e.g. its queueEndpoint),
+ * to see or disturb what a client sends. `intercept` sees each request first: when it returns true it has
+ * answered the request itself, and nothing goes to Azurite.
+ */
+export async function startAzuriteProxy(
+  azurite: AzuriteInstance,
+  endpoint: string,
+  intercept: (incoming: IncomingMessage, outgoing: ServerResponse) => boolean = () => false,
+): Promise<AzuriteProxy> {
+  const target = new URL(endpoint);
+  const proxy = createServer((incoming, outgoing) => {
+    if (intercept(incoming, outgoing)) return;
+    const forwarded = request(
+      {
+        host: target.hostname,
+        port: target.port,
+        method: incoming.method,
+        path: incoming.url,
+        headers: incoming.headers,
+      },
+      (answer) => {
+        outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(outgoing);
+      },
+    );
+    forwarded.on("error", () => outgoing.destroy());
+    incoming.pipe(forwarded);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  const port = (proxy.address() as AddressInfo).port;
+  return {
+    connectionString: azurite.connectionString.replace(
+      endpoint,
+      `http://127.0.0.1:${port}${target.pathname}`,
+    ),
+    close: () => new Promise<void>((resolve) => proxy.close(() => resolve())),
+  };
+}
