@@ -3,6 +3,9 @@ import { BadAnswerError, NotJson, type ArmWorkspace, type BodySink } from "./arm
 import { detach, JobPageReader, PageSyntaxError, type JobFields } from "./job-page.js";
 import type { WorkerNames } from "../types.js";
 import { classifyStatus, type StatusClass } from "./states.js";
+import { JobCache } from "./job-cache.js";
+
+export { JobCache } from "./job-cache.js";
 
 /**
  * Listing a region's workers: `GET .../jobs?listViewType=ActiveOnly&jobType=Command&tag=KEY`, pages
@@ -76,47 +79,6 @@ export class ReadBudgetHold extends Error {
   }
 }
 
-/**
- * The jobs of the region's last listing, by name, kept up to date in place by each listing: a job listed
- * again unchanged is the same object, and the entry of a job is made once in its life (no new object,
- * name copy, set or map per job per tick, which the garbage collector would move to the old generation).
- */
-export class JobCache {
-  private readonly entries = new Map<string, { job: JobSummary; listing: number }>();
-  private listing = 0;
-
-  /** A listing starts: jobs it does not see again are forgotten when it completes. */
-  begin(): void {
-    this.listing++;
-  }
-
-  get(name: string): JobSummary | undefined {
-    return this.entries.get(name)?.job;
-  }
-
-  /** The job as this listing saw it; false if this listing saw the name already (a job that moved pages). */
-  see(job: JobSummary): boolean {
-    const entry = this.entries.get(job.name);
-    if (!entry) this.entries.set(job.name, { job: stripResource(job), listing: this.listing });
-    else if (entry.listing === this.listing) return false;
-    else {
-      entry.job = stripResource(job);
-      entry.listing = this.listing;
-    }
-    return true;
-  }
-
-  /** The listing is complete: what it did not see has left the list. */
-  complete(): void {
-    for (const [name, entry] of this.entries) if (entry.listing !== this.listing) this.entries.delete(name);
-  }
-
-  /** Whether the last complete listing showed a job of this name. */
-  has(name: string): boolean {
-    return this.entries.has(name);
-  }
-}
-
 /** The parts of a listed job a decision needs; undefined when it is not one of ours. */
 function summarize(job: JobFields, experiment: string, cache: JobCache | undefined): JobSummary | undefined {
   if (!job.hasProperties) return undefined;
@@ -138,12 +100,6 @@ function summarize(job: JobFields, experiment: string, cache: JobCache | undefin
     nodes,
     class: name ? classifyStatus(status) : "unknown",
   };
-}
-
-function stripResource(job: JobSummary | FinishedJob): JobSummary {
-  if (!("resource" in job)) return job;
-  const { resource: _resource, ...summary } = job;
-  return summary;
 }
 
 export function emptyListing(): Listing {
