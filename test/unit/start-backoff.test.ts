@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { Registry } from "prom-client";
-import { startBackoff } from "../../src/policy/start-backoff.js";
+import { defaultStartBackoff, describeBackoff, startBackoff } from "../../src/policy/start-backoff.js";
 import { ExitTracker } from "../../src/controller/exits.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { createMetrics, initRegionSeries } from "../../src/metrics/registry.js";
@@ -31,6 +31,40 @@ describe("start backoff (cluster-autoscaler's node-group backoff, for failed wor
     // An exit nobody watched says nothing either way.
     const unknown: WorkerExit = { workerId: "u", outcome: "unknown", at: 20, detail: "?" };
     expect(startBackoff([failed(0), unknown, failed(30)], 30, parameters)?.failures).toBe(2);
+  });
+});
+
+describe("start backoff: defaults, order and what it says", () => {
+  test("starts at twice the interval (at least 30 s) and doubles up to 30 minutes", () => {
+    expect(defaultStartBackoff(5)).toEqual({ initialMs: 30_000, maxMs: 30 * 60_000 });
+    expect(defaultStartBackoff(30)).toEqual({ initialMs: 60_000, maxMs: 30 * 60_000 });
+    expect(defaultStartBackoff(600)).toEqual({ initialMs: 1_200_000, maxMs: 30 * 60_000 });
+  });
+
+  test("reads the history in time order, whatever order the region gives it in", () => {
+    const ran: WorkerExit = { workerId: "ok", outcome: "succeeded", at: 50, detail: "exit code 0" };
+    // Newest first (as a listing may give them): the success at 50 ends the streak of 0 and 10.
+    const backoff = startBackoff([failed(100), ran, failed(10), failed(0)], 100, parameters);
+    expect(backoff?.failures).toBe(1);
+    expect(backoff?.cause.workerId).toBe("w100");
+    // A streak that a success ended is no backoff at all.
+    expect(startBackoff([ran, failed(10)].reverse(), 20, parameters)).toBeUndefined();
+    expect(startBackoff([], 0, parameters)).toBeUndefined();
+  });
+
+  test("one line: how many, the last cause with how long it ran and its last output line, and the wait", () => {
+    const cause: WorkerExit = {
+      ...failed(1_000),
+      ranSeconds: 2.25,
+      lastOutput: "starting\nImportError: no module named jobq",
+    };
+    const backoff = startBackoff([failed(0), cause], 1_000, parameters)!;
+    expect(describeBackoff(backoff, 1_000 + 30_500)).toBe(
+      '2 failed start(s) in a row (last: exit code 7 after 2.3 s; last output: "ImportError: no module named jobq"); no hires for 90 s',
+    );
+    expect(describeBackoff({ ...backoff, cause: failed(1_000) }, 1_000)).toBe(
+      "2 failed start(s) in a row (last: exit code 7); no hires for 120 s",
+    );
   });
 });
 
