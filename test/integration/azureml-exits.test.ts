@@ -33,6 +33,16 @@ const failing = (extra: Partial<AzuremlRegionInput> = {}, afterMs = 0): Partial<
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const ws = (name: string) => arm.findWorkspace(name)!;
 
+/** One worker hired, listed Running, then (its `emulator-exit` of 1 s passed) Failed in the emulator. */
+async function seenRunningThenFailed(region: ReturnType<typeof makeRegion>): Promise<void> {
+  await region.observe();
+  await region.hire(1);
+  arm.step();
+  expect(await region.observe()).toMatchObject({ running: 1 });
+  await sleep(1_100);
+  arm.step();
+}
+
 describe("worker exits of an AzureML region", () => {
   it("a job that Failed before any listing saw it Running is one failed start, across listings", async () => {
     const region = makeRegion(arm, "ws1", 2, failing());
@@ -106,12 +116,7 @@ describe("worker exits of an AzureML region", () => {
 
   it("a job seen Running that then Failed within seconds is a failed start, with how long it ran", async () => {
     const region = makeRegion(arm, "ws1", 2, failing({ retireFinished: "keep" }, 1_000));
-    await region.observe();
-    await region.hire(1);
-    arm.step();
-    expect(await region.observe()).toMatchObject({ running: 1 });
-    await sleep(1_100);
-    arm.step();
+    await seenRunningThenFailed(region);
     for (let i = 0; i < 3; i++) await region.observe(); // listed finished three times (keep)
     const exits = (await region.observe()).exits!;
     expect(exits).toHaveLength(1);
@@ -159,12 +164,7 @@ describe("worker exits of an AzureML region", () => {
 
   it("listing: index lists no finished job: the one that left it is read through ARM, once", async () => {
     const region = makeRegion(arm, "ws1", 2, failing({ listing: "index", mlEndpoint: ml.url }, 1_000));
-    await region.observe();
-    await region.hire(1);
-    arm.step();
-    expect(await region.observe()).toMatchObject({ running: 1 });
-    await sleep(1_100);
-    arm.step();
+    await seenRunningThenFailed(region);
     const reads = () => arm.requests.filter((r) => r.operation === "jobs.get").length;
     const exits = (await region.observe()).exits!;
     expect(exits.map((exit) => exit.outcome)).toEqual(["failed_start"]);

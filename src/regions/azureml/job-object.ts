@@ -77,6 +77,18 @@ const STATUSES = new Map(
   ].map((status) => [`"${status}"`, status]),
 );
 
+/** A job with none of the fields read (what the reader starts each job from). */
+const NO_FIELDS: Readonly<JobFields> = {
+  name: undefined,
+  hasProperties: false,
+  experimentName: undefined,
+  status: undefined,
+  tagged: false,
+  archived: false,
+  createdAt: undefined,
+  instanceCount: undefined,
+};
+
 /**
  * Reads the fields of one job object out of a page's text: it descends only into the objects that hold
  * a field the region needs (the job, `systemData`, `properties`, its `tags` and `resources`) and skips
@@ -88,25 +100,12 @@ export class JobObjectReader {
    * is scanned so that no slice keeps that chunk's text alive while the next chunk is awaited (kept for
    * hundreds of milliseconds, 84 regions at a time, the chunks were moved to the old generation).
    */
-  readonly job: JobFields = JobObjectReader.blank();
+  readonly job: JobFields = { ...NO_FIELDS };
   private readonly tagKey: string;
   private readonly backslash = new BackslashIndex();
 
   constructor(tagKey: string) {
     this.tagKey = JSON.stringify(tagKey);
-  }
-
-  private static blank(): JobFields {
-    return {
-      name: undefined,
-      hasProperties: false,
-      experimentName: undefined,
-      status: undefined,
-      tagged: false,
-      archived: false,
-      createdAt: undefined,
-      instanceCount: undefined,
-    };
   }
 
   /** A new text is being scanned. */
@@ -116,24 +115,12 @@ export class JobObjectReader {
 
   /** The text scanned is done with: forget the fields read from it. */
   release(): void {
-    this.clear();
-  }
-
-  private clear(): void {
-    const job = this.job;
-    job.name = undefined;
-    job.hasProperties = false;
-    job.experimentName = undefined;
-    job.status = undefined;
-    job.tagged = false;
-    job.archived = false;
-    job.createdAt = undefined;
-    job.instanceCount = undefined;
+    Object.assign(this.job, NO_FIELDS);
   }
 
   /** Fills `job` from the job object at `s[i]` (`{`); its end, or MORE. */
   read(s: string, i: number): number {
-    this.clear();
+    this.release();
     return this.object(s, i, Obj.Job);
   }
 
