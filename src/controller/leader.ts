@@ -157,7 +157,8 @@ export async function startLeaderElection(config: Config, options: LeaderOptions
       if (holding) await lease.renewLease({ abortSignal });
       else await lease.acquireLease(leaseSeconds, { abortSignal });
       holding = true;
-      fence.grant(sentAt, leaseMs - marginMs);
+      // An answer that comes in after stop() is the service's, not a licence to write: stop() gives it back.
+      if (!stopped) fence.grant(sentAt, leaseMs - marginMs);
     } catch (error) {
       if (holding) log.warn({ error: describeError(error) }, "could not renew the leader lease");
       // A renewal that failed for a moment may still succeed next time; a 409 means someone else has it.
@@ -173,14 +174,35 @@ export async function startLeaderElection(config: Config, options: LeaderOptions
   };
 
   let timer: NodeJS.Timeout | undefined;
+  /** The acquire or renewal on its way, which stop() waits for before it gives the lease up. */
+  let inFlight: Promise<void> = Promise.resolve();
   const schedule = () => {
     if (stopped) return;
     timer = setTimeout(
-      () => void attempt().finally(schedule),
+      () => void (inFlight = attempt()).finally(schedule),
       holding ? Math.max(200, Math.min(renewEveryMs, fence.remainingMs() / 2)) : standbyRetryMs,
     );
     timer.unref();
   };
+
+  /**
+   * Stop writing at once; then, since a call in flight may still take or keep the lease at the service
+   * (and one that timed out may have), wait for it and release whatever we may hold. Releasing a lease
+   * another replica holds is refused (409) and changes nothing.
+   */
+  const giveUp = async () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+    fence.revoke();
+    report();
+    for (const wake of waiters) wake();
+    await inFlight;
+    holding = false;
+    await lease
+      .releaseLease({ abortSignal: AbortSignal.timeout(Math.max(1000, standbyRetryMs * 5)) })
+      .catch(() => undefined);
+  };
+  let stopping: Promise<void> | undefined;
 
   await attempt();
   schedule();
@@ -198,16 +220,7 @@ export async function startLeaderElection(config: Config, options: LeaderOptions
         waiters.add(done);
         signal?.addEventListener("abort", done, { once: true });
       }),
-    stop: async () => {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      const had = holding;
-      holding = false;
-      fence.revoke();
-      if (had) await lease.releaseLease().catch(() => undefined);
-      report();
-      for (const wake of waiters) wake();
-    },
+    stop: () => (stopping ??= giveUp()),
   };
 }
 

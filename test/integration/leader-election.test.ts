@@ -4,6 +4,8 @@ import { loadConfig } from "../../src/config/load.js";
 import { startLeaderElection } from "../../src/controller/leader.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { createMetrics } from "../../src/metrics/registry.js";
+import { startAzuriteProxy } from "../support/azurite-proxy.js";
+import type { IncomingMessage } from "node:http";
 
 let azurite: AzuriteInstance;
 beforeAll(async () => {
@@ -47,6 +49,117 @@ test("only one replica holds the blob lease; a standby takes over when the leade
   } finally {
     await a.stop();
     await b.stop();
+  }
+});
+
+/**
+ * A proxy in front of Azurite's blob endpoint that, once armed, holds back the answer to the next lease call
+ * of the given action: the service has acted on it, the client does not know yet.
+ */
+async function leaseAnswerHold(action: "acquire" | "renew") {
+  let armed = false;
+  let onHeld: () => void = () => undefined;
+  let letGo: () => void = () => undefined;
+  const proxy = await startAzuriteProxy(
+    azurite,
+    azurite.blobEndpoint,
+    () => false,
+    (incoming: IncomingMessage) => {
+      if (!armed || incoming.headers["x-ms-lease-action"] !== action) return;
+      armed = false;
+      onHeld();
+      return new Promise<void>((resolve) => (letGo = resolve));
+    },
+  );
+  return {
+    proxy,
+    /** Resolves once an answer is held. */
+    arm: () =>
+      new Promise<void>((resolve) => {
+        armed = true;
+        onHeld = resolve;
+      }),
+    release: () => letGo(),
+  };
+}
+
+const quiet = createLogger({ level: "silent" });
+const stateEnv = (connectionString: string, container: string) =>
+  loadConfig({
+    env: { WORKFORCE_STATE_CONNECTION_STRING: connectionString, WORKFORCE_STATE_CONTAINER: container },
+    regionsOptional: true,
+  });
+
+test("a renewal the service granted but whose answer comes after stop() leaves the stopped replica not the leader", async () => {
+  const hold = await leaseAnswerHold("renew");
+  const metrics = createMetrics({ processMetrics: false });
+  const a = await startLeaderElection(stateEnv(hold.proxy.connectionString, "late-renew"), {
+    logger: quiet,
+    metrics,
+    leaseSeconds: 15,
+    renewEveryMs: 200,
+  });
+  const b = await startLeaderElection(stateEnv(azurite.connectionString, "late-renew"), {
+    logger: quiet,
+    leaseSeconds: 15,
+    renewEveryMs: 200,
+    standbyRetryMs: 100,
+  });
+  try {
+    expect(a.isLeader()).toBe(true);
+    await hold.arm(); // a renewal is granted by the service, its answer held
+    const stopping = a.stop();
+    setTimeout(() => hold.release(), 300);
+    await stopping;
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the renewal's answer is in by now
+    expect(a.isLeader()).toBe(false);
+    expect(() => a.fence.check("hire")).toThrow(/hire not sent/);
+    expect((await metrics.registry.getSingleMetric("workforce_leader")?.get())?.values[0]?.value).toBe(0);
+    await waitFor(() => b.isLeader(), 3_000); // the lease was given up, not kept by the late renewal
+  } finally {
+    hold.release();
+    await a.stop();
+    await b.stop();
+    await hold.proxy.close();
+  }
+});
+
+test("a standby stopped while its acquire is in flight gives the lease up once the acquire lands", async () => {
+  const hold = await leaseAnswerHold("acquire");
+  const a = await startLeaderElection(stateEnv(azurite.connectionString, "late-acquire"), {
+    logger: quiet,
+    leaseSeconds: 15,
+    renewEveryMs: 200,
+  });
+  const b = await startLeaderElection(stateEnv(hold.proxy.connectionString, "late-acquire"), {
+    logger: quiet,
+    leaseSeconds: 15,
+    renewEveryMs: 200,
+    standbyRetryMs: 100,
+  });
+  let c: Awaited<ReturnType<typeof startLeaderElection>> | undefined;
+  try {
+    expect(b.isLeader()).toBe(false);
+    const held = hold.arm();
+    await a.stop(); // the lease is free: B's next acquire wins it at the service
+    await held;
+    const stopping = b.stop();
+    setTimeout(() => hold.release(), 300);
+    await stopping;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(b.isLeader()).toBe(false);
+    c = await startLeaderElection(stateEnv(azurite.connectionString, "late-acquire"), {
+      logger: quiet,
+      leaseSeconds: 15,
+      standbyRetryMs: 100,
+    });
+    await waitFor(() => c!.isLeader(), 3_000); // not 15 s: B released what its late acquire took
+  } finally {
+    hold.release();
+    await a.stop();
+    await b.stop();
+    await c?.stop();
+    await hold.proxy.close();
   }
 });
 

@@ -11,12 +11,14 @@ export interface AzuriteProxy {
 /**
  * A pass-through HTTP proxy on 127.0.0.1 in front of one of Azurite's endpoints (e.g. its queueEndpoint),
  * to see or disturb what a client sends. `intercept` sees each request first: when it returns true it has
- * answered the request itself, and nothing goes to Azurite.
+ * answered the request itself, and nothing goes to Azurite. `holdAnswer` may hold Azurite's answer to a
+ * request back from the client (the service has acted; the client does not know yet) until it resolves.
  */
 export async function startAzuriteProxy(
   azurite: AzuriteInstance,
   endpoint: string,
   intercept: (incoming: IncomingMessage, outgoing: ServerResponse) => boolean = () => false,
+  holdAnswer: (incoming: IncomingMessage) => Promise<void> | void = () => undefined,
 ): Promise<AzuriteProxy> {
   const target = new URL(endpoint);
   const proxy = createServer((incoming, outgoing) => {
@@ -30,8 +32,10 @@ export async function startAzuriteProxy(
         headers: incoming.headers,
       },
       (answer) => {
-        outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(outgoing);
+        void Promise.resolve(holdAnswer(incoming)).then(() => {
+          outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(outgoing);
+        });
       },
     );
     forwarded.on("error", () => outgoing.destroy());
