@@ -221,7 +221,9 @@ describe("AzureML region against the ARM emulator", () => {
   }, 20_000);
 
   it("retries a connection reset at once, and abandons then retries a call that hangs", async () => {
-    const region = makeRegion(emulator, "ws1", 5, { requestTimeoutSeconds: 0.5 });
+    // 3 s per attempt: the hanging one is abandoned, while a retry slowed by a loaded machine (a new TLS
+    // connection after the reset) is not abandoned too, which would add a request to those counted below.
+    const region = makeRegion(emulator, "ws1", 5, { requestTimeoutSeconds: 3 });
     emulator.addFault({ kind: "reset", operations: ["jobs.list"], times: 1 });
     emulator.addFault({ kind: "hang", operations: ["computes.get"], times: 1 });
     expect(await region.observe()).toEqual({ running: 0, pending: 0, draining: 0, capacity: 5 });
@@ -282,7 +284,9 @@ describe("AzureML region against the ARM emulator", () => {
       regions,
       policy: stepPolicy,
       parameters: { concurrency: 1, maxWorkers: 100, minWorkers: 0, rampFactor: 10, scaleDownDelayMs: 0 },
-      callTimeoutMs: 3_000,
+      // Long enough for the good region's read on a loaded machine (a stale reading would hire nothing
+      // there), far below the hanging region's 60 s attempt.
+      callTimeoutMs: 6_000,
       actTimeoutMs: 10_000,
       readConcurrency: 3,
       staleTicks: 3,
@@ -327,12 +331,13 @@ describe("AzureML region against the ARM emulator", () => {
   it("a failing or hanging region does not stop the others", async () => {
     const good = makeRegion(emulator, "good", 5);
     const failing = makeRegion(emulator, "failing", 5, { retries: 1 });
-    const hanging = makeRegion(emulator, "hanging", 5, { retries: 0, requestTimeoutSeconds: 30 });
+    const hanging = makeRegion(emulator, "hanging", 5, { retries: 0, requestTimeoutSeconds: 60 });
     emulator.addFault({ kind: "error500", workspaces: ["failing"] });
     emulator.addFault({ kind: "hang", workspaces: ["hanging"] });
     const started = Date.now();
+    // 6 s: the good region answers within it even on a loaded machine.
     const results = await Promise.allSettled(
-      [good, failing, hanging].map((region) => region.observe({ signal: AbortSignal.timeout(4_000) })),
+      [good, failing, hanging].map((region) => region.observe({ signal: AbortSignal.timeout(6_000) })),
     );
     expect(results[0]).toEqual({
       status: "fulfilled",
@@ -341,10 +346,10 @@ describe("AzureML region against the ARM emulator", () => {
     expect(results[1]!.status).toBe("rejected");
     expect(String((results[1] as PromiseRejectedResult).reason)).toMatch(/Something went wrong|500/);
     expect(results[2]!.status).toBe("rejected");
-    // The hanging region was given up at the caller's deadline, not after its 30 s attempt timeout.
-    expect(Date.now() - started).toBeLessThan(15_000);
+    // The hanging region was given up at the caller's deadline, not after its 60 s attempt timeout.
+    expect(Date.now() - started).toBeLessThan(30_000);
     expect((await good.hire(2)).hired).toBe(2);
-  }, 30_000);
+  }, 60_000);
 
   it("the emulator refuses a request without a bearer token with an ARM 401", async () => {
     emulator.workspace(SUBSCRIPTION, RESOURCE_GROUP, "ws1");

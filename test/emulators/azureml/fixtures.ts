@@ -39,7 +39,12 @@ export function testContext(
   return { logger, settings, credential: () => credential, tlsCa: emulator.ca };
 }
 
-/** A region config for workspace `ws` of the emulator, with cluster `cluster`. */
+/**
+ * A region config for workspace `ws` of the emulator, with cluster `cluster`. Each ARM attempt gets 60 s:
+ * tests count requests, and an answer slowed by a loaded machine (a TLS handshake, the emulator in the
+ * test's own process) must not be abandoned and retried, which adds a request the region did not need
+ * (seen: a hire of 2 sent 3 PUTs). Tests about abandoned attempts set their own, shorter, timeout.
+ */
 export function regionInput(
   emulator: ArmEmulator,
   ws: string,
@@ -55,7 +60,7 @@ export function regionInput(
     compute: "cluster",
     template: CLI_TEMPLATE,
     armEndpoint: emulator.url,
-    requestTimeoutSeconds: 2,
+    requestTimeoutSeconds: 60,
     ...overrides,
   };
 }
