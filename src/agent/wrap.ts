@@ -173,7 +173,11 @@ export function startWrappedWorker(options: WrapOptions): WrappedWorker {
 
   const grace = options.pidFileGraceMs;
   const graceTimer = setTimeout(() => {
-    if (!running || child.pid === undefined || hasOwnPidFile()) return;
+    if (!running || child.pid === undefined) return;
+    if (hasOwnPidFile()) {
+      options.logger.debug({ pidDir: options.pidDir, pid: child.pid }, "the worker wrote its own PID file");
+      return;
+    }
     if (grace === undefined) {
       options.logger.warn(
         { pidDir: options.pidDir, pid: child.pid },

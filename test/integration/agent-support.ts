@@ -12,6 +12,12 @@ import { createLogger, type Logger } from "../../src/logging/logger.js";
 
 export const STUB_PATH = join(dirname(fileURLToPath(import.meta.url)), "agent-worker-stub.mjs");
 
+/**
+ * How long a test waits for a child process (a worker stub, the agent, the CLI) to get somewhere: usually
+ * well under a second, but a loaded 2-core machine can take many seconds to start Node and connect.
+ */
+export const PATIENCE_MS = 30_000;
+
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `wf-${prefix}-`));
 }
@@ -29,6 +35,8 @@ export interface StubOptions {
   exitCode?: number;
   /** Write its own PID file here, as a jobq worker does. */
   pidDir?: string;
+  /** How long it takes to leave after its last task (default 0). */
+  exitDelayMs?: number;
 }
 
 export interface Stub {
@@ -46,6 +54,7 @@ export function stubEnv(options: StubOptions): NodeJS.ProcessEnv {
     STUB_TASK_MS: String(options.taskMs ?? 300),
     STUB_TRAP: options.trap ?? "SIGINT",
     STUB_EXIT_CODE: String(options.exitCode ?? 0),
+    STUB_EXIT_DELAY_MS: String(options.exitDelayMs ?? 0),
     ...(options.pidDir ? { STUB_WORKER_ID: options.name, JOBQ_PID_DIR: options.pidDir } : {}),
   };
 }
@@ -56,7 +65,7 @@ export function readLines(path: string): string[] {
 
 export async function waitUntil(
   predicate: () => boolean,
-  timeoutMs = 10_000,
+  timeoutMs = PATIENCE_MS,
   what = "condition",
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -73,7 +82,7 @@ export async function startStub(options: StubOptions): Promise<Stub> {
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   await waitUntil(
     () => readLines(logPath).some((line) => line.startsWith("ready")),
-    10_000,
+    PATIENCE_MS,
     `stub ${options.name} to start`,
   );
   return { child, pid: child.pid!, logPath, lines: () => readLines(logPath), exited };

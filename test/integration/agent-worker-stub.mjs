@@ -5,7 +5,8 @@
 //
 // Env: STUB_LOG (required), STUB_TASK_MS (default 300), STUB_TRAP (signals to trap, comma-separated,
 // default SIGINT), STUB_EXIT_CODE (default 0), STUB_WORKER_ID + JOBQ_PID_DIR (write our own PID file, as
-// a jobq worker does).
+// a jobq worker does), STUB_EXIT_DELAY_MS (default 0: how long it takes to leave after its last task, as a
+// worker that cleans up does; a test that looks at the node while the worker leaves gets that long).
 import { appendFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
@@ -15,6 +16,7 @@ const log = process.env.STUB_LOG;
 if (!log) throw new Error("STUB_LOG is required");
 const taskMs = Number(process.env.STUB_TASK_MS ?? 300);
 const exitCode = Number(process.env.STUB_EXIT_CODE ?? 0);
+const exitDelayMs = Number(process.env.STUB_EXIT_DELAY_MS ?? 0);
 const trapped = (process.env.STUB_TRAP ?? "SIGINT").split(",").filter(Boolean);
 const note = (line) => appendFileSync(log, `${line}\n`);
 
@@ -41,6 +43,7 @@ for (let task = 1; !stopping; task += 1) {
   await sleep(taskMs);
   note(`done ${task}`);
 }
+if (exitDelayMs > 0) await sleep(exitDelayMs);
 if (pidFile) rmSync(pidFile, { force: true });
 note(`exit ${exitCode}`);
 process.exit(exitCode);

@@ -9,6 +9,7 @@ import {
   controlTopics,
   killQuietly,
   noTaskInterrupted,
+  PATIENCE_MS,
   readLines,
   sendControl,
   STUB_PATH,
@@ -62,6 +63,8 @@ function startWrapped(options: {
   taskMs?: number;
   /** In its own process group, as the local region starts it. */
   detached?: boolean;
+  /** How long the worker takes to leave after its last task. */
+  exitDelayMs?: number;
 }): WrapRun {
   const env = {
     ...stubEnv({
@@ -71,6 +74,7 @@ function startWrapped(options: {
       ...(options.trap !== undefined ? { trap: options.trap } : {}),
       ...(options.stubExitCode !== undefined ? { exitCode: options.stubExitCode } : {}),
       ...(options.ownPidFile ? { pidDir: options.pidDir } : {}),
+      ...(options.exitDelayMs !== undefined ? { exitDelayMs: options.exitDelayMs } : {}),
     }),
     JOBQ_PID_DIR: options.pidDir,
     WORKFORCE_LOG_LEVEL: "debug",
@@ -119,17 +123,17 @@ describe("workforce agent -- CMD (wrap mode)", () => {
     // The worker writes no PID file of its own: the agent writes one for it.
     await waitUntil(
       () => pidFiles(pidDir).includes("wrapped.pid"),
-      10_000,
+      PATIENCE_MS,
       "the agent to write the PID file",
     );
     const workerPid = Number(readFileSync(join(pidDir, "wrapped.pid"), "utf8"));
-    await waitUntil(() => workerLog(dir).length > 0, 10_000, "the worker to start");
+    await waitUntil(() => workerLog(dir).length > 0, PATIENCE_MS, "the worker to start");
     expect(workerLog(dir)[0]).toBe(`ready ${workerPid}`);
     // The agent is the node's only listener: the worker does not see the back channel.
     expect(workerLog(dir)).toContain("topic -");
     await waitUntil(
       () => run.stderr().includes("listening for control messages"),
-      10_000,
+      PATIENCE_MS,
       "the agent to listen",
     );
     await sendControl(emulator.connectionString, topic);
@@ -146,15 +150,19 @@ describe("workforce agent -- CMD (wrap mode)", () => {
     const dir = tempDir("wrap-own");
     const pidDir = join(dir, "pids");
     // A grace long enough for a loaded machine to start the worker (it writes its file as it starts).
-    const run = startWrapped({ topic, pidDir, dir, ownPidFile: true, pidFileGrace: 2 });
+    const run = startWrapped({ topic, pidDir, dir, ownPidFile: true, pidFileGrace: 5 });
     await waitUntil(
       () => run.stderr().includes("listening for control messages"),
-      10_000,
+      PATIENCE_MS,
       "the agent to listen",
     );
-    await waitUntil(() => pidFiles(pidDir).includes("worker.pid"), 10_000, "the worker's own PID file");
-    // Past the grace: the agent has looked and left the worker's file alone.
-    await new Promise((resolve) => setTimeout(resolve, 2_300));
+    await waitUntil(() => pidFiles(pidDir).includes("worker.pid"), PATIENCE_MS, "the worker's own PID file");
+    // Past the grace: the agent has looked (it says so) and left the worker's file alone.
+    await waitUntil(
+      () => run.stderr().includes("the worker wrote its own PID file"),
+      PATIENCE_MS,
+      "the agent's look at the end of the grace",
+    );
     expect(pidFiles(pidDir)).toEqual(["worker.pid"]);
     await sendControl(emulator.connectionString, topic);
     expect(await run.exited).toBe(0);
@@ -168,14 +176,14 @@ describe("workforce agent -- CMD (wrap mode)", () => {
     const run = startWrapped({ pidDir, dir, trap: "" });
     await waitUntil(
       () => workerLog(dir).some((line) => line.startsWith("ready")),
-      10_000,
+      PATIENCE_MS,
       "the worker to start",
     );
     // SIGINT to the agent alone is not passed on (Ctrl-C reaches the worker through the process group).
     process.kill(run.pid, "SIGINT");
     await waitUntil(
       () => run.stderr().includes("SIGINT: waiting for the worker"),
-      10_000,
+      PATIENCE_MS,
       "the agent to log the SIGINT",
     );
     expect(workerLog(dir).filter((line) => line.startsWith("exit"))).toEqual([]);
@@ -191,15 +199,15 @@ describe("workforce agent -- CMD (wrap mode)", () => {
     const run = startWrapped({ topic, pidDir, dir, taskMs: 2_000, detached: true });
     await waitUntil(
       () => run.stderr().includes("listening for control messages"),
-      10_000,
+      PATIENCE_MS,
       "the agent to listen",
     );
-    await waitUntil(() => workerLog(dir).includes("start 1"), 10_000, "the worker's first task");
+    await waitUntil(() => workerLog(dir).includes("start 1"), PATIENCE_MS, "the worker's first task");
     // What the local region's cancel does: the drain signal to the whole group, agent and worker.
     process.kill(-run.pid, "SIGINT");
     await waitUntil(
       () => run.stderr().includes("SIGINT: waiting for the worker"),
-      10_000,
+      PATIENCE_MS,
       "the agent to see the SIGINT",
     );
     // A drain request arrives while the worker finishes its task: it is meant for another node.
@@ -217,10 +225,10 @@ describe("workforce agent -- CMD (wrap mode)", () => {
     const run = startWrapped({ topic, pidDir, dir, stubExitCode: 0, trap: "SIGUSR2" });
     await waitUntil(
       () => run.stderr().includes("listening for control messages"),
-      10_000,
+      PATIENCE_MS,
       "the agent to listen",
     );
-    await waitUntil(() => workerLog(dir).length > 0, 10_000, "the worker to start");
+    await waitUntil(() => workerLog(dir).length > 0, PATIENCE_MS, "the worker to start");
     const workerPid = Number(workerLog(dir)[0]!.split(" ")[1]);
     // The worker decides to leave (as a jobq worker does on an empty queue).
     process.kill(workerPid, "SIGUSR2");
@@ -246,18 +254,20 @@ describe("workforce agent -- CMD: the leave signals jobq workers know (SIGUSR1, 
         trap: "SIGUSR1,SIGUSR2",
         stubExitCode: 5,
         taskMs: 1_500,
+        // However late in its task the signal comes, the worker is still there for a while after it.
+        exitDelayMs: 3_000,
       });
       await waitUntil(
         () => run.stderr().includes("listening for control messages"),
-        10_000,
+        PATIENCE_MS,
         "the agent to listen",
       );
-      await waitUntil(() => workerLog(dir).includes("start 1"), 10_000, "the worker's first task");
+      await waitUntil(() => workerLog(dir).includes("start 1"), PATIENCE_MS, "the worker's first task");
       // An operator, or a tool that signals by PID, asks the agent (not the worker) to leave.
       process.kill(run.pid, signal);
       await waitUntil(
         () => workerLog(dir).some((line) => line.startsWith("signal ")),
-        10_000,
+        PATIENCE_MS,
         "the worker to get the signal",
       );
       // The worker is finishing its task: the agent is still there to supervise it.
@@ -278,34 +288,37 @@ describe("workforce agent -- CMD: the leave signals jobq workers know (SIGUSR1, 
   it("holds a leave signal until the worker is ready (its PID file exists), then passes it on once", async () => {
     const dir = tempDir("wrap-held");
     const pidDir = join(dir, "pids");
-    // The worker writes no PID file: the agent writes one for it after the grace.
-    const run = startWrapped({ pidDir, dir, pidFileGrace: 2, trap: "SIGUSR1,SIGUSR2", taskMs: 300 });
+    // The worker writes no PID file: the agent writes one for it after the grace (5 s: the test sees the
+    // worker start and signals the agent well within it, even on a loaded machine).
+    const run = startWrapped({ pidDir, dir, pidFileGrace: 5, trap: "SIGUSR1,SIGUSR2", taskMs: 300 });
     await waitUntil(
       () => workerLog(dir).some((line) => line.startsWith("ready")),
-      10_000,
+      PATIENCE_MS,
       "the worker to start",
     );
     expect(pidFiles(pidDir)).toEqual([]);
     process.kill(run.pid, "SIGUSR1");
-    // A jobq worker installs its handlers before it writes its PID file: until then SIGUSR1 would kill it.
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    if (pidFiles(pidDir).length === 0)
-      expect(workerLog(dir).filter((line) => line.startsWith("signal "))).toEqual([]);
-    expect(alive(run.pid)).toBe(true);
     await waitUntil(
       () => workerLog(dir).some((line) => line.startsWith("signal ")),
-      10_000,
+      PATIENCE_MS,
       "the worker to get the signal",
     );
+    expect(alive(run.pid)).toBe(true);
     expect(await run.exited).toBe(0);
     expect(workerLog(dir).filter((line) => line.startsWith("signal "))).toEqual(["signal SIGUSR1"]);
+    // A jobq worker installs its handlers before it writes its PID file: until then SIGUSR1 would kill it.
+    // The agent's own log says in which order things happened: held, PID file written, then passed on.
+    const said = (msg: string) => run.stderr().indexOf(msg);
+    expect(said("the signal is passed on once it does")).toBeGreaterThanOrEqual(0);
+    expect(said("wrote the worker's PID file")).toBeGreaterThan(said("the signal is passed on once it does"));
+    expect(said("passing signal on to the worker")).toBeGreaterThan(said("wrote the worker's PID file"));
   });
 
   it("does not deliver a group's SIGUSR1 twice to a worker that is not ready (a local region's cancel)", async () => {
     const dir = tempDir("wrap-group-usr1");
     const pidDir = join(dir, "pids");
     const run = startWrapped({ pidDir, dir, pidFileGrace: 10, trap: "SIGUSR1,SIGUSR2", detached: true });
-    await waitUntil(() => workerLog(dir).includes("start 1"), 10_000, "the worker's first task");
+    await waitUntil(() => workerLog(dir).includes("start 1"), PATIENCE_MS, "the worker's first task");
     // What the local region's cancelPending does with drainSignal SIGUSR1: the whole process group.
     process.kill(-run.pid, "SIGUSR1");
     expect(await run.exited).toBe(0);
@@ -316,7 +329,7 @@ describe("workforce agent -- CMD: the leave signals jobq workers know (SIGUSR1, 
     const dir = tempDir("wrap-hup");
     const pidDir = join(dir, "pids");
     const run = startWrapped({ pidDir, dir, trap: "SIGHUP", stubExitCode: 4, taskMs: 1_000 });
-    await waitUntil(() => workerLog(dir).includes("start 1"), 10_000, "the worker's first task");
+    await waitUntil(() => workerLog(dir).includes("start 1"), PATIENCE_MS, "the worker's first task");
     process.kill(run.pid, "SIGHUP");
     expect(await run.exited).toBe(4);
     expect(workerLog(dir).filter((line) => line.startsWith("signal "))).toEqual(["signal SIGHUP"]);
