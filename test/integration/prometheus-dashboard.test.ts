@@ -6,7 +6,6 @@ import { CLI_PATH, REPO_ROOT } from "../support/cli.js";
 import {
   NO_PROMETHEUS,
   NO_PROMETHEUS_MESSAGE,
-  freePort,
   promtool,
   startPrometheus,
   stopProcess,
@@ -56,16 +55,16 @@ describe.skipIf(NO_PROMETHEUS)("the Grafana dashboard against a real Prometheus 
   let prometheus: PrometheusServer | undefined;
 
   beforeAll(async () => {
-    const metricsPort = await freePort();
-    metricsUrl = `http://127.0.0.1:${metricsPort}`;
-    // Its own process group, so that Azurite and the worker processes go with it at the end.
+    // Its own process group, so that Azurite and the worker processes go with it at the end. Metrics on
+    // any free port, read from the demo's log: a port picked here and bound later by the demo could be
+    // taken meanwhile by another process of this busy machine.
     daemon = spawn(
       process.execPath,
       [
         CLI_PATH,
         "demo",
         "--metrics-port",
-        String(metricsPort),
+        "0",
         "--interval",
         "1",
         "--tasks",
@@ -78,12 +77,22 @@ describe.skipIf(NO_PROMETHEUS)("the Grafana dashboard against a real Prometheus 
       {
         cwd: REPO_ROOT,
         detached: true,
-        env: { ...process.env, WORKFORCE_LOG_LEVEL: "warn" },
+        env: { ...process.env, WORKFORCE_LOG_LEVEL: "info" },
         stdio: ["ignore", "pipe", "pipe"],
       },
     );
     daemon.stdout!.on("data", (chunk: Buffer) => (daemonOutput += chunk.toString()));
     daemon.stderr!.on("data", (chunk: Buffer) => (daemonOutput += chunk.toString()));
+    metricsUrl = await waitFor(
+      "the demo to say where its metrics are",
+      async () => {
+        if (daemon!.exitCode !== null) throw new Error(`workforce demo exited with ${daemon!.exitCode}`);
+        const running = daemonOutput.split("\n").find((line) => line.includes("demo: daemon running"));
+        return running ? new URL((JSON.parse(running) as { metrics: string }).metrics).origin : undefined;
+      },
+      60_000,
+      () => `\n${daemonOutput.slice(-2_000)}`,
+    );
     await waitFor(
       "the daemon's /readyz",
       async () => {
@@ -94,7 +103,7 @@ describe.skipIf(NO_PROMETHEUS)("the Grafana dashboard against a real Prometheus 
       60_000,
       () => `\n${daemonOutput.slice(-2_000)}`,
     );
-    prometheus = await startPrometheus({ targets: [`127.0.0.1:${metricsPort}`], ruleFiles: [ALERTS_PATH] });
+    prometheus = await startPrometheus({ targets: [new URL(metricsUrl).host], ruleFiles: [ALERTS_PATH] });
     // Enough scrapes for rate() over $__rate_interval and the histogram quantiles to have data.
     await waitFor(
       "8 scrapes and 3 reconcile ticks in Prometheus",

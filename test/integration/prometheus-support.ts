@@ -4,7 +4,6 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -47,17 +46,6 @@ export interface ToolResult {
 export function promtool(args: string[], input?: string): ToolResult {
   const result = spawnSync(requireBinaries().promtool, args, { input, encoding: "utf8", timeout: 60_000 });
   return { status: result.status, output: `${result.stdout ?? ""}${result.stderr ?? ""}`.trim() };
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
 }
 
 export async function waitFor<T>(
@@ -125,17 +113,17 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
     `      - targets: ${JSON.stringify(options.targets)}`,
   ].join("\n");
   writeFileSync(join(dir, "prometheus.yml"), `${config}\n`);
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
   let output = "";
+  // Any free port, as Prometheus reports it once listening ("Listening on" at info): a port picked here and
+  // bound later could be taken meanwhile by another process of a busy machine.
   const child = spawn(
     prometheus,
     [
       `--config.file=${join(dir, "prometheus.yml")}`,
       `--storage.tsdb.path=${join(dir, "data")}`,
-      `--web.listen-address=127.0.0.1:${port}`,
+      "--web.listen-address=127.0.0.1:0",
       "--storage.tsdb.retention.time=1h",
-      "--log.level=warn",
+      "--log.level=info",
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -145,7 +133,18 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
     await stopProcess(child);
     rmSync(dir, { recursive: true, force: true });
   };
+  let url = "";
   try {
+    url = await waitFor(
+      "Prometheus to listen",
+      async () => {
+        if (child.exitCode !== null) throw new Error(`prometheus exited with ${child.exitCode}`);
+        const port = /msg="Listening on" address=127\.0\.0\.1:(\d+)/.exec(output)?.[1];
+        return port ? `http://127.0.0.1:${port}` : undefined;
+      },
+      30_000,
+      () => `\n${output}`,
+    );
     await waitFor(
       "Prometheus to be ready",
       async () => {
