@@ -5,10 +5,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServiceBusEmulator, type ServiceBusEmulator } from "../emulators/servicebus/index.js";
 import { listenForControl, runAgent, signalPlan, type AgentOptions } from "../../src/agent/index.js";
 import { encodeControlMessage } from "../../src/backchannel/message.js";
+import { createLogger } from "../../src/logging/logger.js";
+import { logLines } from "../support/log-lines.js";
 import {
   controlTopics,
   killQuietly,
   noTaskInterrupted,
+  PATIENCE_MS,
   quietLogger,
   startStub,
   tempDir,
@@ -61,6 +64,15 @@ function agent(topic: string, pidDir: string, extra: Partial<AgentOptions> = {})
     ...extra,
   });
   return { done, stop: () => stop.abort() };
+}
+
+/** A logger whose messages the test reads: what the agent says it is doing, instead of a guess from time. */
+function recordingLogger() {
+  const { lines, destination } = logLines();
+  const logger = createLogger({ level: "info", destination });
+  const said = (msg: string | RegExp) =>
+    lines.filter((line) => (typeof msg === "string" ? line.msg === msg : msg.test(String(line.msg)))).length;
+  return { logger, said };
 }
 
 async function stub(
@@ -172,10 +184,17 @@ describe("node agent", () => {
     const topic = newTopic();
     const dir = tempDir("agent-early");
     const pidDir = join(dir, "pids");
-    const running = agent(topic, pidDir);
+    const log = recordingLogger();
+    const running = agent(topic, pidDir, { logger: log.logger });
     await send(topic, control("graceful-downscale"));
-    // Several receive rounds' worth of time: the message is neither locked nor counted as a delivery (a
-    // message given back 10 times would be dead-lettered by Service Bus and the drain lost).
+    // The agent is up and says it is waiting for a worker; then several of its polls' worth of time: the
+    // message is neither locked nor counted as a delivery (a message given back 10 times would be
+    // dead-lettered by Service Bus and the drain lost).
+    await waitUntil(
+      () => log.said("no live worker on this node yet; not taking control messages") > 0,
+      PATIENCE_MS,
+      "the agent to wait for a worker",
+    );
     await new Promise((resolve) => setTimeout(resolve, 2_500));
     expect(emulator.messages(`${topic}/Subscriptions/shutdown`)).toMatchObject([
       { state: "active", deliveryCount: 0 },
@@ -197,11 +216,18 @@ describe("node agent", () => {
     const first = agent(topic, pidDir);
     await send(topic, control("graceful-downscale"));
     expect(await first.done).toBe(0);
-    await waitUntil(() => worker.lines().includes("signal SIGINT"), 5_000, "the first signal");
+    await waitUntil(() => worker.lines().includes("signal SIGINT"), PATIENCE_MS, "the first signal");
 
     // A supervisor restarts the agent; another drain request arrives meanwhile.
-    const second = agent(topic, pidDir);
+    const log = recordingLogger();
+    const second = agent(topic, pidDir, { logger: log.logger });
     await send(topic, control("graceful-downscale"));
+    // It sees the worker as leaving (no worker to stop here), and keeps seeing it so for a while.
+    await waitUntil(
+      () => log.said("no live worker on this node yet; not taking control messages") > 0,
+      PATIENCE_MS,
+      "the restarted agent to find no worker to stop",
+    );
     await new Promise((resolve) => setTimeout(resolve, 2_500));
     // Not taken: it is for a node that still has a worker to stop.
     expect(emulator.messages(`${topic}/Subscriptions/shutdown`)).toMatchObject([
@@ -271,9 +297,10 @@ describe("node agent", () => {
     await send(topic, control("graceful-downscale"));
     const subscription = `${topic}/Subscriptions/shutdown`;
     emulator.updateSettings(subscription, { status: "Disabled" });
-    const running = agent(topic, pidDir);
-    // Refused with com.microsoft:entity-disabled meanwhile: not a reason to stop.
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const log = recordingLogger();
+    const running = agent(topic, pidDir, { logger: log.logger });
+    // Refused with com.microsoft:entity-disabled meanwhile, more than once: not a reason to stop.
+    await waitUntil(() => log.said(/; retrying/) >= 2, PATIENCE_MS, "the agent to be refused twice");
     expect(worker.lines()).not.toContain("signal SIGINT");
     emulator.updateSettings(subscription, { status: "Active" });
     expect(await running.done).toBe(0);
@@ -292,7 +319,11 @@ describe("node agent", () => {
     try {
       const running = agent(topic, pidDir);
       expect(await running.done).toBe(0);
-      await waitUntil(() => worker.lines().includes("signal SIGINT"), 10_000, "the worker to be signalled");
+      await waitUntil(
+        () => worker.lines().includes("signal SIGINT"),
+        PATIENCE_MS,
+        "the worker to be signalled",
+      );
     } finally {
       emulator.faults.reset();
     }

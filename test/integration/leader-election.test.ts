@@ -24,31 +24,49 @@ async function waitFor(predicate: () => boolean, ms: number): Promise<void> {
 }
 
 test("only one replica holds the blob lease; a standby takes over when the leader steps down", async () => {
-  const config = loadConfig({
-    env: { WORKFORCE_STATE_CONNECTION_STRING: azurite.connectionString, WORKFORCE_STATE_CONTAINER: "leases" },
-    regionsOptional: true,
+  // A's calls go through a proxy that counts them: renewals and B's refused acquires are seen to happen,
+  // rather than assumed from a sleep.
+  const leaseCalls = { renew: 0, acquire: 0 };
+  const proxy = await startAzuriteProxy(azurite, azurite.blobEndpoint, (incoming) => {
+    const action = incoming.headers["x-ms-lease-action"];
+    if (action === "renew" || action === "acquire") leaseCalls[action] += 1;
+    return false;
   });
+  const config = (connectionString: string) =>
+    loadConfig({
+      env: { WORKFORCE_STATE_CONNECTION_STRING: connectionString, WORKFORCE_STATE_CONTAINER: "leases" },
+      regionsOptional: true,
+    });
   const logger = createLogger({ level: "silent" });
   const metricsA = createMetrics({ processMetrics: false });
-  const a = await startLeaderElection(config, {
+  const a = await startLeaderElection(config(proxy.connectionString), {
     logger,
     metrics: metricsA,
     leaseSeconds: 15,
     renewEveryMs: 200,
   });
-  const b = await startLeaderElection(config, { logger, leaseSeconds: 15, renewEveryMs: 200 });
+  const b = await startLeaderElection(config(proxy.connectionString), {
+    logger,
+    leaseSeconds: 15,
+    renewEveryMs: 200,
+    standbyRetryMs: 100,
+  });
   try {
     expect(a.isLeader()).toBe(true);
     expect(b.isLeader()).toBe(false);
-    await new Promise((resolve) => setTimeout(resolve, 600)); // renewals keep the lease with A
+    // Renewals keep the lease with A while B keeps trying (its first acquire, at start, was refused).
+    const acquiresBefore = leaseCalls.acquire;
+    await waitFor(() => leaseCalls.renew >= 3 && leaseCalls.acquire >= acquiresBefore + 3, 20_000);
     expect([a.isLeader(), b.isLeader()]).toEqual([true, false]);
     expect((await metricsA.registry.getSingleMetric("workforce_leader")?.get())?.values[0]?.value).toBe(1);
     await a.stop(); // releases the lease
-    await waitFor(() => b.isLeader(), 5_000);
+    // Well within the 15 s a lease that was not released would keep B waiting.
+    await waitFor(() => b.isLeader(), 10_000);
     expect(a.isLeader()).toBe(false);
   } finally {
     await a.stop();
     await b.stop();
+    await proxy.close();
   }
 });
 
@@ -115,7 +133,8 @@ test("a renewal the service granted but whose answer comes after stop() leaves t
     expect(a.isLeader()).toBe(false);
     expect(() => a.fence.check("hire")).toThrow(/hire not sent/);
     expect((await metrics.registry.getSingleMetric("workforce_leader")?.get())?.values[0]?.value).toBe(0);
-    await waitFor(() => b.isLeader(), 3_000); // the lease was given up, not kept by the late renewal
+    // The lease was given up, not kept by the late renewal (which would keep B out for 15 s).
+    await waitFor(() => b.isLeader(), 10_000);
   } finally {
     hold.release();
     await a.stop();
@@ -153,7 +172,8 @@ test("a standby stopped while its acquire is in flight gives the lease up once t
       leaseSeconds: 15,
       standbyRetryMs: 100,
     });
-    await waitFor(() => c!.isLeader(), 3_000); // not 15 s: B released what its late acquire took
+    // Not after 15 s: B released what its late acquire took.
+    await waitFor(() => c!.isLeader(), 10_000);
   } finally {
     hold.release();
     await a.stop();

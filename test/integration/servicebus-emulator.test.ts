@@ -150,11 +150,15 @@ describe("queues", () => {
   });
 
   it("renews locks automatically for a receiver that asks for it", async () => {
-    const q = queue({ lockDurationMs: 600 });
+    // The SDK renews halfway through a lock (at once for locks under 1 s): a 3 s lock leaves each renewal
+    // 1.5 s to answer, which a loaded machine needs (with 600 ms, one slow round trip lost the lock).
+    const q = queue({ lockDurationMs: 3_000 });
     await track(client.createSender(q)).sendMessages({ body: "auto renewed" });
-    const receiver = track(client.createReceiver(q, { maxAutoLockRenewalDurationInMs: 10_000 }));
+    const receiver = track(client.createReceiver(q, { maxAutoLockRenewalDurationInMs: 20_000 }));
     const message = await receiveOne(receiver);
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const lockedUntil = message.lockedUntilUtc!.getTime();
+    // Past the first lock's end.
+    while (Date.now() <= lockedUntil + 500) await new Promise((resolve) => setTimeout(resolve, 100));
     await receiver.completeMessage(message); // would be MessageLockLost without renewal
     expect(emulator.counts(q).active).toBe(0);
   });

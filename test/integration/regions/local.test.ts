@@ -85,7 +85,7 @@ async function expectSignals(dir: string, ids: string[], expected: string[][]): 
   const read = () => JSON.stringify(ids.map((id) => signalsOf(dir, id)));
   await waitFor(
     () => read() === JSON.stringify(expected),
-    5_000,
+    20_000,
     `signals ${JSON.stringify(expected)} (got ${read()})`,
   ).catch(() => undefined);
   await new Promise((r) => setTimeout(r, 200));
@@ -227,7 +227,7 @@ describe("local region states and signals", () => {
     // It leaves on its own (an empty queue): PID file first, then the process, here a minute later.
     process.kill(worker!.pid!, "SIGUSR2");
     const pidFile = join(config.stateDir, "pids", worker!.id, `${worker!.id}.pid`);
-    await waitFor(() => !existsSync(pidFile), 10_000, "the worker to remove its PID file");
+    await waitFor(() => !existsSync(pidFile), 20_000, "the worker to remove its PID file");
     expect(counts(await region.observe())).toEqual({ running: 0, pending: 0, draining: 1, capacity: 3 });
     // Not a pending worker: a cancel of the surplus finds none to cancel.
     expect((await region.cancelPending(1)).cancelled).toBe(0);
@@ -285,7 +285,8 @@ describe("local region states and signals", () => {
   });
 
   it("a start-up delay keeps workers pending without a process, across a restart", async () => {
-    const { region, make } = fakeRegion({}, { startupDelaySeconds: 1.5 });
+    // 3 s: the first look below comes well before the delay ends, even on a loaded machine.
+    const { region, make } = fakeRegion({}, { startupDelaySeconds: 3 });
     await region.hire(2);
     expect(counts(await region.observe())).toEqual({ running: 0, pending: 2, draining: 0, capacity: 2 });
     expect((await region.workers()).every((w) => w.pid === undefined)).toBe(true);
@@ -319,7 +320,7 @@ describe("local region states and signals", () => {
     await until(region, { running: 2 });
     const pids = (await region.workers()).map((w) => w.pid!);
     await region.stopAll(500);
-    await waitFor(() => pids.every((pid) => !alive(pid)), 5_000, "the workers to be gone");
+    await waitFor(() => pids.every((pid) => !alive(pid)), 20_000, "the workers to be gone");
     expect(counts(await region.observe())).toEqual({ running: 0, pending: 0, draining: 0, capacity: 4 });
   });
 
