@@ -1,5 +1,4 @@
 import { writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -7,6 +6,7 @@ import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { startServiceBusEmulator, type ServiceBusEmulator } from "../emulators/servicebus/index.js";
 import { runAgent, signalPlan } from "../../src/agent/index.js";
 import { createLogger } from "../../src/logging/logger.js";
+import { holdRefusedPort } from "../support/refused-port.js";
 import { tempDir, waitUntil } from "./agent-support.js";
 
 // Issue 11, finding 9: the agent logged "listening for control messages" before it had connected, so a
@@ -50,10 +50,8 @@ function livePidDir(): string {
 }
 
 it("does not say listening while the back channel refuses connections", async () => {
-  const closed = createServer();
-  await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
-  const port = (closed.address() as { port: number }).port;
-  await new Promise<void>((resolve) => closed.close(() => resolve()));
+  const refused = await holdRefusedPort();
+  const port = refused.port;
   const { messages, logger } = capture();
   const stop = new AbortController();
   const done = runAgent({
@@ -77,6 +75,7 @@ it("does not say listening while the back channel refuses connections", async ()
   } finally {
     stop.abort();
     await done;
+    await refused.release();
   }
   expect(messages).toContain("connecting to the back channel");
   expect(messages).not.toContain("listening for control messages");

@@ -11,6 +11,7 @@ import { startDaemon } from "../../src/controller/daemon.js";
 import { createLogger } from "../../src/logging/logger.js";
 import type { TickReport } from "../../src/controller/reconciler.js";
 import { logLines } from "../support/log-lines.js";
+import { holdRefusedPort, type RefusedPort } from "../support/refused-port.js";
 
 // Issue 11, findings 5 and 9: errors that will never heal are named as such (what to fix, host, network
 // cause), counted with a permanent label and fail readiness; status prints them in one line, at once.
@@ -23,6 +24,7 @@ const regions = JSON.stringify([{ kind: "local", name: "lab", capacity: 2, state
 
 let forbidding: Server;
 let forbiddingPort = 0;
+let refused: RefusedPort | undefined;
 let refusedPort = 0;
 let hung: NetServer;
 let hungPort = 0;
@@ -39,11 +41,9 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => forbidding.listen(0, "127.0.0.1", resolve));
   forbiddingPort = (forbidding.address() as { port: number }).port;
-  // A port nobody listens on.
-  const probe = createNetServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  refusedPort = (probe.address() as { port: number }).port;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  // A port nobody listens on (held, so that no other process takes it meanwhile).
+  refused = await holdRefusedPort();
+  refusedPort = refused.port;
   // Accepts connections and never answers.
   hung = createNetServer((socket) => void hungSockets.add(socket));
   await new Promise<void>((resolve) => hung.listen(0, "127.0.0.1", resolve));
@@ -51,6 +51,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await refused?.release();
   await new Promise<void>((resolve) => forbidding.close(() => resolve()));
   for (const socket of hungSockets) socket.destroy();
   await new Promise<void>((resolve) => hung.close(() => resolve()));

@@ -1,5 +1,5 @@
 import type { AccessToken, TokenCredential } from "@azure/core-auth";
-import { createServer, type AddressInfo } from "node:net";
+import { holdRefusedPort } from "../support/refused-port.js";
 import { ServiceBusClient } from "@azure/service-bus";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createQueueProbe, parseQueueSpec, type ServiceBusQueueSpec } from "../../src/queue/index.js";
@@ -104,19 +104,22 @@ describe("ServiceBusQueueProbe", () => {
   });
 
   it("names the queue when the admin endpoint refuses the call", async () => {
-    // Nothing listens on a port just freed: the call fails, and the error says which queue and what failed.
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
-    const port = (closed.address() as AddressInfo).port;
-    await new Promise((resolve) => closed.close(resolve));
+    // Nothing listens on the port (held, so no other process takes it): the call fails, and the error
+    // says which queue and what failed.
+    const refused = await holdRefusedPort();
+    const port = refused.port;
     const probe = createServiceBusQueueProbe(spec("tasks"), {
       connectionString: emulator.connectionString,
       adminEndpoint: `127.0.0.1:${port}`,
       clientOptions: { tlsOptions: { ca: emulator.ca }, retryOptions: { maxRetries: 0 } },
     });
-    await expect(probe.depth()).rejects.toThrow(
-      /^queue servicebus:emulator\.servicebus\.windows\.net\/tasks: reading its runtime properties failed: /,
-    );
+    try {
+      await expect(probe.depth()).rejects.toThrow(
+        /^queue servicebus:emulator\.servicebus\.windows\.net\/tasks: reading its runtime properties failed: /,
+      );
+    } finally {
+      await refused.release();
+    }
   });
 
   it("honours an abort signal", async () => {
