@@ -40,6 +40,8 @@ interface Replica {
   child: ChildProcess;
   /** Wall-clock time (this process) at which each log message was first seen. */
   seen: Map<string, number>;
+  /** How many lines with this message were seen at or after `since` (this process's clock). */
+  countSince(msg: string, since: number): number;
   waitForLog(msg: string, ms: number): Promise<number>;
 }
 
@@ -86,6 +88,7 @@ async function startReplica(name: string, queueName: string): Promise<Replica> {
   const child = spawn(command!, args, { env, stdio: ["ignore", "pipe", "pipe"] });
   children.push(child);
   const seen = new Map<string, number>();
+  const all: Array<{ msg: string; at: number }> = [];
   const waiters: Array<() => void> = [];
   let buffer = "";
   child.stdout!.on("data", (chunk: Buffer) => {
@@ -96,6 +99,7 @@ async function startReplica(name: string, queueName: string): Promise<Replica> {
       try {
         const msg = (JSON.parse(line) as { msg?: string }).msg;
         if (msg && !seen.has(msg)) seen.set(msg, Date.now());
+        if (msg) all.push({ msg, at: Date.now() });
       } catch {
         // not a log line
       }
@@ -117,7 +121,9 @@ async function startReplica(name: string, queueName: string): Promise<Replica> {
     }
     return seen.get(msg)!;
   };
-  return { name, child, seen, waitForLog };
+  const countSince = (msg: string, since: number) =>
+    all.filter((line) => line.msg === msg && line.at >= since).length;
+  return { name, child, seen, countSince, waitForLog };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -175,7 +181,14 @@ test(
       const resumedAt = Date.now();
       a.child.kill("SIGCONT");
       await a.waitForLog("no longer the leader", 15_000);
-      await sleep(3_000); // room for any write the woken replica would still make
+      // The tick it was paused in has ended (its last chance to write) and every request it sent has
+      // been dealt with by the service: what it wrote after waking is all there will be.
+      await until(() => a.countSince("tick", resumedAt) >= 1, 30_000, "the woken replica's tick to end");
+      await until(
+        () => emulator.requests.every((r) => r.via !== "a" || r.status !== 0),
+        30_000,
+        "the woken replica's requests in flight to be answered",
+      );
       const writesByPausedLeader = puts("a", resumedAt);
 
       // Kill the leader (no lease release): the standby must act within the lease plus a few seconds.

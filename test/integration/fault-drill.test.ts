@@ -355,7 +355,9 @@ describe("fault drill", () => {
         }),
     });
     // Let the last slow PUTs land before the final count.
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const landBy = Date.now() + 30_000;
+    while (arm.inFlight() > 0 && Date.now() < landBy) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(arm.inFlight(), "requests still in flight 30 s after the drill").toBe(0);
     const finalActive = activeJobs(result.workspaces);
     result.maxActive = Math.max(result.maxActive, finalActive);
     expectPromisesKept(result);
@@ -489,8 +491,9 @@ describe("what must keep passing", () => {
       child.kill("SIGKILL");
       await exited(child);
       const atKill = created();
-      // PUTs in flight when it died still land.
-      await new Promise((r) => setTimeout(r, 300));
+      // PUTs in flight when it died still land: every request that reached the service is dealt with
+      // before the restart lists the jobs (one landing after that listing would be hired again).
+      await waitFor("the PUTs in flight at the kill to land", () => arm.inFlight() === 0);
       child = run();
       await waitFor("the whole target", () => created() >= TARGET - 10);
       // A few more ticks: nothing more is hired.

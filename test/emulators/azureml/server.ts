@@ -80,6 +80,11 @@ export interface ArmEmulator {
   /** PEM of the CA that issued the server certificate (pass as `tlsOptions: { ca }`). */
   readonly ca: string;
   readonly requests: LoggedRequest[];
+  /**
+   * Requests received and not yet done with (answered, refused, hung up on, or dropped with their client):
+   * 0 once every write that reached the service has taken effect. Tests wait for it instead of sleeping.
+   */
+  inFlight(): number;
   workspace(subscription: string, resourceGroup: string, name: string): VirtualWorkspace;
   findWorkspace(name: string): VirtualWorkspace | undefined;
   addFault(fault: Fault): void;
@@ -344,9 +349,13 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
   }
 
   const servers: Server[] = [];
+  let inFlight = 0;
   async function listen(port: number, via?: string): Promise<number> {
     const server: Server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
-      onRequest(req, res, via).catch(() => res.destroy());
+      inFlight += 1;
+      onRequest(req, res, via)
+        .catch(() => res.destroy())
+        .finally(() => (inFlight -= 1));
     });
     // ARM's front door keeps idle connections for minutes; Node's 5 s default would reset kept-alive sockets.
     server.keepAliveTimeout = 120_000;
@@ -372,6 +381,7 @@ export async function startArmEmulator(options: ArmEmulatorOptions = {}): Promis
     port,
     ca: tls.ca,
     requests,
+    inFlight: () => inFlight,
     workspace,
     findWorkspace: (name) =>
       [...workspaces.values()].find((ws) => ws.name.toLowerCase() === name.toLowerCase()),
