@@ -51,6 +51,8 @@ export interface ListingOptions {
   arm: ArmWorkspace;
   experiment: string;
   tagKey: string;
+  /** The tag key the list asks the service for, when not `tagKey` (the jobs must still carry `tagKey`). */
+  listTag?: string;
   maxListPages: number;
   readLimiter: WriteRateLimiter;
   /** The longest wait for read budget before the region is held this tick. */
@@ -228,7 +230,7 @@ async function readPages(
     // ActiveOnly = not archived; with our tag key, finished jobs leave the list once retired.
     listViewType: "ActiveOnly",
     jobType: "Command",
-    tag: options.tagKey,
+    tag: options.listTag ?? options.tagKey,
   });
   const room = () => options.keepFinished - listing.finished.length;
   const fetchPage = (link: string) =>

@@ -1,0 +1,116 @@
+import { describe, expect, it } from "vitest";
+import type { ArmEmulator } from "../emulators/azureml/server.js";
+import type { MlApiEmulator } from "../emulators/azureml/ml-api.js";
+import { azuremlEmulatorsPerTest } from "../support/azureml-emulators.js";
+import {
+  CLI_TEMPLATE,
+  makeRegion,
+  regionInput,
+  seededJobProperties,
+  testContext,
+} from "../emulators/azureml/fixtures.js";
+import { startBackoff } from "../../src/policy/start-backoff.js";
+import {
+  azuremlRegionSchema,
+  createAzuremlRegion,
+  type AzuremlRegion,
+  type AzuremlRegionInput,
+} from "../../src/regions/azureml/index.js";
+import { WriteLimiterPool } from "../../src/azure/rate-limiter.js";
+
+// The failed-start streak across a restart, in the two modes where finished jobs are not retired:
+// `retireFinished: keep` (they stay listed, untouched) and `listing: index` (finished jobs are never
+// listed). A restarted daemon (or `workforce status`) must find the streak where it was, not start it
+// afresh from one failed start and hire again 30 s later. Real region and SDK pipeline against the ARM
+// and ml.azure.com emulators, scheduler stepped by hand.
+let arm: ArmEmulator;
+let ml: MlApiEmulator;
+
+azuremlEmulatorsPerTest((started) => ({ arm, ml } = started), { stepMs: 0 });
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const EXIT_TAG = "workforce.exp-ws1.exit";
+const PARAMETERS = { initialMs: 30_000, maxMs: 1_800_000 };
+
+const modes: Array<[string, () => Partial<AzuremlRegionInput>]> = [
+  ["retireFinished: keep", () => ({ retireFinished: "keep" })],
+  ["listing: index", () => ({ listing: "index", mlEndpoint: ml.url })],
+];
+
+/** Workers whose command exits 2 one second after it starts: seen Running, then Failed (failed starts). */
+const failing = (mode: Partial<AzuremlRegionInput>): Partial<AzuremlRegionInput> => ({
+  template: { ...CLI_TEMPLATE, command: "workforce worker --queue $QUEUE # emulator-exit=2@1000" },
+  ...mode,
+});
+
+/** The region as a restarted daemon (or a one-shot `workforce status`) builds it: a new process's. */
+function restarted(mode: Partial<AzuremlRegionInput>): AzuremlRegion {
+  const config = azuremlRegionSchema.parse(regionInput(arm, "ws1", failing(mode)));
+  return createAzuremlRegion(config, testContext(arm), {
+    writeLimiters: new WriteLimiterPool({ burst: 10_000, perSecond: 10_000 }),
+    readLimiters: new WriteLimiterPool({ burst: 10_000, perSecond: 10_000 }),
+  });
+}
+
+const tagsOf = (name: string) =>
+  (arm.findWorkspace("ws1")!.jobs.get(name)!.properties.tags ?? {}) as Record<string, string>;
+
+describe.each(modes)("the failed-start streak across a restart (%s)", (_, modeOf) => {
+  it("a restarted region finds the streak where it was; a worker that runs ends it, for the next restart too", async () => {
+    const mode = modeOf();
+    const before = makeRegion(arm, "ws1", 4, failing(mode));
+    await before.observe();
+    expect((await before.hire(2)).hired).toBe(2);
+    arm.step();
+    expect(await before.observe()).toMatchObject({ running: 2 });
+    await sleep(1_100);
+    arm.step(); // both exited: Finalizing, then Failed
+    const seen = (await before.observe()).exits!;
+    expect(seen.map((exit) => exit.outcome)).toEqual(["failed_start", "failed_start"]);
+    expect(startBackoff(seen, Date.now(), PARAMETERS)).toMatchObject({ failures: 2 });
+    await before.settled();
+    // Marked with their exit (the Studio shows the tag), and not archived: the mode's own promise.
+    for (const exit of seen) {
+      expect(tagsOf(exit.workerId)[EXIT_TAG]).toMatch(/^failed_start@\d{4}-\d\d-\d\dT[\d:.]+Z@[\d.]+$/);
+      expect(arm.findWorkspace("ws1")!.jobs.get(exit.workerId)!.properties.isArchived).toBe(false);
+    }
+
+    const startedAt = Date.now();
+    const after = restarted(mode);
+    const found = (await after.observe()).exits ?? [];
+    expect(found.map((exit) => [exit.workerId, exit.outcome])).toEqual(
+      seen.map((exit) => [exit.workerId, "failed_start"]),
+    );
+    // At the marked times, before this process started: the streak goes on, counted once.
+    expect(found.map((exit) => exit.at)).toEqual(seen.map((exit) => exit.at));
+    expect(found.every((exit) => exit.at < startedAt)).toBe(true);
+    const resumed = startBackoff(found, Date.now(), PARAMETERS);
+    expect(resumed, "the backoff of two failed starts (60 s), not one (30 s)").toMatchObject({
+      failures: 2,
+      until: seen[1]!.at + 60_000,
+    });
+
+    // Someone fixed the command by hand: a worker that runs, then completes, ends the streak.
+    const ws = arm.findWorkspace("ws1")!;
+    ws.createJob("fixed-1", { ...seededJobProperties(ws, "exp-ws1", true), command: "ok" });
+    ws.setStatus("fixed-1", "Running");
+    expect(await after.observe()).toMatchObject({ running: 1 });
+    ws.finish("fixed-1", "Completed");
+    const exits = (await after.observe()).exits!;
+    expect(exits.at(-1)).toMatchObject({ workerId: "fixed-1", outcome: "succeeded" });
+    expect(startBackoff(exits, Date.now(), PARAMETERS)).toBeUndefined();
+    await after.observe();
+    await after.settled();
+    // The marks are taken off (nothing retires these jobs here), and the jobs are kept as they were.
+    for (const exit of seen) {
+      expect(tagsOf(exit.workerId)).not.toHaveProperty(EXIT_TAG);
+      expect(ws.jobs.get(exit.workerId)!.properties.isArchived).toBe(false);
+    }
+
+    // So the next restart finds no streak: the ended one is not taken for the current one.
+    const again = restarted(mode);
+    const later = (await again.observe()).exits ?? [];
+    expect(later.filter((exit) => exit.outcome === "failed_start")).toEqual([]);
+    expect(startBackoff(later, Date.now(), PARAMETERS)).toBeUndefined();
+  });
+});
