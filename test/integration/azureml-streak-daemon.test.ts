@@ -1,4 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { spawn } from "node:child_process";
 import { QueueClient } from "@azure/storage-queue";
 import { startAzurite, type AzuriteInstance } from "../support/azurite.js";
 import { startArmEmulator, type ArmEmulator } from "../emulators/azureml/server.js";
@@ -9,6 +13,7 @@ import { startDaemon } from "../../src/controller/daemon.js";
 import type { TickReport } from "../../src/controller/reconciler.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { StaticTokenCredential } from "../../src/azure/credentials.js";
+import { workforceArgv } from "../support/cli.js";
 
 // A daemon restarted while its AzureML region backs off after failed starts goes on backing off: it
 // does not hire again at its first tick (failed starts cost money and quota), in the two modes where
@@ -104,6 +109,29 @@ describe.each(modes)("a daemon restarted during a start backoff (%s)", (_, id, m
     expect(second.length).toBeGreaterThanOrEqual(6);
     expect(hired(second), "no hire while the backoff of the streak runs").toBe(0);
     expect(workspace.jobs.size).toBe(jobs);
+    // A one-shot `workforce status` (another process, one listing) shows the same backoff.
+    const dir = mkdtempSync(join(tmpdir(), "wf-streak-"));
+    let stdout = "";
+    try {
+      writeFileSync(join(dir, "ca.pem"), arm.ca);
+      // Not spawnSync: the emulators answer from this process's event loop.
+      const [command, ...args] = workforceArgv("status");
+      const child = spawn(command!, args, {
+        env: {
+          PATH: process.env.PATH,
+          AZURE_TOKEN_CREDENTIALS: "EnvironmentCredential",
+          NODE_EXTRA_CA_CERTS: join(dir, "ca.pem"),
+          ...env,
+        },
+      });
+      child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+      await new Promise((resolve) => child.on("close", resolve));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(stdout).toMatch(
+      new RegExp(`^east .*\\[backing off: ${failures} failed start\\(s\\) in a row \\(last: Failed `, "m"),
+    );
     for (const report of second) {
       expect(backoffOf(report)?.failures).toBe(failures);
       expect(backoffOf(report)?.reason).toMatch(
