@@ -77,7 +77,14 @@ describe.each(modes)("the failed-start streak across a restart (%s)", (_, modeOf
 
     const startedAt = Date.now();
     const after = restarted(mode);
+    const mark = arm.requests.length;
     const found = (await after.observe()).exits ?? [];
+    // What finding the streak costs a first listing: the job list (keep: the one it makes anyway;
+    // index: the marked jobs', asked for by the mark's tag key), one page.
+    const lists = arm.requests.slice(mark).filter((r) => r.operation === "jobs.list");
+    expect(lists.map((r) => r.query.tag)).toEqual([
+      mode.listing === "index" ? EXIT_TAG : "workforce.exp-ws1",
+    ]);
     expect(found.map((exit) => [exit.workerId, exit.outcome])).toEqual(
       seen.map((exit) => [exit.workerId, "failed_start"]),
     );
@@ -96,11 +103,22 @@ describe.each(modes)("the failed-start streak across a restart (%s)", (_, modeOf
     ws.setStatus("fixed-1", "Running");
     expect(await after.observe()).toMatchObject({ running: 1 });
     ws.finish("fixed-1", "Completed");
+    const ending = arm.requests.length;
     const exits = (await after.observe()).exits!;
     expect(exits.at(-1)).toMatchObject({ workerId: "fixed-1", outcome: "succeeded" });
     expect(startBackoff(exits, Date.now(), PARAMETERS)).toBeUndefined();
     await after.observe();
     await after.settled();
+    // One read and one write each (the job as it is now, then without the tag), nothing else written.
+    const names = new Set(seen.map((exit) => exit.workerId));
+    const writes = arm.requests
+      .slice(ending)
+      .filter(
+        (r) => names.has(r.path.split("/").pop()!) && (r.method !== "GET" || r.operation === "jobs.get"),
+      );
+    expect(writes.map((r) => `${r.method} ${r.path.split("/").pop()}`).sort()).toEqual(
+      seen.flatMap((exit) => [`GET ${exit.workerId}`, `PUT ${exit.workerId}`]).sort(),
+    );
     // The marks are taken off (nothing retires these jobs here), and the jobs are kept as they were.
     for (const exit of seen) {
       expect(tagsOf(exit.workerId)).not.toHaveProperty(EXIT_TAG);
