@@ -1,10 +1,12 @@
 import { describe, expect, it } from "vitest";
-import type { ArmEmulator } from "../emulators/azureml/server.js";
-import type { MlApiEmulator } from "../emulators/azureml/ml-api.js";
+import { startArmEmulator, type ArmEmulator } from "../emulators/azureml/server.js";
+import { startMlApiEmulator, type MlApiEmulator } from "../emulators/azureml/ml-api.js";
 import { azuremlEmulatorsPerTest } from "../support/azureml-emulators.js";
 import {
   CLI_TEMPLATE,
   makeRegion,
+  RESOURCE_GROUP,
+  SUBSCRIPTION,
   regionInput,
   seededJobProperties,
   testContext,
@@ -17,6 +19,9 @@ import {
   type AzuremlRegionInput,
 } from "../../src/regions/azureml/index.js";
 import { WriteLimiterPool } from "../../src/azure/rate-limiter.js";
+import { createLogger } from "../../src/logging/logger.js";
+import { logLines } from "../support/log-lines.js";
+import type { WorkerExit } from "../../src/regions/types.js";
 
 // The failed-start streak across a restart, in the two modes where finished jobs are not retired:
 // `retireFinished: keep` (they stay listed, untouched) and `listing: index` (finished jobs are never
@@ -85,16 +90,17 @@ describe.each(modes)("the failed-start streak across a restart (%s)", (_, modeOf
     expect(lists.map((r) => r.query.tag)).toEqual([
       mode.listing === "index" ? EXIT_TAG : "workforce.exp-ws1",
     ]);
-    expect(found.map((exit) => [exit.workerId, exit.outcome])).toEqual(
-      seen.map((exit) => [exit.workerId, "failed_start"]),
+    // (Both at the same time: in either order.)
+    const byName = (exits: WorkerExit[]) => [...exits].sort((a, b) => a.workerId.localeCompare(b.workerId));
+    expect(byName(found).map((exit) => [exit.workerId, exit.outcome, exit.at])).toEqual(
+      byName(seen).map((exit) => [exit.workerId, "failed_start", exit.at]),
     );
     // At the marked times, before this process started: the streak goes on, counted once.
-    expect(found.map((exit) => exit.at)).toEqual(seen.map((exit) => exit.at));
     expect(found.every((exit) => exit.at < startedAt)).toBe(true);
     const resumed = startBackoff(found, Date.now(), PARAMETERS);
     expect(resumed, "the backoff of two failed starts (60 s), not one (30 s)").toMatchObject({
       failures: 2,
-      until: seen[1]!.at + 60_000,
+      until: Math.max(...seen.map((exit) => exit.at)) + 60_000,
     });
 
     // Someone fixed the command by hand: a worker that runs, then completes, ends the streak.
@@ -131,4 +137,43 @@ describe.each(modes)("the failed-start streak across a restart (%s)", (_, modeOf
     expect(later.filter((exit) => exit.outcome === "failed_start")).toEqual([]);
     expect(startBackoff(later, Date.now(), PARAMETERS)).toBeUndefined();
   });
+});
+
+it("listing: index, a service that ignores tag=: the restart's look for the streak reads 3 pages at most", async () => {
+  // Under listing: index our finished jobs are never archived: a list that ignores the mark's tag filter
+  // would page through all of them at every start (and past maxListPages, fail every observation).
+  const loose = await startArmEmulator({ stepMs: 0, honourTagFilter: false });
+  const index = await startMlApiEmulator({ arm: loose });
+  try {
+    const ws = loose.workspace(SUBSCRIPTION, RESOURCE_GROUP, "ws1");
+    ws.addCluster("cluster", 2);
+    ws.seedFinished(450, () => seededJobProperties(ws, "exp-ws1", true));
+    const { lines, destination } = logLines();
+    const config = azuremlRegionSchema.parse(
+      regionInput(loose, "ws1", { listing: "index", mlEndpoint: index.url }),
+    );
+    const region = createAzuremlRegion(
+      config,
+      testContext(loose, createLogger({ level: "info", destination })),
+      {
+        writeLimiters: new WriteLimiterPool({ burst: 10_000, perSecond: 10_000 }),
+        readLimiters: new WriteLimiterPool({ burst: 10_000, perSecond: 10_000 }),
+      },
+    );
+    expect(await region.observe()).toMatchObject({ running: 0, pending: 0 });
+    await sleep(300); // the page asked for ahead, if it was
+    const lists = loose.requests.filter((r) => r.operation === "jobs.list").length;
+    expect(lists).toBeGreaterThanOrEqual(2);
+    expect(lists).toBeLessThanOrEqual(3);
+    expect(lines.find((line) => String(line.msg).includes("seems to ignore tag="))).toMatchObject({
+      level: "warn",
+    });
+    // Once per process: later listings are the index's only.
+    await region.observe();
+    await sleep(300);
+    expect(loose.requests.filter((r) => r.operation === "jobs.list")).toHaveLength(lists);
+  } finally {
+    await index.close();
+    await loose.close();
+  }
 });

@@ -81,6 +81,14 @@ export class ReadBudgetHold extends Error {
   }
 }
 
+/** A job list with more pages than `maxListPages` (a guard: the listing is not used). */
+export class ListTooLong extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ListTooLong";
+  }
+}
+
 /** The parts of a listed job a decision needs; undefined when it is not one of ours. */
 function summarize(job: JobFields, experiment: string, cache: JobCache | undefined): JobSummary | undefined {
   if (!job.hasProperties) return undefined;
@@ -276,7 +284,7 @@ async function readPages(
       return listing;
     }
   }
-  throw new Error(
+  throw new ListTooLong(
     `job list longer than maxListPages (${options.maxListPages}) pages: finished jobs are not being retired?`,
   );
 }

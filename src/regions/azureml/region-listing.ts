@@ -5,6 +5,7 @@ import type { ArmWorkspace } from "./arm.js";
 import type { MlApi } from "./ml-api.js";
 import {
   JobCache,
+  ListTooLong,
   listWorkforce,
   ReadBudgetHold,
   type JobSummary,
@@ -15,6 +16,12 @@ import { listIndexed } from "./index-listing.js";
 import { VanishedJobs } from "./index-exits.js";
 import { exitTagKey, logExit, type JobExits } from "./exits.js";
 import type { StreakMarks } from "./streak-marks.js";
+
+/**
+ * Pages of the restart's list of marked jobs under `listing: index` (one is enough for a streak); the
+ * reader asks for the next page before it counts this one, so 3 reads at most.
+ */
+const MARKED_MAX_PAGES = 2;
 
 /** A listing other than ARM's or the index's (tests, bench): returns the same `Listing`. */
 export type ListingSource = (
@@ -144,23 +151,33 @@ export function createRegionListing(parts: RegionListingParts): RegionListing {
       : undefined;
   /**
    * `listing: index`, first listing: the index never lists a finished job, so the marked failed starts of
-   * the current streak are listed through ARM, the list filtered by the mark's tag key (one read while
-   * the streak is at most 100 jobs; every job of ours if the service ignored `tag=`, checked here too).
+   * the current streak are listed through ARM, the list filtered by the mark's tag key: one read (a streak
+   * has at most 10 marked jobs). More pages than MARKED_MAX_PAGES means the service ignored `tag=` (the
+   * tags are checked here too) and lists every job of ours, which the index mode never archives: the
+   * streak is then not looked for (said once), rather than reading them all at every start.
    */
   async function listMarked(signal?: AbortSignal): Promise<void> {
-    await listWorkforce(
-      {
-        ...listingOptions,
-        listTag: exitTagKey(tagKey),
-        keepFinished: 0,
-        cache: new JobCache(),
-        onOddJob: () => undefined,
-      },
-      config.name,
-      1,
-      0,
-      signal,
-    );
+    try {
+      await listWorkforce(
+        {
+          ...listingOptions,
+          listTag: exitTagKey(tagKey),
+          maxListPages: Math.min(MARKED_MAX_PAGES, config.maxListPages),
+          keepFinished: 0,
+          cache: new JobCache(),
+          onOddJob: () => undefined,
+        },
+        config.name,
+        1,
+        0,
+        signal,
+      );
+    } catch (error) {
+      if (!(error instanceof ListTooLong)) throw error;
+      log.warn(
+        `region ${config.name}: the jobs list filtered by tag ${exitTagKey(tagKey)} is longer than ${MARKED_MAX_PAGES} pages (the service seems to ignore tag=): the failed-start streak of a previous process is not looked for`,
+      );
+    }
   }
   async function list(
     extraReads: number,
