@@ -168,10 +168,16 @@ it("listing: index, a service that ignores tag=: the restart's look for the stre
     expect(lines.find((line) => String(line.msg).includes("seems to ignore tag="))).toMatchObject({
       level: "warn",
     });
-    // Once per process: later listings are the index's only.
+    // Once per process: later listings are the index's only. Counted by first pages (a list started anew
+    // has no $skip): the page asked ahead by the first listing may reach the emulator only now, on a
+    // loaded machine, and is not a second listing.
+    const firstPages = () =>
+      loose.requests.filter((r) => r.operation === "jobs.list" && r.query.$skip === undefined).length;
+    expect(firstPages()).toBe(1);
     await region.observe();
     await sleep(300);
-    expect(loose.requests.filter((r) => r.operation === "jobs.list")).toHaveLength(lists);
+    expect(firstPages()).toBe(1);
+    expect(loose.requests.filter((r) => r.operation === "jobs.list").length).toBeLessThanOrEqual(3);
   } finally {
     await index.close();
     await loose.close();
