@@ -242,6 +242,30 @@ describe("node agent", () => {
     }
   });
 
+  it("standalone, stopped while the broker has not answered its completion yet: the workers get nothing", async () => {
+    const topic = newTopic();
+    const dir = tempDir("agent-late-complete");
+    const pidDir = join(dir, "pids");
+    const worker = await stub(dir, "w", { pidDir });
+    const subscription = `${topic}/Subscriptions/shutdown`;
+    emulator.faults.ackDelayMs = 2_000;
+    try {
+      const running = agent(topic, pidDir);
+      await send(topic, control("graceful-downscale"));
+      await emulator.waitFor(() => emulator.counts(subscription).locked === 1, { timeoutMs: 10_000 });
+      // The completion is on its way; SIGTERM to a standalone agent stops it before the answer comes.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      running.stop();
+      expect(await running.done).toBe(0);
+      await emulator.waitFor(() => emulator.counts(subscription).total === 0, { timeoutMs: 10_000 });
+    } finally {
+      emulator.faults.reset();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(worker.lines()).not.toContain("signal SIGINT");
+    expect(worker.child.exitCode).toBeNull();
+  });
+
   it("survives a dropped connection: it reconnects and still acts on the next message", async () => {
     const topic = newTopic();
     const dir = tempDir("agent-drop");
