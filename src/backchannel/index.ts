@@ -8,7 +8,7 @@ import type { Settings } from "../config/settings.js";
 import type { CallOptions, DrainResult } from "../regions/types.js";
 import type { BackChannelConfig } from "./config.js";
 import type { DrainChannel } from "./types.js";
-import type { WriteFence } from "../regions/fence.js";
+import { FencedError, type WriteFence } from "../regions/fence.js";
 import { evaluateLedger, recordDrain, settleDrain, type DrainLedger } from "./ledger.js";
 import {
   createBlobLedgerStore,
@@ -142,8 +142,14 @@ export function createDrainChannel(
       const id = newId();
       // Reserve: never more than the running workers not already asked.
       let reserved: { toSend: number; inFlight: number };
+      /** A save of the reservation went out: the service may have written it, answered or not. */
+      let saved = false;
+      const store: LedgerStore = {
+        ...deps.store,
+        save: (...args) => ((saved = true), deps.store.save(...args)),
+      };
       try {
-        reserved = await withLedger(deps.store, regionName, options, (ledger) => {
+        reserved = await withLedger(store, regionName, options, (ledger) => {
           const at = now();
           const { inFlight } = evaluateLedger(ledger, running, at);
           const toSend = Math.min(count, Math.max(0, new Set(running).size - inFlight));
@@ -156,10 +162,31 @@ export function createDrainChannel(
       } catch (error) {
         // Without a ledger entry nothing is sent: an unrecorded drain could be repeated after a restart.
         const reason = error instanceof Error ? error.message : String(error);
-        return {
-          drained: 0,
-          errors: [new Error(`region ${regionName}: drain not sent: ledger unavailable: ${reason}`)],
-        };
+        const errors = [new Error(`region ${regionName}: drain not sent: ledger unavailable: ${reason}`)];
+        // A save cut off (deadline, reset, 5xx) may still have been written: take the entry out again, or
+        // workers nobody asked would count as leaving until the drain timeout. A refusal wrote nothing.
+        const refused = error instanceof LedgerConflictError || error instanceof FencedError;
+        if (saved && !refused) {
+          try {
+            await withLedger(
+              deps.store,
+              regionName,
+              { signal: AbortSignal.timeout(SETTLE_TIMEOUT_MS) },
+              (ledger) =>
+                ledger.entries.some((entry) => entry.id === id)
+                  ? { next: settleDrain(ledger, id, 0), result: undefined }
+                  : { result: undefined },
+            );
+          } catch (settleError) {
+            // It stays: workers count as leaving until the drain timeout (under-drain, the safe side).
+            errors.push(
+              new Error(
+                `drain ledger not corrected after a cut-off reservation: ${(settleError as Error).message}`,
+              ),
+            );
+          }
+        }
+        return { drained: 0, errors };
       }
       if (reserved.toSend === 0) {
         logger.info(

@@ -170,6 +170,45 @@ describe("drain ledger in blob storage", () => {
   });
 });
 
+describe("drain ledger writes cut off", () => {
+  it("a reservation written by the service but answered after the cut-off sends nothing and leaves no phantom drain", async () => {
+    // Azurite takes the ledger upload; its answer is held until the caller's deadline has passed.
+    let release: () => void = () => undefined;
+    const answered = new Promise<void>((resolve) => (release = resolve));
+    let uploads = 0;
+    const proxy = await startAzuriteProxy(
+      azurite,
+      azurite.blobEndpoint,
+      () => false,
+      (incoming) => {
+        const isUpload = incoming.method === "PUT" && /\.json(\?|$)/.test(incoming.url ?? "");
+        if (isUpload && ++uploads === 1) return answered;
+      },
+    );
+    const sender = countingSender();
+    const running = ["w1", "w2", "w3"];
+    const channel = createDrainChannel("late", config, {
+      settings,
+      logger: quietLogger(),
+      store: createBlobLedgerStore({ connectionString: proxy.connectionString, container: "state-late" }),
+      sender,
+    });
+    try {
+      const cutOff = AbortSignal.timeout(1_000);
+      cutOff.addEventListener("abort", () => setTimeout(release, 200), { once: true });
+      const result = await channel.requestDrain(2, running, { signal: cutOff });
+      expect(result.drained).toBe(0);
+      expect(result.errors[0]?.message).toMatch(/drain not sent: ledger unavailable/);
+      expect(sender.total).toBe(0);
+      // Nobody was asked to leave: no worker counts as draining (it would for the drain timeout, an hour).
+      expect(await channel.inFlight(running)).toBe(0);
+    } finally {
+      release();
+      await proxy.close();
+    }
+  });
+});
+
 describe("drain ledger behind the leader lease", () => {
   it("the Storage SDK's own retry of a ledger write is fenced too: none goes after the lease ran out", async () => {
     // Azurite behind a proxy that answers the first ledger upload 503 ServerBusy after 1 s (the SDK
