@@ -5,16 +5,17 @@ import { randomUUID } from "node:crypto";
 import type { TokenCredential } from "@azure/core-auth";
 import type { Logger } from "../logging/logger.js";
 import type { Settings } from "../config/settings.js";
-import type { CallOptions, DrainResult } from "../regions/types.js";
+import type { DrainResult } from "../regions/types.js";
 import type { BackChannelConfig } from "./config.js";
 import type { DrainChannel } from "./types.js";
 import { FencedError, type WriteFence } from "../regions/fence.js";
-import { evaluateLedger, recordDrain, settleDrain, type DrainLedger } from "./ledger.js";
+import { evaluateLedger, recordDrain, settleDrain } from "./ledger.js";
 import {
   createBlobLedgerStore,
   createMemoryLedgerStore,
   fencedLedgerStore,
   LedgerConflictError,
+  withLedger,
   type LedgerStore,
 } from "./ledger-store.js";
 import {
@@ -62,28 +63,6 @@ export interface DrainChannelDeps {
 
 /** Deadline of the ledger correction after a failed send. */
 const SETTLE_TIMEOUT_MS = 10_000;
-
-/** Conflicting ledger writes (another replica) are re-read and retried this many times. */
-const LEDGER_ATTEMPTS = 3;
-
-async function withLedger<T>(
-  store: LedgerStore,
-  region: string,
-  options: CallOptions | undefined,
-  change: (ledger: DrainLedger) => { next: DrainLedger; result: T } | { result: T },
-): Promise<T> {
-  for (let attempt = 1; ; attempt += 1) {
-    const { ledger, version } = await store.load(region, options);
-    const outcome = change(ledger);
-    if (!("next" in outcome)) return outcome.result;
-    try {
-      await store.save(region, outcome.next, version, options);
-      return outcome.result;
-    } catch (error) {
-      if (!(error instanceof LedgerConflictError) || attempt >= LEDGER_ATTEMPTS) throw error;
-    }
-  }
-}
 
 /**
  * A region's drain channel: control messages on its back-channel topic, recorded in its ledger.
