@@ -214,6 +214,31 @@ describe("node agent", () => {
     expect(noTaskInterrupted(worker.lines())).toBe(true);
   });
 
+  it("two agents of a node that take a message each at once signal their worker once, not twice", async () => {
+    const topic = newTopic();
+    const dir = tempDir("agent-two");
+    const pidDir = join(dir, "pids");
+    const worker = await startStub({ dir, name: "w", pidDir, taskMs: 6_000 });
+    stubs.push(worker);
+    const subscription = `${topic}/Subscriptions/shutdown`;
+    // Both completions are answered late: each agent chose its targets before the other had signalled.
+    emulator.faults.ackDelayMs = 1_500;
+    try {
+      const first = agent(topic, pidDir);
+      const second = agent(topic, pidDir);
+      await send(topic, control("graceful-downscale"), control("graceful-downscale"));
+      expect(await first.done).toBe(0);
+      expect(await second.done).toBe(0);
+      expect(emulator.counts(subscription).total).toBe(0);
+    } finally {
+      emulator.faults.reset();
+    }
+    // A second signal would be a hard stop of the task in hand.
+    expect(worker.lines().filter((line) => line.startsWith("signal"))).toEqual(["signal SIGINT"]);
+    expect(await worker.exited).toBe(0);
+    expect(noTaskInterrupted(worker.lines())).toBe(true);
+  });
+
   it("gives a message back when its worker left between the check and the message", async () => {
     const topic = newTopic();
     await send(topic, control("graceful-downscale"));
