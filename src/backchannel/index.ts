@@ -131,6 +131,10 @@ export function createDrainChannel(
         reserved = await withLedger(store, regionName, options, (ledger) => {
           const at = now();
           const { inFlight } = evaluateLedger(ledger, running, at);
+          // Our own reservation, made by a save whose answer was lost (its retry then met it as a
+          // conflict): it is what to send, not a drain of someone else's to leave room for.
+          const own = ledger.entries.find((entry) => entry.id === id);
+          if (own) return { result: { toSend: own.count, inFlight: Math.max(0, inFlight - own.count) } };
           const toSend = Math.min(count, Math.max(0, new Set(running).size - inFlight));
           if (toSend === 0) return { result: { toSend, inFlight } };
           return {

@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import { BlobServiceClient } from "@azure/storage-blob";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startAzurite, type AzuriteInstance } from "../support/azurite.js";
@@ -204,6 +205,52 @@ describe("drain ledger writes cut off", () => {
       expect(await channel.inFlight(running)).toBe(0);
     } finally {
       release();
+      await proxy.close();
+    }
+  });
+});
+
+describe("drain ledger writes answered by a dropped connection", () => {
+  it("a reservation the service made, whose answer was lost and whose retry conflicts with it, is sent", async () => {
+    // Azurite makes the first ledger upload; the proxy then drops the connection instead of answering, so
+    // the Storage SDK retries it, and the retry finds the blob changed (by the first attempt).
+    let uploads = 0;
+    const target = new URL(azurite.blobEndpoint);
+    const proxy = await startAzuriteProxy(azurite, azurite.blobEndpoint, (incoming, outgoing) => {
+      const isUpload = incoming.method === "PUT" && /\.json(\?|$)/.test(incoming.url ?? "");
+      if (!isUpload || ++uploads > 1) return false;
+      const forwarded = request(
+        {
+          host: target.hostname,
+          port: target.port,
+          method: incoming.method,
+          path: incoming.url,
+          headers: incoming.headers,
+        },
+        (answer) => {
+          answer.resume();
+          answer.on("end", () => outgoing.socket?.destroy());
+        },
+      );
+      incoming.pipe(forwarded);
+      return true;
+    });
+    const sender = countingSender();
+    const running = ["w1", "w2", "w3"];
+    const channel = createDrainChannel("reset", config, {
+      settings,
+      logger: quietLogger(),
+      store: createBlobLedgerStore({ connectionString: proxy.connectionString, container: "state-reset" }),
+      sender,
+    });
+    try {
+      const result = await channel.requestDrain(2, running);
+      expect(uploads).toBeGreaterThan(1);
+      // The ledger says 2 workers were asked: they must have been, or they count as leaving for an hour.
+      expect(await channel.inFlight(running)).toBe(2);
+      expect(sender.total).toBe(2);
+      expect(result).toMatchObject({ drained: 2, errors: [] });
+    } finally {
       await proxy.close();
     }
   });
