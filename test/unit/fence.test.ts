@@ -69,6 +69,21 @@ describe("fencedSignal (for writes the SDK retries by itself)", () => {
     guard.done();
   });
 
+  it("aborts at once when the lease is lost or given up before its end, and stops watching when done", () => {
+    const fence = new LeaseFence(() => 0);
+    fence.grant(0, 10_000);
+    const guard = fencedSignal(fence, "drain ledger write (a retry)");
+    fence.revoke(); // a renewal answered 409: another replica holds the lease now
+    expect(guard.signal!.aborted).toBe(true);
+    expect(guard.fenced()!.message).toMatch(/does not hold the leader lease/);
+    guard.done();
+    fence.grant(0, 10_000);
+    const finished = fencedSignal(fence, "write");
+    finished.done();
+    fence.revoke();
+    expect(finished.signal!.aborted).toBe(false);
+  });
+
   it("follows the caller's signal, and is the caller's own without a fence that knows its end", () => {
     const caller = new AbortController();
     const fence = new LeaseFence(() => 0);
