@@ -256,6 +256,29 @@ describe("drain channel over Service Bus", () => {
     }
   }, 20_000);
 
+  it("the SDK's own retry of the topic's creation is fenced too: no topic made after the lease ran out", async () => {
+    // The topic is missing; the first creation is answered 503 after 1 s (the administration client
+    // retries it). The lease had 250 ms left when the send began, and was not renewed.
+    const lease = new LeaseFence();
+    lease.grant(performance.now(), 250);
+    const sender = senderTo("wf-fenced-topic", { fence: lease });
+    emulator.faults.busyNextAdminWrites(1, 1_000);
+    try {
+      const result = await sender.send("graceful-downscale", 1);
+      // Nothing sent (there is no topic to send to, and the lease ran out before any batch went).
+      expect(result).toMatchObject({ sent: 0, unknown: 0 });
+      expect(result.errors).toHaveLength(1);
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      const admin = new ServiceBusAdministrationClient(emulator.adminConnectionString, {
+        tlsOptions: { ca: emulator.ca },
+      });
+      expect(await admin.topicExists("wf-fenced-topic")).toBe(false);
+    } finally {
+      emulator.faults.reset();
+      await sender.close();
+    }
+  }, 20_000);
+
   it("sends nothing for a count of zero and rejects a negative count", async () => {
     const sender = senderTo("wf-zero");
     try {
