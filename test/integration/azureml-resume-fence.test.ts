@@ -188,10 +188,12 @@ describe("a tick of a replica that lost its lease", () => {
       expect.objectContaining({
         region: "ws1",
         operation: "resume",
-        message: expect.stringMatching(/resume not sent: this replica's leader lease ran out/),
+        message: expect.stringMatching(
+          /resume stopped: ml\.azure\.com resume \S+ not sent: this replica's leader lease ran out .*: 2 of 2 paused workers not resumed/,
+        ),
       }),
     );
-    expect(report.outcomes[0]!.resume?.failed ?? 0).toBe(0);
+    expect(report.outcomes[0]!.resume).toMatchObject({ resumed: 0, failed: 0, fenced: 2 });
   });
 
   it("a lease that runs out after the act phase began: the tick line counts the fenced workers", async () => {
