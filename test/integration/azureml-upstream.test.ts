@@ -223,10 +223,13 @@ describe("listing: index (ml.azure.com index API)", () => {
     expect(seenByArm.running).toBeGreaterThan(0);
     expect(seenByArm.pending).toBeGreaterThan(0);
 
-    // The index listed only active jobs: fewer pages than ARM, and no ARM list call at all.
+    // The index listed only active jobs: fewer pages than ARM, and no ARM list of them; the one ARM list
+    // is a first listing's look for the failed starts of a streak (jobs marked with the exit tag), 1 page.
     const pages = ml.requests.filter((r) => r.operation === "index.entities");
     expect(pages.length).toBe(2);
-    expect(byIndex.calls.reads).toBe(2); // compute + workspace location
+    expect(byIndex.calls.reads).toBe(3); // compute + workspace location + the marked jobs
+    const armLists = arm.requests.filter((r) => r.operation === "jobs.list");
+    expect(armLists.at(-1)!.query.tag).toBe("workforce.exp-ws1.exit");
     expect(pages[0]!.body).toMatchObject({
       filters: [
         { field: "type", operator: "eq", values: ["runs"] },

@@ -167,15 +167,26 @@ export class JobExits {
 
   constructor(private readonly options: { startGraceMs: number; tagKey?: string }) {}
 
-  /** Called by the listing for each finished job it lists (`resource` parses its text on demand). */
-  see(job: JobSummary, resource: () => Record<string, unknown>): void {
-    if (!job.name) return;
+  /**
+   * Called by the listing for each finished job it lists (`resource` parses its text on demand). Returns
+   * what it read of a job not seen finished before (its resource was parsed for it), else undefined.
+   */
+  see(job: JobSummary, resource: () => Record<string, unknown>): EndedJob | undefined {
+    if (!job.name) return undefined;
     if (this.recorded.has(job.name)) {
       this.recorded.set(job.name, Date.now());
-      return;
+      return undefined;
     }
     // The resource is parsed only for a job not seen finished before.
-    if (!this.fresh.has(job.name)) this.fresh.set(job.name, endedJob(job, resource(), this.options.tagKey));
+    if (this.fresh.has(job.name)) return undefined;
+    const ended = endedJob(job, resource(), this.options.tagKey);
+    this.fresh.set(job.name, ended);
+    return ended;
+  }
+
+  /** Whether a whole listing was committed: the finished jobs of a later one ended while we watched. */
+  get listed(): boolean {
+    return this.committed;
   }
 
   /** This process asked the service to cancel `name` (its Canceled end is a drain, not an operator's stop). */

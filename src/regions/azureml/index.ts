@@ -32,6 +32,7 @@ import { mlOffLimits, regionMlApi } from "./ml-api.js";
 import { resumePaused } from "./resume.js";
 import { Retirer } from "./retire.js";
 import { JobExits, settleFinished } from "./exits.js";
+import { StreakMarks } from "./streak-marks.js";
 import { nodesPerWorker } from "./template.js";
 
 export { azuremlRegionSchema, type AzuremlRegionConfig, type AzuremlRegionInput } from "./config.js";
@@ -127,6 +128,7 @@ export function createAzuremlRegion(
     experiment: config.experiment,
     region: config.name,
     arm,
+    readLimiter,
     logger: log,
   });
   const perWorker = nodesPerWorker(template);
@@ -135,6 +137,11 @@ export function createAzuremlRegion(
     startGraceMs: Math.max(60_000, 2 * ctx.settings.intervalSeconds * 1000),
     tagKey,
   });
+  // Where finished jobs are not retired, the streak's marks are taken off when it ends (streak-marks.ts).
+  const marks =
+    config.retireFinished === "keep" || config.listing === "index"
+      ? new StreakMarks({ tagKey, retirer })
+      : undefined;
   let listing: Listing | undefined;
   /** The tick's observation (cancels take their jobs out of it), for the resume sweep at its end. */
   let observed: Listing | undefined;
@@ -150,6 +157,7 @@ export function createAzuremlRegion(
     tagKey,
     nodesPerWorker: perWorker,
     exits: exitTracker,
+    ...(marks ? { marks } : {}),
     logger: log,
     lastPages: () => listing?.pages ?? 1,
     ...(deps.listing ? { listing: deps.listing } : {}),
@@ -199,7 +207,8 @@ export function createAzuremlRegion(
     const draining = channel
       ? Math.min(await channel.inFlight(runningNames, { ...(signal ? { signal } : {}) }), runningNames.length)
       : 0;
-    settleFinished(jobs.finished, exitTracker, retirer, tagKey);
+    if (marks) marks.settle(exitTracker.held(), (name) => exitTracker.exitOf(name));
+    else settleFinished(jobs.finished, exitTracker, retirer, tagKey);
     return {
       running: runningNames.length - draining,
       pending: jobs.pending.length + jobs.unknown.length,

@@ -51,6 +51,8 @@ export interface ListingOptions {
   arm: ArmWorkspace;
   experiment: string;
   tagKey: string;
+  /** The tag key the list asks the service for, when not `tagKey` (the jobs must still carry `tagKey`). */
+  listTag?: string;
   maxListPages: number;
   readLimiter: WriteRateLimiter;
   /** The longest wait for read budget before the region is held this tick. */
@@ -76,6 +78,14 @@ export class ReadBudgetHold extends Error {
       `region ${region}: budget: the subscription's ARM read budget has no room for ${reads} reads within ${Math.round(waitMs / 1000)} s; the region is held this tick (not read in part)`,
     );
     this.name = "ReadBudgetHold";
+  }
+}
+
+/** A job list with more pages than `maxListPages` (a guard: the listing is not used). */
+export class ListTooLong extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ListTooLong";
   }
 }
 
@@ -228,7 +238,7 @@ async function readPages(
     // ActiveOnly = not archived; with our tag key, finished jobs leave the list once retired.
     listViewType: "ActiveOnly",
     jobType: "Command",
-    tag: options.tagKey,
+    tag: options.listTag ?? options.tagKey,
   });
   const room = () => options.keepFinished - listing.finished.length;
   const fetchPage = (link: string) =>
@@ -274,7 +284,7 @@ async function readPages(
       return listing;
     }
   }
-  throw new Error(
+  throw new ListTooLong(
     `job list longer than maxListPages (${options.maxListPages}) pages: finished jobs are not being retired?`,
   );
 }

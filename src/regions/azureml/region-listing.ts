@@ -3,10 +3,25 @@ import type { WriteRateLimiter } from "../../azure/rate-limiter.js";
 import type { AzuremlRegionConfig } from "./config.js";
 import type { ArmWorkspace } from "./arm.js";
 import type { MlApi } from "./ml-api.js";
-import { JobCache, listWorkforce, ReadBudgetHold, type Listing, type ListingOptions } from "./listing.js";
+import {
+  JobCache,
+  ListTooLong,
+  listWorkforce,
+  ReadBudgetHold,
+  type JobSummary,
+  type Listing,
+  type ListingOptions,
+} from "./listing.js";
 import { listIndexed } from "./index-listing.js";
 import { VanishedJobs } from "./index-exits.js";
-import { logExit, type JobExits } from "./exits.js";
+import { exitTagKey, logExit, type JobExits } from "./exits.js";
+import type { StreakMarks } from "./streak-marks.js";
+
+/**
+ * Pages of the restart's list of marked jobs under `listing: index` (one is enough for a streak); the
+ * reader asks for the next page before it counts this one, so 3 reads at most.
+ */
+const MARKED_MAX_PAGES = 2;
 
 /** A listing other than ARM's or the index's (tests, bench): returns the same `Listing`. */
 export type ListingSource = (
@@ -23,6 +38,8 @@ export interface RegionListingParts {
   tagKey: string;
   nodesPerWorker: number;
   exits: JobExits;
+  /** The streak's marks, where finished jobs are not retired (keep, index): told of every finished job. */
+  marks?: StreakMarks;
   logger: Logger;
   /** Pages of the last listing: how many to fetch at once next time. */
   lastPages: () => number;
@@ -46,6 +63,13 @@ export function createRegionListing(parts: RegionListingParts): RegionListing {
   const { config, arm, ml, readLimiter, tagKey, nodesPerWorker: perWorker, exits: exitTracker } = parts;
   const log = parts.logger;
   const source = parts.listing;
+  const marks = parts.marks;
+  /** A finished job listed (or read after it left the index): its exit is recorded once, its mark kept. */
+  const seeFinished = (job: JobSummary, resource: () => Record<string, unknown>): void => {
+    const listed = exitTracker.listed;
+    const ended = exitTracker.see(job, resource);
+    marks?.see(job, ended, listed, resource);
+  };
   /** Odd jobs already reported (once each: a tick every 30 s would repeat it all day). */
   const reported = new Set<string>();
   /** A job without a name or with a status this code does not know counts as pending and is never cancelled. */
@@ -75,7 +99,7 @@ export function createRegionListing(parts: RegionListingParts): RegionListing {
     keepFinished: config.retireFinished === "keep" ? 0 : config.retireBatch,
     cache: new JobCache(),
     onOddJob: warnOddJob,
-    onFinished: (job, resource) => exitTracker.see(job, resource),
+    onFinished: seeFinished,
   };
   /** `listing: index`: pages from ml.azure.com; only the reads beside it (the cluster) are ARM's budget. */
   async function listByIndex(
@@ -122,9 +146,39 @@ export function createRegionListing(parts: RegionListingParts): RegionListing {
           maxBudgetWaitMs: listingOptions.maxBudgetWaitMs,
           batch: Math.max(1, config.retireBatch),
           logger: log,
-          onFinished: (job, resource) => exitTracker.see(job, () => resource),
+          onFinished: (job, resource) => seeFinished(job, () => resource),
         })
       : undefined;
+  /**
+   * `listing: index`, first listing: the index never lists a finished job, so the marked failed starts of
+   * the current streak are listed through ARM, the list filtered by the mark's tag key: one read (a streak
+   * has at most 10 marked jobs). More pages than MARKED_MAX_PAGES means the service ignored `tag=` (the
+   * tags are checked here too) and lists every job of ours, which the index mode never archives: the
+   * streak is then not looked for (said once), rather than reading them all at every start.
+   */
+  async function listMarked(signal?: AbortSignal): Promise<void> {
+    try {
+      await listWorkforce(
+        {
+          ...listingOptions,
+          listTag: exitTagKey(tagKey),
+          maxListPages: Math.min(MARKED_MAX_PAGES, config.maxListPages),
+          keepFinished: 0,
+          cache: new JobCache(),
+          onOddJob: () => undefined,
+        },
+        config.name,
+        1,
+        0,
+        signal,
+      );
+    } catch (error) {
+      if (!(error instanceof ListTooLong)) throw error;
+      log.warn(
+        `region ${config.name}: the jobs list filtered by tag ${exitTagKey(tagKey)} is longer than ${MARKED_MAX_PAGES} pages (the service seems to ignore tag=): the failed-start streak of a previous process is not looked for`,
+      );
+    }
+  }
   async function list(
     extraReads: number,
     signal?: AbortSignal,
@@ -133,6 +187,7 @@ export function createRegionListing(parts: RegionListingParts): RegionListing {
     const startedAt = Date.now();
     const jobs = await listOnce(extraReads, signal, onBeside);
     await vanished?.read(jobs, signal);
+    if (vanished && !exitTracker.listed) await listMarked(signal);
     for (const exit of exitTracker.commit(jobs, startedAt)) logExit(log, exit);
     return jobs;
   }

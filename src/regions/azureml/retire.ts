@@ -2,6 +2,7 @@ import pLimit from "p-limit";
 import type { Logger } from "../../logging/logger.js";
 import { WriteBudgetBusy, type ArmWorkspace } from "./arm.js";
 import { regionError } from "./errors.js";
+import type { WriteRateLimiter } from "../../azure/rate-limiter.js";
 import type { FinishedJob } from "./listing.js";
 
 /**
@@ -17,6 +18,8 @@ export interface RetireOptions {
   experiment: string;
   region: string;
   arm: ArmWorkspace;
+  /** The subscription's ARM read budget (the GET before an unmark takes spare room only). */
+  readLimiter?: WriteRateLimiter;
   logger: Logger;
 }
 
@@ -48,6 +51,21 @@ export function markBody(job: FinishedJob, key: string, value: string): Record<s
   return { ...resource, properties };
 }
 
+/** The body that takes the tag `key` off a job (the job as read, without it); undefined if it has none. */
+export function unmarkBody(
+  resource: Record<string, unknown>,
+  key: string,
+): Record<string, unknown> | undefined {
+  const properties = { ...(resource.properties as Record<string, unknown> | undefined) };
+  const tags = { ...((properties.tags as Record<string, string> | undefined) ?? {}) };
+  if (!Object.prototype.hasOwnProperty.call(tags, key)) return undefined;
+  delete tags[key];
+  properties.tags = tags;
+  return { ...resource, properties };
+}
+
+const statusOf = (error: unknown): unknown => (error as { statusCode?: unknown } | null)?.statusCode;
+
 export class Retirer {
   // Retiring has its own small lane, so it never queues ahead of a hire.
   private readonly slots = pLimit(2);
@@ -62,31 +80,72 @@ export class Retirer {
     const { mode, batch, tagKey, experiment } = this.options;
     if (mode === "keep") return;
     for (const job of finished.filter((job) => job.name && !this.names.has(job.name)).slice(0, batch))
-      this.put(job, retireBody(job, mode, tagKey, experiment), "retire");
+      this.put(job.name, "retire", () =>
+        this.options.arm.putJob(job.name, retireBody(job, mode, tagKey, experiment), { background: true }),
+      );
   }
 
-  /** Mark finished jobs with a tag instead of retiring them (they stay listed), in the background. */
-  mark(jobs: Array<{ job: FinishedJob; key: string; value: string }>): void {
-    if (this.options.mode === "keep") return;
+  /**
+   * Mark finished jobs with a tag instead of retiring them (they stay listed), in the background;
+   * `onMarked` hears of each one the service took.
+   */
+  mark(
+    jobs: Array<{ job: FinishedJob; key: string; value: string }>,
+    onMarked?: (name: string) => void,
+  ): void {
     for (const { job, key, value } of jobs)
-      if (job.name && !this.names.has(job.name)) this.put(job, markBody(job, key, value), "mark");
+      if (job.name && !this.names.has(job.name))
+        this.put(job.name, "mark", async () => {
+          await this.options.arm.putJob(job.name, markBody(job, key, value), { background: true });
+          onMarked?.(job.name);
+        });
   }
 
-  private put(job: FinishedJob, body: Record<string, unknown>, what: "retire" | "mark"): void {
-    const { arm, logger, region } = this.options;
-    this.names.add(job.name);
-    const task = this.slots(() => arm.putJob(job.name, body, { background: true }))
+  /**
+   * Take the tag `key` off a finished job, in the background: one GET of the job as it is now (from the
+   * read budget, only if it has room at once), then one PUT of it without the tag. `onGone` hears when the
+   * job carries the tag no more (taken off, never there, or the job deleted).
+   */
+  unmark(name: string, key: string, onGone: (name: string) => void): void {
+    const { arm, readLimiter } = this.options;
+    if (!name || this.names.has(name)) return;
+    this.put(name, "unmark", async () => {
+      if (readLimiter && !readLimiter.tryAcquire(readLimiter.capacity / 2)) return; // next tick
+      const url = new URL(arm.jobsUrl({}));
+      url.pathname += `/${encodeURIComponent(name)}`;
+      let resource: unknown;
+      try {
+        resource = await arm.getJson("jobs.get", url.toString());
+      } catch (error) {
+        if (statusOf(error) === 404) return onGone(name);
+        throw error;
+      }
+      const body =
+        resource && typeof resource === "object"
+          ? unmarkBody(resource as Record<string, unknown>, key)
+          : undefined;
+      if (body) await arm.putJob(name, body, { background: true });
+      onGone(name);
+    });
+  }
+
+  private put(name: string, what: "retire" | "mark" | "unmark", write: () => Promise<void>): void {
+    const { logger, region } = this.options;
+    this.names.add(name);
+    const task = this.slots(write)
       .catch((error: unknown) => {
         if (error instanceof WriteBudgetBusy) return; // tried again next tick
         logger.warn(
-          { err: regionError(region, `${what} finished job ${job.name}`, error) },
+          { err: regionError(region, `${what} finished job ${name}`, error) },
           what === "retire"
             ? "could not retire a finished job; it stays in the listing"
-            : "could not mark a failed start on its job; a restarted daemon will not see it",
+            : what === "mark"
+              ? "could not mark a failed start on its job; a restarted daemon will not see it"
+              : "could not take the mark off a failed start whose streak ended; tried again next tick",
         );
       })
       .finally(() => {
-        this.names.delete(job.name);
+        this.names.delete(name);
         this.running.delete(task);
       });
     this.running.add(task);
