@@ -259,9 +259,16 @@ describe("node agent", () => {
     } finally {
       emulator.faults.reset();
     }
+    // The signal reaches the worker's log a moment after the agent sent it (another process, a loaded
+    // machine): wait for it, then for the worker's exit, after which its log is complete.
+    await waitUntil(
+      () => worker.lines().some((line) => line.startsWith("signal")),
+      PATIENCE_MS,
+      "the worker to be signalled",
+    );
+    expect(await worker.exited).toBe(0);
     // A second signal would be a hard stop of the task in hand.
     expect(worker.lines().filter((line) => line.startsWith("signal"))).toEqual(["signal SIGINT"]);
-    expect(await worker.exited).toBe(0);
     expect(noTaskInterrupted(worker.lines())).toBe(true);
   });
 
