@@ -12,6 +12,8 @@ import {
   type AzuremlRegionInput,
 } from "../../src/regions/azureml/index.js";
 import { WriteLimiterPool } from "../../src/azure/rate-limiter.js";
+import { createLogger, type Logger } from "../../src/logging/logger.js";
+import { logLines } from "../support/log-lines.js";
 
 // Under `listing: index` the region learnt exits only from jobs that an index listing had shown active and
 // a later one did not. A job this process hired that failed before any index listing showed it was never
@@ -30,10 +32,11 @@ const BACKOFF = { initialMs: 30_000, maxMs: 1_800_000 };
 function region(
   overrides: Partial<AzuremlRegionInput>,
   settings: { hireGraceSeconds?: number } = {},
+  logger?: Logger,
 ): AzuremlRegion {
   arm.workspace(SUBSCRIPTION, RESOURCE_GROUP, "ws1").addCluster("cluster", 4);
   const config = azuremlRegionSchema.parse(regionInput(arm, "ws1", overrides));
-  const ctx = testContext(arm);
+  const ctx = testContext(arm, logger);
   return createAzuremlRegion(
     config,
     { ...ctx, settings: { ...ctx.settings, ...settings } },
@@ -88,7 +91,12 @@ describe("listing: index, a hired job the index does not show yet (its lag)", ()
   it("is no exit, costs a few reads rather than one a tick, and stays in flight until the index shows it", async () => {
     // The index shows a job only a minute after its creation; a hire's grace of 3 s.
     ml.indexLagMs = 60_000;
-    const east = region({ listing: "index", mlEndpoint: ml.url }, { hireGraceSeconds: 3 });
+    const { lines, destination } = logLines();
+    const east = region(
+      { listing: "index", mlEndpoint: ml.url },
+      { hireGraceSeconds: 3 },
+      createLogger({ level: "warn", destination }),
+    );
     await east.observe();
     expect((await east.hire(1)).hired).toBe(1);
     arm.step(); // Running, as ARM says
@@ -112,9 +120,19 @@ describe("listing: index, a hired job the index does not show yet (its lag)", ()
     // Each read waits until the job's age has doubled: about log2(3 s / 100 ms) of them in the grace.
     expect(reads).toBeGreaterThanOrEqual(2);
     expect(reads).toBeLessThanOrEqual(7);
-    // Past the grace it is no longer read.
+    // Past the grace it is no longer read, and that is said once.
     for (let i = 0; i < 5; i++) await east.observe();
     expect(jobReads() - readsBefore).toBe(reads);
+    const said = lines.filter((line) => String(line.msg).includes("is still not in the index listing"));
+    expect(said).toEqual([
+      expect.objectContaining({
+        level: "warn",
+        job: name,
+        msg: expect.stringMatching(
+          new RegExp(`^region ws1: job ${name}, hired \\d+ s ago and active through ARM, is still not in`),
+        ),
+      }),
+    ]);
 
     // The index catches up: the job is a worker of the listing, and its end is read as any vanished job's.
     ml.indexLagMs = 0;
