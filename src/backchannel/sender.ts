@@ -175,7 +175,13 @@ export function createControlSender(options: ControlSenderOptions): ControlSende
     } catch (error) {
       return { sent: 0, unknown: 0, errors: [error as Error] };
     }
-    await ensureTopology(callOptions);
+    // The administration client retries a creation by itself: cut off when the lease runs out or is lost.
+    const topologyGuard = fencedSignal(options.fence, "back channel topic creation (a retry)", abortSignal);
+    try {
+      await ensureTopology(topologyGuard.signal ? { signal: topologyGuard.signal } : callOptions);
+    } finally {
+      topologyGuard.done();
+    }
     let sent = 0;
     /** Messages of the batch being sent now: if the send fails, they may have gone out all the same. */
     let sending = 0;

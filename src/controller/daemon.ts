@@ -40,6 +40,30 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const { config } = options;
   const logger: Logger = options.logger ?? createLogger({ level: config.logLevel });
   const metrics = options.metrics ?? createMetrics();
+  // From the very start: building the workforce and taking the lease may take a while (Storage slow to
+  // answer), and a leave signal in that time would open the debugger (SIGUSR1) or kill the daemon (SIGUSR2).
+  const stopIgnoringLeaveSignals = options.handleSignals
+    ? ignoreWorkerLeaveSignals(
+        logger,
+        "the daemon has no use for it (SIGTERM or SIGINT stop it after the tick in flight; workers are drained by the daemon itself)",
+      )
+    : undefined;
+  try {
+    return await startDaemonParts(options, logger, metrics, stopIgnoringLeaveSignals);
+  } catch (error) {
+    stopIgnoringLeaveSignals?.();
+    throw error;
+  }
+}
+
+/** The daemon's parts, started in order (startDaemon has set up what must come first). */
+async function startDaemonParts(
+  options: DaemonOptions,
+  logger: Logger,
+  metrics: WorkforceMetrics,
+  stopIgnoringLeaveSignals: (() => void) | undefined,
+): Promise<Daemon> {
+  const { config } = options;
   // Built before the regions, so that every write they make can check it; the election drives it.
   const fence = config.leaderElection ? new LeaseFence() : undefined;
   const workforce = await buildWorkforce(config, {
@@ -93,14 +117,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     logger.info({ signal }, "stopping after the tick in flight");
     stopController.abort();
   };
-  let stopIgnoringLeaveSignals: (() => void) | undefined;
   if (options.handleSignals) {
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
-    stopIgnoringLeaveSignals = ignoreWorkerLeaveSignals(
-      logger,
-      "the daemon has no use for it (SIGTERM or SIGINT stop it after the tick in flight; workers are drained by the daemon itself)",
-    );
   }
 
   logger.info(

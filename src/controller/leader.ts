@@ -56,6 +56,7 @@ export const LEASE_SECONDS = { min: 15, max: 60, default: 15 } as const;
  */
 export class LeaseFence implements WriteFence {
   private heldUntil = -Infinity;
+  private readonly watchers = new Set<() => void>();
   constructor(private readonly now: () => number = () => performance.now()) {}
 
   holds(): boolean {
@@ -65,10 +66,23 @@ export class LeaseFence implements WriteFence {
   /** The lease was granted or renewed by a request sent at `sentAt` (this clock); it may be used for `validMs`. */
   grant(sentAt: number, validMs: number): void {
     this.heldUntil = sentAt + validMs;
+    this.changed();
   }
 
   revoke(): void {
     this.heldUntil = -Infinity;
+    this.changed();
+  }
+
+  watch(onChange: () => void): () => void {
+    // A function of its own per watch, so that the same callback watched twice is removed once each.
+    const watcher = () => onChange();
+    this.watchers.add(watcher);
+    return () => this.watchers.delete(watcher);
+  }
+
+  private changed(): void {
+    for (const watcher of [...this.watchers]) watcher();
   }
 
   /** Milliseconds of writing left (negative once fenced), for logs. */

@@ -8,6 +8,11 @@ export interface WriteFence {
   check(write: string): void;
   /** Milliseconds of writing left by this replica's clock (none: no end known in advance). */
   remainingMs?(): number;
+  /**
+   * Calls `onChange` whenever the end moves (a renewal, or the lease lost or given up before its end);
+   * returns a function that stops it.
+   */
+  watch?(onChange: () => void): () => void;
 }
 
 /** A write refused because this replica does not hold the leader lease (by its own clock) right now. */
@@ -27,8 +32,9 @@ export function isFenced(error: unknown): boolean {
 /**
  * For a write whose SDK retries by itself (Service Bus sends, Storage uploads), where no check can run
  * before each retry: a signal that aborts, with the fence's FencedError as its reason, once the fence
- * closes (the lease runs out and is not renewed meanwhile) or when `signal` aborts. A request already out
- * may still have gone; no retry goes after the lease's end. `done()` clears the timer.
+ * closes (the lease runs out and is not renewed meanwhile, or is lost or given up before its end) or when
+ * `signal` aborts. A request already out may still have gone; no retry goes after the lease's end.
+ * `done()` clears the timer and stops watching the fence.
  */
 export function fencedSignal(
   fence: WriteFence | undefined,
@@ -43,6 +49,8 @@ export function fencedSignal(
   signal?.addEventListener("abort", onAbort, { once: true });
   if (signal?.aborted) onAbort();
   const arm = () => {
+    clearTimeout(timer);
+    if (controller.signal.aborted) return;
     try {
       fence.check(write);
     } catch (error) {
@@ -54,12 +62,15 @@ export function fencedSignal(
     timer = setTimeout(arm, Math.max(1, Math.ceil(fence.remainingMs!())));
     timer.unref?.();
   };
-  if (!controller.signal.aborted) arm();
+  arm();
+  // A lease lost (409) or given up is the fence's end now, not at the time the timer was set for.
+  const unwatch = controller.signal.aborted ? undefined : fence.watch?.(arm);
   return {
     signal: controller.signal,
     fenced: () => fenced,
     done: () => {
       clearTimeout(timer);
+      unwatch?.();
       signal?.removeEventListener("abort", onAbort);
     },
   };

@@ -17,6 +17,8 @@ import { stepPolicy } from "../../src/policy/step.js";
 import { createLogger, type Logger } from "../../src/logging/logger.js";
 import { MemoryQueue } from "../support/memory-region.js";
 import { logLines } from "../support/log-lines.js";
+import type { TokenCredential } from "@azure/core-auth";
+import { ML_SCOPE } from "../../src/regions/azureml/ml-api.js";
 
 // "One replica acts at a time" covers the resume of paused workers too: a resume is a write (POST to the
 // ml.azure.com execution API), so a replica whose leader lease ran out by its own clock sends none, and
@@ -58,6 +60,7 @@ async function pausedRegion(
   fence: WriteFence,
   extra: Partial<AzuremlRegionInput> = {},
   logger = createLogger({ level: "silent" }),
+  credential?: () => TokenCredential,
 ): Promise<AzuremlRegion> {
   arm.workspace(SUBSCRIPTION, RESOURCE_GROUP, "ws1").addCluster("cluster", count);
   const config = azuremlRegionSchema.parse(
@@ -66,7 +69,7 @@ async function pausedRegion(
   const pool = () => new WriteLimiterPool({ burst: 10_000, perSecond: 10_000 });
   const region = createAzuremlRegion(
     config,
-    { ...testContext(arm, logger), fence },
+    { ...testContext(arm, logger), ...(credential ? { credential } : {}), fence },
     { writeLimiters: pool(), readLimiters: pool() },
   );
   expect((await region.hire(count)).hired).toBe(count);
@@ -125,6 +128,26 @@ describe("resume of paused workers behind the leader lease", () => {
     expect(checked).toHaveLength(2);
   });
 
+  it("the lease running out while the ml.azure.com token is fetched stops the resume: no POST after it", async () => {
+    // The sweep's first call for that scope fetches a token (AAD or the node's identity endpoint: seconds,
+    // more with its retries); the fence is checked after it, right before the request goes.
+    const { fence, runOut } = lease();
+    const logger = createLogger({ level: "silent" });
+    const base = testContext(arm, logger);
+    const slowToken: TokenCredential = {
+      getToken: async (scopes, options) => {
+        const wanted = Array.isArray(scopes) ? scopes : [scopes];
+        if (wanted.includes(ML_SCOPE)) runOut();
+        return base.credential().getToken(scopes, options);
+      },
+    };
+    const region = await pausedRegion(1, fence, {}, logger, () => slowToken);
+    const result = await region.resumePaused();
+    expect(resumes()).toEqual([]);
+    expect(result).toMatchObject({ resumed: 0, failed: 0, fenced: 1 });
+    expect([...ws().jobs.values()].every((job) => job.status === "Paused")).toBe(true);
+  });
+
   it("each retry attempt is checked: no retry of a resume once the lease has run out", async () => {
     const { fence } = closingAfter(1, (write) => write.startsWith("ml.azure.com"));
     const region = await pausedRegion(1, fence);
@@ -165,10 +188,12 @@ describe("a tick of a replica that lost its lease", () => {
       expect.objectContaining({
         region: "ws1",
         operation: "resume",
-        message: expect.stringMatching(/resume not sent: this replica's leader lease ran out/),
+        message: expect.stringMatching(
+          /resume stopped: ml\.azure\.com resume \S+ not sent: this replica's leader lease ran out .*: 2 of 2 paused workers not resumed/,
+        ),
       }),
     );
-    expect(report.outcomes[0]!.resume?.failed ?? 0).toBe(0);
+    expect(report.outcomes[0]!.resume).toMatchObject({ resumed: 0, failed: 0, fenced: 2 });
   });
 
   it("a lease that runs out after the act phase began: the tick line counts the fenced workers", async () => {

@@ -222,6 +222,63 @@ describe("drain channel over Service Bus", () => {
     }
   }, 20_000);
 
+  it("a send's SDK retries stop at once when the lease is lost to another replica (not at its old end)", async () => {
+    // As above, but the lease has 10 s left: 300 ms into the first attempt a renewal is answered 409
+    // (another replica holds the lease now), and the fence is revoked. No retry may go after that.
+    const lease = new LeaseFence();
+    lease.grant(performance.now(), 10_000);
+    const sender = senderTo("wf-lease-lost", {
+      autoCreate: false,
+      retry: { maxRetries: 2, retryDelayInMs: 200, timeoutInMs: 1_000 },
+      fence: lease,
+    });
+    const admin = new ServiceBusAdministrationClient(emulator.adminConnectionString, {
+      tlsOptions: { ca: emulator.ca },
+    });
+    await admin.createTopic("wf-lease-lost");
+    await admin.createSubscription("wf-lease-lost", "shutdown");
+    emulator.faults.ackDelayMs = 3_000;
+    const lost = setTimeout(() => lease.revoke(), 300);
+    try {
+      const result = await sender.send("graceful-downscale", 1);
+      expect(result).toMatchObject({ sent: 0, unknown: 1 });
+      expect(result.errors.map((error) => error.message)).toEqual([
+        expect.stringMatching(
+          /^control message send cut off, the batch may have gone: control message send \(a retry\) not sent: this replica does not hold the leader lease/,
+        ),
+      ]);
+      await new Promise((resolve) => setTimeout(resolve, 3_500));
+      expect(emulator.counts("wf-lease-lost/Subscriptions/shutdown").active).toBeLessThanOrEqual(1);
+    } finally {
+      clearTimeout(lost);
+      emulator.faults.reset();
+      await sender.close();
+    }
+  }, 20_000);
+
+  it("the SDK's own retry of the topic's creation is fenced too: no topic made after the lease ran out", async () => {
+    // The topic is missing; the first creation is answered 503 after 1 s (the administration client
+    // retries it). The lease had 250 ms left when the send began, and was not renewed.
+    const lease = new LeaseFence();
+    lease.grant(performance.now(), 250);
+    const sender = senderTo("wf-fenced-topic", { fence: lease });
+    emulator.faults.busyNextAdminWrites(1, 1_000);
+    try {
+      const result = await sender.send("graceful-downscale", 1);
+      // Nothing sent (there is no topic to send to, and the lease ran out before any batch went).
+      expect(result).toMatchObject({ sent: 0, unknown: 0 });
+      expect(result.errors).toHaveLength(1);
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      const admin = new ServiceBusAdministrationClient(emulator.adminConnectionString, {
+        tlsOptions: { ca: emulator.ca },
+      });
+      expect(await admin.topicExists("wf-fenced-topic")).toBe(false);
+    } finally {
+      emulator.faults.reset();
+      await sender.close();
+    }
+  }, 20_000);
+
   it("sends nothing for a count of zero and rejects a negative count", async () => {
     const sender = senderTo("wf-zero");
     try {

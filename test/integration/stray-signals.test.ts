@@ -7,6 +7,7 @@ import { QueueClient } from "@azure/storage-queue";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startServiceBusEmulator, type ServiceBusEmulator } from "../emulators/servicebus/index.js";
 import { startAzurite, type AzuriteInstance } from "../support/azurite.js";
+import { startAzuriteProxy } from "../support/azurite-proxy.js";
 import { daemonEnv, workforceArgv } from "../support/cli.js";
 import {
   controlTopics,
@@ -170,6 +171,60 @@ describe("SIGUSR1 and SIGUSR2 are logged and ignored by the long-running command
     run.child.kill("SIGTERM");
     expect(await run.exited).toBe(0);
     expect(run.output()).toContain("workforce autoscaler stopped");
+  });
+
+  it("the daemon ignores them while it is still starting (its leader lease's Storage slow to answer)", async () => {
+    const inspectPort = await freePort();
+    // Blob answers held back: leader election's first calls (container, lease) hang until let go.
+    let letGo: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (letGo = resolve));
+    let blobCalls = 0;
+    const proxy = await startAzuriteProxy(
+      azurite,
+      azurite.blobEndpoint,
+      () => false,
+      () => {
+        blobCalls++;
+        return held;
+      },
+    );
+    try {
+      const env = {
+        ...daemonEnv(azurite, QUEUE, [
+          {
+            kind: "local",
+            name: "here",
+            capacity: 2,
+            stateDir: join(workDir, "state-starting"),
+            command: ["{node}", "-e", "setTimeout(() => {}, 60000)"],
+          },
+        ]),
+        WORKFORCE_LEADER_ELECTION: "true",
+        WORKFORCE_STATE_CONNECTION_STRING: proxy.connectionString,
+      };
+      const run = startCli(["run", "--dry-run"], env, inspectPort);
+      await waitUntil(() => blobCalls > 0 || !run.alive(), 30_000, "the daemon to ask for its lease");
+      expect(logEntries(run.output()).some((entry) => entry.msg === "workforce autoscaler started")).toBe(
+        false,
+      );
+
+      const [usr1] = await sendAndCheckIgnored(run, "SIGUSR1", inspectPort);
+      const [usr2] = await sendAndCheckIgnored(run, "SIGUSR2", inspectPort);
+      expect(usr1!.msg).toMatch(/SIGUSR1 received and ignored/);
+      expect(usr2!.msg).toMatch(/SIGUSR2 received and ignored/);
+
+      // Storage answers: the daemon starts, ticks and stops as usual.
+      letGo();
+      const ticks = () => logEntries(run.output()).filter((entry) => entry.msg === "tick").length;
+      await waitUntil(() => ticks() >= 1 || !run.alive(), 30_000, "the first tick");
+      expect(run.alive(), run.output()).toBe(true);
+      run.child.kill("SIGTERM");
+      expect(await run.exited).toBe(0);
+      expect(run.output()).not.toContain("Debugger listening");
+    } finally {
+      letGo();
+      await proxy.close();
+    }
   });
 
   it("the demo (npm start) opens no debugger, keeps ticking and stops on SIGTERM", async () => {

@@ -57,8 +57,12 @@ interface Transport {
     body: string | undefined,
     signal: AbortSignal,
     stream?: boolean,
+    beforeSend?: BeforeSend,
   ): Promise<PipelineResponse>;
 }
+
+/** Run by the pipeline for a write, after its token is there and right before the request goes. */
+type BeforeSend = () => void;
 
 /** A body read as it arrives (a job list page): one per attempt, so a retried attempt starts afresh. */
 export interface BodySink<T> {
@@ -113,6 +117,19 @@ export class ArmWorkspace {
     pipeline.addPolicy(rest.setClientRequestIdPolicy());
     pipeline.addPolicy(rest.redirectPolicy(), { afterPhase: "Retry" });
     pipeline.addPolicy(rest.bearerTokenAuthenticationPolicy({ credential, scopes: armScope(endpoint) }));
+    // A write's fence is checked after its token is there: fetching one (AAD, the node's identity
+    // endpoint, with their retries) can take longer than the lease has left.
+    const beforeSends = new WeakMap<object, BeforeSend>();
+    pipeline.addPolicy(
+      {
+        name: "writeFence",
+        sendRequest: (request, next) => {
+          beforeSends.get(request)?.();
+          return next(request);
+        },
+      },
+      { afterPolicies: [rest.bearerTokenAuthenticationPolicyName] },
+    );
     // ARM's answers say what is left of the subscription's budgets: the buckets never count more.
     pipeline.addPolicy(
       remainingBudgetPolicy({ reads: this.options.readLimiter, writes: this.options.writeLimiter }),
@@ -121,21 +138,21 @@ export class ArmWorkspace {
     return {
       pipeline,
       client,
-      send: (method, url, body, signal, stream) =>
-        pipeline.sendRequest(
-          client,
-          rest.createPipelineRequest({
-            url,
-            method: method as "GET",
-            abortSignal: signal,
-            ...(stream ? { streamResponseStatusCodes: STREAMED } : {}),
-            headers: rest.createHttpHeaders({
-              accept: "application/json",
-              ...(body !== undefined ? { "content-type": "application/json" } : {}),
-            }),
-            ...(body !== undefined ? { body } : {}),
+      send: (method, url, body, signal, stream, beforeSend) => {
+        const request = rest.createPipelineRequest({
+          url,
+          method: method as "GET",
+          abortSignal: signal,
+          ...(stream ? { streamResponseStatusCodes: STREAMED } : {}),
+          headers: rest.createHttpHeaders({
+            accept: "application/json",
+            ...(body !== undefined ? { "content-type": "application/json" } : {}),
           }),
-        ),
+          ...(body !== undefined ? { body } : {}),
+        });
+        if (beforeSend) beforeSends.set(request, beforeSend);
+        return pipeline.sendRequest(client, request);
+      },
     };
   }
 
@@ -145,6 +162,7 @@ export class ArmWorkspace {
     url: string,
     body: unknown,
     signal: AbortSignal,
+    beforeSend?: BeforeSend,
   ): Promise<{ status: number; json: unknown; response: PipelineResponse }> {
     this.transport ??= this.build();
     const transport = await this.transport;
@@ -153,6 +171,8 @@ export class ArmWorkspace {
       url,
       body === undefined ? undefined : JSON.stringify(body),
       signal,
+      false,
+      beforeSend,
     );
     return this.answer(response);
   }
@@ -192,7 +212,7 @@ export class ArmWorkspace {
   private call<T>(
     kind: Kind,
     what: string,
-    run: (signal: AbortSignal) => Promise<T>,
+    run: (signal: AbortSignal, beforeSend: BeforeSend | undefined) => Promise<T>,
     signal?: AbortSignal,
     onRetry?: (error: unknown) => void,
   ): Promise<T> {
@@ -202,11 +222,16 @@ export class ArmWorkspace {
         // Background writes only use spare budget: half the burst stays for hires and cancels.
         if (kind === "background-write" && !limiter.tryAcquire(limiter.capacity / 2))
           throw new WriteBudgetBusy();
-        // After the wait for a write token, right before the request: the moment that counts.
-        if (kind !== "read") this.options.fence?.check(`ARM ${what}`);
-        if (kind === "read") this.counts.reads++;
-        else this.counts.writes++;
-        return run(attemptSignal);
+        if (kind === "read") {
+          this.counts.reads++;
+          return run(attemptSignal, undefined);
+        }
+        // After the waits for a write token and for the bearer token, right before the request goes:
+        // the moment that counts.
+        return run(attemptSignal, () => {
+          this.options.fence?.check(`ARM ${what}`);
+          this.counts.writes++;
+        });
       },
       {
         // The wait for a write token is outside the attempt's deadline: with many regions on one
@@ -334,9 +359,11 @@ export class ArmWorkspace {
     await this.call(
       options.background ? "background-write" : "write",
       "jobs.createOrUpdate",
-      async (attemptSignal) => {
-        options.onAttempt?.();
-        await this.send("PUT", url, body, attemptSignal);
+      async (attemptSignal, beforeSend) => {
+        await this.send("PUT", url, body, attemptSignal, () => {
+          beforeSend?.();
+          options.onAttempt?.();
+        });
       },
       options.signal,
       options.onRetry,
@@ -352,7 +379,8 @@ export class ArmWorkspace {
     await this.call(
       "write",
       "jobs.cancel",
-      (attemptSignal) => this.send("POST", url, undefined, attemptSignal).then(() => undefined),
+      (attemptSignal, beforeSend) =>
+        this.send("POST", url, undefined, attemptSignal, beforeSend).then(() => undefined),
       signal,
     );
   }
@@ -369,7 +397,8 @@ export class ArmWorkspace {
     const answer = await this.call(
       "write",
       "environmentVersions.createOrUpdate",
-      async (attemptSignal) => (await this.send("PUT", url, body, attemptSignal)).json,
+      async (attemptSignal, beforeSend) =>
+        (await this.send("PUT", url, body, attemptSignal, beforeSend)).json,
       signal,
     );
     const id = (answer as { id?: unknown } | undefined)?.id;

@@ -1,5 +1,5 @@
 import type { TokenCredential } from "@azure/core-auth";
-import type { HttpClient, Pipeline, PipelineResponse } from "@azure/core-rest-pipeline";
+import type { HttpClient, Pipeline, PipelineRequest, PipelineResponse } from "@azure/core-rest-pipeline";
 import type { Logger } from "../../logging/logger.js";
 import { redactText } from "../../logging/logger.js";
 import { INLINE_WAIT_MS, statusOf, withRetry } from "../../azure/retry.js";
@@ -78,6 +78,9 @@ export class MlApi {
     | Promise<{ rest: typeof import("@azure/core-rest-pipeline"); pipeline: Pipeline; client: HttpClient }>
     | undefined;
 
+  /** The requests that are writes behind the fence, with the name a refusal gives them. */
+  private readonly fencedWrites = new WeakMap<PipelineRequest, string>();
+
   constructor(private readonly options: MlApiOptions) {}
 
   /**
@@ -107,6 +110,22 @@ export class MlApi {
     });
     pipeline.addPolicy(
       rest.bearerTokenAuthenticationPolicy({ credential: this.options.credential, scopes: ML_SCOPE }),
+    );
+    // The fence is checked after the token is there, right before the request goes: fetching a token
+    // (AAD, the node's identity endpoint, with their retries) can take longer than the lease has left.
+    pipeline.addPolicy(
+      {
+        name: "writeFence",
+        sendRequest: (request, next) => {
+          const write = this.fencedWrites.get(request);
+          if (write !== undefined) {
+            this.options.fence?.check(write);
+            this.counts.writes++;
+          }
+          return next(request);
+        },
+      },
+      { afterPolicies: [rest.bearerTokenAuthenticationPolicyName] },
     );
     return { rest, pipeline, client: rest.createDefaultHttpClient() };
   }
@@ -141,11 +160,10 @@ export class MlApi {
           abortSignal: attemptSignal,
         });
         request.headers.set("Content-Type", "application/json");
-        // After the wait for a write token, right before the request: the moment that counts. Reads
-        // (the index listing) are not fenced.
-        if (call === "resume") this.options.fence?.check(`ml.azure.com ${what}`);
-        if (call === "index-list") this.counts.reads++;
-        else this.counts.writes++;
+        // A resume is checked against the fence (and counted) by the pipeline's writeFence policy, after
+        // the wait for a write token and the bearer token. Reads (the index listing) are not fenced.
+        if (call === "resume") this.fencedWrites.set(request, `ml.azure.com ${what}`);
+        else this.counts.reads++;
         const response = await pipeline.sendRequest(client, request);
         const status = response.status;
         if (status >= 200 && status < 300) return response;

@@ -2,6 +2,7 @@ import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { covers, verifySasToken, type AuthorizationRule } from "./sas.js";
+import type { Faults } from "./faults.js";
 import {
   SUBSCRIPTION_PATH,
   type Entity,
@@ -29,6 +30,8 @@ export interface AdminServerOptions {
   /** Shared access rules: a SAS token must be signed with one that has Manage. */
   rules: readonly AuthorizationRule[];
   store: Store;
+  /** Busy answers a test asked for (faults.ts). */
+  faults?: Faults;
 }
 
 /** ISO 8601 duration (as .NET writes TimeSpans: `PT1M`, `P1DT2H`, `PT0.5S`) in ms; undefined if unparsable. */
@@ -264,6 +267,15 @@ export class AdminServer {
     }
 
     if (req.method === "PUT") {
+      const busyAfterMs = this.options.faults?.takeBusyAdminWrite();
+      if (busyAfterMs !== undefined) {
+        await new Promise((resolve) => setTimeout(resolve, busyAfterMs));
+        return this.error(
+          res,
+          503,
+          "ServerBusy: the request was not processed (a fault asked for by the test).",
+        );
+      }
       const kind: EntityKind | undefined = /SubscriptionDescription/.test(body)
         ? "subscription"
         : /TopicDescription/.test(body)

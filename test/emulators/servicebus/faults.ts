@@ -11,6 +11,11 @@ export interface ServiceBusFaults {
   readonly putTokensToRefuse: number;
   /** Delays every acknowledgement (accepting a sent message, settling a disposition) by this many ms. */
   ackDelayMs: number;
+  /**
+   * Answers the next `count` entity creations (admin PUTs) 503 ServerBusy after `delayMs`, creating nothing
+   * (the administration client retries them).
+   */
+  busyNextAdminWrites(count: number, delayMs?: number): void;
   /** Clears all faults. */
   reset(): void;
 }
@@ -18,6 +23,8 @@ export interface ServiceBusFaults {
 export class Faults implements ServiceBusFaults {
   ackDelayMs = 0;
   private refusals = 0;
+  private busyAdminWrites = 0;
+  private busyAdminDelayMs = 0;
 
   constructor(private readonly drop: () => number) {}
 
@@ -42,9 +49,25 @@ export class Faults implements ServiceBusFaults {
     return true;
   }
 
+  busyNextAdminWrites(count: number, delayMs = 0): void {
+    if (!Number.isInteger(count) || count < 0)
+      throw new Error(`busyNextAdminWrites: expected a count >= 0, got ${count}`);
+    this.busyAdminWrites = count;
+    this.busyAdminDelayMs = delayMs;
+  }
+
+  /** Consumes one busy answer: the delay before it, or undefined when this admin write goes through. */
+  takeBusyAdminWrite(): number | undefined {
+    if (this.busyAdminWrites <= 0) return undefined;
+    this.busyAdminWrites -= 1;
+    return this.busyAdminDelayMs;
+  }
+
   reset(): void {
     this.ackDelayMs = 0;
     this.refusals = 0;
+    this.busyAdminWrites = 0;
+    this.busyAdminDelayMs = 0;
   }
 
   /** Runs `action` after the configured ack delay. */

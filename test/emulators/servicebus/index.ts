@@ -188,7 +188,7 @@ export async function startServiceBusEmulator(
     faults,
   });
   brokerRef.current = broker;
-  const admin = new AdminServer({ host, port: options.adminPort ?? 0, tls, store, rules });
+  const admin = new AdminServer({ host, port: options.adminPort ?? 0, tls, store, rules, faults });
   const amqpPort = await broker.start();
   let adminPort: number;
   try {
