@@ -202,7 +202,13 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     return {
       kind: "act",
       act: () => {
-        const signalled = targets.filter((pid) => deliver(pid, signal, logger));
+        // Chosen before the message was completed: by the time the broker answered, another agent of
+        // the node may have signalled some of them (a second signal is a hard stop), or they may be gone.
+        const still = new Set(workersToStop());
+        const skipped = targets.filter((pid) => !still.has(pid));
+        if (skipped.length > 0)
+          logger.info({ pids: skipped }, "not signalled: already asked to leave, or gone, meanwhile");
+        const signalled = targets.filter((pid) => still.has(pid) && deliver(pid, signal, logger));
         try {
           recordSignalled(pidDir, signalled);
         } catch (error) {

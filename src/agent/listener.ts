@@ -66,7 +66,8 @@ function bodyOf(message: ServiceBusReceivedMessage): ReceivedBody {
  * token) is retried with backoff; the SDK re-opens its connection and link on the next call.
  *
  * The message is completed *before* the workers are signalled: if completing fails (lock lost), another
- * node gets the message and this one must not act too, or two nodes would leave for one request.
+ * node gets the message and this one must not act too, or two nodes would leave for one request. Nor
+ * does it act when listening stopped while the completion was on its way (see below).
  */
 export async function listenForControl(options: ListenOptions): Promise<ListenResult> {
   const { receiver, logger, signal } = options;
@@ -142,6 +143,17 @@ export async function listenForControl(options: ListenOptions): Promise<ListenRe
       } catch (error) {
         logger.warn({ err: error, messageId }, "could not complete the control message; not acting on it");
         continue;
+      }
+      // The broker answered after listening stopped (SIGTERM, a leave signal, the worker left): this node
+      // is leaving, and its workers may have been told already; signalling them now would be a second
+      // signal, a hard stop of the task in hand. The message is spent: the daemon's ledger counts a
+      // departure as a drain done, and anything else in flight until the drain timeout (the safe side).
+      if (signal.aborted) {
+        logger.warn(
+          { messageId, operation: decoded.operation },
+          "control message taken as this node stopped listening: not acted on",
+        );
+        return { kind: "stopped" };
       }
       outcome.act();
       return { kind: "acted", operation: decoded.operation };

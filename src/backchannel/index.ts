@@ -5,16 +5,17 @@ import { randomUUID } from "node:crypto";
 import type { TokenCredential } from "@azure/core-auth";
 import type { Logger } from "../logging/logger.js";
 import type { Settings } from "../config/settings.js";
-import type { CallOptions, DrainResult } from "../regions/types.js";
+import type { DrainResult } from "../regions/types.js";
 import type { BackChannelConfig } from "./config.js";
 import type { DrainChannel } from "./types.js";
-import type { WriteFence } from "../regions/fence.js";
-import { evaluateLedger, recordDrain, settleDrain, type DrainLedger } from "./ledger.js";
+import { FencedError, type WriteFence } from "../regions/fence.js";
+import { evaluateLedger, recordDrain, settleDrain } from "./ledger.js";
 import {
   createBlobLedgerStore,
   createMemoryLedgerStore,
   fencedLedgerStore,
   LedgerConflictError,
+  withLedger,
   type LedgerStore,
 } from "./ledger-store.js";
 import {
@@ -62,28 +63,6 @@ export interface DrainChannelDeps {
 
 /** Deadline of the ledger correction after a failed send. */
 const SETTLE_TIMEOUT_MS = 10_000;
-
-/** Conflicting ledger writes (another replica) are re-read and retried this many times. */
-const LEDGER_ATTEMPTS = 3;
-
-async function withLedger<T>(
-  store: LedgerStore,
-  region: string,
-  options: CallOptions | undefined,
-  change: (ledger: DrainLedger) => { next: DrainLedger; result: T } | { result: T },
-): Promise<T> {
-  for (let attempt = 1; ; attempt += 1) {
-    const { ledger, version } = await store.load(region, options);
-    const outcome = change(ledger);
-    if (!("next" in outcome)) return outcome.result;
-    try {
-      await store.save(region, outcome.next, version, options);
-      return outcome.result;
-    } catch (error) {
-      if (!(error instanceof LedgerConflictError) || attempt >= LEDGER_ATTEMPTS) throw error;
-    }
-  }
-}
 
 /**
  * A region's drain channel: control messages on its back-channel topic, recorded in its ledger.
@@ -142,10 +121,20 @@ export function createDrainChannel(
       const id = newId();
       // Reserve: never more than the running workers not already asked.
       let reserved: { toSend: number; inFlight: number };
+      /** A save of the reservation went out: the service may have written it, answered or not. */
+      let saved = false;
+      const store: LedgerStore = {
+        ...deps.store,
+        save: (...args) => ((saved = true), deps.store.save(...args)),
+      };
       try {
-        reserved = await withLedger(deps.store, regionName, options, (ledger) => {
+        reserved = await withLedger(store, regionName, options, (ledger) => {
           const at = now();
           const { inFlight } = evaluateLedger(ledger, running, at);
+          // Our own reservation, made by a save whose answer was lost (its retry then met it as a
+          // conflict): it is what to send, not a drain of someone else's to leave room for.
+          const own = ledger.entries.find((entry) => entry.id === id);
+          if (own) return { result: { toSend: own.count, inFlight: Math.max(0, inFlight - own.count) } };
           const toSend = Math.min(count, Math.max(0, new Set(running).size - inFlight));
           if (toSend === 0) return { result: { toSend, inFlight } };
           return {
@@ -156,10 +145,31 @@ export function createDrainChannel(
       } catch (error) {
         // Without a ledger entry nothing is sent: an unrecorded drain could be repeated after a restart.
         const reason = error instanceof Error ? error.message : String(error);
-        return {
-          drained: 0,
-          errors: [new Error(`region ${regionName}: drain not sent: ledger unavailable: ${reason}`)],
-        };
+        const errors = [new Error(`region ${regionName}: drain not sent: ledger unavailable: ${reason}`)];
+        // A save cut off (deadline, reset, 5xx) may still have been written: take the entry out again, or
+        // workers nobody asked would count as leaving until the drain timeout. A refusal wrote nothing.
+        const refused = error instanceof LedgerConflictError || error instanceof FencedError;
+        if (saved && !refused) {
+          try {
+            await withLedger(
+              deps.store,
+              regionName,
+              { signal: AbortSignal.timeout(SETTLE_TIMEOUT_MS) },
+              (ledger) =>
+                ledger.entries.some((entry) => entry.id === id)
+                  ? { next: settleDrain(ledger, id, 0), result: undefined }
+                  : { result: undefined },
+            );
+          } catch (settleError) {
+            // It stays: workers count as leaving until the drain timeout (under-drain, the safe side).
+            errors.push(
+              new Error(
+                `drain ledger not corrected after a cut-off reservation: ${(settleError as Error).message}`,
+              ),
+            );
+          }
+        }
+        return { drained: 0, errors };
       }
       if (reserved.toSend === 0) {
         logger.info(

@@ -252,3 +252,29 @@ export function fencedLedgerStore(store: LedgerStore, fence: WriteFence): Ledger
     },
   };
 }
+
+/** Conflicting ledger writes (another replica) are re-read and retried this many times. */
+const LEDGER_ATTEMPTS = 3;
+
+/**
+ * Read the region's ledger, change it, and write it back if still at the version read; a conflict (another
+ * writer in between) is re-read and retried. `change` returns only a result when there is nothing to write.
+ */
+export async function withLedger<T>(
+  store: LedgerStore,
+  region: string,
+  options: CallOptions | undefined,
+  change: (ledger: DrainLedger) => { next: DrainLedger; result: T } | { result: T },
+): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    const { ledger, version } = await store.load(region, options);
+    const outcome = change(ledger);
+    if (!("next" in outcome)) return outcome.result;
+    try {
+      await store.save(region, outcome.next, version, options);
+      return outcome.result;
+    } catch (error) {
+      if (!(error instanceof LedgerConflictError) || attempt >= LEDGER_ATTEMPTS) throw error;
+    }
+  }
+}

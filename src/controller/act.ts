@@ -155,6 +155,9 @@ async function actOnRegion(region: Region, plan: RegionPlan, options: ActOptions
       log.error({ operation, requested: count, err: error }, `${operation} failed`);
       // What the region confirmed before the cut-off counts now; only what comes after counts as late.
       const counted = operation === "cancel" ? cancels.cutOff(outcome) : 0;
+      // A drain cut off before the region answered may have asked every worker it was told to: they count
+      // as maybe sent (draining, not running), as a send cut off inside the region does.
+      if (operation === "drain") outcome.drainUnknown = count;
       // Abandoned, not undone: what the call still does counts when it answers.
       running
         ?.then((late) =>

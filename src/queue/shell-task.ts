@@ -39,6 +39,8 @@ export function runShellTask(
       stdio: ["ignore", "pipe", "pipe"],
     });
     let aborted = false;
+    /** The command's own process has ended ('close' waits for its output too, which it may have passed on). */
+    let exited = false;
     let startError: Error | undefined;
     let killTimer: NodeJS.Timeout | undefined;
 
@@ -51,7 +53,10 @@ export function runShellTask(
       }
     };
     const onAbort = () => {
-      aborted = true;
+      // A command that has already ended was not stopped by this: its exit status stands (a task that
+      // succeeded is done, not put back to run again). What it left running in its group, holding its
+      // output open, is stopped all the same.
+      if (!exited) aborted = true;
       logger.warn({ taskId, pid: child.pid }, "stopping task (worker aborted)");
       signalGroup("SIGTERM");
       killTimer = setTimeout(() => signalGroup("SIGKILL"), options.killGraceMs ?? 10_000);
@@ -71,6 +76,9 @@ export function runShellTask(
 
     child.once("error", (error) => {
       startError = error;
+    });
+    child.once("exit", () => {
+      exited = true;
     });
     child.once("close", (code, signal) => {
       options.abort?.removeEventListener("abort", onAbort);

@@ -214,6 +214,31 @@ describe("node agent", () => {
     expect(noTaskInterrupted(worker.lines())).toBe(true);
   });
 
+  it("two agents of a node that take a message each at once signal their worker once, not twice", async () => {
+    const topic = newTopic();
+    const dir = tempDir("agent-two");
+    const pidDir = join(dir, "pids");
+    const worker = await startStub({ dir, name: "w", pidDir, taskMs: 6_000 });
+    stubs.push(worker);
+    const subscription = `${topic}/Subscriptions/shutdown`;
+    // Both completions are answered late: each agent chose its targets before the other had signalled.
+    emulator.faults.ackDelayMs = 1_500;
+    try {
+      const first = agent(topic, pidDir);
+      const second = agent(topic, pidDir);
+      await send(topic, control("graceful-downscale"), control("graceful-downscale"));
+      expect(await first.done).toBe(0);
+      expect(await second.done).toBe(0);
+      expect(emulator.counts(subscription).total).toBe(0);
+    } finally {
+      emulator.faults.reset();
+    }
+    // A second signal would be a hard stop of the task in hand.
+    expect(worker.lines().filter((line) => line.startsWith("signal"))).toEqual(["signal SIGINT"]);
+    expect(await worker.exited).toBe(0);
+    expect(noTaskInterrupted(worker.lines())).toBe(true);
+  });
+
   it("gives a message back when its worker left between the check and the message", async () => {
     const topic = newTopic();
     await send(topic, control("graceful-downscale"));
@@ -240,6 +265,30 @@ describe("node agent", () => {
     } finally {
       await client.close();
     }
+  });
+
+  it("standalone, stopped while the broker has not answered its completion yet: the workers get nothing", async () => {
+    const topic = newTopic();
+    const dir = tempDir("agent-late-complete");
+    const pidDir = join(dir, "pids");
+    const worker = await stub(dir, "w", { pidDir });
+    const subscription = `${topic}/Subscriptions/shutdown`;
+    emulator.faults.ackDelayMs = 2_000;
+    try {
+      const running = agent(topic, pidDir);
+      await send(topic, control("graceful-downscale"));
+      await emulator.waitFor(() => emulator.counts(subscription).locked === 1, { timeoutMs: 10_000 });
+      // The completion is on its way; SIGTERM to a standalone agent stops it before the answer comes.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      running.stop();
+      expect(await running.done).toBe(0);
+      await emulator.waitFor(() => emulator.counts(subscription).total === 0, { timeoutMs: 10_000 });
+    } finally {
+      emulator.faults.reset();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(worker.lines()).not.toContain("signal SIGINT");
+    expect(worker.child.exitCode).toBeNull();
   });
 
   it("survives a dropped connection: it reconnects and still acts on the next message", async () => {

@@ -210,6 +210,48 @@ describe("workforce agent -- CMD (wrap mode)", () => {
     expect(emulator.counts(`${topic}/Subscriptions/shutdown`).active).toBe(1);
   });
 
+  it("does not act on a message whose completion is answered after SIGTERM: the worker gets one signal, not two", async () => {
+    const topic = newTopic();
+    const dir = tempDir("wrap-late-complete");
+    const pidDir = join(dir, "pids");
+    const run = startWrapped({
+      topic,
+      pidDir,
+      dir,
+      ownPidFile: true,
+      pidFileGrace: 5,
+      trap: "SIGTERM,SIGINT",
+      taskMs: 10_000,
+    });
+    await waitUntil(
+      () => run.stderr().includes("listening for control messages"),
+      10_000,
+      "the agent to listen",
+    );
+    // A task that starts now is still running when the late answer comes.
+    const starts = () => workerLog(dir).filter((line) => line.startsWith("start ")).length;
+    const before = starts();
+    await waitUntil(() => starts() > before, 10_000, "the worker's next task");
+    const subscription = `${topic}/Subscriptions/shutdown`;
+    // The broker answers the agent's completion late: the node is told to leave before the answer comes.
+    emulator.faults.ackDelayMs = 3_000;
+    try {
+      await sendControl(emulator.connectionString, topic);
+      await waitUntil(() => emulator.counts(subscription).locked === 1, 10_000, "the agent to take it");
+      // The completion is on its way (sent as soon as the message is in hand).
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      process.kill(run.pid, "SIGTERM");
+      await waitUntil(() => emulator.counts(subscription).total === 0, 10_000, "the completion");
+    } finally {
+      emulator.faults.reset();
+    }
+    expect(await run.exited).toBe(0);
+    // SIGTERM was passed on; a control message on top would be a second signal: a hard stop of the task.
+    expect(workerLog(dir).filter((line) => line.startsWith("signal "))).toEqual(["signal SIGTERM"]);
+    expect(noTaskInterrupted(workerLog(dir))).toBe(true);
+    expect(run.stderr()).toContain("taken as this node stopped listening");
+  });
+
   it("exits with the worker's code when the worker leaves on its own, and stops listening", async () => {
     const topic = newTopic();
     const dir = tempDir("wrap-self");

@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import { BlobServiceClient } from "@azure/storage-blob";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startAzurite, type AzuriteInstance } from "../support/azurite.js";
@@ -167,6 +168,91 @@ describe("drain ledger in blob storage", () => {
       { logger: quietLogger() },
     );
     expect(memory.description).toContain("memory");
+  });
+});
+
+describe("drain ledger writes cut off", () => {
+  it("a reservation written by the service but answered after the cut-off sends nothing and leaves no phantom drain", async () => {
+    // Azurite takes the ledger upload; its answer is held until the caller's deadline has passed.
+    let release: () => void = () => undefined;
+    const answered = new Promise<void>((resolve) => (release = resolve));
+    let uploads = 0;
+    const proxy = await startAzuriteProxy(
+      azurite,
+      azurite.blobEndpoint,
+      () => false,
+      (incoming) => {
+        const isUpload = incoming.method === "PUT" && /\.json(\?|$)/.test(incoming.url ?? "");
+        if (isUpload && ++uploads === 1) return answered;
+      },
+    );
+    const sender = countingSender();
+    const running = ["w1", "w2", "w3"];
+    const channel = createDrainChannel("late", config, {
+      settings,
+      logger: quietLogger(),
+      store: createBlobLedgerStore({ connectionString: proxy.connectionString, container: "state-late" }),
+      sender,
+    });
+    try {
+      const cutOff = AbortSignal.timeout(1_000);
+      cutOff.addEventListener("abort", () => setTimeout(release, 200), { once: true });
+      const result = await channel.requestDrain(2, running, { signal: cutOff });
+      expect(result.drained).toBe(0);
+      expect(result.errors[0]?.message).toMatch(/drain not sent: ledger unavailable/);
+      expect(sender.total).toBe(0);
+      // Nobody was asked to leave: no worker counts as draining (it would for the drain timeout, an hour).
+      expect(await channel.inFlight(running)).toBe(0);
+    } finally {
+      release();
+      await proxy.close();
+    }
+  });
+});
+
+describe("drain ledger writes answered by a dropped connection", () => {
+  it("a reservation the service made, whose answer was lost and whose retry conflicts with it, is sent", async () => {
+    // Azurite makes the first ledger upload; the proxy then drops the connection instead of answering, so
+    // the Storage SDK retries it, and the retry finds the blob changed (by the first attempt).
+    let uploads = 0;
+    const target = new URL(azurite.blobEndpoint);
+    const proxy = await startAzuriteProxy(azurite, azurite.blobEndpoint, (incoming, outgoing) => {
+      const isUpload = incoming.method === "PUT" && /\.json(\?|$)/.test(incoming.url ?? "");
+      if (!isUpload || ++uploads > 1) return false;
+      const forwarded = request(
+        {
+          host: target.hostname,
+          port: target.port,
+          method: incoming.method,
+          path: incoming.url,
+          headers: incoming.headers,
+        },
+        (answer) => {
+          answer.resume();
+          answer.on("end", () => outgoing.socket?.destroy());
+        },
+      );
+      incoming.pipe(forwarded);
+      return true;
+    });
+    const sender = countingSender();
+    const running = ["w1", "w2", "w3"];
+    const channel = createDrainChannel("reset", config, {
+      settings,
+      logger: quietLogger(),
+      store: createBlobLedgerStore({ connectionString: proxy.connectionString, container: "state-reset" }),
+      sender,
+    });
+    try {
+      const result = await channel.requestDrain(2, running);
+      expect(uploads).toBeGreaterThan(1);
+      // The ledger says 2 workers were asked: they must have been, or they count as leaving for an hour.
+      expect(await channel.inFlight(running)).toBe(2);
+      expect(sender.total).toBe(2);
+      expect(result).toMatchObject({ drained: 2, errors: [] });
+    } finally {
+      await proxy.close();
+    }
   });
 });
 

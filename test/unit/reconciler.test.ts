@@ -225,6 +225,41 @@ describe("reconciler", () => {
     expect(a.draining).toBe(3);
   });
 
+  test("a drain cut off at the act deadline counts as maybe sent: in the tick line, and as draining while the region is unreadable", async () => {
+    const queue = new MemoryQueue();
+    queue.depthValue = 0;
+    const a = new MemoryRegion("a");
+    a.running = 10;
+    // The drain requests go out, then the answer never comes (a broker that does not acknowledge).
+    a.drain = async (count) => {
+      a.calls.push({ operation: "drain", count });
+      a.running -= count;
+      a.draining += count;
+      return new Promise(() => undefined);
+    };
+    const b = new MemoryRegion("b", 1000);
+    const { instance, lines, metrics } = reconciler([a, b], queue);
+    const first = await instance.tick();
+    expect(first.plan.regions.find((r) => r.region === "a")?.drain).toBe(10);
+    expect(first.outcomes.find((o) => o.region === "a")).toMatchObject({ drained: 0, drainUnknown: 10 });
+    expect(lines.filter((line) => line.msg === "tick").at(-1)).toMatchObject({
+      drained: 0,
+      drainUnknown: 10,
+    });
+    expect(await metricValue(metrics, "workforce_drain_unknown_total", { region: "a" })).toBe(10);
+    // Work arrives and a cannot be read: its last reading counts the 10 as leaving, not as running, so the
+    // ramp is 10 x (0 + 1), not 10 x (10 + 1).
+    a.fail.observe = new Error("503 Service Unavailable");
+    queue.depthValue = 5000;
+    const second = await instance.tick();
+    expect(second.snapshot.regions.find((r) => r.name === "a")?.observation).toMatchObject({
+      running: 0,
+      draining: 10,
+    });
+    expect(second.plan.target).toBe(10);
+    expect(b.pending).toBe(10);
+  });
+
   test("preview (status) acts on nothing and keeps no stabilization state", async () => {
     const queue = new MemoryQueue();
     queue.depthValue = 1000;

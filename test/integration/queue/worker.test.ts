@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { QueueClient } from "@azure/storage-queue";
 import { startAzurite, type AzuriteInstance } from "../../support/azurite.js";
 import { encodeTask, decodeTask, shellTask } from "../../../src/queue/tasks.js";
+import { alive } from "../../support/processes.js";
 import { depth, drainMessages, startCli, uniqueQueueName, waitFor } from "./helpers.js";
 
 let azurite: AzuriteInstance;
@@ -189,5 +190,29 @@ describe("workforce worker, aborted", () => {
     // Back in the queue at once, with its retries intact (an interruption is not a failure).
     const { receivedMessageItems } = await client.receiveMessages();
     expect(receivedMessageItems[0]?.messageText).toBe(body);
+  });
+
+  it("a task whose command ended (exit 0) before SIGUSR2 is done, not put back, though it left a process holding its output", async () => {
+    const done = join(dir, "abort-after-exit-done");
+    const leftover = join(dir, "abort-after-exit-leftover");
+    // The command ends at once; what it started in the background keeps its output open for 30 s.
+    const body = task(`(sleep 30; touch ${leftover}) & echo $! > ${done}`);
+    const { name, client } = await queueWith("abort-after-exit", [body]);
+    const run = worker(name);
+    await waitFor(
+      () => existsSync(done) && readFileSync(done, "utf8").trim() !== "",
+      20_000,
+      "the task's command to end",
+    );
+    const backgroundPid = Number(readFileSync(done, "utf8"));
+    // Well after the command's exit: the worker waits only for its output to close.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    process.kill(run.child.pid!, "SIGUSR2");
+    expect((await run.exit).code, run.output()).toBe(130);
+    // The task had succeeded: it is not run again. What it left behind is stopped with the worker.
+    expect(run.output()).toMatch(/task succeeded/);
+    expect(await depth(client)).toBe(0);
+    await waitFor(() => !alive(backgroundPid), 10_000, "the leftover process to be stopped");
+    expect(existsSync(leftover)).toBe(false);
   });
 });
