@@ -160,6 +160,43 @@ describe("JobExits", () => {
     expect(exits.commit(listing(T0 + 2_000), T0 + 1_500).map((exit) => exit.workerId)).toEqual(["job-2"]);
   });
 
+  it("a job this process hired and no listing showed (the index's lag) fails: a failed start, even read late", () => {
+    const exits = new JobExits({ startGraceMs: 60_000 });
+    const quiet = new JobExits({ startGraceMs: 60_000 });
+    for (const tracker of [exits, quiet]) tracker.commit(listing(T0), T0);
+    exits.hired("h", T0 + 100);
+    // Listings that do not show it, for minutes (its read through ARM held back by the budget).
+    for (const tracker of [exits, quiet])
+      for (let minute = 1; minute <= 3; minute++)
+        tracker.commit(listing(T0 + minute * 60_000), T0 + minute * 60_000 - 100);
+    for (const tracker of [exits, quiet])
+      tracker.see(summary("h", "Failed", T0 + 100), () => resource("h", "Failed"));
+    expect(exits.commit(listing(T0 + 240_000), T0 + 239_900).map((exit) => exit.outcome)).toEqual([
+      "failed_start",
+    ]);
+    // Not known as a hire of ours: taken for a job that was Running before (a failure, no backoff).
+    expect(quiet.commit(listing(T0 + 240_000), T0 + 239_900).map((exit) => exit.outcome)).toEqual(["failed"]);
+  });
+
+  it("a hired job read Running through ARM (not listed): how long it ran tells a failed start from a failure", () => {
+    const exits = new JobExits({ startGraceMs: 60_000 });
+    exits.commit(listing(T0), T0);
+    for (const name of ["short", "long"]) {
+      exits.hired(name, T0 + 100);
+      exits.sawActive(summary(name, "Running", T0 + 100), T0 + 1_000);
+      exits.sawActive(summary(name, "Running", T0 + 100), T0 + 2_000); // the first sighting counts
+    }
+    exits.commit(listing(T0 + 3_000), T0 + 2_900);
+    exits.see(summary("short", "Failed", T0 + 100), () => resource("short", "Failed"));
+    const short = exits.commit(listing(T0 + 5_000), T0 + 4_900);
+    expect(short).toEqual([
+      expect.objectContaining({ workerId: "short", outcome: "failed_start", ranSeconds: 4 }),
+    ]);
+    exits.commit(listing(T0 + 120_000), T0 + 119_900); // "long" Running past the grace
+    exits.see(summary("long", "Failed", T0 + 100), () => resource("long", "Failed"));
+    expect(exits.commit(listing(T0 + 121_000), T0 + 120_900).map((exit) => exit.outcome)).toEqual(["failed"]);
+  });
+
   it("keeps every exit of a tick that finds hundreds, oldest submission first", () => {
     const exits = new JobExits({ startGraceMs: 60_000 });
     exits.commit(listing(T0), T0);

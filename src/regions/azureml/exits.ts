@@ -189,6 +189,22 @@ export class JobExits {
     return this.committed;
   }
 
+  /** This process submitted `name` at `at`: waiting (not seen Running) until a listing says more. */
+  hired(name: string, at = Date.now()): void {
+    if (!this.seen.has(name)) this.seen.set(name, -at);
+  }
+
+  /**
+   * An active job read on its own at `at`, not listed (a hire the index does not show yet): noted as a
+   * listing would note it, so that its end is told apart (a failed start, or a failure after it ran).
+   */
+  sawActive(job: JobSummary, at: number): void {
+    const value = this.seen.get(job.name);
+    if (!job.name || (value !== undefined && value > 0)) return;
+    if (job.class === "running") this.seen.set(job.name, at);
+    else if (value === undefined) this.seen.set(job.name, -at);
+  }
+
   /** This process asked the service to cancel `name` (its Canceled end is a drain, not an operator's stop). */
   cancelRequested(name: string, at = Date.now()): void {
     if (!this.cancels.has(name)) this.cancels.set(name, at);

@@ -149,7 +149,7 @@ export function createAzuremlRegion(
   let listedNames: WorkerNames = new Set<string>();
   const ensureEnvironment = environmentOf(template, ref, arm);
 
-  const { list } = createRegionListing({
+  const { list, hired } = createRegionListing({
     config,
     arm,
     ml,
@@ -160,6 +160,7 @@ export function createAzuremlRegion(
     ...(marks ? { marks } : {}),
     logger: log,
     lastPages: () => listing?.pages ?? 1,
+    hireWindowMs: ctx.settings.hireGraceSeconds * 1000,
     ...(deps.listing ? { listing: deps.listing } : {}),
   });
 
@@ -283,7 +284,15 @@ export function createAzuremlRegion(
           ...(envId ? { environmentId: envId } : {}),
         },
         count,
-        options,
+        {
+          ...options,
+          // A job that may exist is looked for until a listing shows it (under the index, one that ended
+          // before the index showed it is read through ARM: its exit, a failed start, is not missed).
+          onOutcome: (name, outcome) => {
+            if (outcome !== "refused") hired(name);
+            options.onOutcome?.(name, outcome);
+          },
+        },
       );
       // The new jobs are not in the listing kept: the next cancel or drain reads afresh.
       listing = undefined;

@@ -43,6 +43,8 @@ export interface RegionListingParts {
   logger: Logger;
   /** Pages of the last listing: how many to fetch at once next time. */
   lastPages: () => number;
+  /** How long a hire is expected in a listing that shows active jobs only (the controller's hire grace). */
+  hireWindowMs: number;
   listing?: ListingSource;
 }
 
@@ -52,6 +54,8 @@ export interface RegionListing {
    * hears when the budget of the `extraReads` is there (the cluster read waits for it).
    */
   list(extraReads: number, signal?: AbortSignal, onBeside?: (ready: Promise<void>) => void): Promise<Listing>;
+  /** This process submitted `name` (accepted, or its outcome unknown): its end is looked for. */
+  hired(name: string): void;
   readonly options: ListingOptions;
 }
 
@@ -145,8 +149,11 @@ export function createRegionListing(parts: RegionListingParts): RegionListing {
           readLimiter: listingOptions.readLimiter,
           maxBudgetWaitMs: listingOptions.maxBudgetWaitMs,
           batch: Math.max(1, config.retireBatch),
+          hireWindowMs: parts.hireWindowMs,
+          region: config.name,
           logger: log,
           onFinished: (job, resource) => seeFinished(job, () => resource),
+          onActive: (job, at) => exitTracker.sawActive(job, at),
         })
       : undefined;
   /**
@@ -186,10 +193,15 @@ export function createRegionListing(parts: RegionListingParts): RegionListing {
   ): Promise<Listing> {
     const startedAt = Date.now();
     const jobs = await listOnce(extraReads, signal, onBeside);
-    await vanished?.read(jobs, signal);
+    await vanished?.read(jobs, startedAt, signal);
     if (vanished && !exitTracker.listed) await listMarked(signal);
     for (const exit of exitTracker.commit(jobs, startedAt)) logExit(log, exit);
     return jobs;
   }
-  return { list, options: listingOptions };
+  function hired(name: string): void {
+    const at = Date.now();
+    exitTracker.hired(name, at);
+    vanished?.hired(name, at);
+  }
+  return { list, hired, options: listingOptions };
 }

@@ -65,6 +65,11 @@ export interface MlApiEmulatorOptions {
   maxPageSize?: number;
   /** A job older than this (since creation) can no longer be resumed (Singularity's limit). */
   maxExecutionMs?: number;
+  /**
+   * The search index's lag: a job shows in the index only this long after its creation (default 0). The
+   * real index is fed from run history, and may show a new job only after some seconds.
+   */
+  indexLagMs?: number;
 }
 
 export interface MlApiEmulator {
@@ -78,6 +83,8 @@ export interface MlApiEmulator {
   preempt(workspace: VirtualWorkspace, name: string): void;
   /** Mark a job past its max execution time: a resume is refused with the service's words. */
   expire(workspace: VirtualWorkspace, name: string): void;
+  /** The index's lag (`indexLagMs`), changed at will: 0 shows every job at once. */
+  indexLagMs: number;
   close(): Promise<void>;
 }
 
@@ -277,7 +284,7 @@ export async function startMlApiEmulator(options: MlApiEmulatorOptions): Promise
       if (r.operation === "execution.resume") return send(200, resume(r));
       const ws = workspaceOf(r);
       ws.schedule();
-      return send(200, searchEntities(ws, body, maxPageSize));
+      return send(200, searchEntities(ws, body, maxPageSize, Date.now() - emulator.indexLagMs));
     } catch (error) {
       if (error instanceof MlError)
         return send(error.status, { error: { code: error.code, message: error.message } });
@@ -299,7 +306,8 @@ export async function startMlApiEmulator(options: MlApiEmulatorOptions): Promise
   });
   const port = (server.address() as AddressInfo).port;
 
-  return {
+  const emulator: MlApiEmulator = {
+    indexLagMs: options.indexLagMs ?? 0,
     url: `https://${options.host ?? "127.0.0.1"}:${port}`,
     ca: tls.ca,
     requests,
@@ -321,4 +329,5 @@ export async function startMlApiEmulator(options: MlApiEmulatorOptions): Promise
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+  return emulator;
 }

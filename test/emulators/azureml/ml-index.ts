@@ -104,14 +104,23 @@ function hit(ws: VirtualWorkspace, job: StoredJob): unknown {
   };
 }
 
-/** One page of the entities search over a workspace's jobs (keyset paging, bound to its query). */
-export function searchEntities(ws: VirtualWorkspace, body: unknown, maxPageSize: number): unknown {
+/**
+ * One page of the entities search over a workspace's jobs (keyset paging, bound to its query); only the
+ * jobs created by `indexedUntil` (epoch ms) are in the index yet.
+ */
+export function searchEntities(
+  ws: VirtualWorkspace,
+  body: unknown,
+  maxPageSize: number,
+  indexedUntil = Infinity,
+): unknown {
   if (typeof body !== "object" || body === null)
     throw new MlError(400, "BadRequest", "The request body must be JSON.");
   const search = parseSearch(body);
   const query = JSON.stringify([search.filters, search.desc, ws.name]);
   const after = decodeToken(search.token, query);
   const keep = (job: StoredJob) =>
+    job.createdAt.getTime() <= indexedUntil &&
     search.filters.every((f) => {
       switch (f.field) {
         case "type":
