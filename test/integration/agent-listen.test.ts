@@ -311,8 +311,8 @@ describe("node agent", () => {
       const running = agent(topic, pidDir);
       await send(topic, control("graceful-downscale"));
       await emulator.waitFor(() => emulator.counts(subscription).locked === 1, { timeoutMs: 10_000 });
-      // The completion is on its way; SIGTERM to a standalone agent stops it before the answer comes.
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // The completion is at the broker, unanswered; SIGTERM stops the agent before the answer comes.
+      await emulator.waitFor(() => emulator.faults.acksHeld === 1, { timeoutMs: 10_000 });
       running.stop();
       expect(await running.done).toBe(0);
       await emulator.waitFor(() => emulator.counts(subscription).total === 0, { timeoutMs: 10_000 });

@@ -246,8 +246,8 @@ describe("workforce agent -- CMD (wrap mode)", () => {
     try {
       await sendControl(emulator.connectionString, topic);
       await waitUntil(() => emulator.counts(subscription).locked === 1, 10_000, "the agent to take it");
-      // The completion is on its way (sent as soon as the message is in hand).
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      // The completion is at the broker, unanswered (sent as soon as the message is in hand).
+      await waitUntil(() => emulator.faults.acksHeld === 1, 10_000, "the completion to reach the broker");
       process.kill(run.pid, "SIGTERM");
       await waitUntil(() => emulator.counts(subscription).total === 0, 10_000, "the completion");
     } finally {

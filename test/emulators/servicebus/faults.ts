@@ -11,6 +11,8 @@ export interface ServiceBusFaults {
   readonly putTokensToRefuse: number;
   /** Delays every acknowledgement (accepting a sent message, settling a disposition) by this many ms. */
   ackDelayMs: number;
+  /** Acknowledgements received and held back by `ackDelayMs`, not answered yet. */
+  readonly acksHeld: number;
   /**
    * Answers the next `count` entity creations (admin PUTs) 503 ServerBusy after `delayMs`, creating nothing
    * (the administration client retries them).
@@ -22,6 +24,7 @@ export interface ServiceBusFaults {
 
 export class Faults implements ServiceBusFaults {
   ackDelayMs = 0;
+  acksHeld = 0;
   private refusals = 0;
   private busyAdminWrites = 0;
   private busyAdminDelayMs = 0;
@@ -72,7 +75,11 @@ export class Faults implements ServiceBusFaults {
 
   /** Runs `action` after the configured ack delay. */
   afterAckDelay(action: () => void): void {
-    if (this.ackDelayMs > 0) setTimeout(action, this.ackDelayMs);
-    else action();
+    if (this.ackDelayMs <= 0) return action();
+    this.acksHeld += 1;
+    setTimeout(() => {
+      this.acksHeld -= 1;
+      action();
+    }, this.ackDelayMs);
   }
 }
