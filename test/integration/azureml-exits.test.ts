@@ -2,20 +2,9 @@ import { describe, expect, it } from "vitest";
 import type { ArmEmulator } from "../emulators/azureml/server.js";
 import type { MlApiEmulator } from "../emulators/azureml/ml-api.js";
 import { azuremlEmulatorsPerTest } from "../support/azureml-emulators.js";
-import {
-  CLI_TEMPLATE,
-  makeRegion,
-  regionInput,
-  seededJobProperties,
-  testContext,
-} from "../emulators/azureml/fixtures.js";
+import { CLI_TEMPLATE, makeRegion, regionFor, seededJobProperties } from "../emulators/azureml/fixtures.js";
 import { startBackoff } from "../../src/policy/start-backoff.js";
-import {
-  azuremlRegionSchema,
-  createAzuremlRegion,
-  type AzuremlRegionInput,
-} from "../../src/regions/azureml/index.js";
-import { WriteLimiterPool } from "../../src/azure/rate-limiter.js";
+import type { AzuremlRegionInput } from "../../src/regions/azureml/index.js";
 
 // Issue 11, finding 3: the AzureML region records each finished job of ours once as a worker exit, from
 // what the ARM job list shows (the real region and SDK pipeline against the ARM emulator, scheduler
@@ -82,10 +71,7 @@ describe("worker exits of an AzureML region", () => {
     await before.settled(); // marked
 
     const startedAt = Date.now();
-    const config = azuremlRegionSchema.parse(regionInput(arm, "ws1", failing()));
-    const after = createAzuremlRegion(config, testContext(arm), {
-      writeLimiters: new WriteLimiterPool({ burst: 10_000, perSecond: 10_000 }),
-    });
+    const after = regionFor(arm, "ws1", failing());
     const found = (await after.observe()).exits!;
     expect(found.map((exit) => [exit.workerId, exit.outcome])).toEqual(
       seen.map((exit) => [exit.workerId, "failed_start"]),
@@ -157,10 +143,7 @@ describe("worker exits of an AzureML region", () => {
     // (A failed start would be marked and found: azureml-streak-restart.test.ts.)
     expect(job!.properties.tags).not.toHaveProperty("workforce.exp-ws1.exit");
 
-    const config = azuremlRegionSchema.parse(regionInput(arm, "ws1", { retireFinished: "keep" }));
-    const after = createAzuremlRegion(config, testContext(arm), {
-      writeLimiters: new WriteLimiterPool({ burst: 10_000, perSecond: 10_000 }),
-    });
+    const after = regionFor(arm, "ws1", { retireFinished: "keep" });
     // Still listed, found finished at start-up: a previous process counted it (or none watched it
     // end), so it is marked seen, not an exit, now or on later listings.
     expect((await after.observe()).exits).toBeUndefined();

@@ -2,16 +2,10 @@ import { describe, expect, it } from "vitest";
 import type { ArmEmulator } from "../emulators/azureml/server.js";
 import type { MlApiEmulator } from "../emulators/azureml/ml-api.js";
 import { azuremlEmulatorsPerTest } from "../support/azureml-emulators.js";
-import { CLI_TEMPLATE, regionInput, testContext } from "../emulators/azureml/fixtures.js";
+import { CLI_TEMPLATE, regionFor, testContext } from "../emulators/azureml/fixtures.js";
 import { RESOURCE_GROUP, SUBSCRIPTION } from "../emulators/azureml/fixtures.js";
 import { startBackoff } from "../../src/policy/start-backoff.js";
-import {
-  azuremlRegionSchema,
-  createAzuremlRegion,
-  type AzuremlRegion,
-  type AzuremlRegionInput,
-} from "../../src/regions/azureml/index.js";
-import { WriteLimiterPool } from "../../src/azure/rate-limiter.js";
+import type { AzuremlRegion, AzuremlRegionInput } from "../../src/regions/azureml/index.js";
 import { createLogger, type Logger } from "../../src/logging/logger.js";
 import { logLines } from "../support/log-lines.js";
 
@@ -35,16 +29,8 @@ function region(
   logger?: Logger,
 ): AzuremlRegion {
   arm.workspace(SUBSCRIPTION, RESOURCE_GROUP, "ws1").addCluster("cluster", 4);
-  const config = azuremlRegionSchema.parse(regionInput(arm, "ws1", overrides));
   const ctx = testContext(arm, logger);
-  return createAzuremlRegion(
-    config,
-    { ...ctx, settings: { ...ctx.settings, ...settings } },
-    {
-      writeLimiters: new WriteLimiterPool({ burst: 10_000, perSecond: 10_000 }),
-      readLimiters: new WriteLimiterPool({ burst: 10_000, perSecond: 10_000 }),
-    },
-  );
+  return regionFor(arm, "ws1", overrides, { ...ctx, settings: { ...ctx.settings, ...settings } });
 }
 
 /** The docs' old command: exits 2 as soon as it runs. */

@@ -2,14 +2,8 @@ import { describe, expect, it } from "vitest";
 import type { ArmEmulator } from "../emulators/azureml/server.js";
 import type { MlApiEmulator } from "../emulators/azureml/ml-api.js";
 import { azuremlEmulatorsPerTest } from "../support/azureml-emulators.js";
-import { regionInput, RESOURCE_GROUP, SUBSCRIPTION, testContext } from "../emulators/azureml/fixtures.js";
-import {
-  azuremlRegionSchema,
-  createAzuremlRegion,
-  type AzuremlRegion,
-  type AzuremlRegionInput,
-} from "../../src/regions/azureml/index.js";
-import { WriteLimiterPool } from "../../src/azure/rate-limiter.js";
+import { regionFor, RESOURCE_GROUP, SUBSCRIPTION, testContext } from "../emulators/azureml/fixtures.js";
+import type { AzuremlRegion, AzuremlRegionInput } from "../../src/regions/azureml/index.js";
 import { LeaseFence } from "../../src/controller/leader.js";
 import { FencedError, type WriteFence } from "../../src/regions/fence.js";
 import { Reconciler } from "../../src/controller/reconciler.js";
@@ -63,14 +57,11 @@ async function pausedRegion(
   credential?: () => TokenCredential,
 ): Promise<AzuremlRegion> {
   arm.workspace(SUBSCRIPTION, RESOURCE_GROUP, "ws1").addCluster("cluster", count);
-  const config = azuremlRegionSchema.parse(
-    regionInput(arm, "ws1", { mlEndpoint: ml.url, submitConcurrency: 1, ...extra }),
-  );
-  const pool = () => new WriteLimiterPool({ burst: 10_000, perSecond: 10_000 });
-  const region = createAzuremlRegion(
-    config,
-    { ...testContext(arm, logger), ...(credential ? { credential } : {}), fence },
-    { writeLimiters: pool(), readLimiters: pool() },
+  const region = regionFor(
+    arm,
+    "ws1",
+    { mlEndpoint: ml.url, submitConcurrency: 1, ...extra },
+    { logger, ...(credential ? { credential } : {}), fence },
   );
   expect((await region.hire(count)).hired).toBe(count);
   arm.step();

@@ -7,18 +7,11 @@ import {
   makeRegion,
   RESOURCE_GROUP,
   SUBSCRIPTION,
-  regionInput,
+  regionFor,
   seededJobProperties,
-  testContext,
 } from "../emulators/azureml/fixtures.js";
 import { startBackoff } from "../../src/policy/start-backoff.js";
-import {
-  azuremlRegionSchema,
-  createAzuremlRegion,
-  type AzuremlRegion,
-  type AzuremlRegionInput,
-} from "../../src/regions/azureml/index.js";
-import { WriteLimiterPool } from "../../src/azure/rate-limiter.js";
+import type { AzuremlRegion, AzuremlRegionInput } from "../../src/regions/azureml/index.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { logLines } from "../support/log-lines.js";
 import type { WorkerExit } from "../../src/regions/types.js";
@@ -50,11 +43,7 @@ const failing = (mode: Partial<AzuremlRegionInput>): Partial<AzuremlRegionInput>
 
 /** The region as a restarted daemon (or a one-shot `workforce status`) builds it: a new process's. */
 function restarted(mode: Partial<AzuremlRegionInput>): AzuremlRegion {
-  const config = azuremlRegionSchema.parse(regionInput(arm, "ws1", failing(mode)));
-  return createAzuremlRegion(config, testContext(arm), {
-    writeLimiters: new WriteLimiterPool({ burst: 10_000, perSecond: 10_000 }),
-    readLimiters: new WriteLimiterPool({ burst: 10_000, perSecond: 10_000 }),
-  });
+  return regionFor(arm, "ws1", failing(mode));
 }
 
 const tagsOf = (name: string) =>
@@ -149,16 +138,11 @@ it("listing: index, a service that ignores tag=: the restart's look for the stre
     ws.addCluster("cluster", 2);
     ws.seedFinished(450, () => seededJobProperties(ws, "exp-ws1", true));
     const { lines, destination } = logLines();
-    const config = azuremlRegionSchema.parse(
-      regionInput(loose, "ws1", { listing: "index", mlEndpoint: index.url }),
-    );
-    const region = createAzuremlRegion(
-      config,
-      testContext(loose, createLogger({ level: "info", destination })),
-      {
-        writeLimiters: new WriteLimiterPool({ burst: 10_000, perSecond: 10_000 }),
-        readLimiters: new WriteLimiterPool({ burst: 10_000, perSecond: 10_000 }),
-      },
+    const region = regionFor(
+      loose,
+      "ws1",
+      { listing: "index", mlEndpoint: index.url },
+      { logger: createLogger({ level: "info", destination }) },
     );
     expect(await region.observe()).toMatchObject({ running: 0, pending: 0 });
     await sleep(300); // the page asked for ahead, if it was

@@ -71,13 +71,34 @@ export function makeRegion(
   ws: string,
   maxNodeCount: number,
   overrides: Partial<AzuremlRegionInput> = {},
-  limiters = new WriteLimiterPool({ burst: 10_000, perSecond: 10_000 }),
-  readLimiters = new WriteLimiterPool({ burst: 10_000, perSecond: 10_000 }),
+  limiters?: WriteLimiterPool,
+  readLimiters?: WriteLimiterPool,
   cluster: ClusterOptions = {},
 ): AzuremlRegion {
   emulator.workspace(SUBSCRIPTION, RESOURCE_GROUP, ws).addCluster("cluster", maxNodeCount, cluster);
+  return regionFor(emulator, ws, overrides, {}, limiters, readLimiters);
+}
+
+/**
+ * The region that drives workspace `ws` of the emulator, built as a new process builds it (a restarted
+ * daemon, a one-shot `workforce status`): nothing is made in the emulator. `context` replaces parts of
+ * {@link testContext} (logger, settings, fence, credential); write and read budgets too large to matter
+ * unless given.
+ */
+export function regionFor(
+  emulator: ArmEmulator,
+  ws: string,
+  overrides: Partial<AzuremlRegionInput> = {},
+  context: Partial<RegionContext> = {},
+  limiters = new WriteLimiterPool({ burst: 10_000, perSecond: 10_000 }),
+  readLimiters = new WriteLimiterPool({ burst: 10_000, perSecond: 10_000 }),
+): AzuremlRegion {
   const config = azuremlRegionSchema.parse(regionInput(emulator, ws, overrides));
-  return createAzuremlRegion(config, testContext(emulator), { writeLimiters: limiters, readLimiters });
+  return createAzuremlRegion(
+    config,
+    { ...testContext(emulator), ...context },
+    { writeLimiters: limiters, readLimiters },
+  );
 }
 
 /**
