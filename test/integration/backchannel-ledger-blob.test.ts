@@ -1,8 +1,7 @@
-import { request } from "node:http";
 import { BlobServiceClient } from "@azure/storage-blob";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startAzurite, type AzuriteInstance } from "../support/azurite.js";
-import { startAzuriteProxy } from "../support/azurite-proxy.js";
+import { forwardRequest, startAzuriteProxy } from "../support/azurite-proxy.js";
 import {
   createBlobLedgerStore,
   createDrainChannel,
@@ -215,24 +214,13 @@ describe("drain ledger writes answered by a dropped connection", () => {
     // Azurite makes the first ledger upload; the proxy then drops the connection instead of answering, so
     // the Storage SDK retries it, and the retry finds the blob changed (by the first attempt).
     let uploads = 0;
-    const target = new URL(azurite.blobEndpoint);
     const proxy = await startAzuriteProxy(azurite, azurite.blobEndpoint, (incoming, outgoing) => {
       const isUpload = incoming.method === "PUT" && /\.json(\?|$)/.test(incoming.url ?? "");
       if (!isUpload || ++uploads > 1) return false;
-      const forwarded = request(
-        {
-          host: target.hostname,
-          port: target.port,
-          method: incoming.method,
-          path: incoming.url,
-          headers: incoming.headers,
-        },
-        (answer) => {
-          answer.resume();
-          answer.on("end", () => outgoing.socket?.destroy());
-        },
-      );
-      incoming.pipe(forwarded);
+      forwardRequest(azurite.blobEndpoint, incoming, (answer) => {
+        answer.resume();
+        answer.on("end", () => outgoing.socket?.destroy());
+      });
       return true;
     });
     const sender = countingSender();

@@ -1,4 +1,10 @@
-import { createServer, request, type IncomingMessage, type ServerResponse } from "node:http";
+import {
+  createServer,
+  request,
+  type ClientRequest,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
 import type { AddressInfo } from "node:net";
 import type { AzuriteInstance } from "./azurite.js";
 
@@ -20,29 +26,19 @@ export async function startAzuriteProxy(
   intercept: (incoming: IncomingMessage, outgoing: ServerResponse) => boolean = () => false,
   holdAnswer: (incoming: IncomingMessage) => Promise<void> | void = () => undefined,
 ): Promise<AzuriteProxy> {
-  const target = new URL(endpoint);
   const proxy = createServer((incoming, outgoing) => {
     if (intercept(incoming, outgoing)) return;
-    const forwarded = request(
-      {
-        host: target.hostname,
-        port: target.port,
-        method: incoming.method,
-        path: incoming.url,
-        headers: incoming.headers,
-      },
-      (answer) => {
-        void Promise.resolve(holdAnswer(incoming)).then(() => {
-          outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(outgoing);
-        });
-      },
-    );
+    const forwarded = forwardRequest(endpoint, incoming, (answer) => {
+      void Promise.resolve(holdAnswer(incoming)).then(() => {
+        outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(outgoing);
+      });
+    });
     forwarded.on("error", () => outgoing.destroy());
-    incoming.pipe(forwarded);
   });
   await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
   const port = (proxy.address() as AddressInfo).port;
+  const target = new URL(endpoint);
   return {
     connectionString: azurite.connectionString.replace(
       endpoint,
@@ -50,4 +46,28 @@ export async function startAzuriteProxy(
     ),
     close: () => new Promise<void>((resolve) => proxy.close(() => resolve())),
   };
+}
+
+/**
+ * Sends a request the proxy received on to Azurite's `endpoint` as it came (method, path, headers, body);
+ * `answered` gets Azurite's answer, for the proxy to pass on, hold back or drop.
+ */
+export function forwardRequest(
+  endpoint: string,
+  incoming: IncomingMessage,
+  answered: (answer: IncomingMessage) => void,
+): ClientRequest {
+  const target = new URL(endpoint);
+  const forwarded = request(
+    {
+      host: target.hostname,
+      port: target.port,
+      method: incoming.method,
+      path: incoming.url,
+      headers: incoming.headers,
+    },
+    answered,
+  );
+  incoming.pipe(forwarded);
+  return forwarded;
 }
