@@ -1,8 +1,4 @@
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { spawn } from "node:child_process";
 import { QueueClient } from "@azure/storage-queue";
 import { startAzurite, type AzuriteInstance } from "../support/azurite.js";
 import { startArmEmulator, type ArmEmulator } from "../emulators/azureml/server.js";
@@ -12,13 +8,10 @@ import {
   SUBSCRIPTION,
   seededJobProperties,
 } from "../emulators/azureml/fixtures.js";
-import { loadConfig } from "../../src/config/load.js";
-import { startDaemon } from "../../src/controller/daemon.js";
-import type { TickReport } from "../../src/controller/reconciler.js";
 import { createLogger } from "../../src/logging/logger.js";
-import { StaticTokenCredential } from "../../src/azure/credentials.js";
-import { workforceArgv } from "../support/cli.js";
+import { workforceStatus } from "../support/cli.js";
 import { logLines } from "../support/log-lines.js";
+import { azuremlDaemonEnv, startAzuremlDaemon } from "../support/azureml-daemon.js";
 
 // Issue 11, finding 3, AzureML: the docs' old job command (`workforce worker --queue ...`) exits 2 at
 // once, so every job Failed seconds after it started, and the region was re-hired every tick, with no
@@ -70,30 +63,18 @@ test("AzureML jobs that fail at once are failed starts: the region backs off; a 
     requestTimeoutSeconds: 5,
     credential: { type: "emulator" },
   });
-  const env = {
-    WORKFORCE_QUEUE: `${azurite.queueEndpoint}/${queueName}`,
-    WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString,
-    WORKFORCE_INTERVAL_SECONDS: "0.5",
-    WORKFORCE_JITTER: "0",
-    WORKFORCE_METRICS_PORT: "0",
-    WORKFORCE_METRICS_HOST: "127.0.0.1",
-    WORKFORCE_REGIONS: JSON.stringify([
-      // The old example's command: exits 2 (`unknown option '--queue'`) 200 ms after it starts.
-      region("east", "workforce worker --queue $QUEUE --concurrency 4 # emulator-exit=2@200"),
-      // Finished jobs stay listed in west: its completed job is seen on every tick, and counts once.
-      { ...region("west", "sleep infinity"), weight: 0.001, retireFinished: "keep" },
-    ]),
-  };
-  const config = loadConfig({ env });
+  const env = azuremlDaemonEnv(azurite, queueName, [
+    // The old example's command: exits 2 (`unknown option '--queue'`) 200 ms after it starts.
+    region("east", "workforce worker --queue $QUEUE --concurrency 4 # emulator-exit=2@200"),
+    // Finished jobs stay listed in west: its completed job is seen on every tick, and counts once.
+    { ...region("west", "sleep infinity"), weight: 0.001, retireFinished: "keep" },
+  ]);
   const { lines, destination: sink } = logLines();
-  const reports: TickReport[] = [];
-  const daemon = await startDaemon({
-    config,
-    logger: createLogger({ level: "info", destination: sink }),
-    credential: new StaticTokenCredential(),
-    tlsCa: emulator.ca,
-    onTick: (report) => reports.push(report),
-  });
+  const { daemon, reports } = await startAzuremlDaemon(
+    env,
+    emulator,
+    createLogger({ level: "info", destination: sink }),
+  );
   let text: string;
   try {
     const deadline = Date.now() + 40_000;
@@ -152,27 +133,8 @@ test("AzureML jobs that fail at once are failed starts: the region backs off; a 
   expect(text).toMatch(/^workforce_region_start_backoff\{region="west"\} 0$/m);
 
   // A one-shot status in another process finds the marked job and says the same.
-  const dir = mkdtempSync(join(tmpdir(), "wf-aml-crash-"));
-  try {
-    writeFileSync(join(dir, "ca.pem"), emulator.ca);
-    // Not spawnSync: the emulator answers from this process's event loop.
-    const [command, ...args] = workforceArgv("status");
-    const child = spawn(command!, args, {
-      env: {
-        PATH: process.env.PATH,
-        AZURE_TOKEN_CREDENTIALS: "EnvironmentCredential",
-        NODE_EXTRA_CA_CERTS: join(dir, "ca.pem"),
-        ...env,
-      },
-    });
-    let stdout = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    await new Promise((resolve) => child.on("close", resolve));
-    const status = { stdout };
-    expect(status.stdout).toMatch(
-      /^east .*\[backing off: 1 failed start\(s\) in a row \(last: Failed \d+ s after it was submitted.*\); no hires for \d+ s\]$/m,
-    );
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const stdout = await workforceStatus(env, emulator.ca);
+  expect(stdout).toMatch(
+    /^east .*\[backing off: 1 failed start\(s\) in a row \(last: Failed \d+ s after it was submitted.*\); no hires for \d+ s\]$/m,
+  );
 });

@@ -1,14 +1,12 @@
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { expect, test } from "vitest";
 import { QueueClient } from "@azure/storage-queue";
-import { startAzurite, type AzuriteInstance } from "../support/azurite.js";
-import { startArmEmulator, type ArmEmulator } from "../emulators/azureml/server.js";
-import { startMlApiEmulator, type MlApiEmulator } from "../emulators/azureml/ml-api.js";
-import { CLI_TEMPLATE, RESOURCE_GROUP, SUBSCRIPTION } from "../emulators/azureml/fixtures.js";
-import { loadConfig } from "../../src/config/load.js";
-import { startDaemon } from "../../src/controller/daemon.js";
+import type { AzuriteInstance } from "../support/azurite.js";
+import type { ArmEmulator } from "../emulators/azureml/server.js";
+import type { MlApiEmulator } from "../emulators/azureml/ml-api.js";
+import { CLI_TEMPLATE, RESOURCE_GROUP, SUBSCRIPTION, regionInput } from "../emulators/azureml/fixtures.js";
 import type { TickReport } from "../../src/controller/reconciler.js";
-import { createLogger } from "../../src/logging/logger.js";
-import { StaticTokenCredential } from "../../src/azure/credentials.js";
+import { azuriteAndAzuremlPerFile } from "../support/azureml-emulators.js";
+import { azuremlDaemonEnv, hiredIn, startAzuremlDaemon } from "../support/azureml-daemon.js";
 
 // A crash-looping template under `listing: index`: every job fails within a fraction of the interval, so
 // no index listing ever shows it active. The region used to learn nothing of them (no exit, no failed
@@ -19,18 +17,9 @@ let azurite: AzuriteInstance;
 let arm: ArmEmulator;
 let ml: MlApiEmulator;
 
-beforeAll(async () => {
-  [azurite, arm] = await Promise.all([
-    startAzurite(),
-    startArmEmulator({ stepMs: 20, timing: { prepareMs: 100 } }),
-  ]);
-  ml = await startMlApiEmulator({ arm });
-});
-
-afterAll(async () => {
-  await ml?.close();
-  await arm?.close();
-  await azurite?.stop();
+azuriteAndAzuremlPerFile((started) => ({ azurite, arm, ml } = started), {
+  stepMs: 20,
+  timing: { prepareMs: 100 },
 });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -43,42 +32,24 @@ test("listing: index, jobs that fail before the index shows them: failed starts,
   await queue.sendMessage("more work");
   const workspace = arm.workspace(SUBSCRIPTION, RESOURCE_GROUP, "index-crash");
   workspace.addCluster("cluster", 4);
-  const env = {
-    WORKFORCE_QUEUE: `${azurite.queueEndpoint}/${queueName}`,
-    WORKFORCE_QUEUE_CONNECTION_STRING: azurite.connectionString,
-    WORKFORCE_INTERVAL_SECONDS: "0.5",
-    WORKFORCE_JITTER: "0",
-    // Short, so that hires the region never accounts for leave the in-flight count within the test.
-    WORKFORCE_HIRE_GRACE_SECONDS: "2",
-    WORKFORCE_METRICS_PORT: "0",
-    WORKFORCE_METRICS_HOST: "127.0.0.1",
-    WORKFORCE_REGIONS: JSON.stringify([
-      {
-        kind: "azureml",
+  const env = azuremlDaemonEnv(
+    azurite,
+    queueName,
+    [
+      regionInput(arm, "index-crash", {
         name: "east",
-        subscriptionId: SUBSCRIPTION,
-        resourceGroup: RESOURCE_GROUP,
-        workspace: "index-crash",
-        experiment: "exp-index-crash",
-        compute: "cluster",
         // The docs' old command: exits 2 as soon as it runs, about 150 ms after its submit.
         template: { ...CLI_TEMPLATE, command: "workforce worker --queue $QUEUE # emulator-exit=2@0" },
-        armEndpoint: arm.url,
         requestTimeoutSeconds: 5,
         credential: { type: "emulator" },
         listing: "index",
         mlEndpoint: ml.url,
-      },
-    ]),
-  };
-  const reports: TickReport[] = [];
-  const daemon = await startDaemon({
-    config: loadConfig({ env }),
-    logger: createLogger({ level: "silent" }),
-    credential: new StaticTokenCredential(),
-    tlsCa: arm.ca,
-    onTick: (report) => reports.push(report),
-  });
+      }),
+    ],
+    // Short, so that hires the region never accounts for leave the in-flight count within the test.
+    { WORKFORCE_HIRE_GRACE_SECONDS: "2" },
+  );
+  const { daemon, reports } = await startAzuremlDaemon(env, arm);
   const backoffOf = (report: TickReport | undefined) => report?.backoff.find((b) => b.region === "east");
   let text: string;
   try {
@@ -93,7 +64,7 @@ test("listing: index, jobs that fail before the index shows them: failed starts,
   } finally {
     await daemon.stop();
   }
-  const hired = reports.reduce((sum, report) => sum + report.outcomes.reduce((s, o) => s + o.hired, 0), 0);
+  const hired = hiredIn(reports);
   const statuses = [...workspace.jobs.values()].map((job) => job.status);
   expect(statuses.length, "jobs submitted").toBe(hired);
   expect(new Set(statuses), "every job failed").toEqual(new Set(["Failed"]));
@@ -103,10 +74,7 @@ test("listing: index, jobs that fail before the index shows them: failed starts,
   expect(backoff!.reason).toMatch(/^\d+ failed start\(s\) in a row \(last: Failed .*never seen Running\)/);
   // Nothing hired while the backoff runs (10 ticks, past the hire grace twice).
   const first = reports.findIndex((report) => backoffOf(report));
-  const hiredSince = reports
-    .slice(first)
-    .reduce((sum, report) => sum + report.outcomes.reduce((s, o) => s + o.hired, 0), 0);
-  expect(hiredSince).toBe(0);
+  expect(hiredIn(reports.slice(first))).toBe(0);
   expect(reports.length - first).toBeGreaterThanOrEqual(10);
   expect(text).toMatch(
     new RegExp(`^workforce_worker_exits_total\\{region="east",outcome="failed_start"\\} ${hired}$`, "m"),

@@ -1,4 +1,5 @@
-import { afterEach, beforeEach } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
+import { startAzurite, type AzuriteInstance } from "./azurite.js";
 import { startArmEmulator, type ArmEmulator, type ArmEmulatorOptions } from "../emulators/azureml/server.js";
 import { startMlApiEmulator, type MlApiEmulator } from "../emulators/azureml/ml-api.js";
 
@@ -27,5 +28,28 @@ export function azuremlEmulatorsPerTest(
     await emulators?.ml.close();
     await emulators?.arm.close();
     emulators = undefined;
+  });
+}
+
+/**
+ * Azurite with the ARM and ml.azure.com emulators, for every test of the file: started before the first
+ * (and handed to `started`), closed after the last.
+ */
+export function azuriteAndAzuremlPerFile(
+  started: (services: AzuremlEmulators & { azurite: AzuriteInstance }) => void,
+  options: ArmEmulatorOptions,
+): void {
+  let azurite: AzuriteInstance | undefined;
+  let arm: ArmEmulator | undefined;
+  let ml: MlApiEmulator | undefined;
+  beforeAll(async () => {
+    [azurite, arm] = await Promise.all([startAzurite(), startArmEmulator(options)]);
+    ml = await startMlApiEmulator({ arm });
+    started({ azurite, arm, ml });
+  });
+  afterAll(async () => {
+    await ml?.close();
+    await arm?.close();
+    await azurite?.stop();
   });
 }

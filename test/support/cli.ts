@@ -1,5 +1,8 @@
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import type { AzuriteInstance } from "./azurite.js";
 
 /** Root of the repository. */
@@ -28,4 +31,31 @@ export function daemonEnv(azurite: AzuriteInstance, queue: string, regions: unkn
     WORKFORCE_INTERVAL_SECONDS: "1",
     WORKFORCE_REGIONS: JSON.stringify(regions),
   };
+}
+
+/**
+ * The standard output of a one-shot `workforce status` in another process, on the settings of `env`,
+ * trusting the certificate `ca` (the ARM emulator's), with no credential but the environment's.
+ */
+export async function workforceStatus(env: Record<string, string>, ca: string): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), "wf-status-"));
+  try {
+    writeFileSync(join(dir, "ca.pem"), ca);
+    // Not spawnSync: emulators in the test's process answer from its event loop.
+    const [command, ...args] = workforceArgv("status");
+    const child = spawn(command!, args, {
+      env: {
+        PATH: process.env.PATH,
+        AZURE_TOKEN_CREDENTIALS: "EnvironmentCredential",
+        NODE_EXTRA_CA_CERTS: join(dir, "ca.pem"),
+        ...env,
+      },
+    });
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    await new Promise((resolve) => child.on("close", resolve));
+    return stdout;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
