@@ -110,15 +110,27 @@ function startWrapped(options: {
   return { exited, stderr: () => stderr, pid: child.pid! };
 }
 
+/** A test's own control topic, and its own directory for the worker, with the PID directory in it. */
+function withOwnTopic(prefix: string): { topic: string; dir: string; pidDir: string } {
+  const topic = newTopic();
+  const dir = tempDir(prefix);
+  return { topic, dir, pidDir: join(dir, "pids") };
+}
+
+/** Until the agent listens for control messages: it has started, and reached the broker. */
+const listening = (run: WrapRun, ms = PATIENCE_MS) =>
+  waitUntil(() => run.stderr().includes("listening for control messages"), ms, "the agent to listen");
+
+/** The worker writes its own PID file, and the agent waits long enough for a loaded machine to start it. */
+const OWN_PID_FILE = { ownPidFile: true, pidFileGrace: 5 } as const;
+
 const workerLog = (dir: string) => readLines(join(dir, "worker.log"));
 const pidFiles = (dir: string) =>
   existsSync(dir) ? readdirSync(dir).filter((name) => name.endsWith(".pid")) : [];
 
 describe("workforce agent -- CMD (wrap mode)", () => {
   it("starts the worker, writes its PID file, and on a control message exits with the worker's code after its task", async () => {
-    const topic = newTopic();
-    const dir = tempDir("wrap-msg");
-    const pidDir = join(dir, "pids");
+    const { topic, dir, pidDir } = withOwnTopic("wrap-msg");
     const run = startWrapped({ topic, pidDir, dir, stubExitCode: 3 });
     // The worker writes no PID file of its own: the agent writes one for it.
     await waitUntil(
@@ -131,11 +143,7 @@ describe("workforce agent -- CMD (wrap mode)", () => {
     expect(workerLog(dir)[0]).toBe(`ready ${workerPid}`);
     // The agent is the node's only listener: the worker does not see the back channel.
     expect(workerLog(dir)).toContain("topic -");
-    await waitUntil(
-      () => run.stderr().includes("listening for control messages"),
-      PATIENCE_MS,
-      "the agent to listen",
-    );
+    await listening(run);
     await sendControl(emulator.connectionString, topic);
     expect(await run.exited).toBe(3);
     expect(workerLog(dir)).toContain("signal SIGINT");
@@ -146,16 +154,9 @@ describe("workforce agent -- CMD (wrap mode)", () => {
   });
 
   it("leaves the PID file to a worker that writes its own, and signals the worker once", async () => {
-    const topic = newTopic();
-    const dir = tempDir("wrap-own");
-    const pidDir = join(dir, "pids");
-    // A grace long enough for a loaded machine to start the worker (it writes its file as it starts).
-    const run = startWrapped({ topic, pidDir, dir, ownPidFile: true, pidFileGrace: 5 });
-    await waitUntil(
-      () => run.stderr().includes("listening for control messages"),
-      PATIENCE_MS,
-      "the agent to listen",
-    );
+    const { topic, dir, pidDir } = withOwnTopic("wrap-own");
+    const run = startWrapped({ topic, pidDir, dir, ...OWN_PID_FILE });
+    await listening(run);
     await waitUntil(() => pidFiles(pidDir).includes("worker.pid"), PATIENCE_MS, "the worker's own PID file");
     // Past the grace: the agent has looked (it says so) and left the worker's file alone.
     await waitUntil(
@@ -193,15 +194,9 @@ describe("workforce agent -- CMD (wrap mode)", () => {
   });
 
   it("stops listening once its worker is told to leave through the process group (a cancel, Ctrl-C)", async () => {
-    const topic = newTopic();
-    const dir = tempDir("wrap-group");
-    const pidDir = join(dir, "pids");
+    const { topic, dir, pidDir } = withOwnTopic("wrap-group");
     const run = startWrapped({ topic, pidDir, dir, taskMs: 2_000, detached: true });
-    await waitUntil(
-      () => run.stderr().includes("listening for control messages"),
-      PATIENCE_MS,
-      "the agent to listen",
-    );
+    await listening(run);
     await waitUntil(() => workerLog(dir).includes("start 1"), PATIENCE_MS, "the worker's first task");
     // What the local region's cancel does: the drain signal to the whole group, agent and worker.
     process.kill(-run.pid, "SIGINT");
@@ -219,23 +214,16 @@ describe("workforce agent -- CMD (wrap mode)", () => {
   });
 
   it("does not act on a message whose completion is answered after SIGTERM: the worker gets one signal, not two", async () => {
-    const topic = newTopic();
-    const dir = tempDir("wrap-late-complete");
-    const pidDir = join(dir, "pids");
+    const { topic, dir, pidDir } = withOwnTopic("wrap-late-complete");
     const run = startWrapped({
       topic,
       pidDir,
       dir,
-      ownPidFile: true,
-      pidFileGrace: 5,
+      ...OWN_PID_FILE,
       trap: "SIGTERM,SIGINT",
       taskMs: 10_000,
     });
-    await waitUntil(
-      () => run.stderr().includes("listening for control messages"),
-      10_000,
-      "the agent to listen",
-    );
+    await listening(run, 10_000);
     // A task that starts now is still running when the late answer comes.
     const starts = () => workerLog(dir).filter((line) => line.startsWith("start ")).length;
     const before = starts();
@@ -261,15 +249,9 @@ describe("workforce agent -- CMD (wrap mode)", () => {
   });
 
   it("exits with the worker's code when the worker leaves on its own, and stops listening", async () => {
-    const topic = newTopic();
-    const dir = tempDir("wrap-self");
-    const pidDir = join(dir, "pids");
+    const { topic, dir, pidDir } = withOwnTopic("wrap-self");
     const run = startWrapped({ topic, pidDir, dir, stubExitCode: 0, trap: "SIGUSR2" });
-    await waitUntil(
-      () => run.stderr().includes("listening for control messages"),
-      PATIENCE_MS,
-      "the agent to listen",
-    );
+    await listening(run);
     await waitUntil(() => workerLog(dir).length > 0, PATIENCE_MS, "the worker to start");
     const workerPid = Number(workerLog(dir)[0]!.split(" ")[1]);
     // The worker decides to leave (as a jobq worker does on an empty queue).
@@ -284,26 +266,19 @@ describe("workforce agent -- CMD (wrap mode)", () => {
 describe("workforce agent -- CMD: the leave signals jobq workers know (SIGUSR1, SIGUSR2)", () => {
   for (const signal of ["SIGUSR1", "SIGUSR2"] as const) {
     it(`passes ${signal} sent to the agent's PID on to the worker once, waits for it, exits with its code and stops listening`, async () => {
-      const topic = newTopic();
-      const dir = tempDir(`wrap-${signal.toLowerCase()}`);
-      const pidDir = join(dir, "pids");
+      const { topic, dir, pidDir } = withOwnTopic(`wrap-${signal.toLowerCase()}`);
       const run = startWrapped({
         topic,
         pidDir,
         dir,
-        ownPidFile: true,
-        pidFileGrace: 5,
+        ...OWN_PID_FILE,
         trap: "SIGUSR1,SIGUSR2",
         stubExitCode: 5,
         taskMs: 1_500,
         // However late in its task the signal comes, the worker is still there for a while after it.
         exitDelayMs: 3_000,
       });
-      await waitUntil(
-        () => run.stderr().includes("listening for control messages"),
-        PATIENCE_MS,
-        "the agent to listen",
-      );
+      await listening(run);
       await waitUntil(() => workerLog(dir).includes("start 1"), PATIENCE_MS, "the worker's first task");
       // An operator, or a tool that signals by PID, asks the agent (not the worker) to leave.
       process.kill(run.pid, signal);
