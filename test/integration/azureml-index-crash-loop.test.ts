@@ -17,10 +17,7 @@ let azurite: AzuriteInstance;
 let arm: ArmEmulator;
 let ml: MlApiEmulator;
 
-azuriteAndAzuremlPerFile((started) => ({ azurite, arm, ml } = started), {
-  stepMs: 20,
-  timing: { prepareMs: 100 },
-});
+azuriteAndAzuremlPerFile((started) => ({ azurite, arm, ml } = started));
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

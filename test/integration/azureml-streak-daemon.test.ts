@@ -16,10 +16,7 @@ let azurite: AzuriteInstance;
 let arm: ArmEmulator;
 let ml: MlApiEmulator;
 
-azuriteAndAzuremlPerFile((started) => ({ azurite, arm, ml } = started), {
-  stepMs: 20,
-  timing: { prepareMs: 100 },
-});
+azuriteAndAzuremlPerFile((started) => ({ azurite, arm, ml } = started));
 
 const modes: Array<[string, string, () => Record<string, unknown>]> = [
   ["retireFinished: keep", "keep", () => ({ retireFinished: "keep" })],

@@ -33,11 +33,12 @@ export function azuremlEmulatorsPerTest(
 
 /**
  * Azurite with the ARM and ml.azure.com emulators, for every test of the file: started before the first
- * (and handed to `started`), closed after the last.
+ * (and handed to `started`), closed after the last. By default the scheduler runs on its own, a step every
+ * 20 ms, and a job prepares for 100 ms (for a daemon that ticks).
  */
 export function azuriteAndAzuremlPerFile(
   started: (services: AzuremlEmulators & { azurite: AzuriteInstance }) => void,
-  options: ArmEmulatorOptions,
+  options: ArmEmulatorOptions = { stepMs: 20, timing: { prepareMs: 100 } },
 ): void {
   let azurite: AzuriteInstance | undefined;
   let arm: ArmEmulator | undefined;
