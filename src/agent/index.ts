@@ -8,7 +8,9 @@ import { SHUTDOWN_SUBSCRIPTION } from "../backchannel/config.js";
 import { explainServiceBusError } from "../backchannel/errors.js";
 import { CONTROL_OPERATIONS, isControlOperation, type ControlOperation } from "../backchannel/message.js";
 import { listenForControl, type ControlOutcome } from "./listener.js";
-import { chooseTargets, recordSignalled, scanPidDir, signalledBefore } from "./pids.js";
+import { scanPidDir } from "./pids.js";
+import { SIGNAL_LOCK_TIMEOUT_MS, takeSignalLock } from "./lock.js";
+import { signalOnce, workersToStop as workersToStopIn } from "./signal-once.js";
 import { startWrappedWorker, type WrappedWorker } from "./wrap.js";
 import { ignoreWorkerLeaveSignals } from "../process/stray-signals.js";
 
@@ -23,6 +25,8 @@ export {
   type PidFileState,
   type PidFileVerdict,
 } from "./pids.js";
+export { SIGNAL_LOCK_FILE, SIGNAL_LOCK_TIMEOUT_MS, takeSignalLock } from "./lock.js";
+export { signalOnce, type SignalOnceResult } from "./signal-once.js";
 export { listenForControl, type ListenOptions, type ListenResult } from "./listener.js";
 export { startWrappedWorker, exitCodeOf, type WrappedWorker } from "./wrap.js";
 
@@ -122,6 +126,8 @@ export interface AgentOptions {
   signal?: AbortSignal;
   /** Longest wait of one receive call (default 60 s). */
   maxWaitMs?: number;
+  /** How long to wait for the node's signal lock, held by another agent (default 5 s). */
+  lockTimeoutMs?: number;
 }
 
 /**
@@ -134,16 +140,6 @@ export function workerEnv(env: NodeJS.ProcessEnv, agentListens: boolean): NodeJS
   const copy = { ...env };
   for (const name of [AGENT_ENV.namespace, AGENT_ENV.connectionString, AGENT_ENV.topic]) delete copy[name];
   return copy;
-}
-
-function deliver(pid: number, signal: NodeJS.Signals, logger: Logger): boolean {
-  try {
-    process.kill(pid, signal);
-    return true;
-  } catch (error) {
-    logger.warn({ pid, signal, code: (error as NodeJS.ErrnoException).code }, "could not signal worker");
-    return false;
-  }
 }
 
 /**
@@ -185,10 +181,8 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   }
 
   /** Live workers of this node not yet asked to leave (a second signal would be a hard stop). */
-  const workersToStop = (states = scanPidDir(pidDir)): number[] => {
-    const asked = signalledBefore(pidDir);
-    return chooseTargets(states, worker?.pid).filter((pid) => !asked(pid));
-  };
+  const workersToStop = (states = scanPidDir(pidDir)): number[] =>
+    workersToStopIn(pidDir, worker?.pid, states);
 
   const onControl = (operation: ControlOperation): ControlOutcome => {
     const states = scanPidDir(pidDir);
@@ -198,26 +192,35 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     }
     const targets = workersToStop(states);
     if (targets.length === 0) return { kind: "nothing-here" };
+    // Another agent of the node is signalling and does not finish: give the message back rather than
+    // complete it and find out afterwards (the lock is not held across the completion, a broker call).
+    const probe = takeSignalLock(pidDir, { timeoutMs: options.lockTimeoutMs ?? SIGNAL_LOCK_TIMEOUT_MS });
+    if (probe.kind === "busy") return { kind: "give-back", reason: probe.reason };
+    probe.release();
     const signal = options.signals[operation];
     return {
       kind: "act",
       act: () => {
-        // Chosen before the message was completed: by the time the broker answered, another agent of
-        // the node may have signalled some of them (a second signal is a hard stop), or they may be gone.
-        const still = new Set(workersToStop());
-        const skipped = targets.filter((pid) => !still.has(pid));
-        if (skipped.length > 0)
-          logger.info({ pids: skipped }, "not signalled: already asked to leave, or gone, meanwhile");
-        const signalled = targets.filter((pid) => still.has(pid) && deliver(pid, signal, logger));
-        try {
-          recordSignalled(pidDir, signalled);
-        } catch (error) {
-          logger.warn({ err: error, pidDir }, "could not record the signalled workers");
+        const result = signalOnce({
+          pidDir,
+          targets,
+          signal,
+          logger,
+          ...(worker?.pid !== undefined ? { childPid: worker.pid } : {}),
+          ...(options.lockTimeoutMs !== undefined ? { lockTimeoutMs: options.lockTimeoutMs } : {}),
+        });
+        if (result.kind === "busy") {
+          logger.error(
+            { operation, signal, pids: targets, reason: result.reason },
+            `control message taken, but no worker signalled: ${result.reason}`,
+          );
+          return false;
         }
         logger.info(
-          { operation, signal, pids: signalled },
-          `control message taken: signalled ${signalled.length} worker process(es)`,
+          { operation, signal, pids: result.pids },
+          `control message taken: signalled ${result.pids.length} worker process(es)`,
         );
+        return true;
       },
     };
   };

@@ -5,10 +5,15 @@ import { decodeControlMessage, type ControlOperation, type ReceivedBody } from "
 
 /** What the node did about a control message. */
 export type ControlOutcome =
-  /** Workers were found: the message is ours (complete it), then `act` signals them. */
-  | { kind: "act"; act: () => void }
+  /**
+   * Workers were found: the message is ours (complete it), then `act` signals them. `act` returns false
+   * when it could not act after all (the message is spent; listening goes on).
+   */
+  | { kind: "act"; act: () => boolean | void }
   /** Nothing here to stop: give the message back so that another node takes it. */
-  | { kind: "nothing-here" };
+  | { kind: "nothing-here" }
+  /** This node cannot act now (`reason` says why): give the message back. */
+  | { kind: "give-back"; reason: string };
 
 export interface ListenOptions {
   receiver: ServiceBusReceiver;
@@ -125,11 +130,17 @@ export async function listenForControl(options: ListenOptions): Promise<ListenRe
         continue;
       }
       const outcome = options.onControl(decoded.operation);
-      if (outcome.kind === "nothing-here") {
-        logger.info(
-          { messageId, operation: decoded.operation },
-          "no live worker on this node; control message given back",
-        );
+      if (outcome.kind === "nothing-here" || outcome.kind === "give-back") {
+        if (outcome.kind === "give-back")
+          logger.warn(
+            { messageId, operation: decoded.operation, reason: outcome.reason },
+            `cannot act on this node now; control message given back: ${outcome.reason}`,
+          );
+        else
+          logger.info(
+            { messageId, operation: decoded.operation },
+            "no live worker on this node; control message given back",
+          );
         try {
           await receiver.abandonMessage(message);
         } catch (error) {
@@ -155,7 +166,13 @@ export async function listenForControl(options: ListenOptions): Promise<ListenRe
         );
         return { kind: "stopped" };
       }
-      outcome.act();
+      if (outcome.act() === false) {
+        logger.error(
+          { messageId, operation: decoded.operation },
+          "control message taken but not acted on (see above); listening on",
+        );
+        continue;
+      }
       return { kind: "acted", operation: decoded.operation };
     }
   }

@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node
 import { constants } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "../logging/logger.js";
+import { takeSignalLock } from "./lock.js";
 import { chooseTargets, isSelfOrDescendant, recordSignalled, scanPidDir, signalledBefore } from "./pids.js";
 
 /**
@@ -145,7 +146,10 @@ export function startWrappedWorker(options: WrapOptions): WrappedWorker {
       });
       options.logger.info({ signal, pids: reached }, "passing signal on to the worker");
       // So that another agent of the node takes no control message for a worker that is leaving.
+      // Under the node's signal lock: two agents rewriting the record at once would lose one's entries.
+      const lock = takeSignalLock(options.pidDir);
       try {
+        if (lock.kind === "busy") throw new Error(lock.reason);
         const asked = signalledBefore(options.pidDir);
         recordSignalled(
           options.pidDir,
@@ -153,6 +157,8 @@ export function startWrappedWorker(options: WrapOptions): WrappedWorker {
         );
       } catch (error) {
         options.logger.warn({ err: error, pidDir: options.pidDir }, "could not record the signalled worker");
+      } finally {
+        if (lock.kind === "held") lock.release();
       }
     }
   };
