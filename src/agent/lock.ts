@@ -1,4 +1,4 @@
-import { linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { linkSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { processExists } from "../process/procfs.js";
 import { processInfo } from "./pids.js";
@@ -48,6 +48,20 @@ function sameOwner(a: LockOwner | undefined, b: LockOwner | undefined): boolean 
   return a !== undefined && b !== undefined && a.pid === b.pid && a.startedAtMs === b.startedAtMs;
 }
 
+/**
+ * A lock is always written whole, so one that names no owner was damaged (disk full, edited): it is broken
+ * once it is older than this, so that it does not block the node for ever.
+ */
+export const UNREADABLE_LOCK_MS = 30_000;
+
+function unreadableForLong(path: string): boolean {
+  try {
+    return Date.now() - statSync(path).mtimeMs > UNREADABLE_LOCK_MS;
+  } catch {
+    return false;
+  }
+}
+
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
@@ -59,7 +73,7 @@ export type LockAttempt = { kind: "held"; release: () => void } | { kind: "busy"
  * one breaker gets it) and only then judged; a live lock taken by mistake (another agent re-took it
  * meanwhile) is put back with a hard link, which never overwrites a newer lock.
  */
-function breakStale(path: string, stale: LockOwner, logger?: StaleLogger): void {
+function breakStale(path: string, stale: LockOwner | undefined, logger?: StaleLogger): void {
   const aside = `${path}.${process.pid}.stale`;
   try {
     renameSync(path, aside);
@@ -74,7 +88,10 @@ function breakStale(path: string, stale: LockOwner, logger?: StaleLogger): void 
       // A third agent took the lock meanwhile; the owner we displaced sees that it no longer holds it.
     }
   } else {
-    logger?.({ lockFile: path, ownerPid: stale.pid }, "broke a stale signal lock (its agent is gone)");
+    logger?.(
+      { lockFile: path, ownerPid: stale?.pid },
+      stale ? "broke a stale signal lock (its agent is gone)" : "broke an unreadable signal lock",
+    );
   }
   try {
     unlinkSync(aside);
@@ -119,7 +136,7 @@ export function takeSignalLock(
           return { kind: "busy", reason: `cannot take the signal lock ${path} (${code})` };
       }
       owner = readOwner(path);
-      if (owner !== undefined && !ownerAlive(owner)) {
+      if (owner !== undefined ? !ownerAlive(owner) : unreadableForLong(path)) {
         breakStale(path, owner, options.onStale);
         continue;
       }

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, utimesSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
@@ -159,5 +159,20 @@ describe("two agents of one node", () => {
     expect(signalLines(stub)).toEqual([]);
     // The live agent's lock is left alone.
     expect(existsSync(join(pidDir, SIGNAL_LOCK_FILE))).toBe(true);
+  }, 60_000);
+
+  it("are not blocked for ever by a damaged lock that names no owner", async () => {
+    const dir = tempDir("lock");
+    const pidDir = join(dir, "pids");
+    const stub = await startStub({ dir, name: "w1", pidDir, taskMs: 60_000 });
+    stubs.push(stub);
+    const lockPath = join(pidDir, SIGNAL_LOCK_FILE);
+    writeFileSync(lockPath, "");
+    const env = { RACER_PID_DIR: pidDir, RACER_TARGETS: String(stub.pid), RACER_LOCK_TIMEOUT_MS: "300" };
+    // Fresh, it counts as held: waited for, then given up.
+    expect((await racer(env)).result.kind).toBe("busy");
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(lockPath, old, old);
+    expect((await racer(env)).result).toEqual({ kind: "signalled", pids: [stub.pid] });
   }, 60_000);
 });
