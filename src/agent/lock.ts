@@ -1,7 +1,6 @@
 import { linkSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { processExists } from "../process/procfs.js";
-import { processInfo } from "./pids.js";
+import { isSameLiveProcess, processInfo } from "./pids.js";
 
 /**
  * The node's signal lock: one agent at a time chooses workers, signals them and records them, so that two
@@ -33,15 +32,6 @@ function readOwner(path: string): LockOwner | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Whether the lock's owner still runs: the same PID with the same start time. */
-function ownerAlive(owner: LockOwner): boolean {
-  if (processExists(owner.pid) === "no") return false;
-  if (owner.startedAtMs === undefined) return true;
-  const info = processInfo(owner.pid);
-  if (info === undefined) return false;
-  return info.state !== "Z" && info.state !== "X" && info.startedAtMs === owner.startedAtMs;
 }
 
 function sameOwner(a: LockOwner | undefined, b: LockOwner | undefined): boolean {
@@ -81,7 +71,7 @@ function breakStale(path: string, stale: LockOwner | undefined, logger?: StaleLo
     return; // Someone else broke it, or its owner released it.
   }
   const taken = readOwner(aside);
-  if (taken !== undefined && !sameOwner(taken, stale) && ownerAlive(taken)) {
+  if (taken !== undefined && !sameOwner(taken, stale) && isSameLiveProcess(taken)) {
     try {
       linkSync(aside, path);
     } catch {
@@ -136,7 +126,7 @@ export function takeSignalLock(
           return { kind: "busy", reason: `cannot take the signal lock ${path} (${code})` };
       }
       owner = readOwner(path);
-      if (owner !== undefined ? !ownerAlive(owner) : unreadableForLong(path)) {
+      if (owner !== undefined ? !isSameLiveProcess(owner) : unreadableForLong(path)) {
         breakStale(path, owner, options.onStale);
         continue;
       }

@@ -194,21 +194,28 @@ function readSignalled(dir: string): SignalledRecord[] {
   }
 }
 
-function sameProcess(record: SignalledRecord): boolean {
+/**
+ * Whether the process a record names (a signalled worker, a lock's owner) still runs: the same PID with the
+ * same start time (PIDs are reused), and not a zombie. Without /proc only the PID is checked.
+ */
+export function isSameLiveProcess(record: { pid: number; startedAtMs?: number }): boolean {
   if (processExists(record.pid) === "no") return false;
   if (record.startedAtMs === undefined) return true;
-  return processInfo(record.pid)?.startedAtMs === record.startedAtMs;
+  const info = processInfo(record.pid);
+  return (
+    info !== undefined && info.state !== "Z" && info.state !== "X" && info.startedAtMs === record.startedAtMs
+  );
 }
 
 /** Whether a PID belongs to a worker an agent of this node has already signalled (and that still runs). */
 export function signalledBefore(dir: string): (pid: number) => boolean {
-  const live = readSignalled(dir).filter(sameProcess);
+  const live = readSignalled(dir).filter(isSameLiveProcess);
   return (pid) => live.some((record) => record.pid === pid);
 }
 
 /** Remember that these workers were signalled; entries of processes that are gone are dropped. */
 export function recordSignalled(dir: string, pids: readonly number[]): void {
-  const records = readSignalled(dir).filter(sameProcess);
+  const records = readSignalled(dir).filter(isSameLiveProcess);
   for (const pid of pids) {
     const startedAtMs = processInfo(pid)?.startedAtMs;
     records.push(startedAtMs === undefined ? { pid } : { pid, startedAtMs });

@@ -27,13 +27,39 @@ export type SignalOnceResult =
   /** The node's signal lock could not be had: nothing was signalled. */
   | { kind: "busy"; reason: string };
 
-function deliver(pid: number, signal: NodeJS.Signals, logger: Logger): boolean {
+/** Sends `signal` to `pid`; a failure (the process is gone, not ours) is logged with `failure`. */
+export function deliver(
+  pid: number,
+  signal: NodeJS.Signals,
+  logger: Logger,
+  failure = "could not signal worker",
+): boolean {
   try {
     process.kill(pid, signal);
     return true;
   } catch (error) {
-    logger.warn({ pid, signal, code: (error as NodeJS.ErrnoException).code }, "could not signal worker");
+    logger.warn({ pid, signal, code: (error as NodeJS.ErrnoException).code }, failure);
     return false;
+  }
+}
+
+/**
+ * Records workers signalled outside a control message (a signal the wrap-mode agent passed on), under the
+ * node's signal lock: two agents rewriting the record at once would lose one's entries.
+ */
+export function recordUnderLock(pidDir: string, pids: readonly number[], logger: Logger): void {
+  const lock = takeSignalLock(pidDir);
+  try {
+    if (lock.kind === "busy") throw new Error(lock.reason);
+    const asked = signalledBefore(pidDir);
+    recordSignalled(
+      pidDir,
+      pids.filter((pid) => !asked(pid)),
+    );
+  } catch (error) {
+    logger.warn({ err: error, pidDir }, "could not record the signalled worker");
+  } finally {
+    if (lock.kind === "held") lock.release();
   }
 }
 

@@ -3,8 +3,8 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node
 import { constants } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "../logging/logger.js";
-import { takeSignalLock } from "./lock.js";
-import { chooseTargets, isSelfOrDescendant, recordSignalled, scanPidDir, signalledBefore } from "./pids.js";
+import { chooseTargets, isSelfOrDescendant, scanPidDir } from "./pids.js";
+import { deliver, recordUnderLock } from "./signal-once.js";
 
 /**
  * Signals the agent passes on to its wrapped worker at once (SIGINT from a terminal reaches both through the
@@ -134,32 +134,12 @@ export function startWrappedWorker(options: WrapOptions): WrappedWorker {
     heldPoll = undefined;
     if (!running) held.length = 0;
     for (const signal of held.splice(0)) {
-      const reached = targets.filter((pid) => {
-        try {
-          process.kill(pid, signal);
-          return true;
-        } catch (error) {
-          const code = (error as NodeJS.ErrnoException).code;
-          options.logger.warn({ pid, signal, code }, "could not pass the signal on");
-          return false;
-        }
-      });
+      const reached = targets.filter((pid) =>
+        deliver(pid, signal, options.logger, "could not pass the signal on"),
+      );
       options.logger.info({ signal, pids: reached }, "passing signal on to the worker");
       // So that another agent of the node takes no control message for a worker that is leaving.
-      // Under the node's signal lock: two agents rewriting the record at once would lose one's entries.
-      const lock = takeSignalLock(options.pidDir);
-      try {
-        if (lock.kind === "busy") throw new Error(lock.reason);
-        const asked = signalledBefore(options.pidDir);
-        recordSignalled(
-          options.pidDir,
-          reached.filter((pid) => !asked(pid)),
-        );
-      } catch (error) {
-        options.logger.warn({ err: error, pidDir: options.pidDir }, "could not record the signalled worker");
-      } finally {
-        if (lock.kind === "held") lock.release();
-      }
+      recordUnderLock(options.pidDir, reached, options.logger);
     }
   };
   for (const signal of LEAVE_SIGNALS) {
