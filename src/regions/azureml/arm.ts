@@ -319,6 +319,15 @@ export class ArmWorkspace {
     );
   }
 
+  /** One job's resource, as ARM has it now (a GET from the read budget's caller). */
+  getJob(name: string, signal?: AbortSignal): Promise<unknown> {
+    return this.getJson("jobs.get", this.jobUrl(name), signal);
+  }
+
+  private jobUrl(name: string, action = ""): string {
+    return `${this.base}/jobs/${encodeURIComponent(name)}${action}?api-version=${API_VERSION}`;
+  }
+
   /** The first page of the job list; later pages are the `nextLink` given, fetched as is. */
   jobsUrl(query: Record<string, string>): string {
     const url = new URL(`${this.base}/jobs`);
@@ -355,7 +364,7 @@ export class ArmWorkspace {
       onRetry?: (error: unknown) => void;
     } = {},
   ): Promise<void> {
-    const url = `${this.base}/jobs/${encodeURIComponent(name)}?api-version=${API_VERSION}`;
+    const url = this.jobUrl(name);
     await this.call(
       options.background ? "background-write" : "write",
       "jobs.createOrUpdate",
@@ -375,7 +384,7 @@ export class ArmWorkspace {
    * starts is not polled: the job shows CancelRequested at once, and the next listing sees the rest.
    */
   async cancel(name: string, signal?: AbortSignal): Promise<void> {
-    const url = `${this.base}/jobs/${encodeURIComponent(name)}/cancel?api-version=${API_VERSION}`;
+    const url = this.jobUrl(name, "/cancel");
     await this.call(
       "write",
       "jobs.cancel",

@@ -115,10 +115,8 @@ export class VanishedJobs {
   /** One GET of the job through ARM: what it found. */
   private async readOne(name: string, signal: AbortSignal | undefined, hire = false): Promise<UnlistedRead> {
     const { arm } = this.options;
-    const url = new URL(arm.jobsUrl({}));
-    url.pathname += `/${encodeURIComponent(name)}`;
     try {
-      const resource = (await arm.getJson("jobs.get", url.toString(), signal)) as Record<string, unknown>;
+      const resource = (await arm.getJob(name, signal)) as Record<string, unknown>;
       const status = (resource?.properties as { status?: unknown } | undefined)?.status;
       const created = Date.parse(
         String((resource?.systemData as { createdAt?: unknown } | undefined)?.createdAt ?? ""),

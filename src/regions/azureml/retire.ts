@@ -111,11 +111,9 @@ export class Retirer {
     if (!name || this.names.has(name)) return;
     this.put(name, "unmark", async () => {
       if (readLimiter && !readLimiter.tryAcquire(readLimiter.capacity / 2)) return; // next tick
-      const url = new URL(arm.jobsUrl({}));
-      url.pathname += `/${encodeURIComponent(name)}`;
       let resource: unknown;
       try {
-        resource = await arm.getJson("jobs.get", url.toString());
+        resource = await arm.getJob(name);
       } catch (error) {
         if (statusOf(error) === 404) return onGone(name);
         throw error;
