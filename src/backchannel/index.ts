@@ -103,6 +103,28 @@ export function createDrainChannel(
     });
   if (deps.fence) deps = { ...deps, store: fencedLedgerStore(deps.store, deps.fence) };
 
+  /**
+   * Corrects a drain's entry to what may have gone out (none: take it out), under its own deadline (the
+   * caller's signal may be what cut the drain off). On failure the entry stays too big: the region
+   * under-drains until the drain timeout, the safe side; the error says so.
+   */
+  const correctEntry = async (id: string, delivered: number, after: string): Promise<Error | undefined> => {
+    try {
+      await withLedger(
+        deps.store,
+        regionName,
+        { signal: AbortSignal.timeout(SETTLE_TIMEOUT_MS) },
+        (ledger) =>
+          ledger.entries.some((entry) => entry.id === id)
+            ? { next: settleDrain(ledger, id, delivered), result: undefined }
+            : { result: undefined },
+      );
+      return undefined;
+    } catch (error) {
+      return new Error(`drain ledger not corrected after ${after}: ${(error as Error).message}`);
+    }
+  };
+
   let expired: ExpiredDrain[] = [];
   return {
     async inFlight(running, options) {
@@ -150,24 +172,8 @@ export function createDrainChannel(
         // workers nobody asked would count as leaving until the drain timeout. A refusal wrote nothing.
         const refused = error instanceof LedgerConflictError || error instanceof FencedError;
         if (saved && !refused) {
-          try {
-            await withLedger(
-              deps.store,
-              regionName,
-              { signal: AbortSignal.timeout(SETTLE_TIMEOUT_MS) },
-              (ledger) =>
-                ledger.entries.some((entry) => entry.id === id)
-                  ? { next: settleDrain(ledger, id, 0), result: undefined }
-                  : { result: undefined },
-            );
-          } catch (settleError) {
-            // It stays: workers count as leaving until the drain timeout (under-drain, the safe side).
-            errors.push(
-              new Error(
-                `drain ledger not corrected after a cut-off reservation: ${(settleError as Error).message}`,
-              ),
-            );
-          }
+          const failed = await correctEntry(id, 0, "a cut-off reservation");
+          if (failed) errors.push(failed);
         }
         return { drained: 0, errors };
       }
@@ -185,23 +191,8 @@ export function createDrainChannel(
       // A send cut off before the broker answered may have gone out: it stays in the ledger as sent.
       const mayHaveGone = sent + unknown;
       if (mayHaveGone < reserved.toSend) {
-        try {
-          // Its own deadline: the caller's signal may be what ended the send.
-          await withLedger(
-            deps.store,
-            regionName,
-            { signal: AbortSignal.timeout(SETTLE_TIMEOUT_MS) },
-            (ledger) => ({
-              next: settleDrain(ledger, id, mayHaveGone),
-              result: undefined,
-            }),
-          );
-        } catch (error) {
-          // The entry stays too big: under-drain until the drain timeout, which is the safe side.
-          errors.push(
-            new Error(`drain ledger not corrected after a failed send: ${(error as Error).message}`),
-          );
-        }
+        const failed = await correctEntry(id, mayHaveGone, "a failed send");
+        if (failed) errors.push(failed);
       }
       const log = errors.length > 0 ? logger.warn.bind(logger) : logger.info.bind(logger);
       log(
